@@ -1,0 +1,243 @@
+"""The documented table format every part of the platform reads and writes.
+
+A *dataset* is a folder of tables (one parquet or CSV file per table, named
+``<table>.parquet`` or ``<table>.csv``).  The simulated world writes it, the
+MovieLens adapter writes it, real data can be exported into it, and everything
+downstream (predictors, decision problems, the nightly job) consumes only this
+format.  ``growth.validation`` checks a table against its :class:`TableSchema`
+and names the file, column and row at fault.
+
+Domain feature columns are open-ended: any column of ``users`` whose name starts
+with ``src_`` (the source domain, e.g. the payments app) or ``tgt_`` (the target
+domain, e.g. the shop) is a feature of that domain.  Its kind is read from its
+dtype: numeric (float/int, NaN means "missing"), or *multi-valued* when the name
+ends with ``_tags`` or ``_seq`` (a ``|``-separated string of integer tokens,
+``""`` when empty; ``_seq`` keeps order, oldest first).  Heterogeneous domains
+therefore need no special cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+ColumnKind = Literal["int", "float", "str", "bool", "datetime", "multi"]
+
+SOURCE_PREFIX = "src_"
+TARGET_PREFIX = "tgt_"
+MULTI_SUFFIXES = ("_tags", "_seq")
+MULTI_SEPARATOR = "|"
+
+
+class Lifecycle(StrEnum):
+    """Lifecycle segment of a user in the target domain (the shop)."""
+
+    POTENTIAL = "potential"  # has not installed the target app
+    NEW = "new"  # installed, no behaviour yet
+    ACTIVE = "active"  # rich, recent behaviour (a.k.a. mature)
+    LOST = "lost"  # stale behaviour (a.k.a. churned)
+
+
+LIFECYCLES: tuple[str, ...] = tuple(s.value for s in Lifecycle)
+
+
+class CouponType(StrEnum):
+    """Kinds of coupon option; ``none`` is the control (no coupon)."""
+
+    NONE = "none"
+    RED_PACKET = "red_packet"  # no-threshold: ``face_value`` off any order
+    FULL_REDUCTION = "full_reduction"  # ``face_value`` off when the basket reaches ``threshold``
+    MERCHANT = "merchant"  # ``face_value`` off, only on ``merchant_id``'s items; merchant pays
+
+
+COUPON_TYPES: tuple[str, ...] = tuple(t.value for t in CouponType)
+NO_COUPON = "none"  # option_id of the control option, always present
+
+DOMAINS: tuple[str, ...] = ("source", "target")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table.
+
+    ``nullable`` allows NaN/None; ``min``/``max`` bound numeric values
+    (inclusive); ``choices`` restricts string values; ``unique`` forbids
+    duplicates; ``references`` names ``"table.column"`` every value must exist in.
+    """
+
+    name: str
+    kind: ColumnKind
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    unique: bool = False
+    references: str | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table: its required columns and whether domain feature columns are allowed."""
+
+    name: str
+    columns: tuple[Column, ...]
+    doc: str = ""
+    feature_prefixes: tuple[str, ...] = ()  # users only: src_*/tgt_* feature columns
+    required: bool = True  # whether a dataset must contain this table
+    optional_columns: tuple[Column, ...] = field(default=())
+
+    def column(self, name: str) -> Column:
+        for col in (*self.columns, *self.optional_columns):
+            if col.name == name:
+                return col
+        raise KeyError(f"table {self.name!r} has no column {name!r}")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+def feature_kind(column_name: str, is_numeric: bool) -> ColumnKind:
+    """Kind of a domain feature column from its name and dtype."""
+    if column_name.endswith(MULTI_SUFFIXES):
+        return "multi"
+    return "float" if is_numeric else "str"
+
+
+USERS = TableSchema(
+    name="users",
+    doc="One row per user: demographics, target-domain lifecycle, per-domain features.",
+    columns=(
+        Column("user_id", "int", min=0, unique=True, doc="stable user key"),
+        Column("region", "str", doc="coarse region label"),
+        Column("age_band", "str", doc="age band label, e.g. '25-34'"),
+        Column("gender", "str", choices=("F", "M", "U")),
+        Column("lifecycle", "str", choices=LIFECYCLES, doc="target-domain lifecycle segment"),
+        Column("has_source", "bool", doc="whether the user has source-domain features"),
+    ),
+    feature_prefixes=(SOURCE_PREFIX, TARGET_PREFIX),
+)
+
+ITEMS = TableSchema(
+    name="items",
+    doc="One row per item of either domain.",
+    columns=(
+        Column("item_id", "int", min=0, unique=True),
+        Column("domain", "str", choices=DOMAINS),
+        Column("category", "int", min=0, doc="category token, shared with tgt_*_seq tokens"),
+    ),
+    optional_columns=(
+        Column("price", "float", min=0.0, doc="list price in currency units"),
+        Column("price_level", "int", min=0),
+        Column("merchant_id", "int", min=0, nullable=True),
+        Column("brand_tier", "int", min=0),
+        Column("sales_bucket", "int", min=0, doc="historical-sales bucket, 0 = lowest"),
+    ),
+)
+
+COUPONS = TableSchema(
+    name="coupons",
+    doc="Catalogue of coupon options; the option 'none' (type 'none') must be present.",
+    columns=(
+        Column("option_id", "str", unique=True),
+        Column("type", "str", choices=COUPON_TYPES),
+        Column("face_value", "float", min=0.0, doc="currency units off the order"),
+        Column("threshold", "float", min=0.0, doc="basket needed (full_reduction), else 0"),
+        Column("merchant_id", "int", min=0, nullable=True, doc="merchant coupons only"),
+    ),
+)
+
+CANDIDATES = TableSchema(
+    name="candidates",
+    doc="The items the target app will show each user during the campaign (its feed).",
+    columns=(
+        Column("user_id", "int", references="users.user_id"),
+        Column("item_id", "int", references="items.item_id"),
+        Column("rank", "int", min=0),
+    ),
+)
+
+EXPOSURES = TableSchema(
+    name="exposures",
+    doc=(
+        "Impressions with a randomly assigned coupon treatment (a randomised-trial log) "
+        "and the sampled conversion label."
+    ),
+    columns=(
+        Column("user_id", "int", references="users.user_id"),
+        Column("item_id", "int", references="items.item_id"),
+        Column("domain", "str", choices=DOMAINS),
+        Column("timestamp", "datetime"),
+        Column("treatment", "str", references="coupons.option_id"),
+        Column("label", "int", min=0, max=1),
+    ),
+    optional_columns=(Column("order_value", "float", min=0.0, nullable=True),),
+)
+
+PUSH_MESSAGES = TableSchema(
+    name="push_messages",
+    required=False,
+    doc="Push message catalogue.",
+    columns=(
+        Column("message_id", "int", min=0, unique=True),
+        Column("industry", "str"),
+        Column("item_id", "int", nullable=True, references="items.item_id"),
+    ),
+)
+
+PUSH_LOG = TableSchema(
+    name="push_log",
+    required=False,
+    doc="Randomly timed pushes: hour sent, pushes the user had already received that day, opened.",
+    columns=(
+        Column("user_id", "int", references="users.user_id"),
+        Column("message_id", "int", references="push_messages.message_id"),
+        Column("timestamp", "datetime"),
+        Column("hour", "int", min=0, max=23),
+        Column("prior_pushes_today", "int", min=0),
+        Column("opened", "int", min=0, max=1),
+    ),
+)
+
+CHANNELS = TableSchema(
+    name="channels",
+    required=False,
+    doc="Acquisition channels.",
+    columns=(
+        Column("channel_id", "int", min=0, unique=True),
+        Column("name", "str", unique=True),
+        Column("kind", "str", choices=("app_store", "ad_network", "device_maker")),
+    ),
+)
+
+CHANNEL_HISTORY = TableSchema(
+    name="channel_history",
+    required=False,
+    doc="Daily history per channel: spend and the funnel it bought.",
+    columns=(
+        Column("date", "datetime"),
+        Column("channel_id", "int", references="channels.channel_id"),
+        Column("spend", "float", min=0.0),
+        Column("installs", "int", min=0),
+        Column("logins", "int", min=0),
+        Column("retained", "int", min=0, doc="users active the day after install"),
+    ),
+)
+
+TABLES: dict[str, TableSchema] = {
+    t.name: t
+    for t in (
+        USERS,
+        ITEMS,
+        COUPONS,
+        CANDIDATES,
+        EXPOSURES,
+        PUSH_MESSAGES,
+        PUSH_LOG,
+        CHANNELS,
+        CHANNEL_HISTORY,
+    )
+}
+"""All tables of a dataset, in dependency order (referenced tables first)."""
