@@ -1,0 +1,44 @@
+# Set-up and entry points. Everything runs inside .venv, created on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+SCENARIO ?= data/scenarios/default.toml
+BUDGET   ?= 20000
+
+.PHONY: demo test test-fast lint format install clean
+
+# torch is installed first and pinned to the CPU build that ships with these machines;
+# the project's range (torch>=2.3,<2.15) is then already satisfied.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[app,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: the nightly job on the embedded default (SQLite in data/, simulated world)
+demo: $(STAMP)
+	$(BIN)/growth nightly --scenario $(SCENARIO) --budget $(BUDGET)
+
+## test: lint, then the whole test suite
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -n 2 -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -n 2 -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) data/growth.db data/generated data/cache

@@ -1,0 +1,262 @@
+"""The ``growth`` command line: generate data, validate it, run the nightly job, query runs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+app = typer.Typer(
+    help="Marketing decision platform for user growth.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+
+
+def _table(frame: pd.DataFrame, title: str, *, floatfmt: str = "{:,.4g}") -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fiu" else "left")
+    for _, row in frame.iterrows():
+        table.add_row(
+            *(floatfmt.format(v) if isinstance(v, float) else str(v) for v in row.to_numpy())
+        )
+    return table
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def nightly(
+    config: Annotated[Path | None, typer.Option(help="nightly TOML config")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="world scenario TOML")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder instead of a world")] = None,
+    users: Annotated[int | None, typer.Option(help="override the scenario's user count")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    budget: Annotated[float | None, typer.Option(help="platform coupon budget")] = None,
+    merchant_budget: Annotated[float | None, typer.Option(help="each merchant's budget")] = None,
+    date: Annotated[str | None, typer.Option(help="campaign date YYYY-MM-DD")] = None,
+    operator: Annotated[str | None, typer.Option(help="who runs it")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
+) -> None:
+    """Run the nightly job: data, predictors, coupon allocation, SQL, summary."""
+    from growth.config import NightlyConfig
+    from growth.nightly import run_nightly
+    from growth.store import Store
+
+    _setup_logging(verbose)
+    overrides = {
+        "scenario": str(scenario) if scenario else None,
+        "data_dir": str(data_dir) if data_dir else None,
+        "n_users": users,
+        "seed": seed,
+        "coupons.budget": budget,
+        "coupons.merchant_budget": merchant_budget,
+        "campaign_date": date,
+        "operator": operator,
+    }
+    try:
+        if config is not None:
+            cfg = NightlyConfig.from_toml(config, **overrides)
+        else:
+            data: dict = {}
+            for key, value in overrides.items():
+                if value is None:
+                    continue
+                section, _, field = key.partition(".")
+                if field:
+                    data.setdefault(section, {})[field] = value
+                else:
+                    data[key] = value
+            cfg = NightlyConfig.model_validate(data)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+
+    store = Store(db)
+    console.print(f"[bold]nightly[/] {cfg.campaign_date} -> {store.url}")
+    try:
+        with console.status("running...") as status:
+            result = run_nightly(
+                cfg,
+                store=store,
+                progress=True,
+                report=lambda stage: status.update(f"stage: {stage}"),
+            )
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise _fail(f"nightly run failed: {exc}", EXIT_FAILED) from None
+    print_summary(result)
+
+
+def print_summary(result) -> None:
+    """The nightly job's summary tables."""
+    seg = result.segments.rename("users").reset_index()
+    seg.columns = ["segment", "users"]
+    console.print(_table(seg, "Users per lifecycle segment"))
+    m = result.metrics.pivot_table(index="segment", columns="metric", values="value")
+    m = m.reindex(columns=["auc", "logloss", "ece", "positive_rate", "n"]).reset_index()
+    console.print(
+        _table(m, f"Conversion model ({result.config.predictor}) on the newest exposures")
+    )
+    plan = result.plan
+    budgets = pd.DataFrame(
+        {
+            "budget": pd.Series(plan.budgets),
+            "expected_spend": pd.Series(plan.spend),
+        }
+    )
+    budgets["used_%"] = (
+        100 * budgets["expected_spend"] / budgets["budget"].where(budgets["budget"] > 0)
+    )
+    console.print(_table(budgets.reset_index(names="budget_group"), "Coupon spend versus budget"))
+    a = plan.allocation
+    console.print(
+        f"coupon plan: {int((plan.choice >= 0).sum()):,} users get a coupon; expected incremental "
+        f"conversions {a.objective:,.2f} (upper bound {a.upper_bound:,.2f}, gap {a.gap:.3%}, "
+        f"{a.method}, {a.solve_time_s:.2f} s)"
+    )
+    if result.truth is not None:
+        t = result.truth.reset_index()
+        console.print(_table(t, "Plans scored by the world's ground truth"))
+        ratio = result.truth.loc["platform", "incremental_conversions"] / max(
+            result.truth.loc["oracle", "incremental_conversions"], 1e-9
+        )
+        console.print(f"platform plan reaches {ratio:.1%} of the oracle's incremental conversions")
+    timings = pd.DataFrame(
+        {"stage": list(result.timings), "seconds": list(result.timings.values())}
+    )
+    console.print(_table(timings, "Stage timings"))
+    console.print(f"[green]run {result.run_id} stored[/]")
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="folder to write the dataset into")],
+    scenario: Annotated[Path, typer.Option(help="world scenario TOML")] = Path(
+        "data/scenarios/default.toml"
+    ),
+    users: Annotated[int | None, typer.Option(help="override the user count")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Generate a simulated world and write it in the documented table format."""
+    from growth.io import write_dataset
+    from growth.world import WorldConfig, generate_world
+
+    try:
+        cfg = WorldConfig.from_toml(scenario)
+        update = {k: v for k, v in (("n_users", users), ("seed", seed)) if v is not None}
+        cfg = WorldConfig.model_validate({**cfg.model_dump(), **update})
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    world = generate_world(cfg, progress=True)
+    folder = write_dataset(world.dataset, out, format=fmt)
+    rows = pd.DataFrame(
+        {
+            "table": list(world.dataset.tables()),
+            "rows": [len(t) for t in world.dataset.tables().values()],
+        }
+    )
+    console.print(_table(rows, f"Wrote {folder}"))
+
+
+@app.command()
+def validate(folder: Annotated[Path, typer.Argument(help="dataset folder")]) -> None:
+    """Validate a dataset folder; exit code 2 and a precise message when it is bad."""
+    from growth.io import read_dataset
+    from growth.validation import DataValidationError
+
+    try:
+        ds = read_dataset(folder)
+    except (DataValidationError, FileNotFoundError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    rows = pd.DataFrame(
+        {"table": list(ds.tables()), "rows": [len(t) for t in ds.tables().values()]}
+    )
+    console.print(_table(rows, f"{folder} is valid"))
+
+
+@app.command()
+def movielens(
+    out: Annotated[Path, typer.Argument(help="folder to write the two-domain dataset into")],
+    source: Annotated[Path, typer.Option(help="folder with ml-100k.inter/.user/.item")] = Path(
+        "data/cache/ml-100k"
+    ),
+) -> None:
+    """Turn MovieLens-100k into a two-domain dataset (source Drama, target Comedy)."""
+    from growth.io import write_dataset
+    from growth.movielens import load_movielens
+    from growth.validation import DataValidationError
+
+    try:
+        ml = load_movielens(source)
+    except (DataValidationError, FileNotFoundError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    folder = write_dataset(ml.dataset, out)
+    console.print(f"wrote {folder}: {len(ml.dataset.users):,} users, split at {ml.split_time}")
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option(help="how many runs")] = 20,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None,
+) -> None:
+    """Run history, newest first."""
+    from growth.store import Store
+
+    frame = Store(db).runs(limit=limit)
+    console.print(_table(frame, "Runs"))
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="an example query name, or SQL text")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="bound parameter NAME=VALUE")
+    ] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None,
+) -> None:
+    """Run one of the README's example analyst queries (or read-only SQL) and print it."""
+    from growth.store import Store
+    from growth.store.views import EXAMPLE_QUERIES
+
+    params: dict[str, object] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"--param must look like NAME=VALUE, got {item!r}", EXIT_BAD_INPUT)
+        params[key] = int(value) if value.lstrip("-").isdigit() else value
+    sql = EXAMPLE_QUERIES.get(name, name)
+    try:
+        frame = Store(db).query(sql, params)
+    except Exception as exc:  # the database's own message is the useful one
+        raise _fail(f"query failed: {exc}", EXIT_FAILED) from None
+    console.print(_table(frame, name if name in EXAMPLE_QUERIES else "query"))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,101 @@
+"""Configuration of the nightly job (a TOML file or keyword arguments)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class CouponSettings(BaseModel):
+    """Coupon campaign: the platform's budget, merchants' budgets, coverage floors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: float = Field(20_000.0, ge=0.0, description="platform budget, currency units")
+    merchant_budget: float = Field(
+        2_000.0, ge=0.0, description="budget each merchant funds for its own coupons"
+    )
+    min_coverage: dict[str, float] = Field(
+        default_factory=dict, description="lifecycle -> minimum share of users with a coupon"
+    )
+    method: str = Field("auto", description="auto | lagrangian | cpsat | highs")
+
+
+class PushSettings(BaseModel):
+    """Push campaign for one day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    fatigue_cap: int = Field(2, ge=0)
+    min_gap: int = Field(3, ge=1)
+    capacity_share: float = Field(
+        0.08, gt=0.0, description="hourly sending capacity as a share of users"
+    )
+    industry_min_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="minimum share of pushes for every industry"
+    )
+
+
+class InstallSettings(BaseModel):
+    """Acquisition budget across channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    budget: float = Field(60_000.0, gt=0.0, description="daily acquisition budget")
+    objective: str = Field("retained", pattern="^(installs|logins|retained)$")
+    pareto_points: int = Field(12, ge=2, le=100)
+
+
+class NightlyConfig(BaseModel):
+    """Everything one nightly run needs; ``scenario`` or ``data_dir`` says where data comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_date: dt.date = Field(default_factory=dt.date.today)
+    campaign: str = "default"
+    operator: str = "nightly"
+    scenario: Path | None = Path("data/scenarios/default.toml")
+    data_dir: Path | None = None
+    n_users: int | None = Field(None, ge=10, description="overrides the scenario's n_users")
+    seed: int | None = Field(None, ge=0, description="overrides the scenario's seed")
+    predictor: str = Field("lightgbm", description="conversion model by name")
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    coupons: CouponSettings = Field(default_factory=CouponSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
+    install: InstallSettings = Field(default_factory=InstallSettings)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NightlyConfig:
+        if self.data_dir is not None:
+            self.scenario = None
+        if self.scenario is None and self.data_dir is None:
+            raise ValueError("give either scenario (simulated world) or data_dir (dataset files)")
+        return self
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides) -> NightlyConfig:
+        """Read a TOML file; keyword ``overrides`` (e.g. from the CLI) win over the file."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"nightly config {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section, _, field = key.partition(".")
+            if field:
+                data.setdefault(section, {})[field] = value
+            else:
+                data[key] = value
+        try:
+            return cls.model_validate(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None

@@ -1,0 +1,128 @@
+"""Coupon plans: the decision problem handed to the optimizer, and plan baselines.
+
+The platform's budget pays for red packets and full-reduction coupons; each
+merchant's budget pays for that merchant's coupons.  ``solve_coupon_plan`` builds
+those budget groups from a :class:`CouponDecision` and calls
+:func:`optimizers.coupons.allocate`, whose result carries the certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from growth.config import CouponSettings
+from growth.coupon_decision import CouponDecision
+from optimizers.coupons import CouponAllocation, allocate
+
+PLATFORM = "platform"
+
+
+def budget_groups(decision: CouponDecision, settings: CouponSettings) -> dict[str, tuple]:
+    """Budget name -> (option indices 0..K-1, amount): the platform's and each merchant's."""
+    types = np.asarray(decision.option_types[1:])
+    merchants = decision.merchant_id[1:]
+    groups: dict[str, tuple] = {
+        PLATFORM: (np.flatnonzero(types != "merchant").tolist(), settings.budget)
+    }
+    for m in sorted(set(merchants[types == "merchant"].tolist())):
+        idx = np.flatnonzero((types == "merchant") & (merchants == m)).tolist()
+        groups[f"merchant_{m}"] = (idx, settings.merchant_budget)
+    return groups
+
+
+@dataclass
+class CouponPlan:
+    """A coupon plan (``choice[u]`` = option index 0..K-1 or -1) and its certificate."""
+
+    choice: np.ndarray
+    allocation: CouponAllocation
+    budgets: dict[str, float]
+    spend: dict[str, float]
+    users_by_segment: dict[str, int]
+
+    def summary(self) -> dict[str, Any]:
+        a = self.allocation
+        return {
+            "status": a.status,
+            "method": a.method,
+            "objective": float(a.objective),
+            "upper_bound": float(a.upper_bound),
+            "gap": float(a.gap),
+            "solve_time_s": float(a.solve_time_s),
+            "dual": {k: float(v) for k, v in a.dual.items()},
+            "budgets": self.budgets,
+            "spend": self.spend,
+            "coupons_by_segment": self.users_by_segment,
+        }
+
+
+def group_spend(decision: CouponDecision, choice: np.ndarray, groups: dict) -> dict[str, float]:
+    """Expected spend of ``choice`` per budget group."""
+    cost = decision.cost
+    rows = np.flatnonzero(choice >= 0)
+    picked = cost[rows, choice[rows]]
+    return {
+        name: float(picked[np.isin(choice[rows], idx)].sum()) for name, (idx, _) in groups.items()
+    }
+
+
+def solve_coupon_plan(decision: CouponDecision, settings: CouponSettings) -> CouponPlan:
+    """Allocate coupons to maximise incremental conversions under every budget."""
+    groups = budget_groups(decision, settings)
+    allocation = allocate(
+        decision.value,
+        decision.cost,
+        settings.budget,
+        global_options=np.isin(np.arange(decision.value.shape[1]), groups[PLATFORM][0]),
+        budget_groups={k: v for k, v in groups.items() if k != PLATFORM},
+        segments=decision.segment,
+        min_coverage=settings.min_coverage or None,
+        method=settings.method,
+    )
+    choice = np.asarray(allocation.choice)
+    seg, counts = np.unique(decision.segment[choice >= 0], return_counts=True)
+    return CouponPlan(
+        choice=choice,
+        allocation=allocation,
+        budgets={k: float(v[1]) for k, v in groups.items()},
+        spend=group_spend(decision, choice, groups),
+        users_by_segment={str(s): int(c) for s, c in zip(seg, counts, strict=True)},
+    )
+
+
+def random_plan(decision: CouponDecision, settings: CouponSettings, *, seed: int) -> np.ndarray:
+    """Random targeting: users in random order get a random option while its budget lasts.
+
+    Uses the same expected costs as the platform, so the comparison is at equal spend.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(decision.n_users)
+    option = rng.integers(0, decision.value.shape[1], size=decision.n_users)[order]
+    cost = decision.cost[order, option]
+    choice = np.full(decision.n_users, -1)
+    for idx, amount in budget_groups(decision, settings).values():
+        mine = np.flatnonzero(np.isin(option, idx))  # this budget's users, in random order
+        fits = np.cumsum(cost[mine]) <= amount
+        choice[order[mine[fits]]] = option[mine[fits]]
+    return choice
+
+
+def true_coupon_decision(world) -> CouponDecision:
+    """The world's ground-truth response as a :class:`CouponDecision` (users-table order)."""
+    truth = world.coupon_truth()
+    users = world.dataset.users
+    coupons = world.dataset.coupons.set_index("option_id").loc[world.option_ids]
+    return CouponDecision(
+        user_ids=np.asarray(truth.user_ids),
+        segment=users["lifecycle"].astype(str).to_numpy(),
+        option_ids=list(world.option_ids),
+        option_types=coupons["type"].astype(str).tolist(),
+        face_value=coupons["face_value"].to_numpy(np.float64),
+        merchant_id=coupons["merchant_id"].fillna(-1).to_numpy(np.int64),
+        conversion=truth.conversion,
+        redemption=truth.redemption,
+        gmv=truth.gmv,
+    )

@@ -1,0 +1,186 @@
+"""From dataset tables to model inputs: (user, item, coupon option) rows.
+
+User, item and coupon features are encoded once per table; a row of a training
+or scoring frame is then a gather of the three encodings plus a few
+cross features that a human analyst would also compute (coupon face value
+relative to the item price, whether a merchant coupon matches the item's
+merchant).  Everything is vectorised, so scoring millions of
+(user, candidate, option) rows is a matter of indexing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from growth.dataset import Dataset
+from growth.schema import NO_COUPON, SOURCE_PREFIX, TARGET_PREFIX
+from predictors.features import FeatureSpec
+from predictors.tabular import encode_tabular, tabular_columns
+
+USER_DOMAINS = {
+    SOURCE_PREFIX: "source",
+    TARGET_PREFIX: "target",
+    "region": "user",
+    "age_band": "user",
+    "gender": "user",
+    "lifecycle": "user",
+    "has_source": "user",
+}
+ITEM_COLUMNS = ("category", "price", "price_level", "merchant_id", "brand_tier", "sales_bucket")
+ITEM_CATEGORICAL = ("category", "merchant_id")
+COUPON_TYPE_CODES = {"none": 0, "red_packet": 1, "full_reduction": 2, "merchant": 3}
+CROSS_COLUMNS = ("coupon_face_over_price", "coupon_threshold_over_price", "coupon_merchant_match")
+
+
+@dataclass(frozen=True)
+class ExposureFrame:
+    """A training/evaluation frame built from the exposure log."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    segment: np.ndarray  # lifecycle of the user, per row
+    timestamp: np.ndarray  # datetime64[ns], per row
+    user_pos: np.ndarray  # row position of the user in ``users``
+    order_value: np.ndarray  # NaN where not converted or not logged
+
+
+class ConversionFeatures:
+    """Encodes a dataset's users, items and coupon options for conversion models.
+
+    ``user_domains`` selects which users-table columns are features (a prefix or
+    an exact name mapped to a domain name); pass a subset (e.g. only
+    ``{"src_": "source"}``) to train on one domain.
+    """
+
+    def __init__(self, dataset: Dataset, *, user_domains: dict[str, str] | None = None) -> None:
+        self.dataset = dataset
+        users = dataset.users.reset_index(drop=True)
+        self.user_ids = users["user_id"].to_numpy()
+        self._user_pos = pd.Index(self.user_ids)
+        self.lifecycle = users["lifecycle"].astype(str).to_numpy()
+        domains = USER_DOMAINS if user_domains is None else user_domains
+        self.user_spec = FeatureSpec.infer(users, domains, categorical=("has_source",)).fit(users)
+        self.user_table = encode_tabular(self.user_spec, users).reset_index(drop=True)
+
+        items = dataset.items.reset_index(drop=True)
+        self.item_ids = items["item_id"].to_numpy()
+        self._item_pos = pd.Index(self.item_ids)
+        item_cols = [c for c in ITEM_COLUMNS if c in items.columns]
+        self.item_table = pd.DataFrame(
+            {f"item_{c}": pd.to_numeric(items[c]).to_numpy(np.float32) for c in item_cols}
+        )
+        self._item_price = (
+            items["price"].to_numpy(np.float64) if "price" in items else np.ones(len(items))
+        )
+        self._item_merchant = (
+            items["merchant_id"].fillna(-1).to_numpy(np.int64)
+            if "merchant_id" in items
+            else np.full(len(items), -1)
+        )
+
+        coupons = dataset.coupons.reset_index(drop=True)
+        self.option_ids = coupons["option_id"].astype(str).tolist()
+        if NO_COUPON not in self.option_ids:
+            raise ValueError(f"coupons table has no '{NO_COUPON}' option: {self.option_ids}")
+        self.coupons = coupons
+        self.option_type = coupons["type"].astype(str).to_numpy()
+        self.face_value = coupons["face_value"].to_numpy(np.float64)
+        self.threshold = coupons["threshold"].to_numpy(np.float64)
+        self.coupon_merchant = coupons["merchant_id"].fillna(-1).to_numpy(np.int64)
+        self.coupon_table = pd.DataFrame(
+            {
+                "coupon_type": coupons["type"].map(COUPON_TYPE_CODES).to_numpy(np.int32),
+                "coupon_face": self.face_value.astype(np.float32),
+                "coupon_threshold": self.threshold.astype(np.float32),
+            }
+        )
+        user_cols, user_cat = tabular_columns(self.user_spec)
+        self.columns = [
+            *user_cols,
+            *self.item_table.columns,
+            *self.coupon_table.columns,
+            *CROSS_COLUMNS,
+        ]
+        self._user_matrix = self.user_table.to_numpy(np.float32)
+        self._item_matrix = self.item_table.to_numpy(np.float32)
+        self._coupon_matrix = self.coupon_table.to_numpy(np.float32)
+        self.categorical = [
+            *user_cat,
+            *(f"item_{c}" for c in ITEM_CATEGORICAL if f"item_{c}" in self.item_table),
+            "coupon_type",
+        ]
+
+    # positions -------------------------------------------------------------
+    def user_positions(self, user_ids: np.ndarray, *, what: str = "user ids") -> np.ndarray:
+        pos = self._user_pos.get_indexer(np.asarray(user_ids))
+        if (pos < 0).any():
+            bad = np.asarray(user_ids)[pos < 0][:5]
+            raise KeyError(f"unknown {what}: {bad.tolist()} are not in the users table")
+        return pos
+
+    def item_positions(self, item_ids: np.ndarray) -> np.ndarray:
+        pos = self._item_pos.get_indexer(np.asarray(item_ids))
+        if (pos < 0).any():
+            bad = np.asarray(item_ids)[pos < 0][:5]
+            raise KeyError(f"unknown item ids: {bad.tolist()} are not in the items table")
+        return pos
+
+    def option_positions(self, option_ids: np.ndarray) -> np.ndarray:
+        index = pd.Index(self.option_ids)
+        pos = index.get_indexer(np.asarray(option_ids).astype(str))
+        if (pos < 0).any():
+            bad = np.asarray(option_ids)[pos < 0][:5]
+            raise KeyError(f"unknown coupon options: {bad.tolist()}")
+        return pos
+
+    # frames ----------------------------------------------------------------
+    def applicable(self, item_pos: np.ndarray, option_pos: np.ndarray) -> np.ndarray:
+        """1.0 where the option can apply to the item at all (merchant coupons: same merchant)."""
+        is_merchant = self.option_type[option_pos] == "merchant"
+        match = self.coupon_merchant[option_pos] == self._item_merchant[item_pos]
+        return np.where(is_merchant, match, self.option_type[option_pos] != "none").astype(float)
+
+    def frame(
+        self, user_pos: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
+    ) -> pd.DataFrame:
+        """Feature rows for aligned arrays of user, item and option positions.
+
+        The result is one float32 block (categorical codes are whole numbers), so
+        building it is a few gathers and models read it without conversion.
+        """
+        price = np.maximum(self._item_price[item_pos], 1e-6)
+        block = np.empty((len(user_pos), len(self.columns)), dtype=np.float32)
+        a, b, c = self._user_matrix.shape[1], self._item_matrix.shape[1], 3
+        np.take(self._user_matrix, user_pos, axis=0, out=block[:, :a])
+        np.take(self._item_matrix, item_pos, axis=0, out=block[:, a : a + b])
+        np.take(self._coupon_matrix, option_pos, axis=0, out=block[:, a + b : a + b + c])
+        block[:, a + b + c] = self.face_value[option_pos] / price
+        block[:, a + b + c + 1] = self.threshold[option_pos] / price
+        block[:, a + b + c + 2] = self.applicable(item_pos, option_pos)
+        return pd.DataFrame(block, columns=self.columns, copy=False)
+
+    def exposure_frame(self, *, domain: str = "target") -> ExposureFrame:
+        """Training rows from the exposure log of one domain, in timestamp order."""
+        log = self.dataset.exposures
+        log = log[log["domain"] == domain].sort_values("timestamp", kind="stable")
+        if log.empty:
+            raise ValueError(f"the exposure log has no rows for domain {domain!r}")
+        user_pos = self.user_positions(log["user_id"].to_numpy(), what="exposure user ids")
+        item_pos = self.item_positions(log["item_id"].to_numpy())
+        option_pos = self.option_positions(log["treatment"].to_numpy())
+        order_value = (
+            log["order_value"].to_numpy(np.float64)
+            if "order_value" in log
+            else np.full(len(log), np.nan)
+        )
+        return ExposureFrame(
+            X=self.frame(user_pos, item_pos, option_pos),
+            y=log["label"].to_numpy(np.int8),
+            segment=self.lifecycle[user_pos],
+            timestamp=log["timestamp"].to_numpy(),
+            user_pos=user_pos,
+            order_value=order_value,
+        )

@@ -1,0 +1,499 @@
+"""MovieLens-100k as a two-domain growth dataset (a real-data benchmark for the predictors).
+
+The adapter reads the RecBole atomic files ``ml-100k.inter``, ``ml-100k.user`` and
+``ml-100k.item`` (tab-separated, typed headers such as ``user_id:token``; the item
+``class:token_seq`` column holds space-separated genres) and builds a
+:class:`~growth.dataset.Dataset` in the documented format:
+
+* **domains** - a movie with a *target* genre (default Comedy) is a target item; else a
+  movie with a *source* genre (default Drama) is a source item; other movies are dropped.
+* **exposures** - every rating of a kept movie, ``label = rating >= positive_rating``,
+  ``treatment = 'none'`` (MovieLens has no coupons; the catalogue holds only the control).
+* **chronological split** - ``split_time`` is the ``1 - test_fraction`` quantile of the
+  rating times.  Every ``src_*``/``tgt_*`` feature and the ``active``/``lost`` lifecycle use
+  only ratings *before* ``split_time`` (no leakage); candidates are the test period's items.
+* **users** - ``region`` from the first zip digit, ``age_band``, ``gender``, target-side
+  ``lifecycle``: no target rating before the split -> ``new`` when the user rates target
+  movies after it (a cold-start user), else ``potential``; a last target rating more than
+  ``lost_after_days`` before the split -> ``lost``; else ``active``.  ``has_source`` = any
+  source rating before the split.
+* **items** - ``category`` is a genre token (the movie's first genre other than its domain's
+  defining genres); ``price_level`` buckets the release year (old films are cheap).
+
+Tokens in ``category`` and in ``src_recent_seq``/``tgt_click_seq`` share one vocabulary:
+the sorted genre names of the item file, ``MovieLensData.genre_tokens``.
+
+Example::
+
+    >>> ml = load_movielens("data/cache/ml-100k")  # doctest: +SKIP
+    >>> train, test = ml.split_exposures()  # doctest: +SKIP
+    >>> ml.cold_start_user_ids[:3]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from growth.dataset import Dataset
+from growth.schema import MULTI_SEPARATOR, NO_COUPON, Column, Lifecycle, TableSchema
+from growth.validation import DataValidationError, validate_dataset, validate_table
+
+__all__ = ["MovieLensConfig", "MovieLensData", "load_movielens"]
+
+_PREFIX = "ml-100k"
+_SECONDS_PER_DAY = 86_400.0
+
+# Raw file layouts: the columns the adapter needs (others, e.g. occupation, are ignored).
+_INTER = TableSchema(
+    name="ml-100k.inter",
+    columns=(
+        Column("user_id", "int", min=0),
+        Column("item_id", "int", min=0),
+        Column("rating", "float", min=0.0, max=5.0),
+        Column("timestamp", "int", min=0, doc="unix seconds"),
+    ),
+)
+_USER = TableSchema(
+    name="ml-100k.user",
+    columns=(
+        Column("user_id", "int", min=0, unique=True),
+        Column("age", "int", min=0, max=130),
+        Column("gender", "str", choices=("F", "M")),
+        Column("zip_code", "str"),
+    ),
+)
+_ITEM = TableSchema(
+    name="ml-100k.item",
+    columns=(
+        Column("item_id", "int", min=0, unique=True),
+        Column("class", "str", doc="space-separated genres"),
+    ),
+    optional_columns=(Column("release_year", "str"),),
+)
+
+# Age bands as in MovieLens-1M; upper bounds are exclusive.
+_AGE_EDGES = (0, 18, 25, 35, 45, 50, 56, 200)
+_AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
+# Release-year buckets -> price_level 0 (oldest, cheapest) .. 4 (newest).
+_YEAR_EDGES = (1970, 1980, 1990, 1995)
+
+
+@dataclass(frozen=True)
+class MovieLensConfig:
+    """How MovieLens is cut into two domains and featurised.
+
+    Attributes:
+        source_genres: genres whose movies form the source domain.
+        target_genres: genres whose movies form the target domain (wins over source).
+        test_fraction: share of ratings (latest first) after ``split_time``, in (0, 1).
+        split_time: explicit split instant; overrides ``test_fraction`` when given.
+        positive_rating: ratings at or above this are label 1.
+        share_genres: genres whose share of a user's source ratings become
+            ``src_genre_share_<genre>`` features.
+        seq_len: length of ``src_recent_seq``/``tgt_click_seq`` (most recent tokens).
+        n_candidates: test-period target movies per user in ``candidates``.
+        lost_after_days: a user whose last target rating is older than this at the
+            split is ``lost``.
+    """
+
+    source_genres: tuple[str, ...] = ("Drama",)
+    target_genres: tuple[str, ...] = ("Comedy",)
+    test_fraction: float = 0.2
+    split_time: pd.Timestamp | None = None
+    positive_rating: float = 4.0
+    share_genres: tuple[str, ...] = ("Romance", "Thriller", "Action", "Crime")
+    seq_len: int = 10
+    n_candidates: int = 10
+    lost_after_days: float = 45.0
+
+    def check(self, genres: tuple[str, ...]) -> None:
+        """Raise ``ValueError`` naming the parameter at fault (``genres``: known genres)."""
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        for name in ("source_genres", "target_genres", "share_genres"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(f"{name} must be a tuple of genre names, got the string {value!r}")
+            unknown = [g for g in value if g not in genres]
+            if unknown:
+                raise ValueError(
+                    f"{name}: unknown genre(s) {unknown}; known genres: {list(genres)}"
+                )
+        if not self.source_genres or not self.target_genres:
+            raise ValueError("source_genres and target_genres must each name at least one genre")
+        if set(self.source_genres) <= set(self.target_genres):
+            raise ValueError(
+                f"source_genres {list(self.source_genres)} are all in target_genres "
+                f"{list(self.target_genres)}: the source domain would be empty (a movie with a "
+                "target genre goes to the target); pick different genres"
+            )
+        if self.seq_len < 1 or self.n_candidates < 0:
+            raise ValueError(
+                f"seq_len must be >= 1 and n_candidates >= 0, got {self.seq_len} and "
+                f"{self.n_candidates}"
+            )
+        if not self.lost_after_days > 0:
+            raise ValueError(f"lost_after_days must be > 0, got {self.lost_after_days}")
+
+
+@dataclass(frozen=True)
+class MovieLensData:
+    """The adapted dataset and its chronological split.
+
+    Attributes:
+        dataset: the validated two-domain dataset.
+        split_time: ratings at or after this instant are the test period; all user
+            features were computed from ratings strictly before it.
+        cold_start_user_ids: sorted ids of target-side cold-start users (no target
+            rating before the split, at least one after it; lifecycle ``new``).
+        genre_tokens: genre name -> integer token used in ``category`` and ``*_seq``.
+        config: the configuration used.
+    """
+
+    dataset: Dataset
+    split_time: pd.Timestamp
+    cold_start_user_ids: np.ndarray
+    genre_tokens: dict[str, int]
+    config: MovieLensConfig = field(default_factory=MovieLensConfig)
+
+    def split_exposures(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Exposures before and at/after ``split_time`` (train, test)."""
+        exposures = self.dataset.exposures
+        before = (exposures["timestamp"] < self.split_time).to_numpy()
+        return (
+            exposures.loc[before].reset_index(drop=True),
+            exposures.loc[~before].reset_index(drop=True),
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """Exposure counts and label rates per domain and per (target-domain) lifecycle.
+
+        Returns a frame indexed by ``(group, value)`` - ``("domain", "source")``,
+        ``("lifecycle", "new")`` … - with columns ``users``, ``exposures``,
+        ``train_exposures``, ``test_exposures`` and ``label_rate``; lifecycle rows count
+        target-domain exposures only.
+        """
+        exposures = self.dataset.exposures
+        test = exposures["timestamp"] >= self.split_time
+        lifecycle = exposures["user_id"].map(self.dataset.users.set_index("user_id")["lifecycle"])
+        rows: dict[tuple[str, str], dict[str, float]] = {}
+
+        def add(group: str, value: str, mask: pd.Series, users: int) -> None:
+            rows[(group, value)] = {
+                "users": users,
+                "exposures": int(mask.sum()),
+                "train_exposures": int((mask & ~test).sum()),
+                "test_exposures": int((mask & test).sum()),
+                "label_rate": float(exposures.loc[mask, "label"].mean()) if mask.any() else np.nan,
+            }
+
+        for domain in ("source", "target"):
+            mask = exposures["domain"] == domain
+            add("domain", domain, mask, int(exposures.loc[mask, "user_id"].nunique()))
+        user_counts = self.dataset.users["lifecycle"].value_counts()
+        for stage in Lifecycle:
+            mask = (exposures["domain"] == "target") & (lifecycle == stage.value)
+            add("lifecycle", stage.value, mask, int(user_counts.get(stage.value, 0)))
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index = pd.MultiIndex.from_tuples(frame.index, names=["group", "value"])
+        return frame
+
+
+# ---------------------------------------------------------------------------------------
+# reading the raw files
+# ---------------------------------------------------------------------------------------
+
+
+def _read_atomic(path: Path, schema: TableSchema) -> pd.DataFrame:
+    """Read a RecBole atomic file, strip the ``:type`` header suffixes, validate columns."""
+    if not path.is_file():
+        raise DataValidationError(
+            "file not found (fetch MovieLens-100k with shared/data/fetch-movielens-100k)",
+            file=str(path),
+        )
+    frame = pd.read_csv(
+        path,
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+        quoting=csv.QUOTE_NONE,
+        engine="c",
+    )
+    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
+    wanted = [c.name for c in (*schema.columns, *schema.optional_columns) if c.name in frame]
+    return validate_table(frame[wanted], schema, file=str(path))
+
+
+def _check_known(
+    frame: pd.DataFrame, column: str, known: pd.Series, file: Path, other: Path
+) -> None:
+    unknown = ~frame[column].isin(known).to_numpy()
+    if unknown.any():
+        row = int(np.argmax(unknown))
+        raise DataValidationError(
+            f"unknown {column} {frame[column].iloc[row]}: not in {other}",
+            file=str(file),
+            column=column,
+            row=row,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# features
+# ---------------------------------------------------------------------------------------
+
+
+def _feature_name(genre: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", genre.lower()).strip("_")
+
+
+def _sequence(history: pd.DataFrame, user_ids: pd.Index, seq_len: int) -> pd.Series:
+    """Last ``seq_len`` category tokens per user, oldest first, '|'-joined ('' if none)."""
+    recent = history.groupby("user_id", sort=False).tail(seq_len)
+    joined = (
+        recent["category"]
+        .astype(str)
+        .groupby(recent["user_id"], sort=False)
+        .agg(MULTI_SEPARATOR.join)
+    )
+    return joined.reindex(user_ids, fill_value="")
+
+
+def _domain_features(
+    history: pd.DataFrame,
+    user_ids: pd.Index,
+    prefix: str,
+    seq_name: str,
+    split_time: pd.Timestamp,
+    cfg: MovieLensConfig,
+    item_genres: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Per-user features of one domain from its (train-period, time-sorted) ratings."""
+    grouped = history.groupby("user_id", sort=False)
+    out = pd.DataFrame(index=user_ids)
+    out[f"{prefix}n_ratings"] = grouped.size().reindex(user_ids, fill_value=0).astype(float)
+    out[f"{prefix}mean_rating"] = grouped["rating"].mean().reindex(user_ids)
+    out[f"{prefix}pos_rate"] = grouped["label"].mean().reindex(user_ids)
+    last = grouped["timestamp"].max().reindex(user_ids)
+    out[f"{prefix}days_since_visit"] = (split_time - last).dt.total_seconds() / _SECONDS_PER_DAY
+    if item_genres is not None:
+        genre_hits = item_genres.reindex(history["item_id"].to_numpy()).to_numpy(dtype=float)
+        shares = pd.DataFrame(genre_hits, columns=item_genres.columns, index=history.index)
+        shares = shares.groupby(history["user_id"], sort=False).mean().reindex(user_ids)
+        for genre in item_genres.columns:
+            out[f"{prefix}genre_share_{_feature_name(genre)}"] = shares[genre]
+    out[f"{prefix}{seq_name}"] = _sequence(history, user_ids, cfg.seq_len)
+    return out
+
+
+def _lifecycle(
+    tgt_last: pd.Series, has_test_target: pd.Series, split_time: pd.Timestamp, lost_days: float
+) -> pd.Series:
+    days = (split_time - tgt_last).dt.total_seconds() / _SECONDS_PER_DAY
+    stage = np.where(
+        tgt_last.isna(),
+        np.where(has_test_target, Lifecycle.NEW.value, Lifecycle.POTENTIAL.value),
+        np.where(days > lost_days, Lifecycle.LOST.value, Lifecycle.ACTIVE.value),
+    )
+    return pd.Series(stage, index=tgt_last.index)
+
+
+# ---------------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------------
+
+
+def load_movielens(
+    path: str | Path,
+    *,
+    source_genres: tuple[str, ...] = ("Drama",),
+    target_genres: tuple[str, ...] = ("Comedy",),
+    test_fraction: float = 0.2,
+    split_time: pd.Timestamp | str | None = None,
+    positive_rating: float = 4.0,
+    share_genres: tuple[str, ...] = ("Romance", "Thriller", "Action", "Crime"),
+    seq_len: int = 10,
+    n_candidates: int = 10,
+    lost_after_days: float = 45.0,
+) -> MovieLensData:
+    """Read MovieLens-100k from ``path`` and return the two-domain dataset and its split.
+
+    Args:
+        path: folder holding ``ml-100k.inter``, ``ml-100k.user`` and ``ml-100k.item``.
+        Other arguments: see :class:`MovieLensConfig`.
+
+    Raises:
+        DataValidationError: a file or column is missing or a value is malformed
+            (naming the file, column and row).
+        ValueError: an argument is out of range or names an unknown genre.
+
+    Example::
+
+        >>> ml = load_movielens("data/cache/ml-100k")  # doctest: +SKIP
+        >>> ml.dataset.exposures.groupby("domain")["label"].mean()  # doctest: +SKIP
+    """
+    cfg = MovieLensConfig(
+        source_genres=tuple(source_genres) if not isinstance(source_genres, str) else source_genres,
+        target_genres=tuple(target_genres) if not isinstance(target_genres, str) else target_genres,
+        test_fraction=test_fraction,
+        split_time=pd.Timestamp(split_time) if split_time is not None else None,
+        positive_rating=positive_rating,
+        share_genres=tuple(share_genres) if not isinstance(share_genres, str) else share_genres,
+        seq_len=seq_len,
+        n_candidates=n_candidates,
+        lost_after_days=lost_after_days,
+    )
+    folder = Path(path)
+    files = {ext: folder / f"{_PREFIX}.{ext}" for ext in ("inter", "user", "item")}
+    inter = _read_atomic(files["inter"], _INTER)
+    users_raw = _read_atomic(files["user"], _USER)
+    items_raw = _read_atomic(files["item"], _ITEM)
+    _check_known(inter, "user_id", users_raw["user_id"], files["inter"], files["user"])
+    _check_known(inter, "item_id", items_raw["item_id"], files["inter"], files["item"])
+
+    # -- items: genres, domain, category token, price level ------------------------------
+    genre_lists = items_raw["class"].str.split()
+    genres = tuple(sorted({g for gs in genre_lists for g in gs}))
+    cfg.check(genres)
+    tokens = {g: i for i, g in enumerate(genres)}
+    exploded = genre_lists.explode().dropna()
+    onehot = (
+        pd.crosstab(items_raw["item_id"].to_numpy()[exploded.index], exploded.to_numpy())
+        .reindex(index=items_raw["item_id"], columns=list(genres), fill_value=0)
+        .astype(bool)
+    )
+    is_target = onehot[list(cfg.target_genres)].any(axis=1).to_numpy()
+    is_source = onehot[list(cfg.source_genres)].any(axis=1).to_numpy() & ~is_target
+    domain = np.where(is_target, "target", np.where(is_source, "source", ""))
+
+    def category(genres_of_item: list[str], item_domain: str) -> int:
+        defining = cfg.target_genres if item_domain == "target" else cfg.source_genres
+        others = [g for g in genres_of_item if g not in defining]
+        return tokens[(others or genres_of_item)[0]]
+
+    keep = domain != ""
+    items = pd.DataFrame(
+        {
+            "item_id": items_raw["item_id"].to_numpy()[keep],
+            "domain": domain[keep],
+            "category": [
+                category(g, d) for g, d in zip(genre_lists[keep], domain[keep], strict=True)
+            ],
+        }
+    )
+    if "release_year" in items_raw:
+        year = pd.to_numeric(items_raw["release_year"], errors="coerce")
+        year = year.fillna(year.median())  # a few files hold 'unknown' years
+        items["price_level"] = np.searchsorted(_YEAR_EDGES, year.to_numpy()[keep], side="right")
+
+    # -- ratings of kept movies, chronological split -------------------------------------
+    item_domain = pd.Series(items["domain"].to_numpy(), index=items["item_id"])
+    item_category = pd.Series(items["category"].to_numpy(), index=items["item_id"])
+    ratings = inter.loc[inter["item_id"].isin(items["item_id"])].copy()
+    ratings["domain"] = ratings["item_id"].map(item_domain)
+    ratings["category"] = ratings["item_id"].map(item_category)
+    ratings["label"] = (ratings["rating"] >= cfg.positive_rating).astype(np.int64)
+    ratings["timestamp"] = pd.to_datetime(ratings["timestamp"], unit="s").astype("datetime64[ns]")
+    ratings = ratings.sort_values(["timestamp", "user_id", "item_id"], kind="stable")
+    ratings = ratings.reset_index(drop=True)
+    if len(ratings) == 0:
+        raise DataValidationError("no ratings of source or target movies", file=str(files["inter"]))
+    if cfg.split_time is not None:
+        split = cfg.split_time
+    else:
+        times = ratings["timestamp"].to_numpy()
+        split = pd.Timestamp(
+            times[min(len(times) - 1, int((1.0 - cfg.test_fraction) * len(times)))]
+        )
+    train = ratings.loc[ratings["timestamp"] < split]
+    test = ratings.loc[ratings["timestamp"] >= split]
+
+    # -- users: demographics, per-domain features from the train period ------------------
+    user_ids = pd.Index(users_raw["user_id"], name="user_id")
+    zip_first = users_raw["zip_code"].str.strip().str[:1]
+    region = np.where(zip_first.str.isdigit().fillna(False), "zip" + zip_first.fillna(""), "intl")
+    age_band = pd.cut(
+        users_raw["age"], bins=list(_AGE_EDGES), right=False, labels=list(_AGE_LABELS)
+    ).astype(str)
+    src_train = train.loc[train["domain"] == "source"]
+    tgt_train = train.loc[train["domain"] == "target"]
+    src = _domain_features(
+        src_train,
+        user_ids,
+        "src_",
+        "recent_seq",
+        split,
+        cfg,
+        onehot[list(cfg.share_genres)] if cfg.share_genres else None,
+    )
+    tgt = _domain_features(tgt_train, user_ids, "tgt_", "click_seq", split, cfg, None)
+    tgt_last = tgt_train.groupby("user_id")["timestamp"].max().reindex(user_ids)
+    test_target_users = test.loc[test["domain"] == "target", "user_id"].unique()
+    lifecycle = _lifecycle(tgt_last, user_ids.isin(test_target_users), split, cfg.lost_after_days)
+    users = pd.DataFrame(
+        {
+            "user_id": user_ids.to_numpy(),
+            "region": region,
+            "age_band": age_band.to_numpy(),
+            "gender": users_raw["gender"].to_numpy(),
+            "lifecycle": lifecycle.to_numpy(),
+            "has_source": (src["src_n_ratings"] > 0).to_numpy(),
+        }
+    )
+    users = pd.concat([users, src.reset_index(drop=True), tgt.reset_index(drop=True)], axis=1)
+
+    # -- candidates: each user's next target movies; exposures: every kept rating --------
+    upcoming = test.loc[test["domain"] == "target"].drop_duplicates(["user_id", "item_id"])
+    upcoming = upcoming.groupby("user_id", sort=True).head(cfg.n_candidates)
+    candidates = pd.DataFrame(
+        {
+            "user_id": upcoming["user_id"].to_numpy(),
+            "item_id": upcoming["item_id"].to_numpy(),
+            "rank": upcoming.groupby("user_id").cumcount().to_numpy(),
+        }
+    ).sort_values(["user_id", "rank"], kind="stable", ignore_index=True)
+    exposures = pd.DataFrame(
+        {
+            "user_id": ratings["user_id"].to_numpy(),
+            "item_id": ratings["item_id"].to_numpy(),
+            "domain": ratings["domain"].to_numpy(),
+            "timestamp": ratings["timestamp"].to_numpy(),
+            "treatment": NO_COUPON,
+            "label": ratings["label"].to_numpy(),
+        }
+    )
+    coupons = pd.DataFrame(
+        {
+            "option_id": [NO_COUPON],
+            "type": ["none"],
+            "face_value": [0.0],
+            "threshold": [0.0],
+            "merchant_id": [np.nan],
+        }
+    )
+    dataset = validate_dataset(
+        Dataset(
+            users=users,
+            items=items,
+            coupons=coupons,
+            candidates=candidates,
+            exposures=exposures,
+            name="movielens-100k",
+        )
+    )
+    cold = np.sort(
+        dataset.users.loc[dataset.users["lifecycle"] == Lifecycle.NEW.value, "user_id"].to_numpy()
+    )
+    return MovieLensData(
+        dataset=dataset,
+        split_time=pd.Timestamp(split),
+        cold_start_user_ids=cold.astype(np.int64),
+        genre_tokens=tokens,
+        config=cfg,
+    )

@@ -1,0 +1,172 @@
+"""The nightly batch job: data -> predictors -> decisions -> SQL, with a summary.
+
+Stages (each timed and logged):
+
+1. ``data``: generate the simulated world from a scenario, or read dataset files;
+2. ``train``: fit the conversion and basket models on the older exposures and
+   evaluate them by lifecycle segment on the newest ones;
+3. ``score``: predict every user's conversion and redemption under each coupon;
+4. ``coupons``: allocate coupons under the budgets (certificate included);
+5. ``truth`` (simulated world only): score the plan, a random plan and the
+   oracle plan (solved on the true response) against the world's ground truth;
+6. ``store``: write the run and all its rows in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from growth.config import NightlyConfig
+from growth.coupon_decision import CouponDecision, predicted_coupon_decision
+from growth.coupon_plan import CouponPlan, random_plan, solve_coupon_plan, true_coupon_decision
+from growth.dataset import Dataset
+from growth.features import ConversionFeatures
+from growth.store import Store
+from growth.training import train_models
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NightlyResult:
+    """What one nightly run produced (also written to SQL under ``run_id``)."""
+
+    run_id: int
+    config: NightlyConfig
+    segments: pd.Series  # users per lifecycle segment
+    metrics: pd.DataFrame  # model metrics by segment
+    plan: CouponPlan
+    truth: pd.DataFrame | None  # plans scored by the world's ground truth (simulated data)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe summary stored with the run."""
+        out: dict[str, Any] = {
+            "users_per_segment": {k: int(v) for k, v in self.segments.items()},
+            "coupons": self.plan.summary(),
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+        if self.truth is not None:
+            out["truth"] = self.truth.reset_index().to_dict(orient="records")
+        return out
+
+
+class StageTimer:
+    """Times named stages and logs them; ``timings`` keeps seconds per stage."""
+
+    def __init__(self, report: Callable[[str], None] | None = None) -> None:
+        self.timings: dict[str, float] = {}
+        self.report = report
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        log.info("stage %s: started", name)
+        if self.report:
+            self.report(name)
+        yield
+        self.timings[name] = time.perf_counter() - start
+        log.info("stage %s: done in %.2f s", name, self.timings[name])
+
+
+def load_data(config: NightlyConfig, *, progress: bool = False):
+    """The dataset and, for a simulated world, the world itself (else ``None``)."""
+    if config.data_dir is not None:
+        from growth.io import read_dataset
+
+        return read_dataset(config.data_dir), None
+    from growth.world import WorldConfig, generate_world
+
+    world_config = WorldConfig.from_toml(config.scenario)
+    overrides = {k: v for k, v in (("n_users", config.n_users), ("seed", config.seed)) if v}
+    if overrides:
+        world_config = world_config.model_copy(update=overrides)
+        world_config = WorldConfig.model_validate(world_config.model_dump())
+    world = generate_world(world_config, progress=progress)
+    return world.dataset, world
+
+
+def score_against_truth(world, decision: CouponDecision, plan: CouponPlan, config) -> pd.DataFrame:
+    """The plan, a random plan and the oracle plan, all scored by the world's true response."""
+    truth = true_coupon_decision(world)
+    if not np.array_equal(truth.user_ids, decision.user_ids):
+        raise ValueError("the world's users and the decision's users are not in the same order")
+    oracle = solve_coupon_plan(truth, config.coupons)
+    rnd = random_plan(decision, config.coupons, seed=world.config.seed)
+    rows = {}
+    for name, choice in (("platform", plan.choice), ("random", rnd), ("oracle", oracle.choice)):
+        rows[name] = truth.evaluate(choice)
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "plan"
+    return frame
+
+
+def run_nightly(
+    config: NightlyConfig,
+    *,
+    store: Store | None = None,
+    progress: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> NightlyResult:
+    """Run the whole job and write it to ``store`` (default: ``Store()``) in one transaction."""
+    store = store or Store()
+    timer = StageTimer(report)
+    with store.run(
+        kind="nightly",
+        config=config.model_dump(mode="json"),
+        operator=config.operator,
+        campaign_date=config.campaign_date,
+    ) as run:
+        with timer("data"):
+            dataset, world = load_data(config, progress=progress)
+            segments = dataset.users["lifecycle"].value_counts().sort_index()
+        with timer("train"):
+            features = ConversionFeatures(dataset)
+            seed = world.config.seed if world is not None else (config.seed or 0)
+            models = train_models(
+                features,
+                predictor=config.predictor,
+                holdout_fraction=config.holdout_fraction,
+                seed=seed,
+            )
+        with timer("score"):
+            decision = predicted_coupon_decision(
+                features, models.conversion, models.basket, progress=progress
+            )
+        with timer("coupons"):
+            plan = solve_coupon_plan(decision, config.coupons)
+        truth = None
+        if world is not None:
+            with timer("truth"):
+                truth = score_against_truth(world, decision, plan, config)
+        with timer("store"):
+            metrics = models.metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
+            run.add_model_metrics(
+                metrics[["model", "dataset", "segment", "metric", "value", "seed"]]
+            )
+            run.add_coupon_allocations(decision.plan_frame(plan.choice))
+            result = NightlyResult(
+                run_id=run.id,
+                config=config,
+                segments=segments,
+                metrics=models.metrics,
+                plan=plan,
+                truth=truth,
+                timings=timer.timings,
+            )
+            run.summary = result.summary()
+    return result
+
+
+def _dataset_name(dataset: Dataset, config: NightlyConfig) -> str:
+    if config.data_dir is not None:
+        return str(config.data_dir)
+    return f"world:{config.scenario}"

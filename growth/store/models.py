@@ -1,0 +1,223 @@
+"""SQLAlchemy models of what the platform records: runs and their result rows.
+
+Table names are a public contract (analysts and the app query them); columns may
+be extended.  Every result table has a surrogate ``id``, a ``run_id`` foreign key
+to :class:`Run` and an index on ``run_id``.  The DDL is portable: it is created
+on SQLite by :class:`growth.store.Store` and is written so that PostgreSQL (and
+Alembic, which reads ``Base.metadata`` and its naming convention) can use it as is.
+
+Column ``info`` carries the extra checks :meth:`growth.store.RunWriter` applies
+when rows are added (``choices``, ``min``, ``max``), so the rules live next to
+the columns they govern.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from growth.schema import LIFECYCLES
+
+RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
+"""Lifecycle of a run row: inserted 'running', closed 'succeeded' or 'failed'."""
+
+METRIC_SEGMENTS: tuple[str, ...] = ("all", *LIFECYCLES)
+"""Segments a model metric may be reported for: all users or one lifecycle."""
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint names, so later Alembic migrations can refer to them."""
+
+# 64-bit surrogate keys on PostgreSQL; SQLite autoincrements only INTEGER PRIMARY KEY.
+_BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no timezone support, so the
+    value is stored as naive UTC and UTC is re-attached on the way out.  Naive
+    datetimes are refused on the way in: their timezone would be a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store; ``Base.metadata`` holds every table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Run(Base):
+    """One execution of a job (nightly, coupons, push, install, ...).
+
+    ``config`` and ``summary`` are JSON text (portable; PostgreSQL can cast them
+    to ``jsonb``).  ``duration_s`` is written when the run closes, so views need
+    no backend-specific date arithmetic.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        Index("ix_runs_kind_started_at", "kind", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    campaign_date: Mapped[date | None] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    config: Mapped[str] = mapped_column(Text, default="{}")
+    code_version: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+
+
+class RunResult:
+    """Mixin: surrogate key plus the indexed foreign key to the owning run."""
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True, autoincrement=True, sort_order=-2)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True, sort_order=-1
+    )
+
+
+class ModelMetric(RunResult, Base):
+    """One evaluation number: a model's metric on a dataset and segment (and seed)."""
+
+    __tablename__ = "model_metrics"
+
+    model: Mapped[str] = mapped_column(String(64))
+    dataset: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(16), info={"choices": METRIC_SEGMENTS})
+    metric: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)  # NULL when undefined (e.g. AUC, one class)
+    seed: Mapped[int | None] = mapped_column(Integer)
+
+
+class CouponAllocation(RunResult, Base):
+    """The coupon option chosen for one user, with its predicted effect and cost.
+
+    ``expected_value`` is the expected *incremental* conversions (uplift over no
+    coupon); ``expected_cost`` is what the platform pays in expectation.
+    """
+
+    __tablename__ = "coupon_allocations"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, info={"min": 0})
+    segment: Mapped[str] = mapped_column(String(16))
+    option_id: Mapped[str] = mapped_column(String(64))
+    coupon_type: Mapped[str] = mapped_column(String(32))
+    face_value: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    expected_value: Mapped[float] = mapped_column(Float)
+    expected_cost: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    expected_gmv: Mapped[float | None] = mapped_column(Float)
+
+
+class PushSchedule(RunResult, Base):
+    """One scheduled push: which message a user gets, at which hour of the day."""
+
+    __tablename__ = "push_schedules"
+    __table_args__ = (CheckConstraint("hour BETWEEN 0 AND 23", name="hour"),)
+
+    user_id: Mapped[int] = mapped_column(BigInteger, info={"min": 0})
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    industry: Mapped[str] = mapped_column(String(64))
+    hour: Mapped[int] = mapped_column(Integer, info={"min": 0, "max": 23})
+    expected_open: Mapped[float] = mapped_column(Float, info={"min": 0.0, "max": 1.0})
+
+
+class ChannelPlan(RunResult, Base):
+    """Spend on one acquisition channel in one named plan, with the funnel it buys.
+
+    ``installs_lo``/``installs_hi`` bound the installs when the plan was solved
+    robustly or with an interval forecast.
+    """
+
+    __tablename__ = "channel_plans"
+
+    plan: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[int] = mapped_column(Integer)
+    channel_name: Mapped[str] = mapped_column(String(128))
+    spend: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    installs: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    logins: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    retained: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    installs_lo: Mapped[float | None] = mapped_column(Float)
+    installs_hi: Mapped[float | None] = mapped_column(Float)
+
+
+class ParetoPoint(RunResult, Base):
+    """One point of a trade-off front; metrics that do not apply to a front are NULL."""
+
+    __tablename__ = "pareto_points"
+
+    front: Mapped[str] = mapped_column(String(64))
+    point_id: Mapped[int] = mapped_column(Integer)
+    spend: Mapped[float | None] = mapped_column(Float)
+    installs: Mapped[float | None] = mapped_column(Float)
+    logins: Mapped[float | None] = mapped_column(Float)
+    retained: Mapped[float | None] = mapped_column(Float)
+    conversions: Mapped[float | None] = mapped_column(Float)
+    gmv: Mapped[float | None] = mapped_column(Float)
+    chosen: Mapped[bool] = mapped_column(
+        Boolean(create_constraint=True, name="chosen"), default=False
+    )
+
+
+RESULT_MODELS: tuple[type[Any], ...] = (
+    ModelMetric,
+    CouponAllocation,
+    PushSchedule,
+    ChannelPlan,
+    ParetoPoint,
+)
+"""Tables a :class:`growth.store.RunWriter` fills, in write order."""
+
+RESULT_TABLES: dict[str, Table] = {m.__tablename__: m.__table__ for m in RESULT_MODELS}
+"""Result tables by name."""
+
+TABLE_NAMES: tuple[str, ...] = ("runs", *RESULT_TABLES)
+"""Every table of the store."""

@@ -1,0 +1,43 @@
+"""Evaluation metrics, overall and by lifecycle segment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss, roc_auc_score
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    """Mean |observed rate - mean prediction| over equal-mass bins, weighted by bin size."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if len(y) == 0:
+        return float("nan")
+    order = np.argsort(p, kind="stable")
+    bins = np.array_split(order, min(n_bins, len(y)))
+    return float(sum(len(b) * abs(y[b].mean() - p[b].mean()) for b in bins if len(b)) / len(y))
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """AUC (NaN when one class only), log loss, calibration error, positive rate, count."""
+    y = np.asarray(y)
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    both = 0 < y.sum() < len(y)
+    return {
+        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "logloss": float(log_loss(y, p, labels=[0, 1])) if len(y) else float("nan"),
+        "ece": expected_calibration_error(y, p),
+        "positive_rate": float(y.mean()) if len(y) else float("nan"),
+        "n": float(len(y)),
+    }
+
+
+def segment_metrics(y: np.ndarray, p: np.ndarray, segments: np.ndarray) -> pd.DataFrame:
+    """Long frame ``segment, metric, value`` for ``all`` and every segment present."""
+    segments = np.asarray(segments).astype(str)
+    rows = []
+    for name in ["all", *sorted(set(segments))]:
+        mask = np.ones(len(y), bool) if name == "all" else segments == name
+        for metric, value in binary_metrics(np.asarray(y)[mask], np.asarray(p)[mask]).items():
+            rows.append({"segment": name, "metric": metric, "value": value})
+    return pd.DataFrame(rows)
