@@ -229,7 +229,8 @@ def runs(
     from growth.store import Store
 
     frame = Store(db).runs(limit=limit)
-    console.print(_table(frame, "Runs"))
+    cols = ["run_id", "kind", "campaign_date", "status", "operator", "started_at", "duration_s"]
+    console.print(_table(frame[cols], "Runs"))
 
 
 @app.command()

@@ -38,6 +38,10 @@ class PushSettings(BaseModel):
     industry_min_share: float = Field(
         0.05, ge=0.0, le=1.0, description="minimum share of pushes for every industry"
     )
+    max_users: int | None = Field(
+        20_000, ge=1, description="push audience cap (a seeded sample of installed users)"
+    )
+    time_limit_s: float = Field(60.0, gt=0.0)
 
 
 class InstallSettings(BaseModel):

@@ -22,6 +22,7 @@ class Dataset:
     candidates: pd.DataFrame
     exposures: pd.DataFrame
     push_messages: pd.DataFrame | None = None
+    push_candidates: pd.DataFrame | None = None
     push_log: pd.DataFrame | None = None
     channels: pd.DataFrame | None = None
     channel_history: pd.DataFrame | None = None

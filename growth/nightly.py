@@ -9,7 +9,9 @@ Stages (each timed and logged):
 4. ``coupons``: allocate coupons under the budgets (certificate included);
 5. ``truth`` (simulated world only): score the plan, a random plan and the
    oracle plan (solved on the true response) against the world's ground truth;
-6. ``store``: write the run and all its rows in one transaction.
+6. ``push``: learn open probabilities from the push log, schedule the day
+   under fatigue caps, gaps, hourly capacity and industry shares;
+7. ``store``: write the run and all its rows in one transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from growth.coupon_decision import CouponDecision, predicted_coupon_decision
 from growth.coupon_plan import CouponPlan, random_plan, solve_coupon_plan, true_coupon_decision
 from growth.dataset import Dataset
 from growth.features import ConversionFeatures
+from growth.push_plan import PushPlan, plan_push, score_push_against_truth
 from growth.store import Store
 from growth.training import train_models
 
@@ -45,6 +48,8 @@ class NightlyResult:
     metrics: pd.DataFrame  # model metrics by segment
     plan: CouponPlan
     truth: pd.DataFrame | None  # plans scored by the world's ground truth (simulated data)
+    push: PushPlan | None = None
+    push_truth: dict[str, float] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -56,6 +61,16 @@ class NightlyResult:
         }
         if self.truth is not None:
             out["truth"] = self.truth.reset_index().to_dict(orient="records")
+        if self.push is not None:
+            sched = self.push.schedule
+            out["push"] = {
+                **sched.certificate_dict(),
+                "pushes": len(sched.pushes),
+                "audience": len(self.push.audience.user_ids),
+                "open_model_auc": self.push.open_model_auc,
+                "fatigue_decay": self.push.decay,
+                "truth": self.push_truth,
+            }
         return out
 
 
@@ -147,12 +162,20 @@ def run_nightly(
         if world is not None:
             with timer("truth"):
                 truth = score_against_truth(world, decision, plan, config)
+        push = push_truth = None
+        if config.push.enabled and dataset.push_candidates is not None:
+            with timer("push"):
+                push = plan_push(features, config.push, seed=seed)
+                if world is not None:
+                    push_truth = score_push_against_truth(world, push, config.push, seed=seed)
         with timer("store"):
             metrics = models.metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
             run.add_model_metrics(
                 metrics[["model", "dataset", "segment", "metric", "value", "seed"]]
             )
             run.add_coupon_allocations(decision.plan_frame(plan.choice))
+            if push is not None:
+                run.add_push_schedule(push.frame())
             result = NightlyResult(
                 run_id=run.id,
                 config=config,
@@ -160,6 +183,8 @@ def run_nightly(
                 metrics=models.metrics,
                 plan=plan,
                 truth=truth,
+                push=push,
+                push_truth=push_truth,
                 timings=timer.timings,
             )
             run.summary = result.summary()
@@ -167,6 +192,7 @@ def run_nightly(
 
 
 def _dataset_name(dataset: Dataset, config: NightlyConfig) -> str:
+    """A short label for model metrics (the store keeps at most 64 characters)."""
     if config.data_dir is not None:
-        return str(config.data_dir)
-    return f"world:{config.scenario}"
+        return f"files:{dataset.name or config.data_dir.name}"[:64]
+    return f"world:{config.scenario.stem}"[:64]

@@ -187,6 +187,17 @@ PUSH_MESSAGES = TableSchema(
     ),
 )
 
+PUSH_CANDIDATES = TableSchema(
+    name="push_candidates",
+    required=False,
+    doc="Each user's candidate push messages with the recommender's relevance score.",
+    columns=(
+        Column("user_id", "int", references="users.user_id"),
+        Column("message_id", "int", references="push_messages.message_id"),
+        Column("relevance", "float", doc="recommender score, higher = more relevant"),
+    ),
+)
+
 PUSH_LOG = TableSchema(
     name="push_log",
     required=False,
@@ -235,6 +246,7 @@ TABLES: dict[str, TableSchema] = {
         CANDIDATES,
         EXPOSURES,
         PUSH_MESSAGES,
+        PUSH_CANDIDATES,
         PUSH_LOG,
         CHANNELS,
         CHANNEL_HISTORY,

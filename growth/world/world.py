@@ -275,6 +275,7 @@ def generate_world(config: WorldConfig, *, progress: bool = False) -> World:
             candidates=candidates_table(candidates),
             exposures=exposures,
             push_messages=messages_table(push_state),
+            push_candidates=candidates_frame(push).drop(columns="industry"),
             push_log=push_log,
             channels=channel_truth.table(),
             channel_history=channel_history,

@@ -1,0 +1,336 @@
+"""Validated data of a coupon allocation problem (a multiple-choice knapsack).
+
+The maths.  Users ``u = 1..n``, coupon options ``k = 1..K``; ``x[u, k] in {0, 1}``
+is 1 when user ``u`` gets option ``k`` (at most one per user; no coupon is always
+allowed and encoded as choice ``-1``).  With ``obj = (1 - weight) * value +
+weight * value2``::
+
+    maximise    sum_uk obj[u, k] x[u, k]
+    subject to  sum_k x[u, k] <= 1                                   (one coupon per user)
+                sum_uk cost[u, k] g[k] x[u, k] <= budget             (budget; g = global_options)
+                sum_uk cost[u, k] m_j[k] x[u, k] <= amount_j         (budget_group[j],
+                                                      type_budget[t], merchant_budget[m])
+                sum_{u in s} sum_k x[u, k] >= ceil(f_s |s|)          (min_coverage[s])
+                sum_uk (value[u, k] - roi g[k] cost[u, k]) x[u, k] >= 0   (roi_floor)
+
+Every coupling constraint is stored in the uniform form ``sum_u A[u, choice_u] <= rhs``
+(:class:`LinearConstraint`, ``A[u, -1] = 0``) so that the Lagrangian method, the
+repair heuristic and the MIP builders treat them alike.  ``cost`` is the *expected*
+cost (face value x redemption probability), in currency units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optimizers.certificate import InfeasibleError
+
+OPTION_TYPES: tuple[str, ...] = ("red_packet", "full_reduction", "merchant")
+
+
+@dataclass(frozen=True)
+class LinearConstraint:
+    """``sum_u coef[u, choice_u] <= rhs`` (no coupon contributes 0).
+
+    ``coef`` is (n, K) in the constraint's unit (currency for budgets, users for
+    coverage, value for the ROI floor); ``kind`` is one of ``'budget'``,
+    ``'group'``, ``'coverage'``, ``'roi'``.
+    """
+
+    name: str
+    kind: str
+    coef: np.ndarray  # (n, K)
+    rhs: float
+
+
+def _as_matrix(name: str, x: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Convert ``x`` to a finite float (n, K) matrix; name the first bad cell."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (n_users, n_options) matrix, got shape {a.shape}")
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape} but value has shape {shape}; they must match")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i, k = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{name} is not finite ({a[i, k]}) in row {i} option {k}")
+    return a
+
+
+def _check_amount(name: str, amount: float) -> float:
+    amount = float(amount)
+    if math.isnan(amount) or amount < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {amount}")
+    return amount
+
+
+@dataclass
+class CouponProblem:
+    """A validated coupon allocation instance; see the module docstring for the maths.
+
+    Parameters
+    ----------
+    value: (n, K) predicted incremental value of each option over no coupon
+        (conversions or GMV); may be negative.
+    cost: (n, K) expected cost >= 0 (currency units).
+    budget: global budget (currency units, >= 0; ``math.inf`` for none).
+    value2: optional second (n, K) value matrix (e.g. GMV when ``value`` is conversions).
+    weight: objective is ``(1 - weight) * value + weight * value2``; needs ``value2``
+        when > 0.
+    option_types: K labels from :data:`OPTION_TYPES` (default: all ``'red_packet'``).
+    merchant_ids: K merchant ids (``None``/-1 for non-merchant options).
+    global_options: (K,) bool, which options spend the global budget.  Default:
+        every option whose type is not ``'merchant'`` (merchant coupons spend the
+        merchant's money, bounded by ``merchant_budgets``/``budget_groups``).
+    budget_groups: name -> (option indices, amount): extra budgets on the summed
+        cost of those options.
+    type_budgets: option type -> amount (shorthand for a budget group per type).
+    merchant_budgets: merchant id -> amount (shorthand for a group per merchant).
+    segments: (n,) segment label of each user (e.g. lifecycle ``'new'``).
+    min_coverage: segment label -> fraction in [0, 1] of its users that must get
+        some coupon.
+    roi_floor: total ``value`` >= ``roi_floor`` x total global spend.
+    """
+
+    value: np.ndarray
+    cost: np.ndarray
+    budget: float
+    value2: np.ndarray | None = None
+    weight: float = 0.0
+    option_types: Sequence[str] | None = None
+    merchant_ids: Sequence[int | None] | None = None
+    global_options: np.ndarray | Sequence[bool] | None = None
+    budget_groups: Mapping[str, tuple[Sequence[int], float]] | None = None
+    type_budgets: Mapping[str, float] | None = None
+    merchant_budgets: Mapping[int, float] | None = None
+    segments: np.ndarray | Sequence[object] | None = None
+    min_coverage: Mapping[str, float] | None = None
+    roi_floor: float | None = None
+    constraints: list[LinearConstraint] = field(init=False, repr=False)
+    objective_matrix: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.value = _as_matrix("value", self.value)
+        k = self.value.shape[1]
+        if k == 0:
+            raise ValueError("value has no options (0 columns); give at least one coupon option")
+        self.cost = _as_matrix("cost", self.cost, self.value.shape)
+        neg = self.cost < 0
+        if neg.any():
+            i, j = (int(v) for v in np.argwhere(neg)[0])
+            raise ValueError(f"cost must be >= 0; cost[{i}, {j}] = {self.cost[i, j]}")
+        self.budget = _check_amount("budget", self.budget)
+        self._check_objective()
+        self._check_options()
+        self.constraints = self._build_constraints()
+        self.check_feasibility()
+
+    # -- validation -------------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return int(self.value.shape[0])
+
+    @property
+    def n_options(self) -> int:
+        return int(self.value.shape[1])
+
+    def _check_objective(self) -> None:
+        w = float(self.weight)
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {w}")
+        self.weight = w
+        if self.value2 is None:
+            if w > 0:
+                raise ValueError(f"weight={w} needs value2 (the second value matrix)")
+            self.objective_matrix = self.value
+            return
+        self.value2 = _as_matrix("value2", self.value2, self.value.shape)
+        self.objective_matrix = (1.0 - w) * self.value + w * self.value2
+
+    def _check_options(self) -> None:
+        k = self.n_options
+        if self.option_types is None:
+            self.option_types = ("red_packet",) * k
+        types = tuple(str(t) for t in self.option_types)
+        if len(types) != k:
+            raise ValueError(f"option_types has {len(types)} entries but value has {k} options")
+        for j, t in enumerate(types):
+            if t not in OPTION_TYPES:
+                raise ValueError(f"option_types[{j}] = {t!r} is not one of {OPTION_TYPES}")
+        self.option_types = types
+        if self.merchant_ids is not None:
+            mids = tuple(
+                None
+                if m is None or (isinstance(m, float) and math.isnan(m)) or int(m) < 0
+                else int(m)
+                for m in self.merchant_ids
+            )
+            if len(mids) != k:
+                raise ValueError(f"merchant_ids has {len(mids)} entries but value has {k} options")
+            self.merchant_ids = mids
+        if self.global_options is None:
+            g = np.array([t != "merchant" for t in types], dtype=bool)
+        else:
+            g = np.asarray(self.global_options, dtype=bool)
+            if g.shape != (k,):
+                raise ValueError(f"global_options has shape {g.shape} but value has {k} options")
+        self.global_options = g
+
+    # -- constraints ----------------------------------------------------------------
+    def _group_masks(self) -> dict[str, tuple[np.ndarray, float]]:
+        k = self.n_options
+        groups: dict[str, tuple[np.ndarray, float]] = {}
+        for name, spec in (self.budget_groups or {}).items():
+            try:
+                idx, amount = spec
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"budget_groups[{name!r}] must be (option indices, amount), got {spec!r}"
+                ) from None
+            idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+            if idx.size and (idx.min() < 0 or idx.max() >= k):
+                raise ValueError(f"budget_groups[{name!r}] has option index outside 0..{k - 1}")
+            mask = np.zeros(k, dtype=bool)
+            mask[idx] = True
+            groups[f"budget_group[{name}]"] = (
+                mask,
+                _check_amount(f"budget_groups[{name!r}] amount", amount),
+            )
+        types = np.asarray(self.option_types)
+        for t, amount in (self.type_budgets or {}).items():
+            if t not in OPTION_TYPES:
+                raise ValueError(f"type_budgets key {t!r} is not one of {OPTION_TYPES}")
+            groups[f"type_budget[{t}]"] = (
+                types == t,
+                _check_amount(f"type_budgets[{t!r}]", amount),
+            )
+        if self.merchant_budgets:
+            if self.merchant_ids is None:
+                raise ValueError(
+                    "merchant_budgets needs merchant_ids (the merchant of each option)"
+                )
+            mids = np.array([-1 if m is None else m for m in self.merchant_ids])
+            for m, amount in self.merchant_budgets.items():
+                mask = mids == int(m)
+                if not mask.any():
+                    raise ValueError(f"merchant_budgets names merchant {m} but no option has it")
+                groups[f"merchant_budget[{int(m)}]"] = (
+                    mask,
+                    _check_amount(f"merchant_budgets[{m}]", amount),
+                )
+        return groups
+
+    def _segment_masks(self) -> dict[str, np.ndarray]:
+        if not self.min_coverage:
+            return {}
+        if self.segments is None:
+            raise ValueError("min_coverage needs segments (the segment label of each user)")
+        seg = np.asarray(self.segments).astype(str)
+        if seg.shape != (self.n_users,):
+            raise ValueError(
+                f"segments has shape {seg.shape} but value has {self.n_users} users (rows)"
+            )
+        out = {}
+        for s, frac in self.min_coverage.items():
+            frac = float(frac)
+            if not 0.0 <= frac <= 1.0:
+                raise ValueError(f"min_coverage[{s!r}] must be a fraction in [0, 1], got {frac}")
+            mask = seg == str(s)
+            if not mask.any():
+                raise ValueError(f"min_coverage names segment {s!r} but no user has it")
+            out[str(s)] = mask
+        return out
+
+    def _build_constraints(self) -> list[LinearConstraint]:
+        g = np.asarray(self.global_options)
+        cons: list[LinearConstraint] = []
+        if math.isfinite(self.budget):
+            coef = self.cost if g.all() else self.cost * g[None, :]
+            cons.append(LinearConstraint("budget", "budget", coef, self.budget))
+        for name, (mask, amount) in self._group_masks().items():
+            cons.append(LinearConstraint(name, "group", self.cost * mask, amount))
+        segs = self._segment_masks()
+        for s, mask in segs.items():
+            need = math.ceil(float(self.min_coverage[s]) * mask.sum() - 1e-9)  # type: ignore[index]
+            coef = np.zeros_like(self.cost)
+            coef[mask] = -1.0
+            cons.append(LinearConstraint(f"min_coverage[{s!r}]", "coverage", coef, -float(need)))
+        if self.roi_floor is not None:
+            roi = _check_amount("roi_floor", self.roi_floor)
+            self.roi_floor = roi
+            coef = roi * self.cost * g[None, :] - self.value
+            cons.append(LinearConstraint("roi_floor", "roi", coef, 0.0))
+        return cons
+
+    # -- feasibility ----------------------------------------------------------------
+    def check_feasibility(self) -> None:
+        """Raise :class:`InfeasibleError` when coverage floors provably cannot be met.
+
+        Checks, for every budget, the cheapest spend that meets all coverage floors
+        (the ``need`` cheapest users of each segment at their cheapest option), and
+        for the ROI floor the best achievable ``value - roi * spend`` under coverage.
+        These are exact for each constraint paired with the coverage floors; joint
+        conflicts among several budgets are reported by the solvers.
+        """
+        cov = [c for c in self.constraints if c.kind == "coverage"]
+        if not cov:
+            return
+        needs = {c.name: (c.coef[:, 0] < 0, int(-c.rhs)) for c in cov}
+        for c in self.constraints:
+            if c.kind not in ("budget", "group", "roi"):
+                continue
+            sign = -1.0 if c.kind == "roi" else 1.0
+            best = c.coef.min(axis=1)  # (n,) cheapest option of each user
+            total = float(np.minimum(best, 0.0).sum())  # options that reduce the usage
+            parts = []
+            for cname, (mask, need) in needs.items():
+                cheapest = np.sort(best[mask])
+                extra = cheapest[cheapest >= 0][: max(0, need - int((cheapest < 0).sum()))]
+                if need > 0:
+                    parts.append(cname)
+                total += float(extra.sum())
+            if total > c.rhs + 1e-9 * max(1.0, abs(c.rhs)):
+                names = " and ".join(parts)
+                if c.kind == "roi":
+                    raise InfeasibleError(
+                        f"{names} cannot hold together with roi_floor={self.roi_floor}: the best "
+                        f"achievable value - roi_floor*spend is {sign * total:.6g} < 0"
+                    )
+                raise InfeasibleError(
+                    f"{names} needs at least {total:.6g} of spend but {c.name} is {c.rhs:.6g}"
+                )
+
+    # -- evaluation -----------------------------------------------------------------
+    def gather(self, matrix: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        """``matrix[u, choice[u]]`` with 0 where ``choice[u] == -1``; shape (n,)."""
+        chosen = choice >= 0
+        out = np.zeros(choice.shape[0], dtype=np.float64)
+        rows = np.nonzero(chosen)[0]
+        out[rows] = matrix[rows, choice[rows]]
+        return out
+
+    def usage(self, choice: np.ndarray) -> dict[str, float]:
+        """Left-hand side ``sum_u coef[u, choice_u]`` of every constraint."""
+        return {c.name: float(self.gather(c.coef, choice).sum()) for c in self.constraints}
+
+    def violations(self, choice: np.ndarray, rtol: float = 1e-9) -> dict[str, float]:
+        """Constraint name -> amount by which ``choice`` breaks it (only broken ones)."""
+        out = {}
+        for c in self.constraints:
+            lhs = float(self.gather(c.coef, choice).sum())
+            if lhs > c.rhs + rtol * max(1.0, abs(c.rhs)):
+                out[c.name] = lhs - c.rhs
+        return out
+
+    def check_choice(self, choice: np.ndarray) -> np.ndarray:
+        """Validate a plan: (n,) ints in ``-1..K-1``."""
+        ch = np.asarray(choice)
+        if ch.shape != (self.n_users,):
+            raise ValueError(f"choice has shape {ch.shape}, expected ({self.n_users},)")
+        if ch.size and (ch.min() < -1 or ch.max() >= self.n_options):
+            raise ValueError(f"choice entries must be in -1..{self.n_options - 1}")
+        return ch.astype(np.int64)

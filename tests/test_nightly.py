@@ -1,0 +1,128 @@
+"""The nightly job end to end on a small world, and the CLI around it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from growth.cli import app
+from growth.config import NightlyConfig
+from growth.nightly import run_nightly
+from growth.store import Store
+
+SMALL = "data/scenarios/small.toml"
+
+
+@pytest.fixture(scope="module")
+def nightly_run(tmp_path_factory):
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('db') / 'growth.db'}")
+    config = NightlyConfig(
+        scenario=SMALL,
+        coupons={"budget": 400.0, "merchant_budget": 40.0},
+        campaign_date="2026-11-26",
+    )
+    return store, run_nightly(config, store=store)
+
+
+def test_nightly_stores_a_certified_plan_within_budget(nightly_run):
+    """A run stores its allocation, metrics and summary; spend never exceeds any budget."""
+    store, result = nightly_run
+    runs = store.runs()
+    assert runs.iloc[0]["status"] == "succeeded"
+    alloc = store.read("coupon_allocations", run_id=result.run_id)
+    assert len(alloc) == int((result.plan.choice >= 0).sum()) > 0
+    by_group = {
+        "platform": alloc.loc[alloc["coupon_type"] != "merchant", "expected_cost"].sum(),
+    }
+    assert by_group["platform"] <= 400.0 + 1e-6
+    for name, spend in result.plan.spend.items():
+        assert spend <= result.plan.budgets[name] + 1e-6, name
+    a = result.plan.allocation
+    assert a.upper_bound >= a.objective - 1e-9
+    metrics = store.read("model_metrics", run_id=result.run_id)
+    assert {"auc", "logloss", "ece"} <= set(metrics["metric"])
+    assert set(result.timings) == {"data", "train", "score", "coupons", "truth", "push", "store"}
+    pushes = store.read("push_schedules", run_id=result.run_id)
+    assert len(pushes) == len(result.push.schedule.pushes) > 0
+    assert pushes.groupby("user_id").size().max() <= result.config.push.fatigue_cap
+    summary = store.get_run(result.run_id)["summary"]
+    assert summary["coupons"]["spend"]["platform"] == pytest.approx(result.plan.spend["platform"])
+
+
+def test_nightly_plan_beats_random_targeting_on_the_truth(nightly_run):
+    """Scored by the world's ground truth, the platform's plan beats random targeting."""
+    _, result = nightly_run
+    truth = result.truth
+    assert truth.loc["platform", "incremental_conversions"] > truth.loc[
+        "random", "incremental_conversions"
+    ]
+    assert truth.loc["oracle", "incremental_conversions"] >= truth.loc[
+        "platform", "incremental_conversions"
+    ]
+    assert result.metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0] > 0.7
+
+
+def test_failed_run_leaves_no_rows_and_is_recorded(tmp_path, monkeypatch):
+    """A run that fails mid-way writes no result rows and is recorded as failed."""
+    store = Store(f"sqlite:///{tmp_path / 'g.db'}")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr("growth.nightly.solve_coupon_plan", explode)
+    with pytest.raises(RuntimeError, match="solver exploded"):
+        run_nightly(NightlyConfig(scenario=SMALL, n_users=600), store=store)
+    runs = store.runs()
+    assert runs.iloc[0]["status"] == "failed"
+    assert "solver exploded" in runs.iloc[0]["error"]
+    for table in ("coupon_allocations", "model_metrics"):
+        assert store.read(table).empty
+
+
+def test_cli_nightly_prints_summary_and_exit_codes(tmp_path):
+    """`growth nightly` prints the summary and exits 0; a bad config exits 2 naming the field."""
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    ok = runner.invoke(
+        app, ["nightly", "--scenario", SMALL, "--users", "800", "--budget", "100", "--db", db]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "Plans scored by the world's ground truth" in ok.output
+    assert "run 1 stored" in ok.output
+    bad = runner.invoke(app, ["nightly", "--scenario", SMALL, "--budget", "-5", "--db", db])
+    assert bad.exit_code == 2
+    assert "budget" in bad.output
+    listed = runner.invoke(app, ["runs", "--db", db])
+    assert listed.exit_code == 0 and "succeeded" in listed.output
+
+
+def test_cli_generate_validate_round_trip(tmp_path):
+    """`growth generate` writes a dataset `growth validate` accepts; corruption is named."""
+    runner = CliRunner()
+    out = tmp_path / "ds"
+    gen = runner.invoke(
+        app, ["generate", str(out), "--scenario", SMALL, "--users", "300", "--format", "csv"]
+    )
+    assert gen.exit_code == 0, gen.output
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+    ex = pd.read_csv(out / "exposures.csv")
+    ex.loc[3, "user_id"] = 10**9
+    ex.to_csv(out / "exposures.csv", index=False)
+    bad = runner.invoke(app, ["validate", str(out)])
+    assert bad.exit_code == 2
+    assert "exposures.csv" in bad.output and "user_id" in bad.output and "row 3" in bad.output
+
+
+def test_nightly_reads_dataset_files(tmp_path):
+    """The job runs on dataset files in the documented format (no world, so no truth table)."""
+    from growth.io import write_dataset
+    from growth.world import WorldConfig, generate_world
+
+    world = generate_world(WorldConfig.from_toml(SMALL, n_users=1_500))
+    folder = write_dataset(world.dataset, tmp_path / "files")
+    store = Store(f"sqlite:///{tmp_path / 'f.db'}")
+    result = run_nightly(NightlyConfig(data_dir=folder, coupons={"budget": 100.0}), store=store)
+    assert result.truth is None
+    assert store.runs().iloc[0]["status"] == "succeeded"
+    assert result.plan.spend["platform"] <= 100.0 + 1e-6
