@@ -46,7 +46,7 @@ def _table(frame: pd.DataFrame, title: str, *, floatfmt: str = "{:,.4g}") -> Tab
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 
