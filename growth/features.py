@@ -162,8 +162,46 @@ class ConversionFeatures:
         block[:, a + b + c + 2] = self.applicable(item_pos, option_pos)
         return pd.DataFrame(block, columns=self.columns, copy=False)
 
-    def exposure_frame(self, *, domain: str = "target") -> ExposureFrame:
-        """Training rows from the exposure log of one domain, in timestamp order."""
+    def raw_frame(
+        self, user_pos: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
+    ) -> pd.DataFrame:
+        """Un-encoded rows for models that embed fields themselves (the torch predictors).
+
+        Columns: the users table's feature columns as they are (``src_*``, ``tgt_*``
+        including ``|``-strings, demographics, lifecycle), ``item_*`` and
+        ``coupon_*`` columns and the cross features; describe them with
+        :meth:`raw_spec`.
+        """
+        users = self.dataset.users
+        user_cols = [c for c in users.columns if c != "user_id"]
+        frame = users[user_cols].take(user_pos).reset_index(drop=True)
+        tab = self.frame(user_pos, item_pos, option_pos)
+        extra = [*self.item_table.columns, *self.coupon_table.columns, *CROSS_COLUMNS]
+        for col in extra:
+            frame[col] = tab[col].to_numpy()
+        return frame
+
+    def raw_spec(self) -> FeatureSpec:
+        """Unfitted spec of :meth:`raw_frame`: domains source, target, user, item, treatment."""
+        zero = np.zeros(1, np.int64)
+        probe = self.raw_frame(zero, zero, zero)
+        domains = {
+            **USER_DOMAINS,
+            **{c: "item" for c in self.item_table.columns},
+            **{c: "treatment" for c in (*self.coupon_table.columns, *CROSS_COLUMNS)},
+        }
+        categorical = [
+            "has_source",
+            *(f"item_{c}" for c in ITEM_CATEGORICAL if f"item_{c}" in self.item_table),
+            "coupon_type",
+        ]
+        return FeatureSpec.infer(probe, domains, categorical=categorical)
+
+    def exposure_frame(self, *, domain: str = "target", raw: bool = False) -> ExposureFrame:
+        """Training rows from the exposure log of one domain, in timestamp order.
+
+        ``raw=True`` gives :meth:`raw_frame` rows instead of the tabular encoding.
+        """
         log = self.dataset.exposures
         log = log[log["domain"] == domain].sort_values("timestamp", kind="stable")
         if log.empty:
@@ -176,8 +214,9 @@ class ConversionFeatures:
             if "order_value" in log
             else np.full(len(log), np.nan)
         )
+        build = self.raw_frame if raw else self.frame
         return ExposureFrame(
-            X=self.frame(user_pos, item_pos, option_pos),
+            X=build(user_pos, item_pos, option_pos),
             y=log["label"].to_numpy(np.int8),
             segment=self.lifecycle[user_pos],
             timestamp=log["timestamp"].to_numpy(),

@@ -1,0 +1,91 @@
+"""Plain MLP over every field's embedding: the reference deep model.
+
+All fields of all domains are embedded by :class:`~predictors.torch.layers.FieldEmbedding`,
+flattened and fed to one :class:`~predictors.torch.layers.MLP`.  Deliberately lean:
+it is the throughput yardstick the richer models (CSDE, DCN-v2, MMOE) are
+measured against.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from predictors.features import FeatureSpec
+from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.inputs import Batch
+from predictors.torch.layers import MLP, FieldEmbedding
+
+
+class MLPConfig(TrainConfig):
+    """Hyper-parameters of :class:`MLPModel`; names equal its constructor arguments."""
+
+    embedding_dim: int = Field(16, ge=1)
+    hidden: tuple[int, ...] = Field((128, 64), min_length=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class MLPNet(nn.Module):
+    """Field embeddings -> flatten -> MLP -> one logit."""
+
+    def __init__(self, spec: FeatureSpec, cfg: MLPConfig) -> None:
+        super().__init__()
+        self.embedding = FieldEmbedding(spec, cfg.embedding_dim)
+        width = self.embedding.n_fields * cfg.embedding_dim
+        self.mlp = MLP(width, cfg.hidden, dropout=cfg.dropout, output_dim=1)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        emb = self.embedding(batch)  # (batch, fields, dim)
+        return self.mlp(emb.flatten(1)).squeeze(-1)  # (batch,)
+
+
+class MLPModel(TorchEstimator):
+    """Conversion probability from an MLP over all fields of ``feature_spec``.
+
+    Example::
+
+        spec = FeatureSpec.infer(X, {"src_": "source", "tgt_": "target"})
+        model = MLPModel(spec, epochs=5, seed=1).fit(X, y)
+        p = model.predict_proba(X)[:, 1]
+    """
+
+    name = "mlp"
+    Config = MLPConfig
+    tiny_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 256, "hidden": (32,)}
+
+    def __init__(
+        self,
+        feature_spec: FeatureSpec,
+        *,
+        embedding_dim: int = 16,
+        hidden: tuple[int, ...] = (128, 64),
+        dropout: float = 0.1,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-5,
+        batch_size: int = 1024,
+        epochs: int = 10,
+        patience: int = 2,
+        validation_fraction: float = 0.1,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(
+            feature_spec,
+            embedding_dim=embedding_dim,
+            hidden=hidden,
+            dropout=dropout,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            epochs=epochs,
+            patience=patience,
+            validation_fraction=validation_fraction,
+            seed=seed,
+            verbose=verbose,
+        )
+
+    def build(self, spec: FeatureSpec) -> nn.Module:
+        return MLPNet(spec, self.config_)

@@ -1,0 +1,34 @@
+"""Common ground of the PyTorch predictors: inputs, shared layers, the estimator base.
+
+- :mod:`predictors.torch.inputs`: raw frame -> ``dict[str, Tensor]`` per field.
+- :mod:`predictors.torch.layers`: FieldEmbedding, MLP, CrossNetV2,
+  AttentionPooling, MixtureOfExperts, domain_present.
+- :mod:`predictors.torch.base`: TorchEstimator (training, early stopping,
+  save/load) and TrainConfig.
+"""
+
+from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.inputs import Batch, FrameEncoder, missing_key, take
+from predictors.torch.layers import (
+    MLP,
+    AttentionPooling,
+    CrossNetV2,
+    FieldEmbedding,
+    MixtureOfExperts,
+    domain_present,
+)
+
+__all__ = [
+    "MLP",
+    "AttentionPooling",
+    "Batch",
+    "CrossNetV2",
+    "FieldEmbedding",
+    "FrameEncoder",
+    "MixtureOfExperts",
+    "TorchEstimator",
+    "TrainConfig",
+    "domain_present",
+    "missing_key",
+    "take",
+]

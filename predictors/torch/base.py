@@ -1,0 +1,349 @@
+"""TorchEstimator: the fat base class every PyTorch conversion model inherits.
+
+A model file declares only its layers (after FuxiCTR's "thin model, fat base")::
+
+    class MyModel(TorchEstimator):
+        name = "my_model"
+
+        class Config(TrainConfig):          # field names == constructor arguments
+            embedding_dim: int = Field(16, ge=1)
+
+        def __init__(self, feature_spec, *, embedding_dim=16, lr=2e-3, ..., verbose=False):
+            super().__init__(feature_spec, embedding_dim=embedding_dim, lr=lr, ..., verbose=verbose)
+
+        def build(self, spec):              # spec is fitted; self.config_ is validated
+            return MyModule(spec, self.config_)   # forward(batch) -> logits (batch,)
+
+Everything else lives here once: config validation when ``fit`` starts, the
+vocabulary/statistics fit (:class:`~predictors.torch.inputs.FrameEncoder`), a
+seeded validation split, AdamW, shuffled in-memory mini-batches, early stopping
+on validation log loss, progress bars, ``predict_proba``, ``save``/``load``.
+
+Rows are (user, item, coupon option) triples: fields of domain ``treatment``
+(coupon type, face value, threshold, merchant match) are ordinary fields, so
+every model scores each coupon option of a user/item pair and the decision
+layer asks for the probability under every option.  No model special-cases
+treatments or domains; a missing domain (e.g. no source history) is just
+absent fields (see :func:`~predictors.torch.layers.domain_present`).
+
+Subclass hooks:
+
+- ``build(spec) -> nn.Module`` (required): ``module(batch)`` returns logits ``(batch,)``.
+- ``loss(module, batch, y, weight) -> scalar`` (optional): the training loss;
+  the default is weighted binary cross-entropy on ``module(batch)``.  Override
+  for multi-part losses (extra heads, regularisers).  Early stopping always uses
+  plain log loss of ``module(batch)`` on the validation rows.
+- ``on_epoch_start(module, epoch)`` (optional): e.g. schedules or freezing.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from predictors.base import NotFittedError, check_is_fitted, check_xy
+from predictors.features import FeatureSpec
+from predictors.torch.inputs import Batch, FrameEncoder, batch_size_of, take
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+PREDICT_BATCH = 16_384
+
+
+class TrainConfig(BaseModel):
+    """Training hyper-parameters shared by every torch model; subclasses add their own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    batch_size: int = Field(1024, ge=1)
+    epochs: int = Field(10, ge=1)
+    patience: int = Field(2, ge=1)
+    validation_fraction: float = Field(0.1, ge=0, lt=0.5)
+    seed: int = 0
+    verbose: bool = False
+
+
+class TorchEstimator:
+    """Base class: scikit-learn-like estimator around a ``build(spec)`` module.
+
+    Learned state (all ``None``/empty before ``fit``): ``module_`` (the
+    ``nn.Module``), ``encoder_`` (:class:`FrameEncoder`), ``feature_spec_`` (the
+    fitted spec), ``config_`` (validated :class:`TrainConfig` subclass),
+    ``history_`` (one ``{"epoch", "train_loss", "valid_loss"}`` dict per epoch),
+    ``best_epoch_`` (1-based epoch whose weights were kept).
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[TrainConfig]] = TrainConfig
+    max_tokens: ClassVar[int] = 32  # cap on the padded length of multi fields
+    tiny_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 256}  # for tests
+
+    def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
+        if not isinstance(feature_spec, FeatureSpec):
+            raise TypeError(
+                f"{type(self).__name__} takes a FeatureSpec as first argument, "
+                f"got {type(feature_spec).__name__}"
+            )
+        self.feature_spec = feature_spec
+        for key, value in params.items():
+            setattr(self, key, value)
+        self._param_names = tuple(params)
+        self.module_: nn.Module | None = None
+        self.encoder_: FrameEncoder | None = None
+        self.feature_spec_: FeatureSpec | None = None
+        self.config_: TrainConfig | None = None
+        self.history_: list[dict[str, float]] = []
+        self.best_epoch_: int | None = None
+
+    # ------------------------------------------------------------------ hooks
+    def build(self, spec: FeatureSpec) -> nn.Module:
+        """Return the network for fitted ``spec``; ``module(batch)`` gives logits ``(batch,)``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build(spec)")
+
+    def loss(
+        self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Training loss of one mini-batch (``y`` float ``(batch,)``, ``weight`` or None)."""
+        return F.binary_cross_entropy_with_logits(module(batch), y, weight=weight)
+
+    def on_epoch_start(self, module: nn.Module, epoch: int) -> None:
+        """Called before every training epoch (``epoch`` is 1-based)."""
+
+    # ----------------------------------------------------------------- params
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor keyword arguments (not the feature spec)."""
+        return {key: getattr(self, key) for key in self._param_names}
+
+    def _validated_config(self) -> TrainConfig:
+        try:
+            return self.Config(**self.get_params())
+        except ValidationError as err:
+            raise ValueError(f"invalid {type(self).__name__} parameters:\n{err}") from err
+
+    # -------------------------------------------------------------------- fit
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        *,
+        sample_weight: Any = None,
+        eval_set: tuple[pd.DataFrame, Any] | None = None,
+    ) -> TorchEstimator:
+        """Train on raw frame ``X`` (the spec's columns) and 0/1 labels ``y``; return ``self``.
+
+        ``eval_set=(X_valid, y_valid)`` replaces the internal seeded split of
+        ``validation_fraction`` of ``X`` for early stopping.  ``sample_weight``
+        (non-negative, one per row) weights the training loss and the internal
+        validation loss.
+        """
+        cfg = self._validated_config()
+        labels = check_xy(X, y)
+        weights = _check_weight(sample_weight, len(X))
+        encoder = FrameEncoder.fit(self.feature_spec, X, max_tokens=self.max_tokens)
+        data = encoder.encode(X)
+        target = torch.from_numpy(labels.astype(np.float32))
+        w = None if weights is None else torch.from_numpy(weights)
+
+        rng = np.random.default_rng(cfg.seed)
+        if eval_set is not None:
+            X_valid, y_valid = eval_set
+            valid = (encoder.encode(X_valid), torch.from_numpy(check_xy(X_valid, y_valid)), None)
+            train_idx = np.arange(len(X))
+        else:
+            order = rng.permutation(len(X))
+            n_valid = round(cfg.validation_fraction * len(X))
+            valid_idx, train_idx = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+            valid = None
+            if n_valid > 0:
+                vi = torch.from_numpy(valid_idx)
+                valid = (take(data, vi), target[vi], None if w is None else w[vi])
+        ti = torch.from_numpy(train_idx)
+        train = (take(data, ti), target[ti], None if w is None else w[ti])
+
+        self.config_, self.encoder_, self.feature_spec_ = cfg, encoder, encoder.spec
+        with torch.random.fork_rng(devices=[]):  # seeded without touching the global RNG
+            torch.manual_seed(cfg.seed)
+            generator = torch.Generator().manual_seed(cfg.seed)
+            module = self.build(encoder.spec)
+            self._train(module, cfg, train, valid, generator)
+        self.module_ = module.eval()
+        return self
+
+    def _train(
+        self,
+        module: nn.Module,
+        cfg: TrainConfig,
+        train: tuple[Batch, torch.Tensor, torch.Tensor | None],
+        valid: tuple[Batch, torch.Tensor, torch.Tensor | None] | None,
+        generator: torch.Generator,
+    ) -> None:
+        optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        data, target, weight = train
+        n = len(target)
+        history: list[dict[str, float]] = []
+        best_loss, best_state, best_epoch, stale = math.inf, None, cfg.epochs, 0
+        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name, disable=not cfg.verbose, unit="epoch")
+        for epoch in bar:
+            module.train()
+            self.on_epoch_start(module, epoch)
+            perm = torch.randperm(n, generator=generator)
+            shuffled = take(data, perm)  # one gather per epoch; mini-batches are views
+            y_all, w_all = target[perm], None if weight is None else weight[perm]
+            total, seen = 0.0, 0
+            for start in range(0, n, cfg.batch_size):
+                rows = slice(start, start + cfg.batch_size)
+                batch, y_b = take(shuffled, rows), y_all[rows]
+                loss = self.loss(module, batch, y_b, None if w_all is None else w_all[rows])
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"{type(self).__name__}: training loss became {loss.item()} at epoch "
+                        f"{epoch}; lower lr (now {cfg.lr}) or check the inputs"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(y_b)
+                seen += len(y_b)
+            record = {"epoch": epoch, "train_loss": total / seen, "valid_loss": math.nan}
+            if valid is not None:
+                record["valid_loss"] = self._log_loss(module, *valid)
+            history.append(record)
+            bar.set_postfix(
+                train=f"{record['train_loss']:.4f}", valid=f"{record['valid_loss']:.4f}"
+            )
+            if valid is None:
+                continue
+            if record["valid_loss"] < best_loss - 1e-6:
+                best_loss, best_epoch, stale = record["valid_loss"], epoch, 0
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        self.history_ = history
+        self.best_epoch_ = best_epoch if valid is not None else len(history)
+
+    @torch.no_grad()
+    def _log_loss(
+        self, module: nn.Module, data: Batch, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> float:
+        logits = self._logits(module, data)
+        losses = F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
+        if weight is None:
+            return float(losses.mean())
+        return float((losses * weight).sum() / weight.sum())
+
+    def _logits(self, module: nn.Module, data: Batch) -> torch.Tensor:
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = [module(b) for b in _chunks(data, PREDICT_BATCH)]
+        finally:
+            module.train(was_training)
+        logits = torch.cat(out)
+        if logits.shape != (batch_size_of(data),):
+            raise RuntimeError(
+                f"{type(self).__name__}.build() module must return logits of shape (batch,), "
+                f"got {tuple(logits.shape)}"
+            )
+        return logits
+
+    # ---------------------------------------------------------------- predict
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """Logits ``(n,)`` of the conversion probability."""
+        check_is_fitted(self, "module_")
+        return self._logits(self.module_, self.encoder_.encode(X)).numpy().astype(np.float64)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Probabilities ``(n, 2)``; column 1 is the conversion probability."""
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` (model name, params, encoder incl. spec) and ``weights.pt``."""
+        check_is_fitted(self, "module_")
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "model": self.name,
+            "params": self.config_.model_dump(mode="json"),
+            "feature_spec": self.feature_spec_.to_dict(),
+            "encoder": self.encoder_.to_dict(),
+            "history": self.history_,
+            "best_epoch": self.best_epoch_,
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2, allow_nan=True))
+        torch.save(self.module_.state_dict(), folder / WEIGHTS_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> TorchEstimator:
+        """Rebuild a saved model; weights load with ``weights_only=True`` (no arbitrary unpickling)."""
+        folder = Path(path)
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        if meta.get("model") != cls.name:
+            raise ValueError(f"{folder} holds a {meta.get('model')!r} model, not {cls.name!r}")
+        encoder = FrameEncoder.from_dict(meta["encoder"])
+        model = cls(encoder.spec, **meta["params"])
+        model.config_ = model._validated_config()
+        model.encoder_, model.feature_spec_ = encoder, encoder.spec
+        module = model.build(encoder.spec)
+        state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+        model.module_ = module.eval()
+        model.history_ = list(meta.get("history", []))
+        model.best_epoch_ = meta.get("best_epoch")
+        return model
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def constructor_params(cls: type) -> dict[str, Any]:
+    """Keyword-only constructor arguments of ``cls`` and their defaults (for contract checks)."""
+    sig = inspect.signature(cls.__init__)
+    return {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+def _chunks(data: Batch, size: int) -> Iterator[Batch]:
+    n = batch_size_of(data)
+    for start in range(0, max(n, 1), size):
+        yield take(data, slice(start, start + size))
+
+
+def _check_weight(sample_weight: Any, n: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have one value per row of X ({n}), got {w.shape}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"sample_weight must be finite and >= 0; row {row} has {w[row]}")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
+    return w.astype(np.float32)
+
+
+__all__ = ["NotFittedError", "TorchEstimator", "TrainConfig", "constructor_params"]

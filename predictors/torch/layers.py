@@ -1,0 +1,293 @@
+"""Shared layers for the PyTorch predictors (after FuxiCTR's ``pytorch/layers``).
+
+- :class:`FieldEmbedding`: one ``dim``-vector per field of a fitted spec, for
+  every field kind, robust to missing values and empty domains.
+- :class:`MLP`: the only MLP block; models never write their own.
+- :class:`CrossNetV2`: DCN-v2 cross layers.
+- :class:`AttentionPooling`: masked dot-product/additive attention over a set of
+  vectors (e.g. one per domain) that also returns its weights.
+- :class:`MixtureOfExperts`: experts plus one softmax gate per task (MMOE).
+- :func:`domain_present`: which rows have any field of a domain present.
+
+Every forward documents shapes as ``# (batch, fields, dim)`` comments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from predictors.features import FeatureSpec
+from predictors.torch.inputs import missing_key
+
+
+def _require_fitted(spec: FeatureSpec) -> None:
+    if not spec.fitted:
+        raise ValueError("the FeatureSpec is not fitted; fit it (or a FrameEncoder) first")
+
+
+class FieldEmbedding(nn.Module):
+    """Embed every field of a fitted spec into a ``dim``-vector: ``(batch, fields, dim)``.
+
+    - numeric: ``value * w_f`` (value standardised by the encoder); a missing
+      value gives a learned vector ``m_f`` instead.
+    - categorical: a row of an embedding table; index 0 is the learned
+      "unknown/missing" vector.
+    - multi: the mean of the token embeddings (padding 0 excluded); an empty
+      row gives zero plus a learned "empty" vector ``e_f``.
+
+    Output fields follow ``spec.fields`` order; :meth:`domain_index` gives the
+    positions of one domain's fields.
+    """
+
+    def __init__(self, spec: FeatureSpec, dim: int) -> None:
+        super().__init__()
+        _require_fitted(spec)
+        if dim < 1:
+            raise ValueError(f"embedding dim must be >= 1, got {dim}")
+        self.dim = dim
+        self.field_names = spec.names
+        self.domains = tuple(f.domain for f in spec.fields)
+        self.numeric_names = [f.name for f in spec.fields if f.kind == "numeric"]
+        self.categorical_names = [f.name for f in spec.fields if f.kind == "categorical"]
+        self.multi_names = [f.name for f in spec.fields if f.kind == "multi"]
+
+        n_num = len(self.numeric_names)
+        self.numeric_weight = nn.Parameter(torch.randn(n_num, dim) * 0.1)  # (num, dim)
+        self.numeric_missing = nn.Parameter(torch.randn(n_num, dim) * 0.01)  # (num, dim)
+
+        # one shared table for all categorical fields, addressed with per-field offsets
+        sizes = [max(len(f.vocab), 1) for f in spec.fields if f.kind == "categorical"]
+        offsets = torch.tensor([0, *sizes[:-1]], dtype=torch.long).cumsum(0) if sizes else None
+        self.register_buffer(
+            "categorical_offsets",
+            offsets if offsets is not None else torch.zeros(0, dtype=torch.long),
+            persistent=False,
+        )
+        self.categorical_table = nn.Embedding(max(sum(sizes), 1), dim)
+        nn.init.normal_(self.categorical_table.weight, std=0.01)
+
+        self.multi_bags = nn.ModuleDict()
+        for f in spec.fields:
+            if f.kind == "multi":
+                bag = nn.EmbeddingBag(f.n_tokens + 1, dim, mode="mean", padding_idx=0)
+                nn.init.normal_(bag.weight, std=0.01)
+                with torch.no_grad():
+                    bag.weight[0].zero_()
+                self.multi_bags[f.name] = bag
+        self.multi_empty = nn.Parameter(torch.randn(len(self.multi_names), dim) * 0.01)
+
+        # permutation from [numeric..., categorical..., multi...] back to spec order
+        grouped = [*self.numeric_names, *self.categorical_names, *self.multi_names]
+        where = {name: i for i, name in enumerate(grouped)}
+        order = torch.tensor([where[name] for name in self.field_names], dtype=torch.long)
+        self.register_buffer("order", order, persistent=False)
+        self._identity_order = bool((order == torch.arange(len(order))).all())
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.field_names)
+
+    def domain_index(self, domain: str) -> torch.Tensor:
+        """Positions (in the output's field axis) of the fields of ``domain``."""
+        index = [i for i, d in enumerate(self.domains) if d == domain]
+        if not index:
+            raise ValueError(f"no field belongs to domain {domain!r}; domains: {set(self.domains)}")
+        return torch.tensor(index, dtype=torch.long, device=self.order.device)
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        if self.numeric_names:
+            values = torch.stack([batch[n] for n in self.numeric_names], dim=1)  # (batch, num)
+            missing = torch.stack([batch[missing_key(n)] for n in self.numeric_names], dim=1)
+            emb = values.unsqueeze(-1) * self.numeric_weight  # (batch, num, dim)
+            parts.append(torch.where(missing.unsqueeze(-1), self.numeric_missing, emb))
+        if self.categorical_names:
+            codes = torch.stack([batch[n] for n in self.categorical_names], dim=1)  # (batch, cat)
+            parts.append(self.categorical_table(codes + self.categorical_offsets))  # (b, cat, dim)
+        for i, name in enumerate(self.multi_names):
+            tokens = batch[name]  # (batch, L)
+            pooled = self.multi_bags[name](tokens)  # (batch, dim); all-padding rows give 0
+            empty = (tokens == 0).all(dim=1, keepdim=True)  # (batch, 1)
+            parts.append((pooled + empty * self.multi_empty[i]).unsqueeze(1))  # (batch, 1, dim)
+        out = torch.cat(parts, dim=1)  # (batch, fields, dim) grouped by kind
+        return out if self._identity_order else out.index_select(1, self.order)
+
+
+def domain_present(
+    batch: Mapping[str, torch.Tensor], spec: FeatureSpec, domain: str
+) -> torch.Tensor:
+    """Bool ``(batch,)``: True where any field of ``domain`` is present.
+
+    Present means: a numeric value that is not NaN, a categorical code other than
+    0 (unknown/missing), or a multi row with at least one in-vocabulary token.
+    A user without source-domain history has every ``src_*`` field absent.
+    """
+    fields = spec.of_domain(domain)
+    if not fields:
+        raise ValueError(f"no field belongs to domain {domain!r}; domains: {spec.domains}")
+    present = None
+    for f in fields:
+        if f.kind == "numeric":
+            here = ~batch[missing_key(f.name)]
+        elif f.kind == "categorical":
+            here = batch[f.name] != 0
+        else:
+            here = (batch[f.name] != 0).any(dim=1)
+        present = here if present is None else present | here
+    return present
+
+
+class MLP(nn.Module):
+    """Linear -> [BatchNorm] -> activation -> dropout blocks, optionally a final linear layer.
+
+    ``out_dim`` is ``hidden[-1]`` (or ``output_dim`` when given; or ``in_dim`` if
+    ``hidden`` is empty and no ``output_dim``).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        *,
+        dropout: float = 0.0,
+        output_dim: int | None = None,
+        batch_norm: bool = False,
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        if in_dim < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"MLP sizes must be >= 1, got in_dim={in_dim}, hidden={hidden}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        layers: list[nn.Module] = []
+        width = in_dim
+        for h in hidden:
+            layers.append(nn.Linear(width, h))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(activation())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        if output_dim is not None:
+            layers.append(nn.Linear(width, output_dim))
+            width = output_dim
+        self.net = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (batch, in_dim) -> (batch, out_dim)
+
+
+class CrossNetV2(nn.Module):
+    """DCN-v2 cross layers: ``x_{l+1} = x_0 * (W_l x_l + b_l) + x_l``.
+
+    ``rank=None`` uses full ``dim x dim`` matrices; a rank ``r`` factorises
+    ``W_l = U_l V_l^T`` (the paper's low-rank variant) for wide inputs.
+    """
+
+    def __init__(self, dim: int, n_layers: int, *, rank: int | None = None) -> None:
+        super().__init__()
+        if dim < 1 or n_layers < 1:
+            raise ValueError(f"CrossNetV2 needs dim >= 1 and n_layers >= 1, got {dim}, {n_layers}")
+        if rank is not None and rank < 1:
+            raise ValueError(f"rank must be >= 1 or None, got {rank}")
+        if rank is None:
+            self.layers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
+        else:
+            self.layers = nn.ModuleList(
+                nn.Sequential(nn.Linear(dim, rank, bias=False), nn.Linear(rank, dim))
+                for _ in range(n_layers)
+            )
+        self.out_dim = dim
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0  # (batch, dim)
+        for layer in self.layers:
+            x = x0 * layer(x) + x  # (batch, dim)
+        return x
+
+
+class AttentionPooling(nn.Module):
+    """Masked attention over a set of vectors; returns ``(pooled, weights)``.
+
+    ``kind="dot"`` scores ``<q, W k> / sqrt(dim)``; ``kind="additive"`` scores
+    ``v^T tanh(W_q q + W_k k)``.  Without a query a learned query vector is used.
+    Masked-out items get weight exactly 0; a row with everything masked pools to
+    zero with all-zero weights (no NaN).
+    """
+
+    def __init__(self, dim: int, *, kind: str = "dot", hidden: int = 32) -> None:
+        super().__init__()
+        if kind not in ("dot", "additive"):
+            raise ValueError(f"attention kind must be 'dot' or 'additive', got {kind!r}")
+        self.kind = kind
+        self.scale = dim**-0.5
+        self.default_query = nn.Parameter(torch.randn(dim) * 0.1)
+        if kind == "dot":
+            self.key_proj = nn.Linear(dim, dim, bias=False)
+        else:
+            self.query_proj = nn.Linear(dim, hidden)
+            self.key_proj = nn.Linear(dim, hidden, bias=False)
+            self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(
+        self,
+        keys: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        query: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # keys (batch, items, dim); mask (batch, items) bool; query (batch, dim)
+        if query is None:
+            query = self.default_query.expand(keys.shape[0], -1)  # (batch, dim)
+        if self.kind == "dot":
+            scores = torch.einsum("bd,bnd->bn", query, self.key_proj(keys)) * self.scale
+        else:
+            h = torch.tanh(self.query_proj(query).unsqueeze(1) + self.key_proj(keys))  # (b, n, h)
+            scores = self.score(h).squeeze(-1)  # (batch, items)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=1)  # (batch, items)
+        if mask is not None:
+            weights = weights * mask  # all-masked rows: uniform * 0 = 0
+        pooled = torch.einsum("bn,bnd->bd", weights, keys)  # (batch, dim)
+        return pooled, weights
+
+
+class MixtureOfExperts(nn.Module):
+    """MMOE: shared expert MLPs and one softmax gate per task.
+
+    ``forward(x)`` returns ``(task_outputs, gates)``: ``(batch, tasks, expert_dim)``
+    and ``(batch, tasks, experts)``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        *,
+        n_experts: int,
+        n_tasks: int,
+        expert_hidden: Sequence[int],
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if n_experts < 1 or n_tasks < 1 or not expert_hidden:
+            raise ValueError(
+                f"MixtureOfExperts needs n_experts >= 1, n_tasks >= 1 and a non-empty "
+                f"expert_hidden, got {n_experts}, {n_tasks}, {tuple(expert_hidden)}"
+            )
+        self.experts = nn.ModuleList(
+            MLP(in_dim, expert_hidden, dropout=dropout) for _ in range(n_experts)
+        )
+        self.gates = nn.Linear(in_dim, n_tasks * n_experts)
+        self.n_tasks, self.n_experts = n_tasks, n_experts
+        self.out_dim = self.experts[0].out_dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        experts = torch.stack([e(x) for e in self.experts], dim=1)  # (batch, experts, d)
+        logits = self.gates(x).view(-1, self.n_tasks, self.n_experts)  # (batch, tasks, experts)
+        gates = torch.softmax(logits, dim=-1)
+        return torch.bmm(gates, experts), gates  # (batch, tasks, d), (batch, tasks, experts)

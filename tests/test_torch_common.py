@@ -1,0 +1,209 @@
+"""Common ground of the torch predictors: input encoding, shared layers, the estimator base."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from predictors.features import FeatureSpec, Field
+from predictors.models.mlp import MLPModel
+from predictors.torch.base import TorchEstimator, constructor_params
+from predictors.torch.inputs import FrameEncoder, encode_multi, missing_key, take
+from predictors.torch.layers import (
+    MLP,
+    AttentionPooling,
+    CrossNetV2,
+    FieldEmbedding,
+    MixtureOfExperts,
+    domain_present,
+)
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "src_spend": [1.0, np.nan, 3.0, np.nan],
+            "src_item_seq": ["1|2|3", "", "4", np.nan],
+            "tgt_power": [10.0, 20.0, 30.0, 40.0],
+            "tgt_tier": ["a", "b", None, "a"],
+            "coupon_type": ["none", "red", "red", "full"],
+        }
+    )
+
+
+@pytest.fixture
+def encoder(frame) -> FrameEncoder:
+    spec = FeatureSpec.infer(frame, {"src_": "source", "tgt_": "target", "coupon_": "treatment"})
+    return FrameEncoder.fit(spec, frame)
+
+
+def test_encoder_layout_for_every_field_kind(encoder, frame):
+    """Numeric -> standardised float + mask, categorical -> codes, multi -> padded ids + 1."""
+    batch = encoder.encode(frame)
+    assert batch["src_spend"].dtype == torch.float32
+    assert batch[missing_key("src_spend")].tolist() == [False, True, False, True]
+    np.testing.assert_allclose(batch["src_spend"].numpy(), [-1.0, 0.0, 1.0, 0.0], atol=1e-6)
+    assert batch["tgt_tier"].tolist() == [1, 2, 0, 1]  # None -> 0 (unknown)
+    assert batch["src_item_seq"].tolist() == [[2, 3, 4], [0, 0, 0], [5, 0, 0], [0, 0, 0]]
+    assert {k: v.shape[0] for k, v in batch.items()} == dict.fromkeys(batch, 4)
+
+
+def test_encoder_maps_unseen_and_out_of_range_to_unknown(encoder):
+    """Unseen categories -> 0, tokens >= n_tokens or negative -> padding, NaN numeric -> masked."""
+    new = pd.DataFrame(
+        {
+            "src_spend": [np.nan],
+            "src_item_seq": ["2|99|-1|4"],
+            "tgt_power": [1e9],
+            "tgt_tier": ["zzz"],
+            "coupon_type": ["red"],
+        }
+    )
+    batch = encoder.encode(new)
+    assert batch["src_item_seq"].tolist() == [[3, 0, 0, 5]]
+    assert batch["tgt_tier"].tolist() == [0]
+    assert batch["tgt_power"].item() == pytest.approx(10.0)  # clipped outlier
+    assert batch[missing_key("src_spend")].tolist() == [True]
+
+
+def test_multi_keeps_last_tokens_and_tolerates_empty_tokens():
+    """Rows longer than the cap keep their most recent tokens; '1||2' drops the empty token."""
+    f = Field("s_seq", "multi", "source", n_tokens=10)
+    out = encode_multi(f, pd.Series(["1|2|3|4|5", "7", "1||2|"]), max_tokens=3)
+    assert out.tolist() == [[4, 5, 6], [8, 0, 0], [2, 3, 0]]
+    with pytest.raises(ValueError, match=r"'s_seq': row 1 holds token 'x'"):
+        encode_multi(f, pd.Series(["1", "2|x"]), max_tokens=3)
+
+
+def test_encoder_errors_name_the_column(encoder, frame):
+    """A missing column or a text value in a numeric field is refused by name."""
+    with pytest.raises(ValueError, match="src_spend"):
+        encoder.encode(frame.drop(columns="src_spend"))
+    with pytest.raises(ValueError, match="numeric field 'tgt_power'"):
+        encoder.encode(frame.assign(tgt_power=["a", "b", "c", "d"]))
+
+
+def test_encoder_round_trips_through_dict(encoder, frame):
+    """to_dict/from_dict keeps vocabularies and statistics, so encodings are identical."""
+    again = FrameEncoder.from_dict(encoder.to_dict())
+    a, b = encoder.encode(frame), again.encode(frame)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_multi_encoding_is_vectorised_for_large_frames():
+    """500k rows with a multi field encode in a few seconds (no per-row Python work)."""
+    import time
+
+    rng = np.random.default_rng(0)
+    base = pd.Series(["|".join(map(str, rng.integers(0, 50, k))) for k in rng.integers(0, 9, 1000)])
+    col = pd.concat([base] * 500, ignore_index=True)
+    f = Field("t_tags", "multi", "target", n_tokens=50)
+    start = time.perf_counter()
+    out = encode_multi(f, col, max_tokens=32)
+    assert time.perf_counter() - start < 5.0
+    assert out.shape == (500_000, 8)
+
+
+def test_field_embedding_shapes_and_missing_handling(encoder, frame):
+    """(batch, fields, dim) in spec order; a missing numeric and an empty multi get learned vectors."""
+    emb = FieldEmbedding(encoder.spec, 4)
+    out = emb(encoder.encode(frame))
+    assert out.shape == (4, 5, 4)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[1, 0], emb.numeric_missing[0])  # src_spend NaN
+    torch.testing.assert_close(out[1, 1], emb.multi_empty[0])  # src_item_seq empty
+    assert emb.domain_index("target").tolist() == [2, 3]
+    with pytest.raises(ValueError, match="'nowhere'"):
+        emb.domain_index("nowhere")
+
+
+def test_domain_present_flags_rows_without_a_domain(encoder, frame):
+    """Rows with every source field NaN/empty are absent from the source domain."""
+    batch = encoder.encode(frame)
+    assert domain_present(batch, encoder.spec, "source").tolist() == [True, False, True, False]
+    assert domain_present(batch, encoder.spec, "target").all()
+    with pytest.raises(ValueError, match="'item'"):
+        domain_present(batch, encoder.spec, "item")
+
+
+def test_block_layer_shapes():
+    """MLP, CrossNetV2 (full and low rank) and MMOE produce the documented shapes."""
+    x = torch.randn(5, 12)  # (batch, dim)
+    assert MLP(12, (8, 4), dropout=0.1).out_dim == 4
+    assert MLP(12, (8,), output_dim=1)(x).shape == (5, 1)
+    assert CrossNetV2(12, 3)(x).shape == (5, 12)
+    assert CrossNetV2(12, 2, rank=3)(x).shape == (5, 12)
+    outputs, gates = MixtureOfExperts(12, n_experts=3, n_tasks=2, expert_hidden=(6,))(x)
+    assert outputs.shape == (5, 2, 6) and gates.shape == (5, 2, 3)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(5, 2))
+    with pytest.raises(ValueError, match="dropout"):
+        MLP(3, (2,), dropout=1.0)
+
+
+@pytest.mark.parametrize("kind", ["dot", "additive"])
+def test_attention_pooling_masks_absent_items(kind):
+    """Masked items get weight 0; an all-masked row pools to zero without NaN."""
+    keys = torch.randn(3, 4, 8)  # (batch, items, dim)
+    mask = torch.tensor([[True] * 4, [True, False, True, False], [False] * 4])
+    pooled, weights = AttentionPooling(8, kind=kind)(keys, mask, query=torch.randn(3, 8))
+    assert pooled.shape == (3, 8) and weights.shape == (3, 4)
+    assert torch.isfinite(pooled).all()
+    torch.testing.assert_close(weights[:2].sum(1), torch.ones(2))
+    assert (weights[1, [1, 3]] == 0).all() and (weights[2] == 0).all()
+    assert (pooled[2] == 0).all()
+
+
+def test_constructor_matches_config():
+    """Every torch model's keyword arguments equal its Config fields, defaults included."""
+    for cls in (MLPModel,):
+        params = constructor_params(cls)
+        defaults = {k: v.default for k, v in cls.Config.model_fields.items()}
+        assert params == defaults
+
+
+def test_invalid_params_and_weights_are_refused(encoder, frame):
+    """Bad hyper-parameters or sample weights raise ValueError naming the culprit."""
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="batch_size"):
+        MLPModel(encoder.spec, batch_size=0).fit(frame, y)
+    with pytest.raises(ValueError, match="row 2 has -1"):
+        MLPModel(encoder.spec).fit(frame, y, sample_weight=[1, 1, -1, 1])
+
+
+class _ExtraLoss(MLPModel):
+    """A subclass with a custom loss and epoch hook, as CSDE will have."""
+
+    name = "extra_loss"
+
+    def loss(self, module, batch, y, weight):
+        self.calls.append(len(y))
+        return super().loss(module, batch, y, weight) + 0.0 * module.embedding(batch).sum()
+
+    def on_epoch_start(self, module, epoch):
+        self.epochs_seen.append(epoch)
+
+
+def test_subclass_hooks_and_eval_set(encoder, frame):
+    """loss() and on_epoch_start() are called; eval_set drives early stopping history."""
+    X = pd.concat([frame] * 25, ignore_index=True)
+    y = np.tile([0, 1, 0, 1], 25)
+    model = _ExtraLoss(encoder.spec, epochs=3, batch_size=40, patience=5)
+    model.calls, model.epochs_seen = [], []
+    model.fit(X, y, eval_set=(frame, [0, 1, 0, 1]))
+    assert model.epochs_seen == [1, 2, 3]
+    assert model.calls[:3] == [40, 40, 20]
+    assert [h["epoch"] for h in model.history_] == [1, 2, 3]
+    assert all(np.isfinite(h["valid_loss"]) for h in model.history_)
+    assert model.best_epoch_ in (1, 2, 3)
+    assert isinstance(model, TorchEstimator)
+
+
+def test_take_slices_every_tensor(encoder, frame):
+    """take() selects the same rows of every tensor in a batch."""
+    batch = take(encoder.encode(frame), torch.tensor([3, 0]))
+    assert batch["tgt_power"].shape == (2,) and batch["src_item_seq"].shape == (2, 3)
