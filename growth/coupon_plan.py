@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from growth.config import CouponSettings
 from growth.coupon_decision import CouponDecision
-from optimizers.coupons import CouponAllocation, allocate
+from optimizers.coupons import CouponAllocation, allocate, pareto_front
 
 PLATFORM = "platform"
+COUPON_FRONT = "coupon_conversions_vs_gmv"
 
 
 def budget_groups(decision: CouponDecision, settings: CouponSettings) -> dict[str, tuple]:
@@ -69,18 +71,23 @@ def group_spend(decision: CouponDecision, choice: np.ndarray, groups: dict) -> d
     }
 
 
+def _constraints(decision: CouponDecision, settings: CouponSettings) -> dict[str, Any]:
+    """Keyword arguments of :func:`allocate` for the budgets and coverage floors."""
+    groups = budget_groups(decision, settings)
+    return {
+        "global_options": np.isin(np.arange(decision.value.shape[1]), groups[PLATFORM][0]),
+        "budget_groups": {k: v for k, v in groups.items() if k != PLATFORM},
+        "segments": decision.segment,
+        "min_coverage": settings.min_coverage or None,
+        "method": settings.method,
+    }
+
+
 def solve_coupon_plan(decision: CouponDecision, settings: CouponSettings) -> CouponPlan:
     """Allocate coupons to maximise incremental conversions under every budget."""
     groups = budget_groups(decision, settings)
     allocation = allocate(
-        decision.value,
-        decision.cost,
-        settings.budget,
-        global_options=np.isin(np.arange(decision.value.shape[1]), groups[PLATFORM][0]),
-        budget_groups={k: v for k, v in groups.items() if k != PLATFORM},
-        segments=decision.segment,
-        min_coverage=settings.min_coverage or None,
-        method=settings.method,
+        decision.value, decision.cost, settings.budget, **_constraints(decision, settings)
     )
     choice = np.asarray(allocation.choice)
     seg, counts = np.unique(decision.segment[choice >= 0], return_counts=True)
@@ -90,6 +97,33 @@ def solve_coupon_plan(decision: CouponDecision, settings: CouponSettings) -> Cou
         budgets={k: float(v[1]) for k, v in groups.items()},
         spend=group_spend(decision, choice, groups),
         users_by_segment={str(s): int(c) for s, c in zip(seg, counts, strict=True)},
+    )
+
+
+def coupon_pareto_frame(
+    decision: CouponDecision, settings: CouponSettings, *, n_points: int = 7
+) -> pd.DataFrame:
+    """Store rows of the conversions-versus-GMV front under the same budgets.
+
+    Point 0 (the most conversions) is the plan the job adopts (``chosen``).
+    """
+    points = pareto_front(
+        decision.value,
+        decision.gmv_value,
+        decision.cost,
+        settings.budget,
+        n_points=n_points,
+        **_constraints(decision, settings),
+    )
+    return pd.DataFrame(
+        {
+            "front": COUPON_FRONT,
+            "point_id": np.arange(len(points)),
+            "spend": [float(p.allocation.spend) for p in points],
+            "conversions": [p.value for p in points],
+            "gmv": [p.value2 for p in points],
+            "chosen": np.arange(len(points)) == 0,
+        }
     )
 
 

@@ -11,7 +11,9 @@ Stages (each timed and logged):
    oracle plan (solved on the true response) against the world's ground truth;
 6. ``push``: learn open probabilities from the push log, schedule the day
    under fatigue caps, gaps, hourly capacity and industry shares;
-7. ``store``: write the run and all its rows in one transaction.
+7. ``install``: fit channel response curves from history, split the
+   acquisition budget, trace the installs-versus-retention Pareto front;
+8. ``store``: write the run and all its rows in one transaction.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ import pandas as pd
 
 from growth.config import NightlyConfig
 from growth.coupon_decision import CouponDecision, predicted_coupon_decision
-from growth.coupon_plan import CouponPlan, random_plan, solve_coupon_plan, true_coupon_decision
+from growth.coupon_plan import (
+    CouponPlan,
+    coupon_pareto_frame,
+    random_plan,
+    solve_coupon_plan,
+    true_coupon_decision,
+)
 from growth.dataset import Dataset
 from growth.features import ConversionFeatures
+from growth.install_plan import InstallOutcome, plan_install, score_install_against_truth
 from growth.push_plan import PushPlan, plan_push, score_push_against_truth
 from growth.store import Store
 from growth.training import train_models
@@ -50,6 +59,8 @@ class NightlyResult:
     truth: pd.DataFrame | None  # plans scored by the world's ground truth (simulated data)
     push: PushPlan | None = None
     push_truth: dict[str, float] | None = None
+    install: InstallOutcome | None = None
+    install_truth: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -71,6 +82,17 @@ class NightlyResult:
                 "fatigue_decay": self.push.decay,
                 "truth": self.push_truth,
             }
+        if self.install is not None:
+            p = self.install.plan
+            out["install"] = {
+                **p.certificate_dict(),
+                "objective_name": p.objective_name,
+                "budget_dual": p.budget_dual,
+                "totals": p.totals,
+                "pareto_points": len(self.install.front),
+            }
+            if self.install_truth is not None:
+                out["install"]["truth"] = self.install_truth.reset_index().to_dict(orient="records")
         return out
 
 
@@ -158,6 +180,7 @@ def run_nightly(
             )
         with timer("coupons"):
             plan = solve_coupon_plan(decision, config.coupons)
+            coupon_front = coupon_pareto_frame(decision, config.coupons)
         truth = None
         if world is not None:
             with timer("truth"):
@@ -168,14 +191,24 @@ def run_nightly(
                 push = plan_push(features, config.push, seed=seed)
                 if world is not None:
                     push_truth = score_push_against_truth(world, push, config.push, seed=seed)
+        install = install_truth = None
+        if config.install.enabled and dataset.channel_history is not None:
+            with timer("install"):
+                install = plan_install(dataset, config.install, seed=seed)
+                if world is not None:
+                    install_truth = score_install_against_truth(world, install, config.install)
         with timer("store"):
             metrics = models.metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
             run.add_model_metrics(
                 metrics[["model", "dataset", "segment", "metric", "value", "seed"]]
             )
             run.add_coupon_allocations(decision.plan_frame(plan.choice))
+            run.add_pareto_points(coupon_front)
             if push is not None:
                 run.add_push_schedule(push.frame())
+            if install is not None:
+                run.add_channel_plan(install.channel_plan_frame())
+                run.add_pareto_points(install.pareto_frame())
             result = NightlyResult(
                 run_id=run.id,
                 config=config,
@@ -185,6 +218,8 @@ def run_nightly(
                 truth=truth,
                 push=push,
                 push_truth=push_truth,
+                install=install,
+                install_truth=install_truth,
                 timings=timer.timings,
             )
             run.summary = result.summary()

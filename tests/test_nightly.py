@@ -42,10 +42,23 @@ def test_nightly_stores_a_certified_plan_within_budget(nightly_run):
     assert a.upper_bound >= a.objective - 1e-9
     metrics = store.read("model_metrics", run_id=result.run_id)
     assert {"auc", "logloss", "ece"} <= set(metrics["metric"])
-    assert set(result.timings) == {"data", "train", "score", "coupons", "truth", "push", "store"}
+    stages = {"data", "train", "score", "coupons", "truth", "push", "install", "store"}
+    assert set(result.timings) == stages
     pushes = store.read("push_schedules", run_id=result.run_id)
     assert len(pushes) == len(result.push.schedule.pushes) > 0
     assert pushes.groupby("user_id").size().max() <= result.config.push.fatigue_cap
+    plans = store.read("channel_plans", run_id=result.run_id)
+    best = plans[plans["plan"] == "max_retained"]
+    assert best["spend"].sum() <= result.config.install.budget * (1 + 1e-6)
+    fronts = store.read("pareto_points", run_id=result.run_id)
+    assert set(fronts["front"]) == {"coupon_conversions_vs_gmv", "installs_vs_retained"}
+    for _, front in fronts.groupby("front"):
+        a, b = ("conversions", "gmv") if front["gmv"].notna().all() else ("installs", "retained")
+        for _, p in front.iterrows():  # no point dominates another
+            dominated = (
+                (front[a] >= p[a]) & (front[b] >= p[b]) & ((front[a] > p[a]) | (front[b] > p[b]))
+            )
+            assert not dominated.any()
     summary = store.get_run(result.run_id)["summary"]
     assert summary["coupons"]["spend"]["platform"] == pytest.approx(result.plan.spend["platform"])
 
@@ -54,13 +67,18 @@ def test_nightly_plan_beats_random_targeting_on_the_truth(nightly_run):
     """Scored by the world's ground truth, the platform's plan beats random targeting."""
     _, result = nightly_run
     truth = result.truth
-    assert truth.loc["platform", "incremental_conversions"] > truth.loc[
-        "random", "incremental_conversions"
-    ]
-    assert truth.loc["oracle", "incremental_conversions"] >= truth.loc[
-        "platform", "incremental_conversions"
-    ]
+    assert (
+        truth.loc["platform", "incremental_conversions"]
+        > truth.loc["random", "incremental_conversions"]
+    )
+    assert (
+        truth.loc["oracle", "incremental_conversions"]
+        >= truth.loc["platform", "incremental_conversions"]
+    )
     assert result.metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0] > 0.7
+    install = result.install_truth
+    assert install.loc["platform", "retained"] > install.loc["equal_split", "retained"]
+    assert install.loc["platform", "retained"] <= install.loc["oracle", "retained"] * (1 + 1e-6)
 
 
 def test_failed_run_leaves_no_rows_and_is_recorded(tmp_path, monkeypatch):

@@ -99,9 +99,13 @@ def solve_highs(
     time_limit_s: float = 60.0,
     mip_rel_gap: float = 1e-4,
     relax: bool = False,
-    threads: int = 1,
+    threads: int | None = None,
 ) -> ExactSolution:
     """Solve the MIP (or its LP relaxation with ``relax=True``) with HiGHS.
+
+    ``threads`` is left to HiGHS by default: HiGHS fixes its thread pool the first
+    time any solve in the process runs (Pyomo's included), and a later request
+    for a different count makes ``run()`` fail without a status.
 
     For ``relax=True`` the returned ``choice`` rounds the fractional LP plan down
     (each user keeps an option only if ``x >= 0.5``); use the ``bound`` and
@@ -134,7 +138,8 @@ def solve_highs(
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-    h.setOptionValue("threads", int(threads))
+    if threads is not None:
+        h.setOptionValue("threads", int(threads))
     h.passModel(
         m,
         n + c,
