@@ -7,7 +7,10 @@ STAMP  := $(VENV)/.installed
 SCENARIO ?= data/scenarios/default.toml
 BUDGET   ?= 20000
 
-.PHONY: demo test test-fast lint format install clean
+.PHONY: demo test test-fast lint format install system-deps clean
+
+# Debian packages some tests need: Chromium (the browser test) and PostgreSQL (store tests).
+SYSTEM_PACKAGES := chromium postgresql
 
 # torch is installed first and pinned to the CPU build that ships with these machines;
 # the project's range (torch>=2.3,<2.15) is then already satisfied.
@@ -19,12 +22,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## system-deps: Debian packages for the browser and PostgreSQL tests (installed when root)
+system-deps:
+	@if ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(SYSTEM_PACKAGES) with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else \
+	    echo "note: without Debian's $(SYSTEM_PACKAGES) the browser and PostgreSQL tests are skipped"; \
+	  fi; \
+	fi
+
 ## demo: the nightly job on the embedded default (SQLite in data/, simulated world)
 demo: $(STAMP)
 	$(BIN)/growth nightly --scenario $(SCENARIO) --budget $(BUDGET)
 
 ## test: lint, then the whole test suite
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 -q

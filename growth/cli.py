@@ -259,5 +259,16 @@ def query(
     console.print(_table(frame, name if name in EXAMPLE_QUERIES else "query"))
 
 
+@app.command("app")
+def launch(
+    port: Annotated[int, typer.Option(help="port to serve the app on")] = 8501,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
+) -> None:
+    """Start the operators' Streamlit app."""
+    from growth.app_services import launch_app
+
+    raise typer.Exit(launch_app(port, db))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

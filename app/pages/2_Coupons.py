@@ -1,0 +1,117 @@
+"""Coupons: allocate coupons under platform and merchant budgets and coverage floors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import app_common as ui
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+from growth import app_services as svc
+from growth.config import CouponSettings
+
+st.set_page_config(page_title="Coupons", layout="wide")
+ctx = ui.sidebar()
+pred = ui.predictors(ctx.scenario, ctx.n_users)
+decision = pred.decision
+segments = sorted(np.unique(decision.segment).tolist())
+
+st.title("Coupons")
+
+
+@st.cache_resource(show_spinner=False)
+def solve(scenario: str, n_users: int | None, settings_json: str):
+    d = ui.predictors(scenario, n_users).decision
+    s = CouponSettings.model_validate_json(settings_json)
+    return svc.solve_coupons(d, s), svc.value_vs_budget(d, s)
+
+
+@st.cache_resource(show_spinner=False)
+def front(scenario: str, n_users: int | None, settings_json: str):
+    d = ui.predictors(scenario, n_users).decision
+    return svc.coupon_front(d, CouponSettings.model_validate_json(settings_json))
+
+
+left, right = st.columns(2)
+with left:
+    budget = st.number_input(
+        "Platform budget", min_value=0.0, value=500.0, step=50.0, key="coupon_budget"
+    )
+    merchant_budget = st.number_input(
+        "Budget per merchant", min_value=0.0, value=50.0, step=10.0, key="merchant_budget"
+    )
+    method = st.selectbox("Method", ["lagrangian", "auto", "highs", "cpsat"], key="method")
+with right:
+    st.markdown("**Coverage floors** (minimum share of each segment with a coupon)")
+    floors = {seg: st.slider(seg, 0.0, 1.0, 0.0, 0.05, key=f"floor_{seg}") for seg in segments}
+settings = CouponSettings(
+    budget=budget,
+    merchant_budget=merchant_budget,
+    min_coverage={k: v for k, v in floors.items() if v > 0},
+    method=method,
+)
+
+if st.button("Solve", type="primary", key="coupon_solve"):
+    with st.spinner("Allocating coupons and sweeping the budget ..."):
+        try:
+            plan, curve = solve(ctx.scenario, ctx.n_users, settings.model_dump_json())
+        except ValueError as exc:
+            st.error(f"Cannot allocate: {exc}")
+        else:
+            st.session_state["coupon_result"] = (settings, plan, curve)
+            st.session_state.pop("coupon_front", None)
+            st.session_state.pop("saved_coupons", None)
+
+if "coupon_result" in st.session_state:
+    used, plan, curve = st.session_state["coupon_result"]
+    st.subheader(f"Allocation with platform budget {used.budget:,.0f}")
+    if plan.allocation.status == "infeasible":
+        st.error(f"No allocation meets every constraint: {plan.allocation.message}")
+    else:
+        ui.certificate(plan.allocation.certificate_dict())
+        by_seg = svc.allocation_by_segment(decision, plan)
+        st.plotly_chart(
+            px.bar(by_seg, x="segment", y="users", color="coupon_type", barmode="stack"),
+            key="allocation_chart",
+        )
+        st.dataframe(by_seg.round(3), hide_index=True)
+        st.caption(
+            "Spend by budget: "
+            + ", ".join(f"{k} {v:,.1f} / {plan.budgets[k]:,.0f}" for k, v in plan.spend.items())
+        )
+        st.subheader("Value vs budget")
+        cols = st.columns(2)
+        cols[0].plotly_chart(
+            px.line(curve, x="budget", y="conversions", markers=True), key="value_curve"
+        )
+        cols[1].plotly_chart(
+            px.line(curve, x="budget", y="marginal_value", markers=True),
+            key="dual_curve",
+        )
+        st.caption(
+            "Marginal value: incremental conversions per extra unit of platform budget "
+            "(the budget constraint's dual price)."
+        )
+        if st.button("Trace conversions vs GMV front", key="coupon_front_button"):
+            with st.spinner("Tracing the conversions-vs-GMV front ..."):
+                st.session_state["coupon_front"] = front(
+                    ctx.scenario, ctx.n_users, used.model_dump_json()
+                )
+        if "coupon_front" in st.session_state:
+            pts = st.session_state["coupon_front"]
+            st.plotly_chart(
+                px.line(pts, x="conversions", y="gmv", markers=True, hover_data=["spend"]),
+                key="gmv_front",
+            )
+        ui.save_run_form(
+            "coupons",
+            "coupons",
+            {"coupons": used.model_dump()},
+            svc.coupon_tables(decision, plan, st.session_state.get("coupon_front")),
+            plan.summary(),
+        )

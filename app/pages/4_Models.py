@@ -1,0 +1,77 @@
+"""Models: predictor metrics by lifecycle segment, calibration, CSDE domain attention."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import app_common as ui
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from growth import app_services as svc
+
+st.set_page_config(page_title="Models", layout="wide")
+ctx = ui.sidebar()
+pred = ui.predictors(ctx.scenario, ctx.n_users)
+
+st.title("Models")
+
+
+@st.cache_data(show_spinner="Computing calibration ...")
+def calibration(scenario: str, n_users: int | None):
+    return svc.calibration_frame(ui.predictors(scenario, n_users))
+
+
+@st.cache_data(show_spinner=False)
+def attention(scenario: str, n_users: int | None):
+    p = ui.predictors(scenario, n_users)
+    return svc.csde_attention(p.features, seed=p.seed)
+
+
+st.subheader("Metrics by lifecycle segment (stored runs)")
+stored = svc.stored_model_metrics(ui.store())
+if stored.empty:
+    st.info("No model metrics in the store yet (the nightly job writes them).")
+else:
+    metric = st.selectbox("Metric", sorted(stored["metric"].unique()), key="stored_metric")
+    view = stored[stored["metric"] == metric]
+    st.plotly_chart(
+        px.bar(view, x="segment", y="value", color="model", barmode="group", hover_data=["run_id"]),
+        key="stored_metrics_chart",
+    )
+    st.dataframe(view, hide_index=True)
+
+st.subheader("This world's predictor (holdout, by segment)")
+live = pred.models.metrics.pivot_table(index="segment", columns="metric", values="value")
+st.dataframe(live.round(4))
+
+st.subheader("Calibration (chronological holdout)")
+cal = calibration(ctx.scenario, ctx.n_users)
+fig = px.line(cal, x="predicted", y="observed", color="segment", markers=True, hover_data=["n"])
+fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="perfect", line={"dash": "dot"}))
+st.plotly_chart(fig, key="calibration_chart")
+
+st.subheader("CSDE domain attention by segment")
+if not svc.csde_available():
+    st.info("The CSDE predictor is not installed in this build; attention is unavailable.")
+else:
+    st.caption(
+        "How much each prediction relies on the user's own target-domain history, the "
+        "source-domain history and the generated cross-domain embedding."
+    )
+    if st.button("Train CSDE and show attention", key="csde_button"):
+        with st.spinner("Training a small CSDE model ..."):
+            st.session_state["csde_attention"] = attention(ctx.scenario, ctx.n_users)
+    if "csde_attention" in st.session_state:
+        table = st.session_state["csde_attention"]
+        long = table.melt(
+            id_vars=["segment", "n"], value_vars=["target", "source", "csde"], var_name="domain"
+        )
+        st.plotly_chart(
+            px.bar(long, x="segment", y="value", color="domain", barmode="stack"),
+            key="attention_chart",
+        )

@@ -1,0 +1,182 @@
+"""The operators' Streamlit app, driven headless with streamlit.testing.v1.AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+from streamlit.testing.v1 import AppTest
+
+from growth import app_services as svc
+from growth.config import InstallSettings
+from growth.store import Store
+
+APP = Path(__file__).resolve().parents[1] / "app"
+PAGES = ["Home.py", *(f"pages/{p.name}" for p in sorted((APP / "pages").glob("*.py")))]
+TIMEOUT = 120  # the first page in a process trains the (cached) predictors
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch) -> str:
+    """A tmp SQLite store and a small world for the app."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    monkeypatch.setenv("GROWTH_DB_URL", url)
+    monkeypatch.setenv("GROWTH_APP_SCENARIO", "small")
+    monkeypatch.setenv("GROWTH_APP_USERS", "1500")
+    return url
+
+
+def _run(page: str) -> AppTest:
+    at = AppTest.from_file(str(APP / page), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, f"{page} raised: {[e.message for e in at.exception]}"
+    return at
+
+
+def _save(at: AppTest, key: str, operator: str) -> None:
+    """Type the operator's name and press the page's "Save as run" button."""
+    at.text_input(key=f"operator_name_{key}").input(operator)
+    next(b for b in at.button if b.label == "Save as run").click().run()
+    assert not at.exception
+    assert at.success and "Saved as run" in at.success[-1].value
+
+
+def test_every_page_renders(app_env):
+    """Every page of the app renders on a fresh store without an exception."""
+    for page in PAGES:
+        at = _run(page)
+        assert at.title, f"{page} has no title"
+    assert len(PAGES) == 6
+
+
+def test_install_solve_changes_chart_and_saves_run(app_env):
+    """Entering a budget and solving changes the split chart; saving stores a run with its plan."""
+    at = _run("pages/1_Install_control.py")
+    at.number_input(key="install_budget").set_value(2_000.0)
+    at.slider(key="pareto_points").set_value(3)
+    at.button(key="install_solve").click().run()
+    assert not at.exception
+    split_small = at.get("plotly_chart")[1].proto.spec
+    assert at.slider(key="pareto_pick")  # the front's point picker
+    at.number_input(key="install_budget").set_value(8_000.0)
+    at.button(key="install_solve").click().run()
+    assert not at.exception
+    split_large = at.get("plotly_chart")[1].proto.spec
+    assert split_small != split_large
+
+    _save(at, "install", "ana")
+    runs = Store(app_env).runs()
+    assert runs.loc[0, "kind"] == "install" and runs.loc[0, "operator"] == "ana"
+    plan = svc.run_plan(Store(app_env), int(runs.loc[0, "run_id"]))
+    assert plan["channel_plans"]["spend"].groupby(plan["channel_plans"]["plan"]).sum().max() <= (
+        8_000.0 * 1.001
+    )
+
+
+def test_install_infeasible_targets_explained(app_env):
+    """Unreachable targets show the conflicting constraint and the smallest budget instead of a plan."""
+    at = _run("pages/1_Install_control.py")
+    at.number_input(key="install_budget").set_value(100.0)
+    at.number_input(key="t_retained").set_value(1e6)
+    at.button(key="install_solve").click().run()
+    assert not at.exception
+    assert at.error, "no error message for infeasible targets"
+    assert "cannot all hold" in at.error[0].value
+    conflicts = at.dataframe[-1].value
+    assert "target[retained]" in conflicts["constraint"].tolist()
+
+
+def test_coupon_solve_and_runs_page_exports(app_env):
+    """A coupon solve saved by an operator appears on the Runs page with a CSV download."""
+    at = _run("pages/2_Coupons.py")
+    at.number_input(key="coupon_budget").set_value(200.0)
+    at.button(key="coupon_solve").click().run()
+    assert not at.exception
+    assert at.get("plotly_chart"), "no allocation chart after solving"
+    _save(at, "coupons", "bo")
+    runs = Store(app_env).runs()
+    assert runs.loc[0, "kind"] == "coupons" and runs.loc[0, "operator"] == "bo"
+    summary = Store(app_env).get_run(int(runs.loc[0, "run_id"]))["summary"]
+    assert summary["budgets"]["platform"] == pytest.approx(200.0)
+
+    page = _run("pages/5_Runs.py")
+    assert any("coupon_allocations" in m.value for m in page.markdown)
+    assert page.get("download_button"), "no CSV export on the Runs page"
+
+
+def test_channel_limits_name_the_bad_row():
+    """A negative bound or min above max in the channels table names the row and column."""
+    table = pd.DataFrame(
+        {
+            "channel_id": [0, 1],
+            "min_spend": [0.0, 5.0],
+            "max_spend": [None, 1.0],
+            "max_cpi": [None, None],
+        }
+    )
+    with pytest.raises(ValueError, match=r"row 1 .*min_spend 5\.0 > max_spend 1\.0"):
+        svc.ChannelLimits.from_table(table)
+    table.loc[1, "min_spend"] = -1.0
+    with pytest.raises(ValueError, match=r"row 1 .*min_spend must be >= 0"):
+        svc.ChannelLimits.from_table(table)
+    with pytest.raises(ValueError, match="unknown target 'gmv'"):
+        svc.clean_targets({"gmv": 1.0})
+
+
+def test_value_vs_budget_is_monotone(app_env):
+    """More platform budget never buys fewer conversions, and the dual price is non-negative."""
+    world = svc.load_world("small", 1500)
+    pred = svc.train_predictors(world)
+    from growth.config import CouponSettings
+
+    curve = svc.value_vs_budget(pred.decision, CouponSettings(budget=200.0, merchant_budget=20.0))
+    assert curve["conversions"].is_monotonic_increasing
+    assert (curve["marginal_value"].dropna() >= 0).all()
+    assert curve["marginal_value"].notna().any()
+
+
+def test_launch_command_and_settings():
+    """The launch command runs the app's entry headless on the requested port."""
+    cmd = svc.app_command(8765)
+    assert cmd[-8:] == [
+        "--server.headless", "true", "--server.port", "8765",
+        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    assert Path(cmd[4]).is_file()
+    with pytest.raises(ValueError, match="port"):
+        svc.launch_app(port=70_000)
+    assert InstallSettings(budget=1.0).objective == "retained"
+
+
+def test_push_solve_shows_heatmap_and_fatigue(app_env):
+    """Solving the push day draws the hour x industry heatmap and respects the fatigue cap."""
+    at = _run("pages/3_Push.py")
+    at.number_input(key="max_users").set_value(300)
+    at.number_input(key="fatigue_cap").set_value(1)
+    at.button(key="push_solve").click().run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2, "expected the heatmap and the fatigue chart"
+    assert '"heatmap"' in charts[0].proto.spec
+    assert any("pushes to" in c.value for c in at.caption), "no schedule summary"
+    _save(at, "push", "cy")
+    run = Store(app_env).runs().iloc[0]
+    assert run["kind"] == "push"
+    rows = svc.run_plan(Store(app_env), int(run["run_id"]))["push_schedules"]
+    assert rows.groupby("user_id").size().max() <= 1
+
+
+@pytest.mark.slow
+def test_models_page_shows_csde_attention(app_env):
+    """The Models page trains a small CSDE model on demand and charts attention by segment."""
+    if not svc.csde_available():
+        pytest.skip("the CSDE predictor is not registered")
+    at = _run("pages/4_Models.py")
+    assert len(at.get("plotly_chart")) >= 1  # calibration
+    at.button(key="csde_button").click().run()
+    assert not at.exception
+    assert '"csde"' in at.get("plotly_chart")[-1].proto.spec
