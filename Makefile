@@ -38,10 +38,16 @@ demo: $(STAMP)
 	$(BIN)/growth nightly --scenario $(SCENARIO) --budget $(BUDGET)
 
 ## test: lint, then the whole test suite
+# The store's tests also run against a throw-away PostgreSQL server when one can be started.
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 2 -q
+	@pg_env="$$(scripts/start-postgres.sh)" || pg_env=""; eval "$$pg_env"; \
+	  $(BIN)/pytest -n 2 -q; status=$$?; \
+	  if [ -n "$${GROWTH_TEST_PG_DIR:-}" ]; then \
+	    scripts/start-postgres.sh stop "$$GROWTH_TEST_PG_DIR" >/dev/null 2>&1 || true; \
+	  fi; \
+	  exit $$status
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 -q -m "not slow"

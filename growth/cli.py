@@ -61,12 +61,13 @@ def nightly(
     merchant_budget: Annotated[float | None, typer.Option(help="each merchant's budget")] = None,
     date: Annotated[str | None, typer.Option(help="campaign date YYYY-MM-DD")] = None,
     operator: Annotated[str | None, typer.Option(help="who runs it")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign name (one run per date)")] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
 ) -> None:
     """Run the nightly job: data, predictors, coupon allocation, SQL, summary."""
     from growth.config import NightlyConfig
-    from growth.nightly import run_nightly
+    from growth.nightly_job import exit_code, run_nightly_job
     from growth.store import Store
 
     _setup_logging(verbose)
@@ -79,6 +80,7 @@ def nightly(
         "coupons.merchant_budget": merchant_budget,
         "campaign_date": date,
         "operator": operator,
+        "campaign": campaign,
     }
     try:
         if config is not None:
@@ -98,17 +100,18 @@ def nightly(
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
 
     store = Store(db)
-    console.print(f"[bold]nightly[/] {cfg.campaign_date} -> {store.url}")
+    console.print(f"[bold]nightly[/] {cfg.campaign_date} ({cfg.campaign}) -> {store.url}")
     try:
         with console.status("running...") as status:
-            result = run_nightly(
+            result = run_nightly_job(
                 cfg,
                 store=store,
                 progress=True,
                 report=lambda stage: status.update(f"stage: {stage}"),
+                log_stderr=verbose,
             )
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise _fail(f"nightly run failed: {exc}", EXIT_FAILED) from None
+    except Exception as exc:  # exit_code() tells refused (3), bad input (2), failed (1)
+        raise _fail(f"nightly: {exc}", exit_code(exc)) from None
     print_summary(result)
 
 

@@ -25,6 +25,7 @@ from rich.progress import Progress
 
 from growth.features import ConversionFeatures
 from growth.schema import NO_COUPON
+from growth.training import uses_raw_frame
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def predicted_coupon_decision(
     Users without candidates get zero conversion under every option.
     """
     ds = features.dataset
+    raw_rows = uses_raw_frame(conversion_model)  # torch models read raw_frame rows
     order = _coupon_order(features)
     n, k1 = len(features.user_ids), len(order)
     cand = ds.candidates
@@ -150,7 +152,8 @@ def predicted_coupon_decision(
             opt = np.repeat(order, m)  # (k1*m,) option-major
             uu, ii = np.tile(u, k1), np.tile(i, k1)
             X = features.frame(uu, ii, opt)
-            p = conversion_model.predict_proba(X)[:, 1].reshape(k1, m)
+            X_conversion = features.raw_frame(uu, ii, opt) if raw_rows else X
+            p = conversion_model.predict_proba(X_conversion)[:, 1].reshape(k1, m)
             applies = features.applicable(ii, opt).reshape(k1, m)
             # the basket does not depend on the coupon: predict it once per (user, item)
             log_basket = basket_model.predict_log_basket(X.iloc[:m])

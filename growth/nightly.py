@@ -161,6 +161,7 @@ def run_nightly(
         config=config.model_dump(mode="json"),
         operator=config.operator,
         campaign_date=config.campaign_date,
+        campaign=config.campaign,
     ) as run:
         with timer("data"):
             dataset, world = load_data(config, progress=progress)

@@ -12,18 +12,31 @@ from growth.features import ConversionFeatures, ExposureFrame
 from predictors.basket import BasketSizeModel
 from predictors.lgbm import LightGBMModel
 from predictors.metrics import segment_metrics
+from predictors.models import REGISTRY
+from predictors.torch.base import TorchEstimator
 
 log = logging.getLogger(__name__)
 
 PREDICTORS = {"lightgbm": LightGBMModel}
-"""Conversion models the nightly job can use, by name."""
+"""Tabular conversion models the nightly job can use, by name; torch models come from REGISTRY."""
+
+
+def available_predictors() -> list[str]:
+    """Every predictor name ``train_models`` accepts: the tabular ones and the torch REGISTRY."""
+    torch_models = {n for n, c in REGISTRY.items() if issubclass(c, TorchEstimator)}
+    return sorted(set(PREDICTORS) | torch_models)
+
+
+def uses_raw_frame(model: object) -> bool:
+    """True for models that read :meth:`ConversionFeatures.raw_frame` rows (the torch models)."""
+    return isinstance(model, TorchEstimator)
 
 
 @dataclass
 class TrainedModels:
     """The fitted models and their holdout metrics (long frame: segment, metric, value)."""
 
-    conversion: LightGBMModel
+    conversion: LightGBMModel | TorchEstimator
     basket: BasketSizeModel
     metrics: pd.DataFrame
     n_train: int
@@ -48,17 +61,27 @@ def train_models(
 ) -> TrainedModels:
     """Fit the conversion model on the older exposures, evaluate on the newest ones by segment.
 
-    The basket model is fitted on converted exposures with an order value.
+    ``predictor`` names a tabular model of :data:`PREDICTORS` (fitted on the
+    tabular frame) or a torch model of ``predictors.models.REGISTRY`` (fitted on
+    the raw frame described by ``features.raw_spec()``).  The basket model is
+    fitted on converted exposures with an order value.
     """
-    if predictor not in PREDICTORS:
-        raise ValueError(f"unknown predictor {predictor!r}; choose one of {sorted(PREDICTORS)}")
+    if predictor not in available_predictors():
+        raise ValueError(f"unknown predictor {predictor!r}; choose one of {available_predictors()}")
     frame = features.exposure_frame()
     holdout = chronological_split(frame, holdout_fraction)
     train = ~holdout
-    model = PREDICTORS[predictor](seed=seed).fit(
-        frame.X.loc[train], frame.y[train], categorical=features.categorical
-    )
-    p = model.predict_proba(frame.X.loc[holdout])[:, 1]
+    if predictor in PREDICTORS:
+        model = PREDICTORS[predictor](seed=seed).fit(
+            frame.X.loc[train], frame.y[train], categorical=features.categorical
+        )
+        X_holdout = frame.X.loc[holdout]
+    else:
+        raw = features.exposure_frame(raw=True)  # the same rows in the same order
+        model = REGISTRY[predictor](features.raw_spec(), seed=seed)
+        model.fit(raw.X.loc[train], raw.y[train])
+        X_holdout = raw.X.loc[holdout]
+    p = model.predict_proba(X_holdout)[:, 1]
     metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
     metrics.insert(0, "model", predictor)
     auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]

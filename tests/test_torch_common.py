@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from predictors.features import FeatureSpec, Field
+from predictors.models.csde import CSDEModel
+from predictors.models.dcnv2 import DCNv2Model
+from predictors.models.finetune import FineTuneModel
+from predictors.models.maml import MAMLModel
 from predictors.models.mlp import MLPModel
+from predictors.models.mmoe import MMOEModel
+from predictors.models.shared_bottom import SharedBottomModel as SBModel
 from predictors.torch.base import TorchEstimator, constructor_params
 from predictors.torch.inputs import FrameEncoder, encode_multi, missing_key, take
 from predictors.torch.layers import (
@@ -160,7 +166,7 @@ def test_attention_pooling_masks_absent_items(kind):
 
 def test_constructor_matches_config():
     """Every torch model's keyword arguments equal its Config fields, defaults included."""
-    for cls in (MLPModel,):
+    for cls in (MLPModel, CSDEModel, MAMLModel, DCNv2Model, FineTuneModel, MMOEModel, SBModel):
         params = constructor_params(cls)
         defaults = {k: v.default for k, v in cls.Config.model_fields.items()}
         assert params == defaults

@@ -10,6 +10,7 @@
 [0.5]
 """
 
+from growth.store.locks import RunInProgress, RunLease, StageTiming, process_alive
 from growth.store.models import (
     METRIC_SEGMENTS,
     RESULT_TABLES,
@@ -22,6 +23,8 @@ from growth.store.models import (
     ParetoPoint,
     PushSchedule,
     Run,
+    RunLock,
+    RunStage,
 )
 from growth.store.store import (
     DEFAULT_URL,
@@ -29,7 +32,11 @@ from growth.store.store import (
     RunFailed,
     RunWriter,
     Store,
+    alembic_config,
     code_version,
+    current_revision,
+    head_revision,
+    migrate,
     normalise_rows,
     to_jsonable,
 )
@@ -53,10 +60,20 @@ __all__ = [
     "PushSchedule",
     "Run",
     "RunFailed",
+    "RunInProgress",
+    "RunLease",
+    "RunLock",
+    "RunStage",
     "RunWriter",
+    "StageTiming",
     "Store",
+    "alembic_config",
     "code_version",
     "create_views",
+    "current_revision",
+    "head_revision",
+    "migrate",
     "normalise_rows",
+    "process_alive",
     "to_jsonable",
 ]

@@ -32,13 +32,24 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from growth.schema import LIFECYCLES
 
-RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
-"""Lifecycle of a run row: inserted 'running', closed 'succeeded' or 'failed'."""
+RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "superseded")
+"""Lifecycle of a run row: inserted 'running', closed 'succeeded' or 'failed'; a
+succeeded run becomes 'superseded' when a later run for the same (kind, campaign
+date, campaign) succeeds (its rows are kept for audit, hidden from the views)."""
+
+RUN_STATUS_CHECK = "status IN ('running', 'succeeded', 'failed', 'superseded')"
+"""The ``runs.status`` CHECK constraint (also spelled out by the migrations)."""
+
+ONE_SUCCEEDED_WHERE = "status = 'succeeded'"
+"""Predicate of the partial unique index that allows one succeeded run per
+(kind, campaign_date, campaign); NULL dates or campaigns are never equal, so runs
+without a campaign are not constrained."""
 
 METRIC_SEGMENTS: tuple[str, ...] = ("all", *LIFECYCLES)
 """Segments a model metric may be reported for: all users or one lifecycle."""
@@ -97,8 +108,17 @@ class Run(Base):
 
     __tablename__ = "runs"
     __table_args__ = (
-        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        CheckConstraint(RUN_STATUS_CHECK, name="status"),
         Index("ix_runs_kind_started_at", "kind", "started_at"),
+        Index(
+            "uq_runs_one_succeeded",
+            "kind",
+            "campaign_date",
+            "campaign",
+            unique=True,
+            sqlite_where=text(ONE_SUCCEEDED_WHERE),
+            postgresql_where=text(ONE_SUCCEEDED_WHERE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -113,6 +133,44 @@ class Run(Base):
     operator: Mapped[str] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    superseded_by: Mapped[int | None] = mapped_column(Integer)
+
+
+class RunStage(Base):
+    """Wall time of one stage of a run, in execution order (written when the run closes)."""
+
+    __tablename__ = "run_stages"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_s: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class RunLock(Base):
+    """Exclusive lease on a (job, campaign date, campaign): one row per run in progress.
+
+    Inserted in its own transaction before a run starts (the primary key makes a
+    second insert fail), refreshed by a heartbeat, deleted when the run ends.  A
+    row whose process is dead or whose lease expired is stale and may be taken
+    over.  Portable: plain rows, so it works alike on SQLite and PostgreSQL.
+    """
+
+    __tablename__ = "run_locks"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    campaign_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class RunResult:
@@ -219,5 +277,5 @@ RESULT_MODELS: tuple[type[Any], ...] = (
 RESULT_TABLES: dict[str, Table] = {m.__tablename__: m.__table__ for m in RESULT_MODELS}
 """Result tables by name."""
 
-TABLE_NAMES: tuple[str, ...] = ("runs", *RESULT_TABLES)
+TABLE_NAMES: tuple[str, ...] = ("runs", *RESULT_TABLES, "run_stages", "run_locks")
 """Every table of the store."""

@@ -9,7 +9,14 @@ A run's life (see :meth:`Store.run`):
 3. on normal exit every buffered row and the status update to ``'succeeded'``
    are written in ONE transaction; if the body (or the write) raises, nothing of
    the run's results persists and the run row is closed as ``'failed'`` with the
-   error text.
+   error text.  A run with a ``campaign`` is idempotent: in that same transaction
+   the earlier succeeded run of its (kind, campaign date, campaign) is marked
+   ``'superseded'``, so the analyst views show the latest one only.
+
+The schema is managed by Alembic (``growth/store/migrations``): opening a store
+upgrades its database to the head revision, keeping every row.  A database made
+before migrations existed (tables, no ``alembic_version``) is stamped at the
+initial revision first.
 
 The database is ``$GROWTH_DB_URL`` or ``sqlite:///data/growth.db`` (relative to
 the working directory); any SQLAlchemy URL works.
@@ -37,6 +44,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Boolean,
     Connection,
@@ -48,8 +59,10 @@ from sqlalchemy import (
     Table,
     column,
     create_engine,
+    delete,
     event,
     insert,
+    inspect,
     literal_column,
     make_url,
     select,
@@ -60,16 +73,24 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
-from growth.store.models import RESULT_TABLES, TABLE_NAMES, Base, Run
+from growth.store.locks import RunLease, StageTiming
+from growth.store.models import RESULT_TABLES, TABLE_NAMES, Base, Run, RunStage
 from growth.store.views import VIEWS, create_views
 
 ENV_VAR = "GROWTH_DB_URL"
+ANALYST_ROLE_ENV = "GROWTH_ANALYST_ROLE"
 DEFAULT_URL = "sqlite:///data/growth.db"
 INSERT_CHUNK_ROWS = 100_000
 """Rows per ``executemany`` call: bounds the Python objects alive during a write."""
 
 _MAX_ERROR_CHARS = 20_000
 _RUNS: Table = Run.__table__  # type: ignore[assignment]
+_STAGES: Table = RunStage.__table__  # type: ignore[assignment]
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+INITIAL_REVISION = "0001"
+PAUSE_ENV = "GROWTH_TEST_PAUSE_STAGE"
+"""Test hook: a stage name (or ``commit``) at which a process writes
+``$GROWTH_TEST_PAUSE_FILE`` and sleeps, so tests can kill it at a known point."""
 
 
 class RunFailed(RuntimeError):
@@ -487,10 +508,14 @@ class RunWriter:
     fails at the line that added it, before anything is written.
     """
 
-    def __init__(self, run_id: int, kind: str, campaign_date: date | None) -> None:
+    def __init__(
+        self, run_id: int, kind: str, campaign_date: date | None, campaign: str | None = None
+    ) -> None:
         self.id = run_id
         self.kind = kind
         self.campaign_date = campaign_date
+        self.campaign = campaign
+        self.superseded: list[int] = []
         self._frames: dict[str, list[pd.DataFrame]] = {name: [] for name in RESULT_TABLES}
         self._summary: dict[str, Any] = {}
         self._closed = False
@@ -638,12 +663,100 @@ def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame
 
 
+def pause_for_test(stage: str) -> None:
+    """Test hook: if ``$GROWTH_TEST_PAUSE_STAGE`` names ``stage``, announce and sleep.
+
+    The process writes ``$GROWTH_TEST_PAUSE_FILE`` (if set) and sleeps up to
+    ``$GROWTH_TEST_PAUSE_S`` seconds (default 60), so a test can SIGKILL it at a
+    known point.  Does nothing when the variable is unset (production).
+    """
+    if os.environ.get(PAUSE_ENV) != stage:
+        return
+    marker = os.environ.get("GROWTH_TEST_PAUSE_FILE")
+    if marker:
+        Path(marker).write_text(f"{os.getpid()} {stage}\n")
+    import time as _time
+
+    _time.sleep(float(os.environ.get("GROWTH_TEST_PAUSE_S", "60")))
+
+
+def alembic_config(url: str | None = None, connection: Connection | None = None) -> AlembicConfig:
+    """An Alembic config for the store's migrations, built in code (no ini file needed).
+
+    ``connection`` (if given) is migrated as is; else ``url`` (else
+    ``$GROWTH_DB_URL``) is opened by the migration environment.
+    """
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        # ConfigParser interpolation: a literal % in a URL (password) is written %%
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this code."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(bind: Engine | Connection) -> str | None:
+    """The revision the database is at (``None``: never migrated)."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return current_revision(conn)
+    return MigrationContext.configure(bind).get_current_revision()
+
+
+def migrate(engine: Engine, revision: str = "head") -> str | None:
+    """Upgrade the database to ``revision`` (default head) and return where it is now.
+
+    A database created before migrations existed (a ``runs`` table, no
+    ``alembic_version``) is first stamped at the initial revision, so it is
+    upgraded in place without losing rows.  On PostgreSQL a transaction-scoped
+    advisory lock serialises concurrent migrators; on SQLite a migrator that loses
+    the race finds the schema already at the target and carries on.
+    """
+    target = head_revision() if revision == "head" else revision
+    with engine.connect() as conn:
+        if current_revision(conn) == target:
+            return target
+        if conn.in_transaction():
+            conn.rollback()
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            tables = set(inspect(conn).get_table_names())
+            cfg = alembic_config(connection=conn)
+            if "runs" in tables and "alembic_version" not in tables:
+                alembic_command.stamp(cfg, INITIAL_REVISION)
+            alembic_command.upgrade(cfg, revision)
+            if conn.in_transaction():
+                conn.commit()
+    except Exception:
+        if current_revision(engine) != target:
+            raise
+    return current_revision(engine)
+
+
+_MIGRATION_LOCK = 0x67726F77  # 'grow': advisory lock key of the store's migrations
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
 class Store:
     """The platform's SQL store: runs, their results, and read-only analyst views.
 
     ``Store(url=None)`` connects to ``url``, ``$GROWTH_DB_URL`` or
-    ``sqlite:///data/growth.db`` and creates missing tables and views
-    (idempotent).
+    ``sqlite:///data/growth.db`` and migrates the database to the newest schema
+    (Alembic; idempotent, rows are kept).  ``analyst_role`` (PostgreSQL only,
+    default ``$GROWTH_ANALYST_ROLE``) is granted read access to the views and
+    nothing else (see :meth:`grant_analyst`).
 
     Example::
 
@@ -657,18 +770,64 @@ class Store:
     READABLE: tuple[str, ...] = (*TABLE_NAMES, *VIEWS)
     """Names :meth:`read` accepts: every table and view of the store."""
 
-    def __init__(self, url: str | URL | None = None, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        echo: bool = False,
+        analyst_role: str | None = None,
+    ) -> None:
         self.url = resolve_url(url)
         self.engine = make_engine(self.url, echo=echo)
         self.create_schema()
+        role = analyst_role or os.environ.get(ANALYST_ROLE_ENV)
+        if role and self.engine.dialect.name == "postgresql":
+            self.grant_analyst(role)
 
     def __repr__(self) -> str:
         return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
 
     def create_schema(self, *, replace_views: bool = False) -> None:
-        """Create missing tables and views (``replace_views`` re-creates every view)."""
-        Base.metadata.create_all(self.engine)
+        """Migrate to the head revision (tables and views); ``replace_views`` re-creates the views."""
+        migrate(self.engine)
         create_views(self.engine, replace=replace_views)
+
+    @property
+    def revision(self) -> str | None:
+        """The schema revision the database is at."""
+        return current_revision(self.engine)
+
+    def grant_analyst(self, role: str) -> None:
+        """PostgreSQL: let ``role`` read the analyst views and nothing else.
+
+        Revokes every privilege ``role`` holds on the store's tables and views,
+        then grants ``USAGE`` on the schema and ``SELECT`` on each view.  A view
+        runs with its owner's rights, so the role reads results through the views
+        but cannot read a base table or write anything.  Re-run after a migration
+        that re-creates views (the store does so when ``analyst_role`` is set).
+        Role and view names are identifiers, which SQL cannot bind as parameters:
+        the role is checked against ``[a-z_][a-z0-9_]*`` and quoted.
+        """
+        if self.engine.dialect.name != "postgresql":
+            raise ValueError(
+                f"analyst roles need PostgreSQL; this store is {self.engine.dialect.name}"
+            )
+        if not isinstance(role, str) or not _IDENTIFIER.match(role):
+            raise ValueError(f"analyst role {role!r} must match [a-z_][a-z0-9_]* (max 63 chars)")
+        quote = self.engine.dialect.identifier_preparer.quote_identifier
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}
+            ).first()
+            if exists is None:
+                raise ValueError(f"analyst role {role!r} does not exist on the server")
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+            names = [*TABLE_NAMES, "alembic_version", *VIEWS]
+            objects = ", ".join(quote(n) for n in names)
+            conn.exec_driver_sql(f"REVOKE ALL ON {objects} FROM {quote(role)}")
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quote(schema)} TO {quote(role)}")
+            views = ", ".join(quote(n) for n in VIEWS)
+            conn.exec_driver_sql(f"GRANT SELECT ON {views} TO {quote(role)}")
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -684,6 +843,7 @@ class Store:
         operator: str | None = None,
         campaign_date: date | str | None = None,
         *,
+        campaign: str | None = None,
         version: str | None = None,
     ) -> Iterator[RunWriter]:
         """Record one run; results added in the body are written atomically at exit.
@@ -694,7 +854,15 @@ class Store:
         persists, the run is recorded ``'failed'`` with the error, and the
         exception propagates.  If writing the results fails, the run is recorded
         ``'failed'`` and :class:`RunFailed` is raised.
+
+        With a ``campaign`` (and a ``campaign_date``) the run is idempotent: when it
+        succeeds, the earlier succeeded run of the same (kind, campaign_date,
+        campaign) is marked ``'superseded'`` in the same transaction (its id lands
+        in ``writer.superseded``).  Concurrent runs of one key are the caller's to
+        prevent (:meth:`lock`); the database refuses two succeeded runs per key.
         """
+        if campaign is not None:
+            campaign = _check_label(campaign, "campaign", 64)
         kind = _check_label(kind, "kind", 32)
         operator = _check_label(operator or _default_operator(), "operator", 128)
         version = _check_label(version or code_version(), "version", 64)
@@ -711,10 +879,11 @@ class Store:
                     config=config_json,
                     code_version=version,
                     operator=operator,
+                    campaign=campaign,
                 )
             )
             run_id = int(res.inserted_primary_key[0])
-        writer = RunWriter(run_id, kind, day)
+        writer = RunWriter(run_id, kind, day, campaign)
         try:
             yield writer
         except BaseException as exc:
@@ -736,6 +905,9 @@ class Store:
         with self.engine.begin() as conn:
             for tbl, frame in writer._tables():
                 insert_frame(conn, tbl, frame, writer.id)
+            if writer.campaign is not None and writer.campaign_date is not None:
+                writer.superseded = self._supersede(conn, writer)
+            pause_for_test("commit")
             finished = _utcnow()
             res = conn.execute(
                 update(_RUNS)
@@ -749,6 +921,97 @@ class Store:
             )
             if res.rowcount != 1:
                 raise RunFailed(writer.id, "run row is missing or no longer 'running'")
+
+    @staticmethod
+    def _supersede(conn: Connection, writer: RunWriter) -> list[int]:
+        """Mark the earlier succeeded run(s) of the writer's key 'superseded'; their ids."""
+        key = (
+            (_RUNS.c.kind == writer.kind)
+            & (_RUNS.c.campaign_date == writer.campaign_date)
+            & (_RUNS.c.campaign == writer.campaign)
+            & (_RUNS.c.status == "succeeded")
+            & (_RUNS.c.id != writer.id)
+        )
+        old = [int(i) for i in conn.execute(select(_RUNS.c.id).where(key)).scalars()]
+        if old:
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id.in_(old))
+                .values(status="superseded", superseded_by=writer.id)
+            )
+        return old
+
+    def fail_stale_runs(
+        self, kind: str, campaign_date: date | str, campaign: str, reason: str
+    ) -> list[int]:
+        """Close every 'running' run of (kind, campaign_date, campaign) as 'failed'.
+
+        Call it only while holding that key's :meth:`lock`: the lock proves no
+        live process is writing such a run, so any left 'running' was killed.
+        Returns the ids it closed.
+        """
+        day = _as_date(campaign_date)
+        key = (
+            (_RUNS.c.kind == kind)
+            & (_RUNS.c.campaign_date == day)
+            & (_RUNS.c.campaign == campaign)
+            & (_RUNS.c.status == "running")
+        )
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            stale = [int(i) for i in conn.execute(select(_RUNS.c.id).where(key)).scalars()]
+            if stale:
+                conn.execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id.in_(stale), _RUNS.c.status == "running")
+                    .values(status="failed", finished_at=now, error=reason[:_MAX_ERROR_CHARS])
+                )
+        return stale
+
+    def record_stages(self, run_id: int, stages: Iterable[StageTiming]) -> int:
+        """Store a run's stage timings in ``run_stages`` (replacing any); rows written."""
+        rows = [
+            {
+                "run_id": int(run_id),
+                "seq": i,
+                "stage": _check_label(st.stage, "stage", 32),
+                "started_at": st.started_at,
+                "duration_s": float(st.duration_s),
+                "status": st.status,
+            }
+            for i, st in enumerate(stages)
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(delete(_STAGES).where(_STAGES.c.run_id == int(run_id)))
+            if rows:
+                conn.execute(insert(_STAGES), rows)
+        return len(rows)
+
+    def lock(
+        self,
+        kind: str,
+        campaign_date: date | str,
+        campaign: str,
+        *,
+        lease_s: float = 120.0,
+        heartbeat_s: float | None = None,
+    ) -> RunLease:
+        """An exclusive lease on (kind, campaign_date, campaign); use it as a context manager.
+
+        Raises :class:`RunInProgress` (naming the holder) when a live process
+        holds it.  See :class:`growth.store.locks.RunLease`.
+        """
+        day = _as_date(campaign_date)
+        if day is None:
+            raise ValueError("a run lock needs a campaign_date")
+        return RunLease(
+            self.engine,
+            _check_label(kind, "kind", 32),
+            day,
+            _check_label(campaign, "campaign", 64),
+            lease_s=lease_s,
+            heartbeat_s=heartbeat_s,
+        )
 
     def _record_failure(self, writer: RunWriter, started: datetime, exc: BaseException) -> None:
         """Close the run as 'failed' in its own transaction; never masks ``exc``."""
@@ -813,11 +1076,16 @@ class Store:
                 f"readable names are {list(self.READABLE)}"
             )
         key = "id" if name == "runs" else "run_id"
-        order = VIEWS[name].order_by if name in VIEWS else ("id",)
+        if name in VIEWS:
+            order = VIEWS[name].order_by
+        else:
+            order = tuple(c.name for c in Base.metadata.tables[name].primary_key.columns)
         stmt = select(literal_column("*")).select_from(table(name))
         if run_id is not None:
             if isinstance(run_id, bool) or not isinstance(run_id, int | np.integer):
                 raise ValueError(f"run_id must be an integer, got {run_id!r}")
+            if name == "run_locks":
+                raise ValueError("run_locks has no run_id filter; read it whole")
             stmt = stmt.where(column(key) == int(run_id))
         stmt = stmt.order_by(*(column(c) for c in order))
         with self._read_only() as conn:

@@ -3,6 +3,15 @@
 Every view is plain SQL-92 (joins, ``GROUP BY``, ``SUM``/``COUNT``/``AVG``,
 ``NULLIF``), so the same DDL runs on SQLite and PostgreSQL.  Result views only
 show rows of runs whose status is ``'succeeded'``; ``v_runs`` shows every run.
+
+Idempotent re-runs: when a run for a (kind, campaign date, campaign) succeeds,
+the earlier succeeded run for that key is marked ``'superseded'`` in the same
+transaction (a partial unique index allows one succeeded run per key), so the
+result views show exactly the latest succeeded run of each campaign and day;
+superseded runs stay in ``v_runs`` (with ``superseded_by``) for audit.
+
+The views are created by the Alembic migrations (``growth/store/migrations``),
+which freeze each revision's SQL; the head revision's copy must equal ``VIEWS``.
 Durations come from ``runs.duration_s`` (written when a run closes) because date
 arithmetic is not portable between backends.
 """
@@ -36,9 +45,9 @@ V_RUNS = View(
     name="v_runs",
     doc="Run history, one row per run, with its duration in seconds.",
     select="""
-SELECT r.id AS run_id, r.kind, r.campaign_date, r.status,
+SELECT r.id AS run_id, r.kind, r.campaign_date, r.campaign, r.status,
        r.started_at, r.finished_at, r.duration_s,
-       r.code_version, r.operator, r.error, r.config, r.summary
+       r.code_version, r.operator, r.error, r.config, r.summary, r.superseded_by
 FROM runs r
 """,
     order_by=("run_id",),
@@ -49,7 +58,7 @@ V_COUPON_BY_SEGMENT_TYPE = View(
     name="v_coupon_by_segment_type",
     doc="Coupon plan per run, segment and coupon type: users, spend, incremental conversions, GMV.",
     select=f"""
-SELECT a.run_id, r.campaign_date, a.segment, a.coupon_type,
+SELECT a.run_id, r.campaign_date, r.campaign, a.segment, a.coupon_type,
        COUNT(DISTINCT a.user_id) AS users,
        SUM(a.expected_cost) AS spend,
        SUM(a.expected_value) AS expected_incremental_conversions,
@@ -59,7 +68,7 @@ SELECT a.run_id, r.campaign_date, a.segment, a.coupon_type,
 FROM coupon_allocations a
 JOIN runs r ON r.id = a.run_id
 WHERE {_SUCCEEDED}
-GROUP BY a.run_id, r.campaign_date, a.segment, a.coupon_type
+GROUP BY a.run_id, r.campaign_date, r.campaign, a.segment, a.coupon_type
 """,
     order_by=("run_id", "segment", "coupon_type"),
     floats=(
@@ -74,7 +83,7 @@ V_PUSH_BY_HOUR_INDUSTRY = View(
     name="v_push_by_hour_industry",
     doc="Push schedule per run, hour and industry: pushes, users reached, expected opens.",
     select=f"""
-SELECT p.run_id, r.campaign_date, p.hour, p.industry,
+SELECT p.run_id, r.campaign_date, r.campaign, p.hour, p.industry,
        COUNT(*) AS pushes,
        COUNT(DISTINCT p.user_id) AS users,
        SUM(p.expected_open) AS expected_opens,
@@ -82,7 +91,7 @@ SELECT p.run_id, r.campaign_date, p.hour, p.industry,
 FROM push_schedules p
 JOIN runs r ON r.id = p.run_id
 WHERE {_SUCCEEDED}
-GROUP BY p.run_id, r.campaign_date, p.hour, p.industry
+GROUP BY p.run_id, r.campaign_date, r.campaign, p.hour, p.industry
 """,
     order_by=("run_id", "hour", "industry"),
     floats=("expected_opens", "expected_open_rate"),
@@ -92,7 +101,7 @@ V_CHANNEL_PLANS = View(
     name="v_channel_plans",
     doc="Channel plans per run, plan and channel: spend, funnel, cost per install/retained user.",
     select=f"""
-SELECT c.run_id, r.campaign_date, c.plan, c.channel_id, c.channel_name,
+SELECT c.run_id, r.campaign_date, r.campaign, c.plan, c.channel_id, c.channel_name,
        SUM(c.spend) AS spend,
        SUM(c.installs) AS installs,
        SUM(c.logins) AS logins,
@@ -104,7 +113,7 @@ SELECT c.run_id, r.campaign_date, c.plan, c.channel_id, c.channel_name,
 FROM channel_plans c
 JOIN runs r ON r.id = c.run_id
 WHERE {_SUCCEEDED}
-GROUP BY c.run_id, r.campaign_date, c.plan, c.channel_id, c.channel_name
+GROUP BY c.run_id, r.campaign_date, r.campaign, c.plan, c.channel_id, c.channel_name
 """,
     order_by=("run_id", "plan", "channel_id"),
     floats=(
@@ -123,7 +132,7 @@ V_PARETO_POINTS = View(
     name="v_pareto_points",
     doc="Points of every trade-off front, with the run's kind and date; 'chosen' marks the plan used.",
     select=f"""
-SELECT p.run_id, r.kind, r.campaign_date, p.front, p.point_id,
+SELECT p.run_id, r.kind, r.campaign_date, r.campaign, p.front, p.point_id,
        p.spend, p.installs, p.logins, p.retained, p.conversions, p.gmv, p.chosen
 FROM pareto_points p
 JOIN runs r ON r.id = p.run_id
@@ -140,7 +149,7 @@ V_MODEL_METRICS = View(
         "('value'), min, max and the number of non-null values."
     ),
     select=f"""
-SELECT m.run_id, r.campaign_date, m.model, m.dataset, m.segment, m.metric,
+SELECT m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.segment, m.metric,
        AVG(m.value) AS value,
        MIN(m.value) AS min_value,
        MAX(m.value) AS max_value,
@@ -148,7 +157,7 @@ SELECT m.run_id, r.campaign_date, m.model, m.dataset, m.segment, m.metric,
 FROM model_metrics m
 JOIN runs r ON r.id = m.run_id
 WHERE {_SUCCEEDED}
-GROUP BY m.run_id, r.campaign_date, m.model, m.dataset, m.segment, m.metric
+GROUP BY m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.segment, m.metric
 """,
     order_by=("run_id", "model", "dataset", "segment", "metric"),
     floats=("value", "min_value", "max_value"),

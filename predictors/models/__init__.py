@@ -14,11 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from predictors.lgbm import LightGBMModel
+from predictors.models.csde import CSDEModel
+from predictors.models.dcnv2 import DCNv2Model
+from predictors.models.finetune import FineTuneModel
+from predictors.models.maml import MAMLModel
 from predictors.models.mlp import MLPModel
+from predictors.models.mmoe import MMOEModel
+from predictors.models.shared_bottom import SharedBottomModel
 
 REGISTRY: dict[str, type] = {
+    "csde": CSDEModel,
+    "dcnv2": DCNv2Model,
+    "finetune": FineTuneModel,
     "lightgbm": LightGBMModel,
+    "maml": MAMLModel,
     "mlp": MLPModel,
+    "mmoe": MMOEModel,
+    "shared_bottom": SharedBottomModel,
 }
 
 
@@ -31,4 +43,15 @@ def load_model(path: str | Path) -> Any:
     return REGISTRY[name].load(folder)
 
 
-__all__ = ["REGISTRY", "LightGBMModel", "MLPModel", "load_model"]
+__all__ = [
+    "REGISTRY",
+    "CSDEModel",
+    "DCNv2Model",
+    "FineTuneModel",
+    "LightGBMModel",
+    "MAMLModel",
+    "MLPModel",
+    "MMOEModel",
+    "SharedBottomModel",
+    "load_model",
+]

@@ -1,0 +1,239 @@
+"""CSDE: cross-domain embedding for new users, with a domain attention.
+
+Stage 1 (cross-domain embedding learning) teaches a generator ``G`` to map a
+user's source-domain fields (plus demographics) to a target-domain user
+embedding.  Its loss, on the rows whose target fields are known (coverage at
+least ``min_target_coverage``), is
+
+    L1 = BCE(H1(e_tgt)) + lambda_sim * sim(e_gen, e_tgt) + lambda_gen * BCE(H1(e_gen))
+
+with ``sim`` either the L2 distance to the (detached) real embedding or an
+adversarial discriminator (real = ``e_tgt``, fake = ``e_gen``).  The generated
+embedding's classification term uses every row with source fields.
+
+Stage 2 (adaptive prediction) trains on all users: the user vector is a domain
+attention over the target embedding, the source embedding and the generated
+(CSDE) embedding, with missing domains masked to weight 0, and it joins the
+demographics, item and coupon-option fields before the prediction MLP.  The
+target domain counts as present when at least ``min_target_coverage`` of its
+fields are (the rule that also picks stage 1's real embeddings): in the
+simulated world a new user knows only ``tgt_days_since_visit`` and so leans on
+the source and generated embeddings.  The attention query is built from both
+domains' coverage and the demographics, so how much each embedding counts
+adapts to how much is known about the user.
+
+Training schedule: epochs ``1..stage1_epochs`` minimise ``L2 + L1`` (the
+stage-2 loss ``L2`` from the first epoch, so early stopping always watches a
+trained predictor; the generator sees only ``L1``); later epochs minimise
+``L2`` alone with the generator frozen.  See :mod:`predictors.models.csde_parts`
+for the network.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+from torch import nn
+
+from predictors.base import check_is_fitted
+from predictors.features import FeatureSpec
+from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, masked_bce, masked_mean
+from predictors.torch.base import PREDICT_BATCH, TorchEstimator, TrainConfig
+from predictors.torch.inputs import Batch, batch_size_of, take
+
+
+class CSDEConfig(TrainConfig):
+    """Hyper-parameters of :class:`CSDEModel`; names equal its constructor arguments."""
+
+    embedding_dim: int = Field(16, ge=1)
+    user_dim: int = Field(32, ge=1)
+    tower_hidden: tuple[int, ...] = Field((64,), min_length=1)
+    hidden: tuple[int, ...] = Field((128, 64), min_length=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    similarity: Literal["l2", "adversarial"] = "l2"
+    stage1_epochs: int = Field(4, ge=1)
+    lambda_sim: float = Field(1.0, ge=0)
+    lambda_gen: float = Field(1.0, ge=0)
+    min_target_coverage: float = Field(0.5, gt=0, le=1)
+
+
+class CSDEModel(TorchEstimator):
+    """Conversion probability for every lifecycle segment, new users via the generated embedding.
+
+    ``feature_spec`` needs fields of domains ``source`` and ``target``; domain
+    ``user`` (demographics) feeds the source tower, the generator and the
+    attention query; every other domain (item, treatment, ...) is context.
+
+    After ``fit``: ``attention_`` is a frame of the mean attention weight per
+    domain (columns ``target``, ``source``, ``csde``, ``n``) by which domains a
+    training row has; :meth:`attention_weights` gives the weights per row.
+
+    Example::
+
+        model = CSDEModel(spec, similarity="l2", epochs=8, seed=1).fit(X, y)
+        p = model.predict_proba(X)[:, 1]
+        w = model.attention_weights(X)      # columns target, source, csde
+    """
+
+    name = "csde"
+    Config = CSDEConfig
+    tiny_params: ClassVar[dict[str, Any]] = {
+        "epochs": 2,
+        "batch_size": 256,
+        "lr": 1e-2,
+        "hidden": (32,),
+        "tower_hidden": (16,),
+        "user_dim": 16,
+        "stage1_epochs": 1,
+    }
+
+    def __init__(
+        self,
+        feature_spec: FeatureSpec,
+        *,
+        embedding_dim: int = 16,
+        user_dim: int = 32,
+        tower_hidden: tuple[int, ...] = (64,),
+        hidden: tuple[int, ...] = (128, 64),
+        dropout: float = 0.1,
+        similarity: Literal["l2", "adversarial"] = "l2",
+        stage1_epochs: int = 4,
+        lambda_sim: float = 1.0,
+        lambda_gen: float = 1.0,
+        min_target_coverage: float = 0.5,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-5,
+        batch_size: int = 1024,
+        epochs: int = 10,
+        patience: int = 2,
+        validation_fraction: float = 0.1,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(
+            feature_spec,
+            embedding_dim=embedding_dim,
+            user_dim=user_dim,
+            tower_hidden=tower_hidden,
+            hidden=hidden,
+            dropout=dropout,
+            similarity=similarity,
+            stage1_epochs=stage1_epochs,
+            lambda_sim=lambda_sim,
+            lambda_gen=lambda_gen,
+            min_target_coverage=min_target_coverage,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            epochs=epochs,
+            patience=patience,
+            validation_fraction=validation_fraction,
+            seed=seed,
+            verbose=verbose,
+        )
+        self.attention_: pd.DataFrame | None = None
+        self._stage = 1
+
+    # ------------------------------------------------------------------ hooks
+    def build(self, spec: FeatureSpec) -> nn.Module:
+        cfg = self.config_
+        return CSDENet(
+            spec,
+            embedding_dim=cfg.embedding_dim,
+            user_dim=cfg.user_dim,
+            tower_hidden=cfg.tower_hidden,
+            hidden=cfg.hidden,
+            dropout=cfg.dropout,
+            adversarial=cfg.similarity == "adversarial",
+            min_target_coverage=cfg.min_target_coverage,
+        )
+
+    def on_epoch_start(self, module: nn.Module, epoch: int) -> None:
+        """Stage 1 (plus the stage-2 loss) up to ``stage1_epochs``, then stage 2 alone."""
+        self._stage = 1 if epoch <= self.config_.stage1_epochs else 2
+
+    def loss(
+        self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Stage-2 log loss, plus the stage-1 terms while stage 1 runs."""
+        cfg = self.config_
+        parts = module.parts(batch)
+        w = torch.ones_like(y) if weight is None else weight
+        total = masked_bce(parts.logit, y, w)
+        if self._stage != 1:
+            return total
+        known = parts.target_present.float() * w
+        with_source = parts.source_present.float() * w
+        paired = known * parts.source_present.float()
+        real = module.stage1_logit(parts.e_tgt, parts.context)
+        generated = module.stage1_logit(parts.e_gen, parts.context)
+        total = total + masked_bce(real, y, known)
+        total = total + cfg.lambda_gen * masked_bce(generated, y, with_source)
+        if cfg.similarity == "l2":
+            distance = (parts.e_gen - parts.e_tgt.detach()).pow(2).mean(dim=1)  # (batch,)
+            similarity = masked_mean(distance, paired)
+        else:
+            similarity = module.adversarial_losses(parts.e_tgt, parts.e_gen, paired)
+        return total + cfg.lambda_sim * similarity
+
+    # -------------------------------------------------------------------- fit
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        *,
+        sample_weight: Any = None,
+        eval_set: tuple[pd.DataFrame, Any] | None = None,
+    ) -> CSDEModel:
+        """Train both stages (see the module docstring), then record ``attention_``."""
+        self._stage = 1
+        super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
+        self.attention_ = attention_summary(self.attention_weights(X))
+        return self
+
+    # ------------------------------------------------------------- attention
+    @torch.no_grad()
+    def attention_weights(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Domain-attention weights per row of ``X``: columns ``target``, ``source``, ``csde``.
+
+        A row's weights sum to 1 over its present domains; a missing domain has
+        weight exactly 0 (``csde`` needs the source domain; the target domain
+        needs ``min_target_coverage`` of its fields).  A row with neither has
+        all-zero weights (its prediction rests on the context fields).
+        """
+        check_is_fitted(self, "module_")
+        module = self.module_
+        data = self.encoder_.encode(X)
+        was_training = module.training
+        module.eval()
+        try:
+            n = batch_size_of(data)
+            out = [
+                module.parts(take(data, slice(s, s + PREDICT_BATCH))).weights
+                for s in range(0, max(n, 1), PREDICT_BATCH)
+            ]
+        finally:
+            module.train(was_training)
+        weights = torch.cat(out).numpy().astype(np.float64)
+        return pd.DataFrame(weights, columns=list(DOMAIN_KEYS), index=X.index)
+
+
+def attention_summary(weights: pd.DataFrame) -> pd.DataFrame:
+    """Mean attention weight per domain, grouped by which domains a row has (plus ``all``)."""
+    present = weights > 0
+    has_target = present["target"].map({True: "target", False: "-"})
+    has_source = (present["source"] | present["csde"]).map({True: "source", False: "-"})
+    pattern = has_target + "+" + has_source
+    grouped = weights.groupby(pattern.to_numpy())
+    table = grouped.mean()
+    table["n"] = grouped.size()
+    overall = weights.mean().to_frame("all").T
+    overall["n"] = len(weights)
+    return pd.concat([table, overall])
+
+
+__all__ = ["CSDEConfig", "CSDEModel", "attention_summary"]

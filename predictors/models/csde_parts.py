@@ -1,0 +1,216 @@
+"""The CSDE network: towers, generator, discriminator and the domain attention.
+
+Kept apart from the estimator (:mod:`predictors.models.csde`) so the maths of
+the two stages reads in one place:
+
+- ``e_tgt = T(target fields)``: the real target-domain user embedding.
+- ``e_src = S(source fields, user fields)``: the source-domain user embedding.
+- ``e_gen = G(source fields, user fields)``: the generated ("cross-domain")
+  target embedding, trained in stage 1 to look like ``e_tgt``.
+- stage 1: ``H1([e, context, <P e, context>])`` classifies with ``e = e_tgt``
+  (real) and ``e = e_gen`` (generated); ``D(e)`` tells real from generated
+  (adversarial similarity only).
+- stage 2: ``u = sum_k a_k e_k`` over the present domains ``k`` of
+  ``(target, source, csde)`` with domain-attention weights ``a``; the logit is
+  ``H2([u, context, <P u, context>])``.  ``context`` is every field outside
+  the source and target domains (user demographics, item, coupon option), so
+  the same network scores each coupon option of a user; ``<P u, c_f>`` are
+  user x context-field dot products (taste x item category, say).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from predictors.features import FeatureSpec, Field
+from predictors.torch.inputs import Batch, missing_key
+from predictors.torch.layers import MLP, AttentionPooling, FieldEmbedding
+
+DOMAIN_KEYS = ("target", "source", "csde")  # order of the attention's keys and weights
+USER_DOMAIN = "user"  # demographics: fed to the source tower, the generator and the query
+
+
+def field_present(batch: Batch, field: Field) -> torch.Tensor:
+    """Bool ``(batch,)``: the row has a value for ``field`` (same rule as ``domain_present``)."""
+    if field.kind == "numeric":
+        return ~batch[missing_key(field.name)]
+    if field.kind == "categorical":
+        return batch[field.name] != 0
+    return (batch[field.name] != 0).any(dim=1)
+
+
+def coverage(batch: Batch, fields: tuple[Field, ...]) -> torch.Tensor:
+    """Float ``(batch,)``: fraction of ``fields`` present in each row (> 0 iff the domain is)."""
+    present = torch.stack([field_present(batch, f) for f in fields], dim=1)  # (batch, fields)
+    return present.float().mean(dim=1)
+
+
+@dataclass
+class CSDEParts:
+    """Everything one forward pass computes; the estimator's loss picks what it needs."""
+
+    logit: torch.Tensor  # (batch,) stage-2 prediction
+    weights: torch.Tensor  # (batch, 3) attention over DOMAIN_KEYS
+    e_tgt: torch.Tensor  # (batch, user_dim)
+    e_gen: torch.Tensor  # (batch, user_dim), with gradient to the generator
+    context: torch.Tensor  # (batch, context fields, dim)
+    target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
+    source_present: torch.Tensor  # (batch,) bool: any source field present
+
+
+class CSDENet(nn.Module):
+    """Both CSDE stages in one module; ``forward(batch)`` gives the stage-2 logits."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        *,
+        embedding_dim: int,
+        user_dim: int,
+        tower_hidden: tuple[int, ...],
+        hidden: tuple[int, ...],
+        dropout: float,
+        adversarial: bool,
+        min_target_coverage: float,
+    ) -> None:
+        super().__init__()
+        for needed in ("source", "target"):
+            if not spec.of_domain(needed):
+                raise ValueError(
+                    f"CSDE needs fields of domain {needed!r}; the spec has domains {spec.domains}"
+                )
+        self.spec = spec
+        self.embedding = FieldEmbedding(spec, embedding_dim)
+        domains = self.embedding.domains
+
+        # one gather puts the fields in the order target | source | user | other, then one
+        # split cuts the groups (backward: one concatenation, no zero-filled gradients)
+        groups = {
+            "target": [i for i, dom in enumerate(domains) if dom == "target"],
+            "source": [i for i, dom in enumerate(domains) if dom == "source"],
+            "user": [i for i, dom in enumerate(domains) if dom == USER_DOMAIN],
+            "other": [
+                i for i, dom in enumerate(domains) if dom not in ("source", "target", USER_DOMAIN)
+            ],
+        }
+        order = [i for rows in groups.values() for i in rows]
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.group_sizes = [len(rows) for rows in groups.values()]
+        n_tgt, n_src, n_user, n_other = self.group_sizes
+        self.n_user = n_user
+        n_context = n_user + n_other
+        self.target_fields = spec.of_domain("target")
+        self.source_fields = spec.of_domain("source")
+        d = embedding_dim
+        self.min_target_coverage = min_target_coverage
+        # dropout only in the final predictor: the towers and stage 1's auxiliary classifier
+        # (as narrow as the towers) stay cheap; CPU dropout masks cost as much as a layer
+        self.target_tower = MLP(n_tgt * d, tower_hidden, output_dim=user_dim)
+        source_in = (n_src + n_user) * d
+        self.source_tower = MLP(source_in, tower_hidden, output_dim=user_dim)
+        self.generator = MLP(source_in, tower_hidden, output_dim=user_dim)
+        # each head also sees <P e, context field> for every context field: the user x item
+        # (taste x category) interactions an MLP over a concatenation learns only slowly
+        head_in = user_dim + n_context * (d + 1)
+        self.stage1_proj = nn.Linear(user_dim, d, bias=False)
+        self.stage1_head = MLP(head_in, tower_hidden, output_dim=1)
+        self.proj = nn.Linear(user_dim, d, bias=False)
+        self.head = MLP(head_in, hidden, dropout=dropout, output_dim=1)
+        self.dot_scale = d**-0.5
+        # the query says how much is known about the user: coverage of both domains + demographics
+        self.query = nn.Linear(2 + n_user * d, user_dim)
+        self.domain_type = nn.Parameter(torch.randn(len(DOMAIN_KEYS), user_dim) * 0.1)
+        self.attention = AttentionPooling(user_dim, kind="additive", hidden=user_dim)
+        self.discriminator = (
+            MLP(user_dim, (user_dim,), activation=nn.LeakyReLU, output_dim=1)
+            if adversarial
+            else None
+        )
+
+    def parts(self, batch: Batch) -> CSDEParts:
+        """Run both stages' encoders and the stage-2 prediction."""
+        emb = self.embedding(batch).index_select(1, self.order)  # (batch, fields, dim)
+        target, source, user, other = emb.split(self.group_sizes, dim=1)  # (batch, f_g, dim)
+        context = torch.cat([user, other], dim=1)  # (batch, context fields, dim)
+        target, source, user = target.flatten(1), source.flatten(1), user.flatten(1)
+        source_in = torch.cat([source, user], dim=1)  # (batch, (source+user fields)*dim)
+        e_tgt = self.target_tower(target)  # (batch, user_dim)
+        e_src = self.source_tower(source_in)  # (batch, user_dim)
+        e_gen = self.generator(source_in)  # (batch, user_dim)
+
+        target_coverage = coverage(batch, self.target_fields)  # (batch,)
+        source_coverage = coverage(batch, self.source_fields)
+        # the target domain counts as present when enough of it is known (new users: not)
+        target_present = target_coverage >= self.min_target_coverage
+        source_present = source_coverage > 0
+        query_in = [target_coverage.unsqueeze(1), source_coverage.unsqueeze(1)]
+        if self.n_user:
+            query_in.append(user)
+        query = self.query(torch.cat(query_in, dim=1))  # (batch, user_dim)
+
+        # the generator learns only from stage 1: stage 2 reads its output as a fixed embedding
+        keys = torch.stack([e_tgt, e_src, e_gen.detach()], dim=1) + self.domain_type  # (b, 3, u)
+        mask = torch.stack([target_present, source_present, source_present], dim=1)  # (b, 3)
+        pooled, weights = self.attention(keys, mask, query)  # (batch, u), (batch, 3)
+        logit = self.head(self._head_input(pooled, context, self.proj)).squeeze(-1)  # (batch,)
+        return CSDEParts(
+            logit=logit,
+            weights=weights,
+            e_tgt=e_tgt,
+            e_gen=e_gen,
+            context=context,
+            target_present=target_present,
+            source_present=source_present,
+        )
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.parts(batch).logit  # (batch,)
+
+    def stage1_logit(self, user: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Stage-1 classifier ``H1`` on a (real or generated) target embedding: ``(batch,)``."""
+        return self.stage1_head(self._head_input(user, context, self.stage1_proj)).squeeze(-1)
+
+    def _head_input(
+        self, user: torch.Tensor, context: torch.Tensor, proj: nn.Linear
+    ) -> torch.Tensor:
+        """``[user, context fields, <proj(user), each context field>]``: ``(batch, head_in)``."""
+        dots = torch.einsum("bd,bfd->bf", proj(user), context) * self.dot_scale  # (batch, f)
+        return torch.cat([user, context.flatten(1), dots], dim=1)
+
+    def adversarial_losses(
+        self, real: torch.Tensor, fake: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Discriminator loss + non-saturating generator loss over weighted ``rows``.
+
+        One backward pass trains both players: the discriminator sees detached
+        inputs; the generator's term runs the discriminator with detached
+        parameters (``functional_call``), so neither player's loss moves the
+        other.  Real labels are smoothed to 0.9 for stability.
+        """
+        if self.discriminator is None:
+            raise RuntimeError("this CSDENet was built without a discriminator (similarity='l2')")
+        disc = self.discriminator
+        d_real = disc(real.detach()).squeeze(-1)  # (batch,)
+        d_fake = disc(fake.detach()).squeeze(-1)
+        frozen = {name: p.detach() for name, p in disc.named_parameters()}
+        g_fake = torch.func.functional_call(disc, frozen, (fake,)).squeeze(-1)
+        loss_d = masked_bce(d_real, torch.full_like(d_real, 0.9), rows) + masked_bce(
+            d_fake, torch.zeros_like(d_fake), rows
+        )
+        loss_g = masked_bce(g_fake, torch.ones_like(g_fake), rows)
+        return loss_d + loss_g
+
+
+def masked_bce(logit: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged with row weights ``rows`` (0 where a row does not count)."""
+    losses = F.binary_cross_entropy_with_logits(logit, y, reduction="none")
+    return (losses * rows).sum() / rows.sum().clamp_min(1e-6)
+
+
+def masked_mean(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values (batch,)`` with row weights ``rows``."""
+    return (values * rows).sum() / rows.sum().clamp_min(1e-6)

@@ -1,0 +1,149 @@
+"""MMOE (Ma et al., 2018): shared experts, one softmax gate and one tower per task.
+
+Where a shared bottom forces both tasks through the same representation, MMOE
+lets each task mix the experts it needs, so a weakly related auxiliary task
+(source-domain conversion) hurts the main one less.  The auxiliary label rides
+in ``X[aux_column]`` exactly as for :mod:`predictors.models.shared_bottom`;
+:meth:`MMOEModel.gates` exposes the per-row gate weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+from torch import nn
+
+from predictors.base import check_is_fitted
+from predictors.features import FeatureSpec
+from predictors.models.shared_bottom import (
+    AuxLabels,
+    MultiTaskEstimator,
+    fill_aux_column,
+    input_spec,
+)
+from predictors.torch.base import PREDICT_BATCH, TrainConfig
+from predictors.torch.inputs import Batch, batch_size_of, take
+from predictors.torch.layers import MLP, FieldEmbedding, MixtureOfExperts
+
+
+class MMOEConfig(TrainConfig):
+    """Hyper-parameters of :class:`MMOEModel`; names equal its constructor arguments."""
+
+    embedding_dim: int = Field(16, ge=1)
+    n_experts: int = Field(4, ge=1)
+    expert_hidden: tuple[int, ...] = Field((64,), min_length=1)
+    tower_hidden: tuple[int, ...] = Field((32,), min_length=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    aux_column: str = Field("aux_label", min_length=1)
+    aux_weight: float = Field(1.0, ge=0)
+
+
+class MMOENet(nn.Module):
+    """Field embeddings -> experts mixed by per-task gates -> one MLP tower per task."""
+
+    def __init__(self, spec: FeatureSpec, cfg: MMOEConfig) -> None:
+        super().__init__()
+        self.aux_labels = AuxLabels(spec)
+        self.embedding = FieldEmbedding(input_spec(spec), cfg.embedding_dim)
+        width = self.embedding.n_fields * cfg.embedding_dim
+        self.experts = MixtureOfExperts(
+            width,
+            n_experts=cfg.n_experts,
+            n_tasks=self.aux_labels.n_tasks,
+            expert_hidden=cfg.expert_hidden,
+            dropout=cfg.dropout,
+        )
+        self.towers = nn.ModuleList(
+            MLP(self.experts.out_dim, cfg.tower_hidden, dropout=cfg.dropout, output_dim=1)
+            for _ in range(self.aux_labels.n_tasks)
+        )
+
+    def mix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-task mixed expert outputs ``(batch, tasks, d)`` and gates ``(batch, tasks, experts)``."""
+        return self.experts(self.embedding(batch).flatten(1))
+
+    def task_logits(self, batch: Batch) -> torch.Tensor:
+        mixed, _ = self.mix(batch)  # (batch, tasks, d)
+        return torch.cat([t(mixed[:, k]) for k, t in enumerate(self.towers)], dim=1)  # (b, tasks)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.task_logits(batch)[:, 0]  # (batch,)
+
+
+class MMOEModel(MultiTaskEstimator):
+    """Multi-gate mixture-of-experts over all domains; task 0 is ``y``, task 1 ``X[aux_column]``.
+
+    Example::
+
+        X["aux_label"] = aux  # 0/1, NaN where unknown
+        model = MMOEModel(spec, n_experts=4).fit(X, y, sample_weight=w)
+        model.gates(X).shape  # (rows, tasks, experts); each gate sums to 1
+    """
+
+    name = "mmoe"
+    Config = MMOEConfig
+    tiny_params: ClassVar[dict[str, Any]] = {
+        "epochs": 2,
+        "batch_size": 256,
+        "n_experts": 2,
+        "expert_hidden": (16,),
+        "tower_hidden": (8,),
+    }
+
+    def __init__(
+        self,
+        feature_spec: FeatureSpec,
+        *,
+        embedding_dim: int = 16,
+        n_experts: int = 4,
+        expert_hidden: tuple[int, ...] = (64,),
+        tower_hidden: tuple[int, ...] = (32,),
+        dropout: float = 0.1,
+        aux_column: str = "aux_label",
+        aux_weight: float = 1.0,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-5,
+        batch_size: int = 1024,
+        epochs: int = 10,
+        patience: int = 2,
+        validation_fraction: float = 0.1,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(
+            feature_spec,
+            embedding_dim=embedding_dim,
+            n_experts=n_experts,
+            expert_hidden=expert_hidden,
+            tower_hidden=tower_hidden,
+            dropout=dropout,
+            aux_column=aux_column,
+            aux_weight=aux_weight,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            epochs=epochs,
+            patience=patience,
+            validation_fraction=validation_fraction,
+            seed=seed,
+            verbose=verbose,
+        )
+
+    def build(self, spec: FeatureSpec) -> nn.Module:
+        return MMOENet(spec, self.config_)
+
+    def gates(self, X: pd.DataFrame) -> np.ndarray:
+        """Gate weights ``(rows, tasks, experts)`` of every row: which experts each task uses."""
+        check_is_fitted(self, "module_")
+        data = self.encoder_.encode(fill_aux_column(self.feature_spec_, X))
+        self.module_.eval()
+        with torch.no_grad():
+            parts = [
+                self.module_.mix(take(data, slice(start, start + PREDICT_BATCH)))[1]
+                for start in range(0, max(batch_size_of(data), 1), PREDICT_BATCH)
+            ]
+        return torch.cat(parts).numpy().astype(np.float64)

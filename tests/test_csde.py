@@ -1,0 +1,130 @@
+"""CSDE: both similarity losses, the domain attention and its masks, the stage schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from growth.features import ConversionFeatures
+from growth.world import WorldConfig, generate_world
+from predictors.base import NotFittedError
+from predictors.features import FeatureSpec
+from predictors.metrics import binary_metrics
+from predictors.models.csde import CSDEModel
+
+SMALL = {
+    "epochs": 3,
+    "stage1_epochs": 2,
+    "batch_size": 256,
+    "lr": 5e-3,
+    "hidden": (32,),
+    "tower_hidden": (32,),
+    "user_dim": 16,
+    "embedding_dim": 8,
+    "patience": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, FeatureSpec]:
+    features = ConversionFeatures(generate_world(WorldConfig(n_users=2_000, seed=3)).dataset)
+    frame = features.exposure_frame(raw=True)
+    return frame.X, frame.y, frame.segment, features.raw_spec()
+
+
+@pytest.fixture(scope="module")
+def fitted(world) -> CSDEModel:
+    X, y, _, spec = world
+    return CSDEModel(spec, similarity="l2", seed=0, **SMALL).fit(X, y)
+
+
+def test_l2_model_ranks_conversions_in_every_segment(world, fitted):
+    """The L2 variant learns: AUC well above chance overall and for new users."""
+    X, y, segment, _ = world
+    p = fitted.predict_proba(X)[:, 1]
+    assert binary_metrics(y, p)["auc"] > 0.7
+    new = segment == "new"
+    assert binary_metrics(y[new], p[new])["auc"] > 0.65
+
+
+def test_adversarial_similarity_trains_a_discriminator(world):
+    """similarity='adversarial' fits, predicts finite probabilities and owns a discriminator."""
+    X, y, _, spec = world
+    model = CSDEModel(spec, similarity="adversarial", seed=0, **SMALL | {"epochs": 2})
+    model.fit(X.iloc[:4_000], y[:4_000])
+    assert model.module_.discriminator is not None
+    p = model.predict_proba(X.iloc[:4_000])[:, 1]
+    assert np.isfinite(p).all()
+    assert binary_metrics(y[:4_000], p)["auc"] > 0.65
+
+
+def test_attention_weights_sum_to_one_and_missing_domains_get_zero(world, fitted):
+    """Per row the weights sum to 1; no source -> source and csde 0; no target history -> target 0."""
+    X, _, segment, _ = world
+    w = fitted.attention_weights(X)
+    assert list(w.columns) == ["target", "source", "csde"]
+    assert w.index.equals(X.index)
+    no_source = X["has_source"].astype(str).eq("False").to_numpy()
+    no_target = np.isin(segment, ["new", "potential"])  # at most days_since_visit is known
+    nothing = no_source & no_target
+    assert no_source.any() and nothing.any() and (~no_source & no_target).any()
+    np.testing.assert_allclose(w[~nothing].sum(axis=1), 1.0, atol=1e-6)
+    assert (w[nothing].to_numpy() == 0).all()
+    assert (w.loc[no_source, ["source", "csde"]].to_numpy() == 0).all()
+    assert (w.loc[no_target, "target"] == 0).all()
+    assert (w.loc[~no_target & ~no_source].to_numpy() > 0).all()
+
+
+def test_new_users_weigh_the_csde_embedding_more_than_active_users(world, fitted):
+    """Domain attention: the generated embedding counts more for new users than for active ones."""
+    X, _, segment, _ = world
+    w = fitted.attention_weights(X)
+    has_source = X["has_source"].astype(str).eq("True").to_numpy()
+    new = w.loc[(segment == "new") & has_source, "csde"].mean()
+    active = w.loc[(segment == "active") & has_source, "csde"].mean()
+    assert new > active + 0.05
+
+
+def test_fit_records_an_attention_summary(world, fitted):
+    """attention_ holds mean weights by domains present, with row counts adding up."""
+    X, _, _, _ = world
+    table = fitted.attention_
+    assert list(table.columns) == ["target", "source", "csde", "n"]
+    assert table.loc["all", "n"] == len(X)
+    assert table.drop(index="all")["n"].sum() == len(X)
+    assert table.loc["target+source", ["target", "source", "csde"]].sum() == pytest.approx(1.0)
+
+
+def test_generator_is_frozen_after_stage_one(world):
+    """Epochs after stage1_epochs leave the generator's weights untouched (stage 2 only)."""
+    X, y, _, spec = world
+    X, y = X.iloc[:3_000], y[:3_000]
+    params = SMALL | {"epochs": 1, "stage1_epochs": 1, "validation_fraction": 0.0}
+    one = CSDEModel(spec, seed=5, **params).fit(X, y)
+    two = CSDEModel(spec, seed=5, **params | {"epochs": 2}).fit(X, y)
+    gen_one, gen_two = one.module_.generator.state_dict(), two.module_.generator.state_dict()
+    assert all(torch.equal(gen_one[k], gen_two[k]) for k in gen_one)
+    head_one, head_two = one.module_.head.state_dict(), two.module_.head.state_dict()
+    assert not all(torch.equal(head_one[k], head_two[k]) for k in head_one)
+
+
+def test_save_load_round_trip_keeps_predictions_and_attention(world, fitted, tmp_path):
+    """A reloaded model gives identical probabilities and attention weights."""
+    X, _, _, _ = world
+    again = CSDEModel.load(fitted.save(tmp_path / "csde"))
+    np.testing.assert_array_equal(fitted.predict_proba(X), again.predict_proba(X))
+    pd.testing.assert_frame_equal(fitted.attention_weights(X), again.attention_weights(X))
+
+
+def test_bad_inputs_are_refused_by_name(world):
+    """Unknown similarity / no source domain: ValueError by name; unfitted: NotFittedError."""
+    X, y, _, spec = world
+    with pytest.raises(ValueError, match="similarity"):
+        CSDEModel(spec, similarity="cosine").fit(X.iloc[:200], y[:200])
+    target_only = FeatureSpec(fields=tuple(f for f in spec.fields if f.domain != "source"))
+    with pytest.raises(ValueError, match="'source'"):
+        CSDEModel(target_only, epochs=1).fit(X.iloc[:200], y[:200])
+    with pytest.raises(NotFittedError, match="call fit"):
+        CSDEModel(spec).attention_weights(X.iloc[:10])

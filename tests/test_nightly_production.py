@@ -1,0 +1,164 @@
+"""The production nightly job: idempotent re-runs, kill mid-run, exclusivity, exit codes, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import growth.nightly
+from growth.nightly_job import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_OK,
+    load_config,
+    main,
+    run_nightly_job,
+)
+from growth.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+DAY = "2026-11-26"
+TINY = """
+campaign_date = "2026-11-26"
+campaign = "{campaign}"
+scenario = "{scenario}"
+n_users = 300
+[coupons]
+budget = 40.0
+merchant_budget = 4.0
+method = "lagrangian"
+[push]
+enabled = false
+[install]
+enabled = false
+"""
+RESULT_VIEWS = ("v_coupon_by_segment_type", "v_model_metrics", "v_pareto_points")
+
+
+def _config(tmp_path: Path, campaign: str = "default") -> Path:
+    path = tmp_path / f"nightly-{campaign}.toml"
+    scenario = REPO / "data" / "scenarios" / "small.toml"
+    path.write_text(TINY.format(campaign=campaign, scenario=scenario))
+    return path
+
+
+def _visible_runs(store: Store) -> set[int]:
+    return {int(r) for view in RESULT_VIEWS for r in store.read(view)["run_id"]}
+
+
+def test_rerun_replaces_results_and_logs_json_with_stage_timings(tmp_path: Path) -> None:
+    """Re-running a date+campaign supersedes the earlier run; logs and stages are recorded."""
+    store = Store(f"sqlite:///{tmp_path / 'g.db'}")
+    logs = tmp_path / "logs"
+    first = run_nightly_job(load_config(_config(tmp_path)), store=store, log_dir=logs)
+    other = run_nightly_job(load_config(_config(tmp_path, "spring")), store=store, log_dir=logs)
+    second = run_nightly_job(load_config(_config(tmp_path)), store=store, log_dir=logs)
+    assert _visible_runs(store) == {other.run_id, second.run_id}
+    status = store.runs().set_index("run_id")["status"]
+    assert status[first.run_id] == "superseded"
+    coupons = store.read("v_coupon_by_segment_type")
+    assert coupons.groupby("campaign")["run_id"].nunique().to_dict() == {"default": 1, "spring": 1}
+    stages = store.read("run_stages", run_id=second.run_id)
+    assert stages["stage"].tolist() == list(second.timings)
+    assert stages["duration_s"].tolist() == pytest.approx(list(second.timings.values()))
+    summary = store.get_run(second.run_id)["summary"]
+    assert set(summary["timings_s"]) | {"store"} == set(second.timings)  # summary precedes store
+    records = [json.loads(line) for line in (logs / f"nightly-{DAY}-default.jsonl").open()]
+    done = [r for r in records if r.get("event") == "job_succeeded"]
+    assert [r["run_id"] for r in done] == [first.run_id, second.run_id]
+    assert done[-1]["superseded"] == [first.run_id]
+    assert {r["stage"] for r in records if r.get("event") == "stage_done"} == set(second.timings)
+    assert store.read("run_locks").empty
+
+
+def _start(config: Path, db: str, tmp_path: Path, pause: str | None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    if pause:
+        env |= {
+            "GROWTH_TEST_PAUSE_STAGE": pause,
+            "GROWTH_TEST_PAUSE_FILE": str(tmp_path / "paused"),
+        }
+    cmd = [sys.executable, "-m", "growth.nightly_job", "--config", str(config), "--db", db]
+    cmd += ["--log-dir", str(tmp_path / "logs")]
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_paused(proc: subprocess.Popen, marker: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"job exited ({proc.returncode}) before pausing:\n{proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("job did not reach its pause point in time")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("pause", ["score", "commit"])
+def test_killed_run_leaves_nothing_visible_and_is_failed_by_the_next(
+    tmp_path: Path, pause: str
+) -> None:
+    """SIGKILL mid-run (in a stage, or inside the result transaction): views keep the old run."""
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    config = _config(tmp_path)
+    store = Store(db)
+    before = run_nightly_job(load_config(config), store=store, log_dir=None)
+    proc = _start(config, db, tmp_path, pause)
+    try:
+        _wait_paused(proc, tmp_path / "paused")
+        if pause == "score":  # a second process for the same date+campaign is refused
+            rival = _start(config, db, tmp_path, None)
+            _, err = rival.communicate(timeout=120)
+            assert rival.returncode == EXIT_BUSY, err
+            assert "in progress" in err and str(proc.pid) in err
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert _visible_runs(store) == {before.run_id}
+    killed = store.runs().query("status == 'running'")["run_id"].tolist()
+    assert len(killed) == 1
+    assert store.read("coupon_allocations", run_id=killed[0]).empty
+    after = run_nightly_job(load_config(config), store=store, log_dir=None)
+    status = store.runs().set_index("run_id")["status"]
+    assert status[killed[0]] == "failed" and "stale" in store.get_run(killed[0])["error"]
+    assert status[before.run_id] == "superseded" and status[after.run_id] == "succeeded"
+    assert _visible_runs(store) == {after.run_id}
+
+
+def test_exit_codes_for_bad_input_and_failed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad config exits 2; a stage that raises exits 1, recorded failed, lease released."""
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('campaign_date = "26/11/2026"\n')
+    assert main(["--config", str(bad), "--db", db]) == EXIT_BAD_INPUT
+    assert "campaign_date" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.toml"), "--db", db]) == EXIT_BAD_INPUT
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr(growth.nightly, "solve_coupon_plan", broken)
+    config = _config(tmp_path)
+    assert main(["--config", str(config), "--db", db, "--log-dir", str(tmp_path)]) == EXIT_FAILED
+    assert "solver exploded" in capsys.readouterr().err
+    store = Store(db)
+    run = store.runs().iloc[0]
+    assert run["status"] == "failed" and "solver exploded" in run["error"]
+    stages = store.read("run_stages", run_id=int(run["run_id"]))
+    assert stages["stage"].tolist()[-1] == "coupons"
+    assert stages["status"].tolist()[-1] == "failed"
+    assert store.read("run_locks").empty
+    monkeypatch.undo()
+    assert main(["--config", str(config), "--db", db, "--log-dir", str(tmp_path)]) == EXIT_OK
