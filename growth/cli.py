@@ -34,14 +34,23 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-def _table(frame: pd.DataFrame, title: str, *, floatfmt: str = "{:,.4g}") -> Table:
+def _fmt(value: object) -> str:
+    """Numbers for people: thousands separators for large ones, 4 significant digits otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or (abs(value) >= 1000 and float(value).is_integer()):
+        return f"{value:,.0f}"
+    if abs(value) >= 1000:
+        return f"{value:,.1f}"
+    return f"{value:.4g}"
+
+
+def _table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for col in frame.columns:
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fiu" else "left")
     for _, row in frame.iterrows():
-        table.add_row(
-            *(floatfmt.format(v) if isinstance(v, float) else str(v) for v in row.to_numpy())
-        )
+        table.add_row(*(_fmt(v.item() if hasattr(v, "item") else v) for v in row.to_numpy()))
     return table
 
 
@@ -64,6 +73,7 @@ def nightly(
     campaign: Annotated[str | None, typer.Option(help="campaign name (one run per date)")] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
+    log_json: Annotated[bool, typer.Option(help="also write JSON log lines to stderr")] = False,
 ) -> None:
     """Run the nightly job: data, predictors, coupon allocation, SQL, summary."""
     from growth.config import NightlyConfig
@@ -108,7 +118,7 @@ def nightly(
                 store=store,
                 progress=True,
                 report=lambda stage: status.update(f"stage: {stage}"),
-                log_stderr=verbose,
+                log_stderr=log_json,
             )
     except Exception as exc:  # exit_code() tells refused (3), bad input (2), failed (1)
         raise _fail(f"nightly: {exc}", exit_code(exc)) from None
@@ -149,6 +159,33 @@ def print_summary(result) -> None:
             result.truth.loc["oracle", "incremental_conversions"], 1e-9
         )
         console.print(f"platform plan reaches {ratio:.1%} of the oracle's incremental conversions")
+    if result.push is not None:
+        sched = result.push.schedule
+        console.print(
+            f"push schedule: {len(sched.pushes):,} pushes to {len(result.push.audience.user_ids):,} "
+            f"users; expected opens {sched.objective:,.1f} (upper bound {sched.upper_bound:,.1f}, "
+            f"gap {sched.gap:.3%}, {sched.method}, {sched.solve_time_s:.1f} s); open model AUC "
+            f"{result.push.open_model_auc:.3f}, fatigue decay {result.push.decay:.2f}"
+        )
+        if result.push_truth is not None:
+            t = result.push_truth
+            console.print(
+                f"push scored by the truth: {t['platform']:,.1f} expected opens vs the oracle's "
+                f"{t['oracle']:,.1f} ({t['platform'] / max(t['oracle'], 1e-9):.1%})"
+            )
+    if result.install is not None:
+        p = result.install.plan
+        totals = p.totals
+        console.print(
+            f"install control: {totals['spend']:,.0f} spent for {totals['installs']:,.0f} installs, "
+            f"{totals['logins']:,.0f} logins, {totals['retained']:,.0f} retained (max "
+            f"{p.objective_name}, bound {p.upper_bound:,.1f}, gap {p.gap:.3%}); Pareto front of "
+            f"{len(result.install.front)} points"
+        )
+        if result.install_truth is not None:
+            console.print(
+                _table(result.install_truth.reset_index(), "Install plans on the true curves")
+            )
     timings = pd.DataFrame(
         {"stage": list(result.timings), "seconds": list(result.timings.values())}
     )

@@ -107,6 +107,7 @@ def test_cli_nightly_prints_summary_and_exit_codes(tmp_path):
     )
     assert ok.exit_code == 0, ok.output
     assert "Plans scored by the world's ground truth" in ok.output
+    assert "push schedule:" in ok.output and "Install plans on the true curves" in ok.output
     assert "run 1 stored" in ok.output
     bad = runner.invoke(app, ["nightly", "--scenario", SMALL, "--budget", "-5", "--db", db])
     assert bad.exit_code == 2
