@@ -71,6 +71,9 @@ def nightly(
     date: Annotated[str | None, typer.Option(help="campaign date YYYY-MM-DD")] = None,
     operator: Annotated[str | None, typer.Option(help="who runs it")] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name (one run per date)")] = None,
+    predictor: Annotated[
+        str | None, typer.Option(help="conversion model by name, e.g. lightgbm, csde, mlp")
+    ] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
     log_json: Annotated[bool, typer.Option(help="also write JSON log lines to stderr")] = False,
@@ -91,6 +94,7 @@ def nightly(
         "campaign_date": date,
         "operator": operator,
         "campaign": campaign,
+        "predictor": predictor,
     }
     try:
         if config is not None:

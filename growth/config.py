@@ -6,7 +6,7 @@ import datetime as dt
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class CouponSettings(BaseModel):
@@ -72,6 +72,16 @@ class NightlyConfig(BaseModel):
     coupons: CouponSettings = Field(default_factory=CouponSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     install: InstallSettings = Field(default_factory=InstallSettings)
+
+    @field_validator("predictor")
+    @classmethod
+    def _known_predictor(cls, value: str) -> str:
+        from growth.training import available_predictors  # imports torch: only when validating
+
+        names = available_predictors()
+        if value not in names:
+            raise ValueError(f"unknown predictor {value!r}; choose one of {names}")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> NightlyConfig:

@@ -49,15 +49,18 @@ def test_l2_model_ranks_conversions_in_every_segment(world, fitted):
     assert binary_metrics(y[new], p[new])["auc"] > 0.65
 
 
-def test_adversarial_similarity_trains_a_discriminator(world):
-    """similarity='adversarial' fits, predicts finite probabilities and owns a discriminator."""
+def test_adversarial_similarity_with_sum_pooling_fits(world):
+    """similarity='adversarial' (+ pooling='sum') fits, owns a discriminator, keeps the masks."""
     X, y, _, spec = world
-    model = CSDEModel(spec, similarity="adversarial", seed=0, **SMALL | {"epochs": 2})
-    model.fit(X.iloc[:4_000], y[:4_000])
+    params = SMALL | {"similarity": "adversarial", "pooling": "sum"}
+    model = CSDEModel(spec, seed=0, **params).fit(X, y)
     assert model.module_.discriminator is not None
-    p = model.predict_proba(X.iloc[:4_000])[:, 1]
+    p = model.predict_proba(X)[:, 1]
     assert np.isfinite(p).all()
-    assert binary_metrics(y[:4_000], p)["auc"] > 0.65
+    assert binary_metrics(y, p)["auc"] > 0.65
+    no_source = X["has_source"].astype(str).eq("False").to_numpy()
+    w = model.attention_weights(X)
+    assert (w.loc[no_source, ["source", "csde"]].to_numpy() == 0).all()
 
 
 def test_attention_weights_sum_to_one_and_missing_domains_get_zero(world, fitted):

@@ -11,9 +11,10 @@ with ``sim`` either the L2 distance to the (detached) real embedding or an
 adversarial discriminator (real = ``e_tgt``, fake = ``e_gen``).  The generated
 embedding's classification term uses every row with source fields.
 
-Stage 2 (adaptive prediction) trains on all users: the user vector is a domain
-attention over the target embedding, the source embedding and the generated
-(CSDE) embedding, with missing domains masked to weight 0, and it joins the
+Stage 2 (adaptive prediction) trains on all users: a domain attention weighs
+the target embedding, the source embedding and the generated (CSDE) embedding,
+with missing domains masked to weight 0; the weighted embeddings (concatenated,
+or summed with ``pooling="sum"``) form the user vector, which joins the
 demographics, item and coupon-option fields before the prediction MLP.  The
 target domain counts as present when at least ``min_target_coverage`` of its
 fields are (the rule that also picks stage 1's real embeddings): in the
@@ -45,6 +46,8 @@ from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, masked_bce, maske
 from predictors.torch.base import PREDICT_BATCH, TorchEstimator, TrainConfig
 from predictors.torch.inputs import Batch, batch_size_of, take
 
+SUMMARY_ROWS = 20_000  # training rows (a seeded sample) that ``attention_`` summarises
+
 
 class CSDEConfig(TrainConfig):
     """Hyper-parameters of :class:`CSDEModel`; names equal its constructor arguments."""
@@ -59,6 +62,7 @@ class CSDEConfig(TrainConfig):
     lambda_sim: float = Field(1.0, ge=0)
     lambda_gen: float = Field(1.0, ge=0)
     min_target_coverage: float = Field(0.5, gt=0, le=1)
+    pooling: Literal["sum", "concat"] = "concat"
 
 
 class CSDEModel(TorchEstimator):
@@ -70,7 +74,8 @@ class CSDEModel(TorchEstimator):
 
     After ``fit``: ``attention_`` is a frame of the mean attention weight per
     domain (columns ``target``, ``source``, ``csde``, ``n``) by which domains a
-    training row has; :meth:`attention_weights` gives the weights per row.
+    training row has (over a seeded sample of at most ``SUMMARY_ROWS`` rows);
+    :meth:`attention_weights` gives the weights per row.
 
     Example::
 
@@ -105,6 +110,7 @@ class CSDEModel(TorchEstimator):
         lambda_sim: float = 1.0,
         lambda_gen: float = 1.0,
         min_target_coverage: float = 0.5,
+        pooling: Literal["sum", "concat"] = "concat",
         lr: float = 2e-3,
         weight_decay: float = 1e-5,
         batch_size: int = 1024,
@@ -126,6 +132,7 @@ class CSDEModel(TorchEstimator):
             lambda_sim=lambda_sim,
             lambda_gen=lambda_gen,
             min_target_coverage=min_target_coverage,
+            pooling=pooling,
             lr=lr,
             weight_decay=weight_decay,
             batch_size=batch_size,
@@ -150,6 +157,7 @@ class CSDEModel(TorchEstimator):
             dropout=cfg.dropout,
             adversarial=cfg.similarity == "adversarial",
             min_target_coverage=cfg.min_target_coverage,
+            pooling=cfg.pooling,
         )
 
     def on_epoch_start(self, module: nn.Module, epoch: int) -> None:
@@ -161,7 +169,7 @@ class CSDEModel(TorchEstimator):
     ) -> torch.Tensor:
         """Stage-2 log loss, plus the stage-1 terms while stage 1 runs."""
         cfg = self.config_
-        parts = module.parts(batch)
+        parts = module.parts(batch, train_generator=self._stage == 1)
         w = torch.ones_like(y) if weight is None else weight
         total = masked_bce(parts.logit, y, w)
         if self._stage != 1:
@@ -192,7 +200,8 @@ class CSDEModel(TorchEstimator):
         """Train both stages (see the module docstring), then record ``attention_``."""
         self._stage = 1
         super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
-        self.attention_ = attention_summary(self.attention_weights(X))
+        rows = np.random.default_rng(self.config_.seed).permutation(len(X))[:SUMMARY_ROWS]
+        self.attention_ = attention_summary(self.attention_weights(X.iloc[np.sort(rows)]))
         return self
 
     # ------------------------------------------------------------- attention

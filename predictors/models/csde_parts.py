@@ -10,8 +10,10 @@ the two stages reads in one place:
 - stage 1: ``H1([e, context, <P e, context>])`` classifies with ``e = e_tgt``
   (real) and ``e = e_gen`` (generated); ``D(e)`` tells real from generated
   (adversarial similarity only).
-- stage 2: ``u = sum_k a_k e_k`` over the present domains ``k`` of
-  ``(target, source, csde)`` with domain-attention weights ``a``; the logit is
+- stage 2: domain-attention weights ``a_k`` over the present domains ``k`` of
+  ``(target, source, csde)`` (missing ones get exactly 0) gate the embeddings:
+  ``u = [a_k e_k]_k`` (``pooling="concat"``, the default) or
+  ``u = sum_k a_k e_k`` (``pooling="sum"``); the logit is
   ``H2([u, context, <P u, context>])``.  ``context`` is every field outside
   the source and target domains (user demographics, item, coupon option), so
   the same network scores each coupon option of a user; ``<P u, c_f>`` are
@@ -56,7 +58,7 @@ class CSDEParts:
     logit: torch.Tensor  # (batch,) stage-2 prediction
     weights: torch.Tensor  # (batch, 3) attention over DOMAIN_KEYS
     e_tgt: torch.Tensor  # (batch, user_dim)
-    e_gen: torch.Tensor  # (batch, user_dim), with gradient to the generator
+    e_gen: torch.Tensor  # (batch, user_dim); carries gradient only with train_generator
     context: torch.Tensor  # (batch, context fields, dim)
     target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
     source_present: torch.Tensor  # (batch,) bool: any source field present
@@ -76,6 +78,7 @@ class CSDENet(nn.Module):
         dropout: float,
         adversarial: bool,
         min_target_coverage: float,
+        pooling: str = "concat",
     ) -> None:
         super().__init__()
         for needed in ("source", "target"):
@@ -115,11 +118,14 @@ class CSDENet(nn.Module):
         self.generator = MLP(source_in, tower_hidden, output_dim=user_dim)
         # each head also sees <P e, context field> for every context field: the user x item
         # (taste x category) interactions an MLP over a concatenation learns only slowly
-        head_in = user_dim + n_context * (d + 1)
+        if pooling not in ("sum", "concat"):
+            raise ValueError(f"pooling must be 'sum' or 'concat', got {pooling!r}")
+        self.concat = pooling == "concat"
+        pooled_dim = user_dim * (len(DOMAIN_KEYS) if self.concat else 1)
         self.stage1_proj = nn.Linear(user_dim, d, bias=False)
-        self.stage1_head = MLP(head_in, tower_hidden, output_dim=1)
-        self.proj = nn.Linear(user_dim, d, bias=False)
-        self.head = MLP(head_in, hidden, dropout=dropout, output_dim=1)
+        self.stage1_head = MLP(user_dim + n_context * (d + 1), tower_hidden, output_dim=1)
+        self.proj = nn.Linear(pooled_dim, d, bias=False)
+        self.head = MLP(pooled_dim + n_context * (d + 1), hidden, dropout=dropout, output_dim=1)
         self.dot_scale = d**-0.5
         # the query says how much is known about the user: coverage of both domains + demographics
         self.query = nn.Linear(2 + n_user * d, user_dim)
@@ -131,8 +137,12 @@ class CSDENet(nn.Module):
             else None
         )
 
-    def parts(self, batch: Batch) -> CSDEParts:
-        """Run both stages' encoders and the stage-2 prediction."""
+    def parts(self, batch: Batch, *, train_generator: bool = False) -> CSDEParts:
+        """Run both stages' encoders and the stage-2 prediction.
+
+        ``train_generator=False`` (stage 2, prediction) runs the generator without
+        building its autograd graph: only stage 1's losses train it.
+        """
         emb = self.embedding(batch).index_select(1, self.order)  # (batch, fields, dim)
         target, source, user, other = emb.split(self.group_sizes, dim=1)  # (batch, f_g, dim)
         context = torch.cat([user, other], dim=1)  # (batch, context fields, dim)
@@ -140,7 +150,8 @@ class CSDENet(nn.Module):
         source_in = torch.cat([source, user], dim=1)  # (batch, (source+user fields)*dim)
         e_tgt = self.target_tower(target)  # (batch, user_dim)
         e_src = self.source_tower(source_in)  # (batch, user_dim)
-        e_gen = self.generator(source_in)  # (batch, user_dim)
+        with torch.set_grad_enabled(train_generator and torch.is_grad_enabled()):
+            e_gen = self.generator(source_in)  # (batch, user_dim)
 
         target_coverage = coverage(batch, self.target_fields)  # (batch,)
         source_coverage = coverage(batch, self.source_fields)
@@ -156,6 +167,8 @@ class CSDENet(nn.Module):
         keys = torch.stack([e_tgt, e_src, e_gen.detach()], dim=1) + self.domain_type  # (b, 3, u)
         mask = torch.stack([target_present, source_present, source_present], dim=1)  # (b, 3)
         pooled, weights = self.attention(keys, mask, query)  # (batch, u), (batch, 3)
+        if self.concat:  # [a_target e_target, a_source e_source, a_csde e_csde]: gates, no mixing
+            pooled = (weights.unsqueeze(-1) * keys).flatten(1)  # (batch, 3 * u)
         logit = self.head(self._head_input(pooled, context, self.proj)).squeeze(-1)  # (batch,)
         return CSDEParts(
             logit=logit,
