@@ -12,7 +12,8 @@ pytest.importorskip("plotly")
 from streamlit.testing.v1 import AppTest
 
 from growth import app_services as svc
-from growth.config import InstallSettings
+from growth.config import CouponSettings, InstallSettings, NightlyConfig
+from growth.coupon_plan import coupon_pareto_frame, solve_coupon_plan, true_coupon_decision
 from growth.store import Store
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -133,7 +134,8 @@ def test_value_vs_budget_is_monotone(app_env):
     pred = svc.train_predictors(world)
     from growth.config import CouponSettings
 
-    curve = svc.value_vs_budget(pred.decision, CouponSettings(budget=200.0, merchant_budget=20.0))
+    decision = svc.score_coupons(pred)
+    curve = svc.value_vs_budget(decision, CouponSettings(budget=200.0, merchant_budget=20.0))
     assert curve["conversions"].is_monotonic_increasing
     assert (curve["marginal_value"].dropna() >= 0).all()
     assert curve["marginal_value"].notna().any()
@@ -180,3 +182,81 @@ def test_models_page_shows_csde_attention(app_env):
     at.button(key="csde_button").click().run()
     assert not at.exception
     assert '"csde"' in at.get("plotly_chart")[-1].proto.spec
+
+
+def test_coupon_type_budget_in_app_solve(app_env):
+    """A red-packet budget typed on the Coupons page caps the saved plan's red-packet spend."""
+    at = _run("pages/2_Coupons.py")
+    at.number_input(key="coupon_budget").set_value(300.0)
+    at.button(key="coupon_solve").click().run()
+    assert not at.exception
+    uncapped = at.session_state["coupon_result"][1].spend
+    assert at.session_state["coupon_result"][1].allocation.status != "infeasible"
+    at.number_input(key="type_budget_red_packet").set_value(25.0)
+    at.button(key="coupon_solve").click().run()
+    assert not at.exception
+    _save(at, "coupons", "di")
+    run = Store(app_env).runs().iloc[0]
+    summary = Store(app_env).get_run(int(run["run_id"]))["summary"]
+    assert summary["budgets"]["type[red_packet]"] == pytest.approx(25.0)
+    assert summary["spend"]["type[red_packet]"] <= 25.0 * (1 + 1e-6)
+    rows = svc.run_plan(Store(app_env), int(run["run_id"]))["coupon_allocations"]
+    red_spend = rows.loc[rows["coupon_type"] == "red_packet", "expected_cost"].sum()
+    assert red_spend <= 25.0 * (1 + 1e-6)
+    assert "type[red_packet]" not in uncapped  # no cap typed: no type budget
+
+
+def test_coupon_type_budget_in_nightly_plan():
+    """The nightly config's [coupons.type_budgets] caps that type's spend in the plan and front."""
+    text = (Path(__file__).resolve().parents[1] / "data" / "nightly.toml").read_text()
+    assert "# [coupons.type_budgets]" in text  # the documented example
+    world = svc.load_world("small", 1500)
+    truth = true_coupon_decision(world)
+    base = CouponSettings(budget=200.0, merchant_budget=20.0, method="lagrangian")
+    free = solve_coupon_plan(truth, base)
+    red_free = truth.plan_frame(free.choice).query("coupon_type == 'red_packet'")
+    cap = 0.25 * float(red_free["expected_cost"].sum())
+    assert cap > 1.0, "the uncapped plan must spend on red packets for the cap to bind"
+
+    config = NightlyConfig(
+        scenario=None, data_dir=Path("unused"),
+        coupons={**base.model_dump(), "type_budgets": {"red_packet": cap}},
+    )  # fmt: skip
+    plan = solve_coupon_plan(truth, config.coupons)
+    spent = truth.plan_frame(plan.choice).query("coupon_type == 'red_packet'")
+    assert spent["expected_cost"].sum() <= cap * (1 + 1e-6)
+    assert plan.spend["type[red_packet]"] == pytest.approx(spent["expected_cost"].sum())
+    assert plan.summary()["budgets"]["type[red_packet]"] == pytest.approx(cap)
+    assert plan.spend["platform"] <= base.budget * (1 + 1e-6)
+    front = coupon_pareto_frame(truth, config.coupons, n_points=3)
+    assert (front["spend"] <= base.budget + 40.0 + 1e-6).all()
+
+    with pytest.raises(ValueError, match="type_budgets key 'coffee'"):
+        CouponSettings(type_budgets={"coffee": 1.0})
+    with pytest.raises(ValueError, match=r"type_budgets\['red_packet'\] must be >= 0"):
+        CouponSettings(type_budgets={"red_packet": -1.0})
+
+
+def test_predictors_train_on_a_seeded_sample(monkeypatch):
+    """Large exposure logs are sampled (seeded, capped) for training; encodings stay shared."""
+    world = svc.load_world("small", 800)
+    features = svc.conversion_features(world)
+    n_log = len(world.dataset.exposures)
+    a = svc.sample_exposures(features, 1000, seed=3)
+    b = svc.sample_exposures(features, 1000, seed=3)
+    assert len(a.dataset.exposures) == 1000 < n_log
+    pd.testing.assert_frame_equal(a.dataset.exposures, b.dataset.exposures)
+    assert a.user_table is features.user_table and a.dataset.candidates is world.dataset.candidates
+    assert len(features.dataset.exposures) == n_log  # the world is untouched
+    assert svc.sample_exposures(features, None, seed=3) is features
+
+    pred = svc.train_predictors(world, features=features, max_rows=1000)
+    target = (a.dataset.exposures["domain"] == "target").sum()
+    assert pred.n_rows == target and pred.features is features
+    assert svc.score_coupons(pred).n_users == len(world.dataset.users)
+
+    monkeypatch.setenv(svc.MAX_TRAIN_ROWS_ENV, "0")
+    assert svc.max_train_rows() is None
+    monkeypatch.setenv(svc.MAX_TRAIN_ROWS_ENV, "-5")
+    with pytest.raises(ValueError, match="GROWTH_APP_MAX_TRAIN_ROWS"):
+        svc.max_train_rows()

@@ -334,10 +334,9 @@ def test_summary_and_frame_describe_the_plan() -> None:
 
 
 @pytest.mark.slow
-def test_million_users_single_budget_is_fast_and_tight() -> None:
-    """1e6 users x 6 options, one budget: within 0.1% of the bound in seconds."""
+def test_million_users_single_budget_is_tight() -> None:
+    """1e6 users x 6 options, one budget: within 0.1% of the bound (speed: see benchmarks)."""
     value, cost, _ = world(0, n=1_000_000)
     budget = 0.3 * float(cost.min(axis=1).sum())
     plan = allocate(value, cost, budget, method="lagrangian")
     assert plan.gap < 1e-3 and plan.spend <= budget
-    assert plan.solve_time_s < 15.0  # ~2 s alone on 2 cores; loose for shared machines

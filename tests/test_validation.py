@@ -343,10 +343,8 @@ def test_error_survives_pickling():
 
 
 @pytest.mark.slow
-def test_large_exposure_table_validates_quickly():
-    """A 5M-row exposure table validates in a few seconds (vectorised checks)."""
-    import time
-
+def test_large_exposure_table_validates():
+    """A valid 5M-row exposure table passes the vectorised checks (speed: see benchmarks)."""
     n = 5_000_000
     rng = np.random.default_rng(1)
     ds = small_dataset()
@@ -362,9 +360,8 @@ def test_large_exposure_table_validates_quickly():
             "label": rng.integers(0, 2, n),
         }
     )
-    start = time.perf_counter()
-    validate_dataset(ds)
-    assert time.perf_counter() - start < 15.0  # ~1 s on an idle core; generous for shared CI
+    validated = validate_dataset(ds)
+    assert len(validated.exposures) == n
 
 
 # ---------------------------------------------------------------------------------------
