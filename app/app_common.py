@@ -12,6 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from growth import app_services as svc
+from growth.coupon_decision import CouponDecision
+from growth.features import ConversionFeatures
 from growth.world import World
 
 OPERATOR_KEY = "operator_name"
@@ -19,10 +21,12 @@ OPERATOR_KEY = "operator_name"
 
 @dataclass(frozen=True)
 class Context:
-    """What the sidebar selected: the scenario and its size (``n_users`` None = as the file says)."""
+    """What the sidebar selected: the scenario, its size (``n_users`` None = as the file says)
+    and the cap on the exposure rows the predictors train on (None = the whole log)."""
 
     scenario: str
     n_users: int | None
+    max_rows: int | None
 
 
 @st.cache_resource(show_spinner="Generating the simulated world ...")
@@ -31,10 +35,33 @@ def world(scenario: str, n_users: int | None) -> World:
     return svc.load_world(scenario, n_users)
 
 
-@st.cache_resource(show_spinner="Training the predictors and scoring coupons ...")
-def predictors(scenario: str, n_users: int | None) -> svc.Predictors:
-    """Trained conversion and basket models and the coupon decision of the world."""
-    return svc.train_predictors(world(scenario, n_users))
+@st.cache_resource(show_spinner="Encoding users, items and coupons ...")
+def features(scenario: str, n_users: int | None) -> ConversionFeatures:
+    """The world's feature encodings (no training), once per (scenario, users)."""
+    return svc.conversion_features(world(scenario, n_users))
+
+
+@st.cache_resource(show_spinner="Training the predictors on a sample of the exposure log ...")
+def predictors(scenario: str, n_users: int | None, max_rows: int | None) -> svc.Predictors:
+    """Conversion and basket models, trained once per (scenario, users, sample cap).
+
+    Widget changes never re-train: every page reads this cached object.
+    """
+    return svc.train_predictors(
+        world(scenario, n_users), features=features(scenario, n_users), max_rows=max_rows
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def decision(scenario: str, n_users: int | None, max_rows: int | None) -> CouponDecision:
+    """Every user's predicted response to every coupon option (scored once, on first solve)."""
+    return svc.score_coupons(predictors(scenario, n_users, max_rows))
+
+
+@st.cache_data(show_spinner=False)
+def segments(scenario: str, n_users: int | None) -> list[str]:
+    """The world's lifecycle segments."""
+    return svc.lifecycle_segments(features(scenario, n_users))
 
 
 @st.cache_resource(show_spinner="Fitting channel response curves ...")
@@ -61,7 +88,7 @@ def sidebar() -> Context:
     n_users = svc.app_users()
     size = world(scenario, n_users).config.n_users
     st.sidebar.caption(f"{size:,} simulated users · store: {store()!r}")
-    return Context(scenario=scenario, n_users=n_users)
+    return Context(scenario=scenario, n_users=n_users, max_rows=svc.max_train_rows())
 
 
 def save_run_form(kind: str, key: str, config: dict, tables: dict, summary: dict) -> None:

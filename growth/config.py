@@ -18,10 +18,26 @@ class CouponSettings(BaseModel):
     merchant_budget: float = Field(
         2_000.0, ge=0.0, description="budget each merchant funds for its own coupons"
     )
+    type_budgets: dict[str, float] = Field(
+        default_factory=dict,
+        description="coupon type -> cap on its expected spend, e.g. {'red_packet': 8000}",
+    )
     min_coverage: dict[str, float] = Field(
         default_factory=dict, description="lifecycle -> minimum share of users with a coupon"
     )
     method: str = Field("auto", description="auto | lagrangian | cpsat | highs")
+
+    @field_validator("type_budgets")
+    @classmethod
+    def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
+        from optimizers.coupons import OPTION_TYPES
+
+        for name, amount in value.items():
+            if name not in OPTION_TYPES:
+                raise ValueError(f"type_budgets key {name!r} is not one of {OPTION_TYPES}")
+            if not amount >= 0.0:  # also rejects NaN
+                raise ValueError(f"type_budgets[{name!r}] must be >= 0, got {amount}")
+        return value
 
 
 class PushSettings(BaseModel):

@@ -62,12 +62,25 @@ class CouponPlan:
 
 
 def group_spend(decision: CouponDecision, choice: np.ndarray, groups: dict) -> dict[str, float]:
-    """Expected spend of ``choice`` per budget group."""
+    """Expected spend of ``choice`` per budget group (name -> (option indices, amount))."""
     cost = decision.cost
     rows = np.flatnonzero(choice >= 0)
     picked = cost[rows, choice[rows]]
     return {
         name: float(picked[np.isin(choice[rows], idx)].sum()) for name, (idx, _) in groups.items()
+    }
+
+
+def type_budget_groups(decision: CouponDecision, settings: CouponSettings) -> dict[str, tuple]:
+    """Budget name ``type[t]`` -> (option indices 0..K-1, amount) for each capped coupon type.
+
+    These caps hold on top of the platform's and merchants' budgets (a red-packet
+    cap limits red packets within the platform budget).
+    """
+    types = np.asarray(decision.option_types[1:])
+    return {
+        f"type[{t}]": (np.flatnonzero(types == t).tolist(), float(amount))
+        for t, amount in sorted(settings.type_budgets.items())
     }
 
 
@@ -77,6 +90,8 @@ def _constraints(decision: CouponDecision, settings: CouponSettings) -> dict[str
     return {
         "global_options": np.isin(np.arange(decision.value.shape[1]), groups[PLATFORM][0]),
         "budget_groups": {k: v for k, v in groups.items() if k != PLATFORM},
+        "option_types": list(decision.option_types[1:]),
+        "type_budgets": dict(settings.type_budgets) or None,
         "segments": decision.segment,
         "min_coverage": settings.min_coverage or None,
         "method": settings.method,
@@ -84,8 +99,12 @@ def _constraints(decision: CouponDecision, settings: CouponSettings) -> dict[str
 
 
 def solve_coupon_plan(decision: CouponDecision, settings: CouponSettings) -> CouponPlan:
-    """Allocate coupons to maximise incremental conversions under every budget."""
-    groups = budget_groups(decision, settings)
+    """Allocate coupons to maximise incremental conversions under every budget.
+
+    The plan's ``budgets``/``spend`` list the platform, each merchant and each
+    capped coupon type (``type[red_packet]`` ...).
+    """
+    groups = {**budget_groups(decision, settings), **type_budget_groups(decision, settings)}
     allocation = allocate(
         decision.value, decision.cost, settings.budget, **_constraints(decision, settings)
     )

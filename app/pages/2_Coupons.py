@@ -1,4 +1,4 @@
-"""Coupons: allocate coupons under platform and merchant budgets and coverage floors."""
+"""Coupons: allocate coupons under platform, per-type and merchant budgets and coverage floors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import app_common as ui
-import numpy as np
 import plotly.express as px
 import streamlit as st
 
@@ -17,23 +16,24 @@ from growth.config import CouponSettings
 
 st.set_page_config(page_title="Coupons", layout="wide")
 ctx = ui.sidebar()
-pred = ui.predictors(ctx.scenario, ctx.n_users)
-decision = pred.decision
-segments = sorted(np.unique(decision.segment).tolist())
+segments = ui.segments(ctx.scenario, ctx.n_users)
+coupon_types = sorted(
+    {str(t) for t in ui.features(ctx.scenario, ctx.n_users).option_type} - {"none", "merchant"}
+)
 
 st.title("Coupons")
 
 
 @st.cache_resource(show_spinner=False)
-def solve(scenario: str, n_users: int | None, settings_json: str):
-    d = ui.predictors(scenario, n_users).decision
+def solve(scenario: str, n_users: int | None, max_rows: int | None, settings_json: str):
+    d = ui.decision(scenario, n_users, max_rows)
     s = CouponSettings.model_validate_json(settings_json)
     return svc.solve_coupons(d, s), svc.value_vs_budget(d, s)
 
 
 @st.cache_resource(show_spinner=False)
-def front(scenario: str, n_users: int | None, settings_json: str):
-    d = ui.predictors(scenario, n_users).decision
+def front(scenario: str, n_users: int | None, max_rows: int | None, settings_json: str):
+    d = ui.decision(scenario, n_users, max_rows)
     return svc.coupon_front(d, CouponSettings.model_validate_json(settings_json))
 
 
@@ -46,29 +46,43 @@ with left:
         "Budget per merchant", min_value=0.0, value=50.0, step=10.0, key="merchant_budget"
     )
     method = st.selectbox("Method", ["lagrangian", "auto", "highs", "cpsat"], key="method")
+    st.markdown("**Budget per coupon type** (0 = no cap beyond the platform budget)")
+    type_caps = {
+        t: st.number_input(t, min_value=0.0, value=0.0, step=50.0, key=f"type_budget_{t}")
+        for t in coupon_types
+    }
 with right:
     st.markdown("**Coverage floors** (minimum share of each segment with a coupon)")
     floors = {seg: st.slider(seg, 0.0, 1.0, 0.0, 0.05, key=f"floor_{seg}") for seg in segments}
 settings = CouponSettings(
     budget=budget,
     merchant_budget=merchant_budget,
+    type_budgets={t: v for t, v in type_caps.items() if v},
     min_coverage={k: v for k, v in floors.items() if v > 0},
     method=method,
 )
 
 if st.button("Solve", type="primary", key="coupon_solve"):
-    with st.spinner("Allocating coupons and sweeping the budget ..."):
+    with st.status("Solving the coupon allocation ...", expanded=True) as progress:
+        st.write("Training the predictors (once per world) ...")
+        ui.predictors(ctx.scenario, ctx.n_users, ctx.max_rows)
+        st.write("Scoring every user under every coupon option (once per world) ...")
+        ui.decision(ctx.scenario, ctx.n_users, ctx.max_rows)
+        st.write("Allocating coupons and sweeping the platform budget ...")
         try:
-            plan, curve = solve(ctx.scenario, ctx.n_users, settings.model_dump_json())
+            plan, curve = solve(ctx.scenario, ctx.n_users, ctx.max_rows, settings.model_dump_json())
         except ValueError as exc:
+            progress.update(label="Cannot allocate", state="error")
             st.error(f"Cannot allocate: {exc}")
         else:
+            progress.update(label="Coupons allocated", state="complete", expanded=False)
             st.session_state["coupon_result"] = (settings, plan, curve)
             st.session_state.pop("coupon_front", None)
             st.session_state.pop("saved_coupons", None)
 
 if "coupon_result" in st.session_state:
     used, plan, curve = st.session_state["coupon_result"]
+    decision = ui.decision(ctx.scenario, ctx.n_users, ctx.max_rows)  # cached by the solve
     st.subheader(f"Allocation with platform budget {used.budget:,.0f}")
     if plan.allocation.status == "infeasible":
         st.error(f"No allocation meets every constraint: {plan.allocation.message}")
@@ -100,7 +114,7 @@ if "coupon_result" in st.session_state:
         if st.button("Trace conversions vs GMV front", key="coupon_front_button"):
             with st.spinner("Tracing the conversions-vs-GMV front ..."):
                 st.session_state["coupon_front"] = front(
-                    ctx.scenario, ctx.n_users, used.model_dump_json()
+                    ctx.scenario, ctx.n_users, ctx.max_rows, used.model_dump_json()
                 )
         if "coupon_front" in st.session_state:
             pts = st.session_state["coupon_front"]

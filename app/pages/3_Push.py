@@ -23,9 +23,10 @@ st.title("Push")
 
 @st.cache_resource(show_spinner=False)
 def solve(scenario: str, n_users: int | None, settings_json: str):
-    pred = ui.predictors(scenario, n_users)
     return svc.solve_push(
-        pred.features, PushSettings.model_validate_json(settings_json), seed=pred.seed
+        ui.features(scenario, n_users),
+        PushSettings.model_validate_json(settings_json),
+        seed=ui.world(scenario, n_users).config.seed,
     )
 
 

@@ -25,7 +25,7 @@ data, no solving).
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -219,13 +219,26 @@ class ModelData:
 
 
 def linearise(
-    problem: InstallProblem, approx: Approximation | None = None
+    problem: InstallProblem,
+    approx: Approximation | None = None,
+    extra: Sequence[np.ndarray] | None = None,
 ) -> tuple[ModelData, ModelData]:
-    """The ``(inner, outer)`` model data of ``problem`` (see :mod:`optimizers.install.pwl`)."""
+    """The ``(inner, outer)`` model data of ``problem`` (see :mod:`optimizers.install.pwl`).
+
+    ``extra[c]``: additional breakpoints of channel ``c`` (adaptive refinement).
+    """
     ap = approx or Approximation()
+    if extra is not None and len(extra) != problem.n:
+        raise ValueError(f"extra breakpoints given for {len(extra)} channels, expected {problem.n}")
     pairs = [
-        hill_envelopes(c, float(h), n_convex=ap.n_convex, n_concave=ap.n_concave)
-        for c, h in zip(problem.curves, problem.hi, strict=True)
+        hill_envelopes(
+            c,
+            float(h),
+            n_convex=ap.n_convex,
+            n_concave=ap.n_concave,
+            extra=None if extra is None else extra[i],
+        )
+        for i, (c, h) in enumerate(zip(problem.curves, problem.hi, strict=True))
     ]
     spend_scale = float(problem.budget or 0.0) or float(problem.hi.sum()) or 1.0
     value_scale = float(sum(c.vmax for c in problem.curves)) / max(problem.n, 1)

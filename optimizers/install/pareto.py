@@ -140,7 +140,7 @@ def pareto_front(
     end = other.solve(dual=False)
 
     lo = main.inner_metric(start.spend.to_numpy(), second) * (1.0 - 1e-9)
-    hi = end.pwl_objective * (1.0 - 1e-7)
+    hi = main.inner_metric(end.spend.to_numpy(), second) * (1.0 - 1e-7)
     eps = np.linspace(lo, hi, n_points) if hi > lo else np.array([lo])
     points: list[InstallPlan] = [start]
     for e in eps[1:]:

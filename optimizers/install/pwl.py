@@ -17,6 +17,11 @@ interpolation error for a given number of segments.  Both envelopes of a curve
 have the same number of segments (zero-length padding), and the leading
 ``n_convex`` segments (increasing slopes) are the only ones that need ordering
 binaries in a MILP.
+
+Adaptive refinement passes ``extra`` spend points (for example the incumbent
+plan and the relaxation's solution): they become tangent points of ``inner`` on
+the convex part, and chord *and* tangent points on the concave part, so both
+envelopes touch ``f`` there and the gap around the incumbent closes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 from optimizers.install.curves import HillCurve
 
 MIN_SHARE = 0.02  # share of a uniform grid blended into every breakpoint set
+MIN_SPACING = 1e-4  # extra points closer than this share of the domain to another are dropped
 
 
 @dataclass(frozen=True)
@@ -103,16 +109,43 @@ def _kinks(slope: np.ndarray, icpt: np.ndarray, points: np.ndarray) -> np.ndarra
     return np.clip(z, points[:-1], points[1:])
 
 
+def _merge(points: np.ndarray, extra: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``points`` plus the ``extra`` points strictly inside ``(lo, hi)``, sorted.
+
+    Extra points within ``MIN_SPACING * (hi - lo)`` of a kept point are dropped, so
+    no segment gets shorter than the LP solver's tolerances can represent.
+    """
+    gap = MIN_SPACING * (hi - lo)
+    inside = np.sort(extra[(extra > lo + gap) & (extra < hi - gap)])
+    if inside.size == 0:
+        return points
+    kept = list(points)
+    for x in inside:
+        if np.min(np.abs(np.asarray(kept) - x)) > gap:
+            kept.append(float(x))
+    return np.sort(np.asarray(kept, dtype=float))
+
+
 def hill_envelopes(
-    curve: HillCurve, hi: float, *, n_convex: int = 2, n_concave: int = 24
+    curve: HillCurve,
+    hi: float,
+    *,
+    n_convex: int = 2,
+    n_concave: int = 24,
+    extra: np.ndarray | None = None,
 ) -> tuple[PiecewiseLinear, PiecewiseLinear]:
     """The ``(inner, outer)`` PWL envelopes of ``curve`` on ``[0, hi]`` (see module docstring).
 
     ``n_convex`` segments cover the convex part of an S-shaped curve, about
     ``n_concave`` the concave part.  Both envelopes get the same segment count.
+    ``extra`` spend points (outside ``(0, hi)`` ignored) are added as tangent /
+    chord points, making both envelopes exact there (adaptive refinement).
     """
     if not np.isfinite(hi) or hi < 0:
         raise ValueError(f"envelope domain end must be finite and >= 0, got {hi}")
+    ext = np.zeros(0) if extra is None else np.asarray(extra, dtype=float).ravel()
+    if not np.all(np.isfinite(ext)):
+        raise ValueError("extra breakpoints of an envelope must be finite numbers")
     if hi == 0:
         zero = PiecewiseLinear(np.zeros(2), np.zeros(2), 0)
         return zero, zero
@@ -124,7 +157,7 @@ def hill_envelopes(
     nc = 0
     if x0 > 0:
         # Convex part: tangents (inner) and chords through their kinks (outer).
-        t = _equidistributed(curve, 0.0, x0, max(n_convex - 1, 1))
+        t = _merge(_equidistributed(curve, 0.0, x0, max(n_convex - 1, 1)), ext, 0.0, x0)
         slope, icpt = _tangent_lines(curve, t)
         bx = np.concatenate([[0.0], _kinks(slope, icpt, t), [x0]])
         by = np.max(slope[None, :] * bx[:, None] + icpt[None, :], axis=1)
@@ -137,7 +170,7 @@ def hill_envelopes(
         nc = bx.size - 1
     if x0 < hi:
         # Concave part: chords (inner) and tangents at the same points (outer).
-        c = _equidistributed(curve, x0, hi, n_concave)
+        c = _merge(_equidistributed(curve, x0, hi, n_concave), ext, x0, hi)
         in_x.append(c[1:] if nc else c)
         in_y.append(curve(c[1:] if nc else c))
         tp = c.copy()

@@ -77,7 +77,13 @@ class SolverConfig:
     the true curves with SLSQP inside its basin (spending channels stay on and on
     the concave side of their inflection, silent ones stay at 0), kept only when
     it is feasible and better; skipped above ``polish_max_channels`` spending
-    channels.
+    channels.  ``refine_tol``, ``max_refinements``, ``max_extra_points``:
+    adaptive refinement -- while the certified gap exceeds ``refine_tol`` (at
+    most ``max_refinements`` times) both envelopes get breakpoints at the
+    incumbent and at the relaxation's optimum (the last ``max_extra_points`` per
+    channel are kept) and the models are rebuilt and re-solved.  This closes the
+    PWL error around the plan and lets the MILP change a channel's on/off
+    choice, which the polish (fixed pattern) cannot.
     """
 
     approximation: Approximation = field(default_factory=Approximation)
@@ -87,6 +93,9 @@ class SolverConfig:
     presolve: bool = False
     polish: bool = True
     polish_max_channels: int = 40
+    refine_tol: float = 3e-3
+    max_refinements: int = 2
+    max_extra_points: int = 4
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mip_rel_gap < 1.0:
@@ -95,6 +104,16 @@ class SolverConfig:
             raise ValueError(f"SolverConfig.time_limit_s must be > 0, got {self.time_limit_s}")
         if not 0.0 < self.gap_tol < 1.0:
             raise ValueError(f"SolverConfig.gap_tol must lie in (0, 1), got {self.gap_tol}")
+        if not 0.0 <= self.refine_tol < 1.0:
+            raise ValueError(f"SolverConfig.refine_tol must lie in [0, 1), got {self.refine_tol}")
+        if self.max_extra_points < 2:
+            raise ValueError(
+                f"SolverConfig.max_extra_points must be >= 2, got {self.max_extra_points}"
+            )
+        if self.max_refinements < 0:
+            raise ValueError(
+                f"SolverConfig.max_refinements must be >= 0, got {self.max_refinements}"
+            )
 
 
 @dataclass(frozen=True)
@@ -281,6 +300,13 @@ class _Compiled:
         return value
 
 
+def _gap(objective: float, upper: float) -> float:
+    """Relative certified gap ``(upper - objective) / upper`` (``inf`` without a bound)."""
+    if not math.isfinite(upper):
+        return math.inf
+    return max(0.0, (upper - objective) / max(abs(upper), 1e-9))
+
+
 def _series(problem: InstallProblem, values: np.ndarray, name: str) -> pd.Series:
     return pd.Series(values, index=pd.Index(problem.channels, name="channel_id"), name=name)
 
@@ -404,6 +430,7 @@ class InstallSolver:
         inner, outer = linearise(problem, self.config.approximation)
         self._inner = _Compiled(inner, self.config)
         self._outer = _Compiled(outer, self.config)
+        self._points: list[np.ndarray] = [np.zeros(0) for _ in range(problem.n)]
         self.build_time_s = time.perf_counter() - t0
 
     @property
@@ -422,6 +449,27 @@ class InstallSolver:
             )
         )
 
+    @staticmethod
+    def _plan(p: InstallProblem, raw: _Raw) -> tuple[np.ndarray, float]:
+        """The plan of an inner solve and its true-curve objective."""
+        return raw.spend, float(_funnel(p, raw.spend)[p.objective].sum())
+
+    def _polished(
+        self, p: InstallProblem, spend: np.ndarray, objective: float
+    ) -> tuple[np.ndarray, float]:
+        """``spend`` polished on the true curves when that is feasible and better."""
+        cand = _polish(p, spend, self.config.polish_max_channels)
+        value = float(_funnel(p, cand)[p.objective].sum())
+        return (cand, value) if value > objective else (spend, objective)
+
+    def _refined(self, p: InstallProblem, points: list[np.ndarray]) -> tuple[_Compiled, _Compiled]:
+        """Inner and outer models of ``p`` with extra breakpoints ``points[c]`` per channel."""
+        inner, outer = linearise(p, self.config.approximation, extra=points)
+        pair = (_Compiled(inner, self.config), _Compiled(outer, self.config))
+        for comp in pair:
+            comp.set_targets(p.targets)
+        return pair
+
     def solve(
         self, targets: Mapping[str, float] | None = None, *, dual: bool = True
     ) -> InstallPlan:
@@ -436,16 +484,45 @@ class InstallSolver:
         if not inner.feasible:
             return _infeasible_plan(p, self.config, t0, self.method, inner)
         outer = self._outer.solve()
-        spend = inner.spend
+        spend, objective = self._plan(p, inner)
+        upper = outer.bound if outer.feasible else math.inf
+        rounds = 0
+        points = list(self._points)
+        keep = self.config.max_extra_points
+        while (
+            rounds < self.config.max_refinements
+            and _gap(objective, upper) > self.config.refine_tol
+            and outer.feasible
+        ):
+            # Make both envelopes exact at the incumbent (before and after polish) and
+            # at the relaxation's optimum, then re-solve: the plan can only improve
+            # (the incumbent stays feasible at its old value) and the bound tightens.
+            rounds += 1
+            points = [
+                np.concatenate([pts, [spend[c], outer.spend[c]]])[-keep:]
+                for c, pts in enumerate(points)
+            ]
+            r_inner, r_outer = self._refined(p, points)
+            # The next solve (a neighbouring Pareto point) starts from these models.
+            self._inner, self._outer, self._points = r_inner, r_outer, points
+            ri = r_inner.solve(dual=dual)
+            ro = r_outer.solve()
+            if ro.feasible and math.isfinite(ro.bound):
+                upper = min(upper, ro.bound)  # every outer bound is valid: keep the best
+                outer = ro
+            if not ri.feasible:
+                break
+            cand, cand_obj = self._plan(p, ri)
+            if cand_obj > objective and not _check_true_feasible(p, cand):
+                inner, spend, objective = ri, cand, cand_obj
         if self.config.polish:
-            spend = _polish(p, spend, self.config.polish_max_channels)
+            spend, objective = self._polished(p, spend, objective)
         f = _funnel(p, spend)
-        objective = float(f[p.objective].sum())
-        upper = max(outer.bound, objective) if outer.feasible else math.inf
-        gap = (upper - objective) / max(abs(upper), 1e-9)
+        upper = max(upper, objective)
+        gap = _gap(objective, upper)
         broken = _check_true_feasible(p, spend)
         status = "optimal" if gap <= self.config.gap_tol else "feasible"
-        message = f"inner: {inner.message}; outer: {outer.message}"
+        message = f"inner: {inner.message}; outer: {outer.message}; refinements: {rounds}"
         if broken:
             status, message = "unknown", f"plan breaks {broken} on the true curves; {message}"
         return InstallPlan(
