@@ -340,3 +340,28 @@ def test_million_users_single_budget_is_tight() -> None:
     budget = 0.3 * float(cost.min(axis=1).sum())
     plan = allocate(value, cost, budget, method="lagrangian")
     assert plan.gap < 1e-3 and plan.spend <= budget
+
+
+def test_several_budgets_on_a_large_instance_stay_feasible_and_tight() -> None:
+    """Above the subsample size the warm-started multi-budget dual keeps every budget and a tight gap."""
+    rng = np.random.default_rng(3)
+    n = 120_000  # > 2 x the subsample, so the warm start runs
+    value = rng.uniform(0.0, 0.05, size=(n, 6))
+    cost = rng.uniform(0.2, 3.0, size=(n, 6)) * (1.0 + 10.0 * value)
+    groups = {"merchant_0": ([4], 300.0), "merchant_1": ([5], 300.0)}
+    plan = allocate(
+        value,
+        cost,
+        2_000.0,
+        global_options=np.array([True, True, True, True, False, False]),
+        budget_groups=groups,
+        method="lagrangian",
+    )
+    picked = plan.choice >= 0
+    spent = cost[np.flatnonzero(picked), plan.choice[picked]]
+    option = plan.choice[picked]
+    assert spent[option < 4].sum() <= 2_000.0 + 1e-6
+    for name, (idx, amount) in groups.items():
+        assert spent[np.isin(option, idx)].sum() <= amount + 1e-6, name
+    assert plan.upper_bound >= plan.objective - 1e-9
+    assert plan.gap < 1e-3
