@@ -1,0 +1,54 @@
+"""Time the operators' app service calls at a large world, in the order the pages need them.
+
+Usage: .venv/bin/python benchmarks/bench_app_services.py
+(default scenario, 1M users; each line is one page's first render or one operator action).
+"""
+
+import time
+
+from growth import app_services as svc
+from growth.config import CouponSettings
+
+
+def lap(name: str, start: float) -> None:
+    print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def main(users: int = 1_000_000) -> None:
+    t0 = time.perf_counter()
+    t = time.perf_counter()
+    w = svc.load_world("default", users)
+    lap("world (Home first render)", t)
+    t = time.perf_counter()
+    svc.fit_channel_models(w.dataset)
+    lap("channel models (Install first render)", t)
+    t = time.perf_counter()
+    f = svc.conversion_features(w)
+    svc.lifecycle_segments(f)
+    lap("features+segments (Coupons/Push first render)", t)
+    t = time.perf_counter()
+    p = svc.train_predictors(w, features=f, max_rows=svc.max_train_rows())
+    lap("train on the capped sample (Models first render)", t)
+    auc = p.models.metrics.query("segment=='all' and metric=='auc'")["value"].iloc[0]
+    print("n_rows", p.n_rows, "auc", round(float(auc), 4), flush=True)
+    t = time.perf_counter()
+    svc.calibration_frame(p)
+    lap("calibration", t)
+    t = time.perf_counter()
+    d = svc.score_coupons(p)
+    lap("score coupons, all users (first Coupons solve)", t)
+    s = CouponSettings(budget=500.0, merchant_budget=50.0, method="lagrangian")
+    t = time.perf_counter()
+    plan = svc.solve_coupons(d, s)
+    lap("solve_coupons", t)
+    t = time.perf_counter()
+    svc.value_vs_budget(d, s)
+    lap("value_vs_budget (6 solves)", t)
+    t = time.perf_counter()
+    svc.allocation_by_segment(d, plan)
+    lap("allocation_by_segment", t)
+    lap("TOTAL", t0)
+
+
+if __name__ == "__main__":
+    main()
