@@ -100,16 +100,7 @@ def nightly(
         if config is not None:
             cfg = NightlyConfig.from_toml(config, **overrides)
         else:
-            data: dict = {}
-            for key, value in overrides.items():
-                if value is None:
-                    continue
-                section, _, field = key.partition(".")
-                if field:
-                    data.setdefault(section, {})[field] = value
-                else:
-                    data[key] = value
-            cfg = NightlyConfig.model_validate(data)
+            cfg = NightlyConfig.from_overrides(**overrides)
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
 
@@ -212,9 +203,8 @@ def generate(
     from growth.world import WorldConfig, generate_world
 
     try:
-        cfg = WorldConfig.from_toml(scenario)
         update = {k: v for k, v in (("n_users", users), ("seed", seed)) if v is not None}
-        cfg = WorldConfig.model_validate({**cfg.model_dump(), **update})
+        cfg = WorldConfig.from_toml(scenario, **update)
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     world = generate_world(cfg, progress=True)

@@ -108,6 +108,11 @@ class NightlyConfig(BaseModel):
         return self
 
     @classmethod
+    def from_overrides(cls, **overrides) -> NightlyConfig:
+        """Defaults plus ``overrides`` (``"section.field"`` keys reach into a section)."""
+        return cls.model_validate(apply_overrides({}, overrides))
+
+    @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> NightlyConfig:
         """Read a TOML file; keyword ``overrides`` (e.g. from the CLI) win over the file."""
         path = Path(path)
@@ -117,15 +122,21 @@ class NightlyConfig(BaseModel):
             raise FileNotFoundError(f"nightly config {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML: {exc}") from None
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            section, _, field = key.partition(".")
-            if field:
-                data.setdefault(section, {})[field] = value
-            else:
-                data[key] = value
+        data = apply_overrides(data, overrides)
         try:
             return cls.model_validate(data)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+
+
+def apply_overrides(data: dict, overrides: dict) -> dict:
+    """``data`` with every non-``None`` override set; ``"coupons.budget"`` sets a section field."""
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, field = key.partition(".")
+        if field:
+            data.setdefault(section, {})[field] = value
+        else:
+            data[key] = value
+    return data

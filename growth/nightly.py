@@ -122,11 +122,10 @@ def load_data(config: NightlyConfig, *, progress: bool = False):
         return read_dataset(config.data_dir), None
     from growth.world import WorldConfig, generate_world
 
-    world_config = WorldConfig.from_toml(config.scenario)
-    overrides = {k: v for k, v in (("n_users", config.n_users), ("seed", config.seed)) if v}
-    if overrides:
-        world_config = world_config.model_copy(update=overrides)
-        world_config = WorldConfig.model_validate(world_config.model_dump())
+    overrides = {"n_users": config.n_users, "seed": config.seed}
+    world_config = WorldConfig.from_toml(
+        config.scenario, **{k: v for k, v in overrides.items() if v is not None}
+    )
     world = generate_world(world_config, progress=progress)
     return world.dataset, world
 
