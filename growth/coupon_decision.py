@@ -151,12 +151,14 @@ def predicted_coupon_decision(
             m = len(u)
             opt = np.repeat(order, m)  # (k1*m,) option-major
             uu, ii = np.tile(u, k1), np.tile(i, k1)
-            X = features.frame(uu, ii, opt)
-            X_conversion = features.raw_frame(uu, ii, opt) if raw_rows else X
-            p = conversion_model.predict_proba(X_conversion)[:, 1].reshape(k1, m)
+            build = features.raw_frame if raw_rows else features.frame
+            X = build(uu, ii, opt)
+            p = conversion_model.predict_proba(X)[:, 1].reshape(k1, m)
             applies = features.applicable(ii, opt).reshape(k1, m)
-            # the basket does not depend on the coupon: predict it once per (user, item)
-            log_basket = basket_model.predict_log_basket(X.iloc[:m])
+            # the basket does not depend on the coupon: predict it once per (user, item),
+            # from the tabular rows of the first option ('none')
+            X_basket = features.frame(u, i, opt[:m]) if raw_rows else X.iloc[:m]
+            log_basket = basket_model.predict_log_basket(X_basket)
             reach = basket_model.reach_probability(
                 log_basket[None, :], features.threshold[order][:, None]
             )  # (k1, m)
