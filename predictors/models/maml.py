@@ -272,18 +272,7 @@ class MAMLModel(TorchEstimator):
         w = None if weights is None else torch.from_numpy(weights)
 
         rng = np.random.default_rng(cfg.seed)
-        valid = None
-        if eval_set is not None:
-            X_valid, y_valid = eval_set
-            valid = (encoder.encode(X_valid), torch.from_numpy(check_xy(X_valid, y_valid)), None)
-            train_idx = np.arange(len(X))
-        else:
-            order = rng.permutation(len(X))
-            n_valid = round(cfg.validation_fraction * len(X))
-            valid_idx, train_idx = np.sort(order[:n_valid]), np.sort(order[n_valid:])
-            if n_valid > 0:
-                vi = torch.from_numpy(valid_idx)
-                valid = (take(data, vi), target[vi], None if w is None else w[vi])
+        train_idx, valid = self._validation_split(encoder, data, target, w, eval_set, cfg, rng)
         members = [idx for idx in _group_rows(tasks[train_idx]) if len(idx) >= 2]
         if not members:
             raise ValueError(

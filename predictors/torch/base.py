@@ -160,18 +160,7 @@ class TorchEstimator:
         w = None if weights is None else torch.from_numpy(weights)
 
         rng = np.random.default_rng(cfg.seed)
-        if eval_set is not None:
-            X_valid, y_valid = eval_set
-            valid = (encoder.encode(X_valid), torch.from_numpy(check_xy(X_valid, y_valid)), None)
-            train_idx = np.arange(len(X))
-        else:
-            order = rng.permutation(len(X))
-            n_valid = round(cfg.validation_fraction * len(X))
-            valid_idx, train_idx = np.sort(order[:n_valid]), np.sort(order[n_valid:])
-            valid = None
-            if n_valid > 0:
-                vi = torch.from_numpy(valid_idx)
-                valid = (take(data, vi), target[vi], None if w is None else w[vi])
+        train_idx, valid = self._validation_split(encoder, data, target, w, eval_set, cfg, rng)
         ti = torch.from_numpy(train_idx)
         train = (take(data, ti), target[ti], None if w is None else w[ti])
 
@@ -183,6 +172,30 @@ class TorchEstimator:
             self._train(module, cfg, train, valid, generator)
         self.module_ = module.eval()
         return self
+
+    @staticmethod
+    def _validation_split(
+        encoder: FrameEncoder,
+        data: Batch,
+        target: torch.Tensor,
+        weight: torch.Tensor | None,
+        eval_set: tuple[pd.DataFrame, Any] | None,
+        cfg: TrainConfig,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, tuple[Batch, torch.Tensor, torch.Tensor | None] | None]:
+        """Training row positions and the validation batch: ``eval_set`` when given, else a
+        seeded ``validation_fraction`` of the rows (``None`` when that rounds to zero)."""
+        if eval_set is not None:
+            X_valid, y_valid = eval_set
+            valid = (encoder.encode(X_valid), torch.from_numpy(check_xy(X_valid, y_valid)), None)
+            return np.arange(len(target)), valid
+        order = rng.permutation(len(target))
+        n_valid = round(cfg.validation_fraction * len(order))
+        valid_idx, train_idx = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+        if n_valid == 0:
+            return train_idx, None
+        vi = torch.from_numpy(valid_idx)
+        return train_idx, (take(data, vi), target[vi], None if weight is None else weight[vi])
 
     def _train(
         self,
