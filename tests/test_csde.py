@@ -50,9 +50,10 @@ def test_l2_model_ranks_conversions_in_every_segment(world, fitted):
 
 
 def test_adversarial_similarity_with_sum_pooling_fits(world):
-    """similarity='adversarial' (+ pooling='sum') fits, owns a discriminator, keeps the masks."""
+    """similarity='adversarial' (+ pooling='sum', no field skip) fits, owns a discriminator,
+    keeps the masks."""
     X, y, _, spec = world
-    params = SMALL | {"similarity": "adversarial", "pooling": "sum"}
+    params = SMALL | {"similarity": "adversarial", "pooling": "sum", "field_skip": False}
     model = CSDEModel(spec, seed=0, **params).fit(X, y)
     assert model.module_.discriminator is not None
     p = model.predict_proba(X)[:, 1]
@@ -61,6 +62,26 @@ def test_adversarial_similarity_with_sum_pooling_fits(world):
     no_source = X["has_source"].astype(str).eq("False").to_numpy()
     w = model.attention_weights(X)
     assert (w.loc[no_source, ["source", "csde"]].to_numpy() == 0).all()
+
+
+def test_field_skip_feeds_the_field_embeddings_to_the_head(world, fitted):
+    """field_skip=True (default) widens the head by every target and source field's embedding;
+    the skip path carries signal: zeroing its weights changes the predictions."""
+    X, _, _, spec = world
+    net = fitted.module_
+    n_fields = len(spec.of_domain("target")) + len(spec.of_domain("source"))
+    first = net.head.net[0]
+    skip = slice(first.in_features - n_fields * SMALL["embedding_dim"], first.in_features)
+    before = fitted.decision_function(X.iloc[:500])
+    saved = first.weight[:, skip].clone()
+    with torch.no_grad():
+        first.weight[:, skip] = 0.0
+    try:
+        after = fitted.decision_function(X.iloc[:500])
+    finally:
+        with torch.no_grad():
+            first.weight[:, skip] = saved
+    assert net.field_skip and np.abs(after - before).max() > 1e-3
 
 
 def test_attention_weights_sum_to_one_and_missing_domains_get_zero(world, fitted):

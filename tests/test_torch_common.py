@@ -16,7 +16,15 @@ from predictors.models.mlp import MLPModel
 from predictors.models.mmoe import MMOEModel
 from predictors.models.shared_bottom import SharedBottomModel as SBModel
 from predictors.torch.base import TorchEstimator, constructor_params
-from predictors.torch.inputs import FrameEncoder, encode_multi, missing_key, take
+from predictors.torch.inputs import (
+    NUMERIC_BUCKETS,
+    FrameEncoder,
+    NumericStats,
+    bucket_key,
+    encode_multi,
+    missing_key,
+    take,
+)
 from predictors.torch.layers import (
     MLP,
     AttentionPooling,
@@ -100,6 +108,34 @@ def test_encoder_round_trips_through_dict(encoder, frame):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_numeric_buckets_follow_training_quantiles():
+    """Quantile edges give equal-sized buckets, ties collapse, NaN -> 0, unseen values clamp."""
+    values = np.arange(1000, dtype=np.float64)
+    stats = NumericStats.of(values)
+    assert len(stats.edges) == NUMERIC_BUCKETS - 1
+    counts = np.bincount(stats.bucket(values), minlength=NUMERIC_BUCKETS)
+    assert (
+        counts.min() >= 1000 // NUMERIC_BUCKETS - 1 and counts.max() <= 1000 // NUMERIC_BUCKETS + 1
+    )
+    assert stats.bucket(np.array([np.nan, -1e9, 1e9])).tolist() == [0, 0, NUMERIC_BUCKETS - 1]
+    tiers = NumericStats.of(np.array([0.0] * 50 + [1.0] * 30 + [2.0] * 20 + [np.nan] * 5))
+    assert tiers.bucket(np.array([0.0, 1.0, 2.0])).tolist() == [0, 1, 2]  # one bucket per value
+    assert NumericStats.of(np.full(3, np.nan)).edges == ()
+
+
+def test_encoder_buckets_survive_the_dict_round_trip(encoder, frame):
+    """Bucket edges are part of the saved description; an old description gives bucket 0."""
+    batch = encoder.encode(frame)
+    assert batch[bucket_key("tgt_power")].tolist() == [0, 1, 2, 3]
+    assert batch[bucket_key("src_spend")].tolist() == [0, 0, 1, 0]  # NaN rows -> 0
+    description = encoder.to_dict()
+    assert description["numeric"]["tgt_power"]["edges"] == [20.0, 30.0, 40.0]
+    for stats in description["numeric"].values():
+        del stats["edges"]
+    old = FrameEncoder.from_dict(description).encode(frame)
+    assert old[bucket_key("tgt_power")].tolist() == [0, 0, 0, 0]
+
+
 @pytest.mark.slow
 def test_multi_encoding_of_large_frames():
     """500k rows with a multi field encode to the right shape (speed: see benchmarks)."""
@@ -119,6 +155,10 @@ def test_field_embedding_shapes_and_missing_handling(encoder, frame):
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out[1, 0], emb.numeric_missing[0])  # src_spend NaN
     torch.testing.assert_close(out[1, 1], emb.multi_empty[0])  # src_item_seq empty
+    with torch.no_grad():  # a numeric value's bucket vector is added to its linear term
+        emb.numeric_buckets.weight[3] += 1.0  # src_spend (numeric 0), bucket 3
+    moved = emb(encoder.encode(pd.DataFrame(frame.assign(src_spend=[1.0, np.nan, 1e6, 1.0]))))
+    assert not torch.allclose(moved[2, 0], out[2, 0])
     assert emb.domain_index("target").tolist() == [2, 3]
     with pytest.raises(ValueError, match="'nowhere'"):
         emb.domain_index("nowhere")

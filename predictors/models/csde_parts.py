@@ -14,7 +14,8 @@ the two stages reads in one place:
   ``(target, source, csde)`` (missing ones get exactly 0) gate the embeddings:
   ``u = [a_k e_k]_k`` (``pooling="concat"``, the default) or
   ``u = sum_k a_k e_k`` (``pooling="sum"``); the logit is
-  ``H2([u, context, <P u, context>])``.  ``context`` is every field outside
+  ``H2([u, context, <P u, context>, target fields, source fields])`` (the
+  last two only with ``field_skip``: a skip past the narrow towers).  ``context`` is every field outside
   the source and target domains (user demographics, item, coupon option), so
   the same network scores each coupon option of a user; ``<P u, c_f>`` are
   user x context-field dot products (taste x item category, say).
@@ -79,6 +80,7 @@ class CSDENet(nn.Module):
         adversarial: bool,
         min_target_coverage: float,
         pooling: str = "concat",
+        field_skip: bool = True,
     ) -> None:
         super().__init__()
         for needed in ("source", "target"):
@@ -125,7 +127,16 @@ class CSDENet(nn.Module):
         self.stage1_proj = nn.Linear(user_dim, d, bias=False)
         self.stage1_head = MLP(user_dim + n_context * (d + 1), tower_hidden, output_dim=1)
         self.proj = nn.Linear(pooled_dim, d, bias=False)
-        self.head = MLP(pooled_dim + n_context * (d + 1), hidden, dropout=dropout, output_dim=1)
+        # field_skip: the head also reads the target and source field embeddings themselves, so
+        # the towers' bottleneck cannot lose what a plain MLP over all fields would see
+        self.field_skip = field_skip
+        skip_dim = (n_tgt + n_src) * d if field_skip else 0
+        self.head = MLP(
+            pooled_dim + skip_dim + n_context * (d + 1),
+            hidden,
+            dropout=dropout,
+            output_dim=1,
+        )
         self.dot_scale = d**-0.5
         # the query says how much is known about the user: coverage of both domains + demographics
         self.query = nn.Linear(2 + n_user * d, user_dim)
@@ -169,7 +180,10 @@ class CSDENet(nn.Module):
         pooled, weights = self.attention(keys, mask, query)  # (batch, u), (batch, 3)
         if self.concat:  # [a_target e_target, a_source e_source, a_csde e_csde]: gates, no mixing
             pooled = (weights.unsqueeze(-1) * keys).flatten(1)  # (batch, 3 * u)
-        logit = self.head(self._head_input(pooled, context, self.proj)).squeeze(-1)  # (batch,)
+        head_in = self._head_input(pooled, context, self.proj)  # (batch, head_in)
+        if self.field_skip:
+            head_in = torch.cat([head_in, target, source], dim=1)
+        logit = self.head(head_in).squeeze(-1)  # (batch,)
         return CSDEParts(
             logit=logit,
             weights=weights,

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.torch.inputs import missing_key
+from predictors.torch.inputs import NUMERIC_BUCKETS, bucket_key, missing_key
 
 
 def _require_fitted(spec: FeatureSpec) -> None:
@@ -31,12 +31,16 @@ def _require_fitted(spec: FeatureSpec) -> None:
 class FieldEmbedding(nn.Module):
     """Embed every field of a fitted spec into a ``dim``-vector: ``(batch, fields, dim)``.
 
-    - numeric: ``value * w_f`` (value standardised by the encoder); a missing
-      value gives a learned vector ``m_f`` instead.
+    - numeric: ``value * w_f + b_f[bucket]``: the standardised value's linear
+      term plus a learned vector per quantile bucket of the field (see
+      :mod:`predictors.torch.inputs`), so the embedding is any step function
+      of the value plus a slope; a missing value gives a learned vector ``m_f``.
     - categorical: a row of an embedding table; index 0 is the learned
       "unknown/missing" vector.
-    - multi: the mean of the token embeddings (padding 0 excluded); an empty
-      row gives zero plus a learned "empty" vector ``e_f``.
+    - multi: the mean of the token embeddings (padding 0 excluded) plus
+      ``log(1 + tokens) * l_f``, so the row's length (how many tags, how long
+      the click history) is not lost by the mean; an empty row gives zero
+      plus a learned "empty" vector ``e_f``.
 
     Output fields follow ``spec.fields`` order; :meth:`domain_index` gives the
     positions of one domain's fields.
@@ -57,6 +61,14 @@ class FieldEmbedding(nn.Module):
         n_num = len(self.numeric_names)
         self.numeric_weight = nn.Parameter(torch.randn(n_num, dim) * 0.1)  # (num, dim)
         self.numeric_missing = nn.Parameter(torch.randn(n_num, dim) * 0.01)  # (num, dim)
+        # bucket vectors of every numeric field in one table: row f * NUMERIC_BUCKETS + bucket
+        self.numeric_buckets = nn.Embedding(max(n_num, 1) * NUMERIC_BUCKETS, dim)
+        nn.init.normal_(self.numeric_buckets.weight, std=0.01)
+        self.register_buffer(
+            "bucket_offsets",
+            torch.arange(n_num, dtype=torch.long) * NUMERIC_BUCKETS,
+            persistent=False,
+        )
 
         # one shared table for all categorical fields, addressed with per-field offsets
         sizes = [max(len(f.vocab), 1) for f in spec.fields if f.kind == "categorical"]
@@ -78,6 +90,7 @@ class FieldEmbedding(nn.Module):
                     bag.weight[0].zero_()
                 self.multi_bags[f.name] = bag
         self.multi_empty = nn.Parameter(torch.randn(len(self.multi_names), dim) * 0.01)
+        self.multi_length = nn.Parameter(torch.randn(len(self.multi_names), dim) * 0.01)
 
         # permutation from [numeric..., categorical..., multi...] back to spec order
         grouped = [*self.numeric_names, *self.categorical_names, *self.multi_names]
@@ -102,7 +115,9 @@ class FieldEmbedding(nn.Module):
         if self.numeric_names:
             values = torch.stack([batch[n] for n in self.numeric_names], dim=1)  # (batch, num)
             missing = torch.stack([batch[missing_key(n)] for n in self.numeric_names], dim=1)
+            buckets = torch.stack([batch[bucket_key(n)] for n in self.numeric_names], dim=1)
             emb = values.unsqueeze(-1) * self.numeric_weight  # (batch, num, dim)
+            emb = emb + self.numeric_buckets(buckets + self.bucket_offsets)  # (batch, num, dim)
             parts.append(torch.where(missing.unsqueeze(-1), self.numeric_missing, emb))
         if self.categorical_names:
             codes = torch.stack([batch[n] for n in self.categorical_names], dim=1)  # (batch, cat)
@@ -110,8 +125,10 @@ class FieldEmbedding(nn.Module):
         for i, name in enumerate(self.multi_names):
             tokens = batch[name]  # (batch, L)
             pooled = self.multi_bags[name](tokens)  # (batch, dim); all-padding rows give 0
-            empty = (tokens == 0).all(dim=1, keepdim=True)  # (batch, 1)
-            parts.append((pooled + empty * self.multi_empty[i]).unsqueeze(1))  # (batch, 1, dim)
+            length = (tokens != 0).sum(dim=1, keepdim=True)  # (batch, 1)
+            pooled = pooled + torch.log1p(length.float()) * self.multi_length[i]
+            pooled = pooled + (length == 0) * self.multi_empty[i]
+            parts.append(pooled.unsqueeze(1))  # (batch, 1, dim)
         out = torch.cat(parts, dim=1)  # (batch, fields, dim) grouped by kind
         return out if self._identity_order else out.index_select(1, self.order)
 
