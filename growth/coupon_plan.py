@@ -98,15 +98,26 @@ def _constraints(decision: CouponDecision, settings: CouponSettings) -> dict[str
     }
 
 
-def solve_coupon_plan(decision: CouponDecision, settings: CouponSettings) -> CouponPlan:
+def solve_coupon_plan(
+    decision: CouponDecision,
+    settings: CouponSettings,
+    *,
+    warm_start: dict[str, float] | None = None,
+) -> CouponPlan:
     """Allocate coupons to maximise incremental conversions under every budget.
 
     The plan's ``budgets``/``spend`` list the platform, each merchant and each
-    capped coupon type (``type[red_packet]`` ...).
+    capped coupon type (``type[red_packet]`` ...).  ``warm_start`` (a previous
+    plan's ``allocation.dual``) starts the Lagrangian's prices there, which makes
+    re-solves at nearby budgets fast; the certificate is this solve's own.
     """
     groups = {**budget_groups(decision, settings), **type_budget_groups(decision, settings)}
     allocation = allocate(
-        decision.value, decision.cost, settings.budget, **_constraints(decision, settings)
+        decision.value,
+        decision.cost,
+        settings.budget,
+        warm_start=warm_start,
+        **_constraints(decision, settings),
     )
     choice = np.asarray(allocation.choice)
     seg, counts = np.unique(decision.segment[choice >= 0], return_counts=True)
@@ -124,7 +135,8 @@ def coupon_pareto_frame(
 ) -> pd.DataFrame:
     """Store rows of the conversions-versus-GMV front under the same budgets.
 
-    Point 0 (the most conversions) is the plan the job adopts (``chosen``).
+    Points are in increasing conversions; the last (the most conversions, the
+    conversions-only objective) is the plan the job adopts (``chosen``).
     """
     points = pareto_front(
         decision.value,
@@ -141,7 +153,7 @@ def coupon_pareto_frame(
             "spend": [float(p.allocation.spend) for p in points],
             "conversions": [p.value for p in points],
             "gmv": [p.value2 for p in points],
-            "chosen": np.arange(len(points)) == 0,
+            "chosen": np.arange(len(points)) == len(points) - 1,
         }
     )
 

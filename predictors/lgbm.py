@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +38,58 @@ class LightGBMConfig:
             raise ValueError(
                 f"validation_fraction must be in [0, 0.5), got {self.validation_fraction}"
             )
+
+
+@dataclass(frozen=True)
+class TreeSplit:
+    """A binary LightGBM model's trees in two raw-score parts: ``fixed`` never splits on
+    the ``varying`` columns, ``varying`` holds every other tree.
+
+    Rows that differ only in the varying columns (one user and item under several
+    coupon options) share the fixed part's score, so it is computed once per group:
+    ``p = sigmoid(raw_fixed(base) + raw_varying(row))`` equals the model's
+    probability up to float rounding (the trees' sum is only regrouped).
+    Inputs are float blocks whose columns are in ``feature_names`` order.
+    """
+
+    fixed: lgb.Booster | None  # None when every tree reads a varying column
+    varying: lgb.Booster | None  # None when no tree does
+    feature_names: list[str]
+    sigmoid: float  # LightGBM's ``sigmoid`` parameter of the binary objective
+
+    @property
+    def n_fixed_trees(self) -> int:
+        return 0 if self.fixed is None else self.fixed.num_trees()
+
+    @property
+    def n_varying_trees(self) -> int:
+        return 0 if self.varying is None else self.varying.num_trees()
+
+    def raw_fixed(self, X: np.ndarray) -> np.ndarray:
+        """(n,) summed leaf values of the fixed trees (log-odds units)."""
+        return _raw(self.fixed, X)
+
+    def raw_varying(self, X: np.ndarray) -> np.ndarray:
+        """(n,) summed leaf values of the trees that read a varying column."""
+        return _raw(self.varying, X)
+
+    def proba(self, raw: np.ndarray) -> np.ndarray:
+        """Conversion probability from a total raw score, as LightGBM's binary objective."""
+        return np.clip(1.0 / (1.0 + np.exp(-self.sigmoid * raw)), 0.0, 1.0)
+
+
+def _raw(booster: lgb.Booster | None, X: np.ndarray) -> np.ndarray:
+    if booster is None:
+        return np.zeros(len(X))
+    return np.asarray(booster.predict(X, raw_score=True), dtype=np.float64)
+
+
+def _tree_subset(header: str, trees: list[str], tail: str) -> lgb.Booster | None:
+    """A booster of the given ``Tree=`` blocks of a model string (renumbered from 0)."""
+    if not trees:
+        return None
+    body = "".join(f"Tree={t}\n{block}" for t, block in enumerate(trees))
+    return lgb.Booster(model_str=header + body + tail)
 
 
 class LightGBMModel:
@@ -121,6 +175,36 @@ class LightGBMModel:
         p = self.booster_.predict(X[self.feature_names_in_], num_iteration=self.best_iteration_)
         p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
         return np.column_stack([1.0 - p, p])
+
+    def split_trees(self, varying: Sequence[str]) -> TreeSplit:
+        """Split the trees (up to ``best_iteration_``) by whether they split on ``varying``.
+
+        Scoring many rows that share all but the ``varying`` columns (coupon
+        options of one user and item) then evaluates the fixed trees once per group.
+        """
+        check_is_fitted(self, "booster_")
+        unknown = [c for c in varying if c not in self.feature_names_in_]
+        if unknown:
+            raise ValueError(f"varying columns {unknown} are not columns the model was fitted on")
+        text = self.booster_.model_to_string(num_iteration=self.best_iteration_)
+        objective = re.search(r"^objective=binary sigmoid:(\S+)$", text, flags=re.M)
+        if objective is None:
+            raise ValueError("split_trees needs a model with LightGBM's binary objective")
+        start, end = text.index("\nTree=") + 1, text.index("end of trees")
+        header = re.sub(r"^tree_sizes=.*\n", "", text[:start], flags=re.M)
+        tail = text[end:]
+        blocks = re.split(r"^Tree=\d+\n", text[start:end], flags=re.M)[1:]
+        cols = {self.feature_names_in_.index(c) for c in varying}
+        reads = [re.search(r"^split_feature=(.*)$", b, flags=re.M) for b in blocks]  # None: a leaf
+        uses = [r is not None and bool(cols & {int(f) for f in r.group(1).split()}) for r in reads]
+        return TreeSplit(
+            fixed=_tree_subset(
+                header, [b for b, u in zip(blocks, uses, strict=True) if not u], tail
+            ),
+            varying=_tree_subset(header, [b for b, u in zip(blocks, uses, strict=True) if u], tail),
+            feature_names=list(self.feature_names_in_),
+            sigmoid=float(objective.group(1)),
+        )
 
     def feature_importance(self) -> pd.Series:
         """Total gain per input column, largest first."""

@@ -31,8 +31,14 @@ def solve(
     time_limit_s: float = 60.0,
     rel_gap: float = 1e-4,
     seed: int = 0,
+    warm_start: Mapping[str, float] | None = None,
 ) -> CouponAllocation:
-    """Solve a validated :class:`CouponProblem` with the chosen method."""
+    """Solve a validated :class:`CouponProblem` with the chosen method.
+
+    ``warm_start``: constraint name -> price, e.g. the ``dual`` of a solve at a
+    nearby budget; the Lagrangian method starts its price search there (the exact
+    methods ignore it).  The certificate is computed for this problem either way.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
@@ -40,12 +46,12 @@ def solve(
         if size <= AUTO_EXACT_MAX_VARS:
             return solve(problem, "highs", time_limit_s=time_limit_s, rel_gap=rel_gap)
         try:
-            return solve(problem, "lagrangian", seed=seed)
+            return solve(problem, "lagrangian", seed=seed, warm_start=warm_start)
         except RepairFailedError:
             return solve(problem, "highs", time_limit_s=time_limit_s, rel_gap=rel_gap)
     t0 = time.perf_counter()
     if method == "lagrangian":
-        return _solve_lagrangian(problem, seed=seed, t0=t0)
+        return _solve_lagrangian(problem, seed=seed, t0=t0, warm_start=warm_start)
     if method == "highs":
         sol = exact.solve_highs(problem, time_limit_s=time_limit_s, mip_rel_gap=rel_gap)
     else:
@@ -67,8 +73,17 @@ def solve(
     )
 
 
-def _solve_lagrangian(problem: CouponProblem, *, seed: int, t0: float) -> CouponAllocation:
-    dual = lagrangian.solve_dual(problem, seed=seed)
+def _solve_lagrangian(
+    problem: CouponProblem,
+    *,
+    seed: int,
+    t0: float,
+    warm_start: Mapping[str, float] | None = None,
+) -> CouponAllocation:
+    warm = None
+    if warm_start:
+        warm = np.array([float(warm_start.get(c.name, 0.0)) for c in problem.constraints])
+    dual = lagrangian.solve_dual(problem, seed=seed, warm_prices=warm)
     table = MoveTable(problem)
     choice = dual.choice
     if problem.violations(choice):
@@ -114,13 +129,16 @@ def allocate(
     time_limit_s: float = 60.0,
     rel_gap: float = 1e-4,
     seed: int = 0,
+    warm_start: Mapping[str, float] | None = None,
 ) -> CouponAllocation:
     """Choose at most one coupon option per user to maximise value within budgets.
 
     See :class:`~optimizers.coupons.problem.CouponProblem` for every argument's
     meaning and the maths.  ``method='auto'`` solves the exact HiGHS MIP when
     ``n * K <= AUTO_EXACT_MAX_VARS`` and the Lagrangian method otherwise (falling
-    back to HiGHS if its repair fails).  Raises ``ValueError`` for bad input and
+    back to HiGHS if its repair fails).  ``warm_start`` (constraint name -> price,
+    e.g. a previous allocation's ``dual``) starts the Lagrangian's price search
+    near the answer when re-solving at another budget or weight.  Raises ``ValueError`` for bad input and
     :class:`~optimizers.certificate.InfeasibleError` (naming the conflicting
     constraints) when no plan exists.
     """
@@ -140,7 +158,14 @@ def allocate(
         min_coverage=min_coverage,
         roi_floor=roi_floor,
     )
-    return solve(problem, method, time_limit_s=time_limit_s, rel_gap=rel_gap, seed=seed)
+    return solve(
+        problem,
+        method,
+        time_limit_s=time_limit_s,
+        rel_gap=rel_gap,
+        seed=seed,
+        warm_start=warm_start,
+    )
 
 
 @dataclass
@@ -168,8 +193,10 @@ def pareto_front(
     Sweeps ``n_points`` weights ``w`` in [0, 1] on the objective
     ``(1 - w) * value / s1 + w * value2 / s2`` (``s1``, ``s2``: the largest
     absolute entry of each matrix, so that ``w`` trades the two on a common
-    scale), then drops duplicates and dominated points.  Extra keyword
-    arguments (constraints, ``time_limit_s`` ...) go to :func:`allocate`.
+    scale), then drops duplicates and dominated points.  Each solve starts its
+    price search at the previous point's duals (``warm_start``); every point keeps
+    its own certificate.  Extra keyword arguments (constraints, ``time_limit_s``
+    ...) go to :func:`allocate`.
     """
     if n_points < 2:
         raise ValueError(f"n_points must be >= 2, got {n_points}")
@@ -180,10 +207,14 @@ def pareto_front(
     s1 = float(np.abs(v1).max()) or 1.0
     s2 = float(np.abs(v2).max()) or 1.0
     points: list[ParetoPoint] = []
+    warm: dict[str, float] | None = None
     for w in np.linspace(0.0, 1.0, n_points):
         # (1-w) v1/s1 + w v2/s2 is proportional to (1-w') v1 + w' v2 with this w'
         w_raw = float(w * s1 / s2 / ((1.0 - w) + w * s1 / s2))
-        alloc = allocate(v1, cost, budget, value2=v2, weight=w_raw, method=method, **kwargs)  # type: ignore[arg-type]
+        alloc = allocate(
+            v1, cost, budget, value2=v2, weight=w_raw, method=method, warm_start=warm, **kwargs
+        )  # type: ignore[arg-type]
+        warm = alloc.dual if alloc.method == "lagrangian" else None
         points.append(
             ParetoPoint(float(w), alloc.value_total, float(alloc.value2_total or 0.0), alloc)
         )

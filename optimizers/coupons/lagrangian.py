@@ -71,8 +71,13 @@ def _bisect_price(
     *,
     rtol: float,
     lam_guess: float | None = None,
+    spread: float = 0.01,
 ) -> tuple[float, float, int]:
     """Smallest price with usage <= rhs (to ``rtol``); returns (price, best bound, evals).
+
+    With ``lam_guess`` the bracket starts at ``lam_guess * (1 +- spread)`` and
+    widens eightfold per probe until it holds the price, so a guess that is
+    already close (a later sweep, a nearby budget) costs a few evaluations.
 
     Safeguarded regula falsi on the non-increasing usage ``U(lam)``: interpolate
     between the bracket ends, clamp away from them, and bisect every third step,
@@ -94,26 +99,37 @@ def _bisect_price(
 
     lo = hi = None
     u_lo = u_hi = 0.0
-    if lam_guess is not None and lam_guess > 0:  # try a tight bracket around the guess
-        u = probe(lam_guess * 1.01)
-        if u <= rhs:
-            hi, u_hi = lam_guess * 1.01, u
-            u = probe(lam_guess / 1.01)
-            if u <= rhs:
-                hi, u_hi = lam_guess / 1.01, u
-            else:
-                lo, u_lo = lam_guess / 1.01, u
-        else:
-            lo, u_lo = lam_guess * 1.01, u
+    if lam_guess is not None and lam_guess > 0:  # bracket the guess, widening geometrically
+        widths = spread * 8.0 ** np.arange(8)
+        u = probe(lam_guess * (1.0 + spread))
+        if u <= rhs:  # feasible above the guess: walk down to an infeasible price
+            hi, u_hi = lam_guess * (1.0 + spread), u
+            for w in widths:
+                u = probe(lam_guess / (1.0 + w))
+                if u > rhs:
+                    lo, u_lo = lam_guess / (1.0 + w), u
+                    break
+                hi, u_hi = lam_guess / (1.0 + w), u
+        else:  # infeasible above the guess: walk up to a feasible price
+            lo, u_lo = lam_guess * (1.0 + spread), u
+            for w in widths[1:]:
+                u = probe(lam_guess * (1.0 + w))
+                if u <= rhs:
+                    hi, u_hi = lam_guess * (1.0 + w), u
+                    break
+                lo, u_lo = lam_guess * (1.0 + w), u
     if lo is None:
         u_lo = probe(0.0)
         if u_lo <= rhs + feasible_tol:
             return 0.0, bound, evals
         lo = 0.0
     if hi is None:
-        nz = np.abs(coef_t[coef_t != 0])
-        scale = float(np.abs(base_t).max()) / float(nz.min()) if nz.size else 1.0
-        hi = max(lo * 2.0, max(scale, 1e-12) * 1.0001)
+        if lo > 0:  # infeasible just above the guess: search upwards from it
+            hi = lo * 2.0
+        else:
+            nz = np.abs(coef_t[coef_t != 0])
+            scale = float(np.abs(base_t).max()) / float(nz.min()) if nz.size else 1.0
+            hi = max(scale, 1e-12) * 1.0001
         for _ in range(200):  # make sure hi is feasible
             u_hi = probe(hi)
             if u_hi <= rhs:
@@ -147,8 +163,14 @@ def solve_dual(
     rtol: float = 1e-7,
     max_sweeps: int = 30,
     seed: int = 0,
+    warm_prices: np.ndarray | None = None,
 ) -> DualSolution:
-    """Minimise L(lam) and return the prices, bound and best-response plan."""
+    """Minimise L(lam) and return the prices, bound and best-response plan.
+
+    ``warm_prices`` (C,) start the search (e.g. the prices of a solve at a nearby
+    budget or objective) instead of the subsample pre-solve.  Any start gives a
+    valid bound: it is the smallest L(lam) evaluated on this problem's data.
+    """
     cons = problem.constraints
     obj_t = np.ascontiguousarray(problem.objective_matrix.T)  # (K, n)
     n = problem.n_users
@@ -157,11 +179,16 @@ def solve_dual(
         return DualSolution(np.zeros(0), s, choice, 1)  # type: ignore[arg-type]
     coef_t = [np.ascontiguousarray(c.coef.T) for c in cons]  # (K, n) each
     rhs = np.array([c.rhs for c in cons])
-    prices = np.zeros(len(cons))
+    warm = warm_prices is not None and np.any(np.asarray(warm_prices) > 0)
+    prices = (
+        np.maximum(np.asarray(warm_prices, dtype=np.float64), 0.0) if warm else np.zeros(len(cons))
+    )
+    if prices.shape != (len(cons),):
+        raise ValueError(f"warm_prices has shape {prices.shape}, expected ({len(cons)},)")
     evals = 0
     if len(cons) == 1:
-        guess = None
-        if n > 2 * _SUBSAMPLE:  # bracket the price on a random subsample first
+        guess = float(prices[0]) if warm else None
+        if guess is None and n > 2 * _SUBSAMPLE:  # bracket the price on a random subsample first
             rng = np.random.default_rng(seed)
             sub = np.sort(rng.choice(n, size=_SUBSAMPLE, replace=False))
             guess, _, e = _bisect_price(
@@ -178,7 +205,7 @@ def solve_dual(
         _, _, choice = best_response(obj_t, coef_t[0], lam, with_choice=True)
         return DualSolution(prices, bound, choice, evals + 1)  # type: ignore[arg-type]
 
-    if n > 2 * _SUBSAMPLE:  # warm-start the prices on a random subsample (scaled budgets)
+    if not warm and n > 2 * _SUBSAMPLE:  # warm-start the prices on a random subsample
         rng = np.random.default_rng(seed)
         sub = np.sort(rng.choice(n, size=_SUBSAMPLE, replace=False))
         prices, _, e = _coordinate_descent(
@@ -210,10 +237,12 @@ def _coordinate_descent(
     """Exact line search on one price at a time, from ``prices``; returns (prices, bound, evals).
 
     Each coordinate step starts its bracket at the price it had before (a warm
-    start), so sweeps after the first cost a few evaluations each.  ``bound`` is
-    the smallest dual value seen, a valid upper bound for this data.
+    start), 1% wide in the first sweep and ``8 * rtol`` wide (widening as needed)
+    in later ones, so sweeps after the first cost a few evaluations each.
+    ``bound`` is the smallest dual value seen, a valid upper bound for this data.
     """
     prices = prices.copy()
+    spread = np.full(len(coef_t), 0.01)  # relative bracket half-width per price
     evals = 0
     bound = np.inf
     for _ in range(max_sweeps):
@@ -225,12 +254,19 @@ def _coordinate_descent(
                     base_t -= prices[i] * coef_t[i]
             const = float(prices @ rhs - prices[j] * rhs[j])
             lam, b, e = _bisect_price(
-                base_t, coef_t[j], rhs[j], const, rtol=rtol, lam_guess=prices[j] or None
+                base_t,
+                coef_t[j],
+                rhs[j],
+                const,
+                rtol=rtol,
+                lam_guess=prices[j] or None,
+                spread=spread[j],
             )
             evals += e
             prices[j] = lam
             if b < bound:
                 bound = b
+        spread[:] = 8.0 * rtol  # later sweeps move each price a little: bracket tightly
         s, _, _ = _score(obj_t, coef_t, prices)
         evals += 1
         lval = s + float(prices @ rhs)

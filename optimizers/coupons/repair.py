@@ -12,7 +12,9 @@ slack, so a round never breaks a constraint that held before it.
   the broken constraint they free, never pushing any other constraint past its
   limit nor undoing coverage.
 * :func:`fill` then spends leftover slack: upgrades or new picks with the best
-  objective gain per (slack-weighted) unit of resource, until no move fits.
+  objective gain per (slack-weighted) unit of resource, until no move fits (each
+  round takes the fitting prefix of the sorted moves, then first-fit over the
+  next few thousand, so a round spends most of the slack).
 """
 
 from __future__ import annotations
@@ -50,6 +52,21 @@ class MoveTable:
 
     def apply(self, choice: np.ndarray, users: np.ndarray, cols: np.ndarray) -> None:
         choice[users] = np.where(cols == self.k, -1, cols)
+
+
+_FIRST_FIT = 4096
+"""Moves past the fitting prefix that one :func:`fill` round still tries one by one."""
+
+
+def _first_fit(inc: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """Rows of ``inc`` (r, C) taken in order whenever they still fit in ``room`` (C,)."""
+    room = room.copy()
+    keep = []
+    for r, row in enumerate(inc):
+        if (row <= room).all():
+            keep.append(r)
+            room -= row
+    return np.array(keep, dtype=np.int64)
 
 
 def _prefix_within(cum_incs: list[np.ndarray], slacks: list[float]) -> int:
@@ -169,9 +186,14 @@ def fill(
         best = score[np.arange(local.size), col]
         order = np.argsort(-best, kind="stable")
         cols = col[order]
-        cum = [np.cumsum(np.maximum(d[i][order, cols], 0.0)) for i in range(c)]
-        take = _prefix_within(cum, [slack[i] + t.eps[i] for i in range(c)]) if c else order.size
-        take = max(1, take)
-        t.apply(choice, scan[local[order[:take]]], cols[:take])
+        inc = np.stack([np.maximum(d[i][order, cols], 0.0) for i in range(c)], axis=1)  # (m, C)
+        room = slack + t.eps
+        take = max(
+            1, _prefix_within(list(np.cumsum(inc, axis=0).T), list(room)) if c else order.size
+        )
+        # past the prefix, still take each of the next moves that fits what is left
+        more = take + _first_fit(inc[take : take + _FIRST_FIT], room - inc[:take].sum(axis=0))
+        picked = np.concatenate([np.arange(take), more])
+        t.apply(choice, scan[local[order[picked]]], cols[picked])
         scan = scan[has_move]
     return choice
