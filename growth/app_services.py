@@ -43,7 +43,7 @@ from growth.features import ConversionFeatures
 from growth.install_plan import InstallOutcome
 from growth.push_plan import PushPlan, plan_push
 from growth.store import DEFAULT_URL, ENV_VAR, Store
-from growth.training import TrainedModels, chronological_split, train_models
+from growth.training import TrainedModels, chronological_split, sample_rows, train_models
 from growth.world import World, WorldConfig, generate_world
 from optimizers.install import (
     BudgetPlan,
@@ -144,12 +144,9 @@ def sample_exposures(
     Returns ``features`` itself when the log already fits (or ``max_rows`` is None).
     """
     log = features.dataset.exposures
-    if max_rows is None or len(log) <= max_rows:
+    rows = sample_rows(np.arange(len(log)), max_rows, seed=seed)
+    if len(rows) == len(log):
         return features
-    if max_rows < 1:
-        raise ValueError(f"max_rows must be >= 1 (or None for no cap), got {max_rows}")
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(log), size=max_rows, replace=False))
     dataset = copy.copy(features.dataset)
     dataset.exposures = log.iloc[rows].reset_index(drop=True)
     view = copy.copy(features)
@@ -514,12 +511,16 @@ def value_vs_budget(
     The dual price is the marginal value of the next unit of platform budget
     (conversions per currency unit): the Lagrangian method's multiplier of the
     budget constraint at that budget (the method that certifies the bound).
+    Budgets are solved in increasing order, each starting from the previous
+    one's prices (a warm start); each row carries its own certificate.
     """
     rows = []
-    for frac in fractions:
+    warm: dict[str, float] | None = None
+    for frac in sorted(fractions):
         s = settings.model_copy(update={"budget": settings.budget * frac, "method": "lagrangian"})
-        plan = solve_coupon_plan(decision, s)
+        plan = solve_coupon_plan(decision, s, warm_start=warm)
         a = plan.allocation
+        warm = a.dual
         rows.append(
             {
                 "budget": s.budget,

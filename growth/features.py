@@ -137,11 +137,25 @@ class ConversionFeatures:
         return pos
 
     # frames ----------------------------------------------------------------
+    @property
+    def option_columns(self) -> list[str]:
+        """Columns of :meth:`frame` that depend on the coupon option (the rest are user/item)."""
+        return [*self.coupon_table.columns, *CROSS_COLUMNS]
+
     def applicable(self, item_pos: np.ndarray, option_pos: np.ndarray) -> np.ndarray:
         """1.0 where the option can apply to the item at all (merchant coupons: same merchant)."""
         is_merchant = self.option_type[option_pos] == "merchant"
         match = self.coupon_merchant[option_pos] == self._item_merchant[item_pos]
         return np.where(is_merchant, match, self.option_type[option_pos] != "none").astype(float)
+
+    def inapplicable(self, item_pos: np.ndarray, option_pos: np.ndarray) -> np.ndarray:
+        """True where a coupon can never apply to the item: a merchant coupon on another
+        merchant's item.  Such a coupon cannot change the order, so by rule its
+        conversion probability is the 'none' option's for that (user, item).
+        """
+        return (self.option_type[option_pos] == "merchant") & (
+            self.coupon_merchant[option_pos] != self._item_merchant[item_pos]
+        )
 
     def frame(
         self, user_pos: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
@@ -151,16 +165,37 @@ class ConversionFeatures:
         The result is one float32 block (categorical codes are whole numbers), so
         building it is a few gathers and models read it without conversion.
         """
-        price = np.maximum(self._item_price[item_pos], 1e-6)
         block = np.empty((len(user_pos), len(self.columns)), dtype=np.float32)
-        a, b, c = self._user_matrix.shape[1], self._item_matrix.shape[1], 3
+        a, b = self._user_matrix.shape[1], self._item_matrix.shape[1]
         np.take(self._user_matrix, user_pos, axis=0, out=block[:, :a])
         np.take(self._item_matrix, item_pos, axis=0, out=block[:, a : a + b])
-        np.take(self._coupon_matrix, option_pos, axis=0, out=block[:, a + b : a + b + c])
-        block[:, a + b + c] = self.face_value[option_pos] / price
-        block[:, a + b + c + 1] = self.threshold[option_pos] / price
-        block[:, a + b + c + 2] = self.applicable(item_pos, option_pos)
+        self._write_option_columns(block, item_pos, option_pos)
         return pd.DataFrame(block, columns=self.columns, copy=False)
+
+    def option_rows(
+        self, base: np.ndarray, rows: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
+    ) -> np.ndarray:
+        """The :meth:`frame` block of ``base[rows]`` re-targeted to other coupon options.
+
+        ``base`` is a (m, F) :meth:`frame` block; ``rows`` (r,) picks its rows,
+        ``item_pos``/``option_pos`` (r,) are their items and the new options.  Only
+        the option columns are recomputed, so scoring every option of one
+        (user, item) gathers the user and item features once.
+        """
+        block = np.take(base, rows, axis=0)  # (r, F)
+        self._write_option_columns(block, item_pos, option_pos)
+        return block
+
+    def _write_option_columns(
+        self, block: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
+    ) -> None:
+        """Fill the coupon and cross columns (the last six) of a (n, F) float32 block."""
+        price = np.maximum(self._item_price[item_pos], 1e-6)
+        c = len(self.columns) - len(CROSS_COLUMNS) - self._coupon_matrix.shape[1]
+        np.take(self._coupon_matrix, option_pos, axis=0, out=block[:, c : c + 3])
+        block[:, c + 3] = self.face_value[option_pos] / price
+        block[:, c + 4] = self.threshold[option_pos] / price
+        block[:, c + 5] = self.applicable(item_pos, option_pos)
 
     def raw_frame(
         self, user_pos: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
@@ -172,14 +207,21 @@ class ConversionFeatures:
         ``coupon_*`` columns and the cross features; describe them with
         :meth:`raw_spec`.
         """
-        users = self.dataset.users
-        user_cols = [c for c in users.columns if c != "user_id"]
-        frame = users[user_cols].take(user_pos).reset_index(drop=True)
+        frame = self.dataset.users[self.raw_user_columns].take(user_pos).reset_index(drop=True)
         tab = self.frame(user_pos, item_pos, option_pos)
-        extra = [*self.item_table.columns, *self.coupon_table.columns, *CROSS_COLUMNS]
-        for col in extra:
+        for col in self.raw_context_columns:
             frame[col] = tab[col].to_numpy()
         return frame
+
+    @property
+    def raw_user_columns(self) -> list[str]:
+        """Columns of :meth:`raw_frame` copied from the users table as they are."""
+        return [c for c in self.dataset.users.columns if c != "user_id"]
+
+    @property
+    def raw_context_columns(self) -> list[str]:
+        """Columns of :meth:`raw_frame` taken from :meth:`frame` (item, coupon, cross)."""
+        return [*self.item_table.columns, *self.coupon_table.columns, *CROSS_COLUMNS]
 
     def raw_spec(self) -> FeatureSpec:
         """Unfitted spec of :meth:`raw_frame`: domains source, target, user, item, treatment."""

@@ -34,6 +34,10 @@ Subclass hooks:
   for multi-part losses (extra heads, regularisers).  Early stopping always uses
   plain log loss of ``module(batch)`` on the validation rows.
 - ``on_epoch_start(module, epoch)`` (optional): e.g. schedules or freezing.
+- ``_train_epoch(module, optimizer, cfg, train, generator, epoch) -> mean loss``
+  (rarely): one epoch's updates, each through ``_step``; MAML replaces the
+  mini-batches with meta-steps and keeps the rest of the loop (early stopping,
+  history, progress bar).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ from predictors.torch.inputs import Batch, FrameEncoder, batch_size_of, take
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 PREDICT_BATCH = 16_384
+Rows = tuple[Batch, torch.Tensor, torch.Tensor | None]
+"""Training or validation rows: encoded batch, 0/1 targets ``(n,)``, weights ``(n,)`` or None."""
 
 
 class TrainConfig(BaseModel):
@@ -152,6 +158,24 @@ class TorchEstimator:
         validation loss.
         """
         cfg = self._validated_config()
+        encoder, _, train, valid, _ = self._prepare(X, y, sample_weight, eval_set, cfg)
+        self._fit_module(cfg, encoder, train, valid)
+        return self
+
+    def _prepare(
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        sample_weight: Any,
+        eval_set: tuple[pd.DataFrame, Any] | None,
+        cfg: TrainConfig,
+    ) -> tuple[FrameEncoder, np.ndarray, Rows, Rows | None, np.random.Generator]:
+        """Check and encode ``X``, split off the validation rows.
+
+        Returns the fitted encoder, the training rows' positions in ``X``, the
+        training and validation ``(batch, target, weight)`` and the seeded numpy
+        generator (already used by the split; subclasses may draw more from it).
+        """
         labels = check_xy(X, y)
         weights = _check_weight(sample_weight, len(X))
         encoder = FrameEncoder.fit(self.feature_spec, X, max_tokens=self.max_tokens)
@@ -163,15 +187,19 @@ class TorchEstimator:
         train_idx, valid = self._validation_split(encoder, data, target, w, eval_set, cfg, rng)
         ti = torch.from_numpy(train_idx)
         train = (take(data, ti), target[ti], None if w is None else w[ti])
+        return encoder, train_idx, train, valid, rng
 
+    def _fit_module(
+        self, cfg: TrainConfig, encoder: FrameEncoder, train: Rows, valid: Rows | None
+    ) -> None:
+        """Build the module and train it, seeded without touching the global torch RNG."""
         self.config_, self.encoder_, self.feature_spec_ = cfg, encoder, encoder.spec
-        with torch.random.fork_rng(devices=[]):  # seeded without touching the global RNG
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             generator = torch.Generator().manual_seed(cfg.seed)
             module = self.build(encoder.spec)
             self._train(module, cfg, train, valid, generator)
         self.module_ = module.eval()
-        return self
 
     @staticmethod
     def _validation_split(
@@ -201,38 +229,20 @@ class TorchEstimator:
         self,
         module: nn.Module,
         cfg: TrainConfig,
-        train: tuple[Batch, torch.Tensor, torch.Tensor | None],
-        valid: tuple[Batch, torch.Tensor, torch.Tensor | None] | None,
+        train: Rows,
+        valid: Rows | None,
         generator: torch.Generator,
     ) -> None:
+        """Epochs of :meth:`_train_epoch` with early stopping on the validation log loss."""
         optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        data, target, weight = train
-        n = len(target)
         history: list[dict[str, float]] = []
         best_loss, best_state, best_epoch, stale = math.inf, None, cfg.epochs, 0
         bar = tqdm(range(1, cfg.epochs + 1), desc=self.name, disable=not cfg.verbose, unit="epoch")
         for epoch in bar:
             module.train()
             self.on_epoch_start(module, epoch)
-            perm = torch.randperm(n, generator=generator)
-            shuffled = take(data, perm)  # one gather per epoch; mini-batches are views
-            y_all, w_all = target[perm], None if weight is None else weight[perm]
-            total, seen = 0.0, 0
-            for start in range(0, n, cfg.batch_size):
-                rows = slice(start, start + cfg.batch_size)
-                batch, y_b = take(shuffled, rows), y_all[rows]
-                loss = self.loss(module, batch, y_b, None if w_all is None else w_all[rows])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{type(self).__name__}: training loss became {loss.item()} at epoch "
-                        f"{epoch}; lower lr (now {cfg.lr}) or check the inputs"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(y_b)
-                seen += len(y_b)
-            record = {"epoch": epoch, "train_loss": total / seen, "valid_loss": math.nan}
+            train_loss = self._train_epoch(module, optimizer, cfg, train, generator, epoch)
+            record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": math.nan}
             if valid is not None:
                 record["valid_loss"] = self._log_loss(module, *valid)
             history.append(record)
@@ -252,6 +262,44 @@ class TorchEstimator:
             module.load_state_dict(best_state)
         self.history_ = history
         self.best_epoch_ = best_epoch if valid is not None else len(history)
+
+    def _train_epoch(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        cfg: TrainConfig,
+        train: Rows,
+        generator: torch.Generator,
+        epoch: int,
+    ) -> float:
+        """One pass over the training rows in shuffled mini-batches; returns the mean loss."""
+        data, target, weight = train
+        n = len(target)
+        perm = torch.randperm(n, generator=generator)
+        shuffled = take(data, perm)  # one gather per epoch; mini-batches are views
+        y_all, w_all = target[perm], None if weight is None else weight[perm]
+        total, seen = 0.0, 0
+        for start in range(0, n, cfg.batch_size):
+            rows = slice(start, start + cfg.batch_size)
+            batch, y_b = take(shuffled, rows), y_all[rows]
+            loss = self.loss(module, batch, y_b, None if w_all is None else w_all[rows])
+            total += self._step(optimizer, loss, cfg, epoch) * len(y_b)
+            seen += len(y_b)
+        return total / seen
+
+    def _step(
+        self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, cfg: TrainConfig, epoch: int
+    ) -> float:
+        """One optimiser step on ``loss`` (refused when it is not finite); returns its value."""
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{type(self).__name__}: training loss became {loss.item()} at epoch "
+                f"{epoch}; lower lr (now {cfg.lr}) or check the inputs"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
 
     @torch.no_grad()
     def _log_loss(
@@ -289,6 +337,20 @@ class TorchEstimator:
         """Probabilities ``(n, 2)``; column 1 is the conversion probability."""
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.column_stack([1.0 - p, p])
+
+    def predict_proba_encoded(self, batch: Batch) -> np.ndarray:
+        """Column 1 of :meth:`predict_proba` for rows already encoded by ``encoder_``.
+
+        For scorers that encode each table once (``encoder_.encode(users,
+        fields=...)``) and assemble batches by gathering rows: the model sees
+        exactly the tensors :meth:`predict_proba` would build from the frame.
+        """
+        check_is_fitted(self, "module_")
+        missing = [f.name for f in self.encoder_.spec.fields if f.name not in batch]
+        if missing:
+            raise ValueError(f"the encoded batch lacks the fields {missing}")
+        logits = self._logits(self.module_, batch).numpy().astype(np.float64)
+        return 1.0 / (1.0 + np.exp(-logits))
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:

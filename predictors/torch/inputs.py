@@ -1,7 +1,8 @@
 """Raw frame -> tensors, one entry per field of a :class:`~predictors.features.FeatureSpec`.
 
 A :class:`FrameEncoder` is fitted once on the training frame (vocabularies via
-the spec, plus the mean/std of every numeric field) and then turns any frame
+the spec, plus the mean/std and quantile bucket edges of every numeric field)
+and then turns any frame
 with the spec's columns into a :data:`Batch`: a flat ``dict[str, Tensor]`` whose
 rows align with the frame's rows.  Layout, for a field named ``f``:
 
@@ -10,9 +11,17 @@ kind          key                          tensor
 ============  ===========================  ====================================
 numeric       ``f``                        float32 ``(n,)``, standardised, 0 where missing
 numeric       ``missing_key(f)``           bool ``(n,)``, True where the value was NaN
+numeric       ``bucket_key(f)``            int64 ``(n,)``, quantile bucket ``0..B-1``, 0 where missing
 categorical   ``f``                        int64 ``(n,)``, 0 = unknown/missing
 multi         ``f``                        int64 ``(n, L)``, token id + 1, 0 = padding
 ============  ===========================  ====================================
+
+The bucket index lets a model learn any per-field function of a numeric value
+(one vector per bucket, as trees split on thresholds): a linear ``value * w``
+of a standardised heavy-tailed field (prices, spend) is nearly constant over
+most rows.  ``B <= NUMERIC_BUCKETS``; edges are training-frame quantiles, so
+each bucket holds about the same number of rows (fewer buckets for fields with
+few distinct values).
 
 ``L`` is the longest row of the frame, capped at ``max_tokens`` (longer rows keep
 their *last* tokens: sequences are oldest first).  Token ids outside
@@ -28,7 +37,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,11 +49,18 @@ from predictors.features import MULTI_SEPARATOR, FeatureSpec, Field
 Batch = dict[str, torch.Tensor]
 MISSING_SUFFIX = ":missing"
 NUMERIC_CLIP = 10.0  # standardised values are clipped to +-10 so outliers cannot blow up training
+NUMERIC_BUCKETS = 16  # most quantile buckets per numeric field
+BUCKET_SUFFIX = ":bucket"
 
 
 def missing_key(name: str) -> str:
     """Key of the missing-value mask of numeric field ``name`` in a :data:`Batch`."""
     return f"{name}{MISSING_SUFFIX}"
+
+
+def bucket_key(name: str) -> str:
+    """Key of the quantile-bucket index of numeric field ``name`` in a :data:`Batch`."""
+    return f"{name}{BUCKET_SUFFIX}"
 
 
 def batch_size_of(batch: Mapping[str, torch.Tensor]) -> int:
@@ -59,10 +75,37 @@ def take(batch: Mapping[str, torch.Tensor], index: torch.Tensor | slice) -> Batc
 
 @dataclass(frozen=True)
 class NumericStats:
-    """Mean and standard deviation of one numeric field over its non-missing values."""
+    """Mean, standard deviation and quantile bucket edges of one numeric field's present values.
+
+    ``edges`` are increasing; value ``v`` falls in bucket ``#{edges <= v}``, so
+    there are ``len(edges) + 1 <= NUMERIC_BUCKETS`` buckets (one when empty).
+    """
 
     mean: float
     std: float
+    edges: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, values: np.ndarray, n_buckets: int = NUMERIC_BUCKETS) -> NumericStats:
+        """Statistics of the non-NaN entries of ``values`` with at most ``n_buckets`` buckets."""
+        present = values[~np.isnan(values)].astype(np.float64)
+        if not present.size:
+            return cls(mean=0.0, std=1.0)
+        std = float(present.std())
+        levels = np.linspace(0.0, 1.0, n_buckets + 1)[1:-1]
+        quantiles = np.quantile(present, levels, method="inverted_cdf")  # observed values
+        # an edge at the minimum would leave bucket 0 empty; ties of discrete fields collapse
+        edges = np.unique(quantiles[quantiles > present.min()])
+        return cls(
+            mean=float(present.mean()),
+            std=std if std > 1e-12 else 1.0,
+            edges=tuple(float(e) for e in edges),
+        )
+
+    def bucket(self, values: np.ndarray) -> np.ndarray:
+        """Bucket index ``(n,)`` int64 of ``values``; NaN (missing) gives 0."""
+        index = np.searchsorted(np.asarray(self.edges, dtype=np.float64), values, side="right")
+        return np.where(np.isnan(values), 0, index).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -83,23 +126,35 @@ class FrameEncoder:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         spec.check_columns(frame)
         fitted = spec if spec.fitted else spec.fit(frame)
-        stats = {}
-        for f in fitted.fields:
-            if f.kind == "numeric":
-                values = numeric_values(f, frame[f.name])
-                present = values[~np.isnan(values)].astype(np.float64)
-                mean = float(present.mean()) if present.size else 0.0
-                std = float(present.std()) if present.size else 1.0
-                stats[f.name] = NumericStats(mean=mean, std=std if std > 1e-12 else 1.0)
+        stats = {
+            f.name: NumericStats.of(numeric_values(f, frame[f.name]))
+            for f in fitted.fields
+            if f.kind == "numeric"
+        }
         return cls(spec=fitted, numeric=stats, max_tokens=max_tokens)
 
-    def encode(self, frame: pd.DataFrame) -> Batch:
-        """Tensors for every field of ``frame`` (see the module docstring for the layout)."""
+    def encode(self, frame: pd.DataFrame, *, fields: Sequence[str] | None = None) -> Batch:
+        """Tensors for every field of ``frame`` (see the module docstring for the layout).
+
+        ``fields`` encodes only those fields (``frame`` then needs only their
+        columns): a scorer encodes a users table once and gathers its rows per
+        chunk instead of re-encoding the same users for every item and option.
+        """
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame, got {type(frame).__name__}")
-        self.spec.check_columns(frame)
+        chosen = self.spec.fields
+        if fields is None:
+            self.spec.check_columns(frame)
+        else:
+            unknown = sorted(set(fields) - set(self.spec.names))
+            if unknown:
+                raise ValueError(f"fields {unknown} are not in the spec: {list(self.spec.names)}")
+            missing = [name for name in fields if name not in frame.columns]
+            if missing:
+                raise ValueError(f"frame lacks the columns {missing} of the requested fields")
+            chosen = tuple(f for f in self.spec.fields if f.name in set(fields))
         batch: Batch = {}
-        for f in self.spec.fields:
+        for f in chosen:
             col = frame[f.name]
             if f.kind == "numeric":
                 values = numeric_values(f, col)
@@ -109,6 +164,7 @@ class FrameEncoder:
                 scaled[missing] = 0.0
                 batch[f.name] = torch.from_numpy(scaled.astype(np.float32))
                 batch[missing_key(f.name)] = torch.from_numpy(missing)
+                batch[bucket_key(f.name)] = torch.from_numpy(stats.bucket(values))
             elif f.kind == "categorical":
                 codes = self.spec.encode_categorical(f, col)
                 batch[f.name] = torch.from_numpy(np.require(codes, requirements="W"))
@@ -120,15 +176,22 @@ class FrameEncoder:
         """JSON-safe description (the spec via ``spec.to_dict()``), used when saving a model."""
         return {
             "spec": self.spec.to_dict(),
-            "numeric": {k: {"mean": s.mean, "std": s.std} for k, s in self.numeric.items()},
+            "numeric": {
+                k: {"mean": s.mean, "std": s.std, "edges": list(s.edges)}
+                for k, s in self.numeric.items()
+            },
             "max_tokens": self.max_tokens,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> FrameEncoder:
+        """Inverse of :meth:`to_dict`; a description without ``edges`` gives one bucket per field."""
         spec = FeatureSpec.from_dict(data["spec"])
         numeric = {
-            k: NumericStats(float(v["mean"]), float(v["std"])) for k, v in data["numeric"].items()
+            k: NumericStats(
+                float(v["mean"]), float(v["std"]), tuple(float(e) for e in v.get("edges", ()))
+            )
+            for k, v in data["numeric"].items()
         }
         missing = [f.name for f in spec.fields if f.kind == "numeric" and f.name not in numeric]
         if missing:

@@ -1,0 +1,129 @@
+"""Coupon scoring: factored LightGBM trees, the merchant rule, and agreement with plain scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from growth import app_services as svc
+from growth.coupon_decision import _coupon_order, predicted_coupon_decision
+from growth.features import ConversionFeatures
+from predictors.basket import BasketSizeModel
+from predictors.lgbm import LightGBMModel
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[ConversionFeatures, LightGBMModel, BasketSizeModel]:
+    """A small world's features with a quick LightGBM conversion model and a basket model."""
+    features = svc.conversion_features(svc.load_world("small", 800))
+    ex = features.exposure_frame()
+    model = LightGBMModel(n_estimators=40, seed=0).fit(ex.X, ex.y, categorical=features.categorical)
+    basket = BasketSizeModel(n_estimators=30, seed=0).fit(ex.X, ex.order_value)
+    return features, model, basket
+
+
+class MerchantBlindModel:
+    """A conversion model whose coupon effect is zero when a merchant coupon does not match."""
+
+    def predict_proba(self, X):
+        logit = -2.0 + 0.3 * X["coupon_face_over_price"] * X["coupon_merchant_match"]
+        logit = (
+            logit + 0.01 * X["item_price"] + 0.05 * X["coupon_type"] * X["coupon_merchant_match"]
+        )
+        p = 1.0 / (1.0 + np.exp(-logit.to_numpy(np.float64)))
+        return np.column_stack([1.0 - p, p])
+
+
+def _scored_every_row(features, model, basket) -> dict[str, np.ndarray]:
+    """Reference: score every (user, candidate, option) row with ``model`` and average per user."""
+    order = _coupon_order(features)
+    cand = features.dataset.candidates
+    u = features.user_positions(cand["user_id"].to_numpy())
+    i = features.item_positions(cand["item_id"].to_numpy())
+    n, k1, m = len(features.user_ids), len(order), len(u)
+    opt = np.repeat(order, m)
+    X = features.frame(np.tile(u, k1), np.tile(i, k1), opt)
+    p = model.predict_proba(X)[:, 1].reshape(k1, m)
+    applies = features.applicable(np.tile(i, k1), opt).reshape(k1, m)
+    log_basket = basket.predict_log_basket(X.iloc[:m])
+    reach = basket.reach_probability(log_basket[None, :], features.threshold[order][:, None])
+    denom = np.maximum(np.bincount(u, minlength=n), 1)[:, None]
+    total = lambda w: np.stack([np.bincount(u, weights=w[j], minlength=n) for j in range(k1)], 1)  # noqa: E731
+    return {
+        "conversion": total(p) / denom,
+        "redemption": total(p * applies * reach) / denom,
+        "p": p,
+        "neutral": features.inapplicable(np.tile(i, k1), opt).reshape(k1, m),
+    }
+
+
+def test_tree_split_reproduces_lightgbm_probabilities(small):
+    """Fixed trees + option trees give LightGBM's own probabilities (only the sum is regrouped)."""
+    features, model, _ = small
+    split = model.split_trees(features.option_columns)
+    assert split.n_fixed_trees + split.n_varying_trees == model.best_iteration_
+    assert split.n_varying_trees > 0
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = features.frame(
+        rng.integers(0, len(features.user_ids), n),
+        rng.integers(0, len(features.item_ids), n),
+        rng.integers(0, len(features.option_ids), n),
+    )
+    block = X.to_numpy()
+    p = split.proba(split.raw_fixed(block) + split.raw_varying(block))
+    np.testing.assert_allclose(p, model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="not columns the model was fitted on"):
+        model.split_trees(["no_such_column"])
+
+
+def test_rule_skipped_merchant_rows_match_scoring_them(small):
+    """When the model ignores other merchants' coupons, skipping their rows changes nothing."""
+    features, _, basket = small
+    model = MerchantBlindModel()
+    ref = _scored_every_row(features, model, basket)
+    assert ref["neutral"].any(), "the world must have merchant coupons on other merchants' items"
+    decision = predicted_coupon_decision(features, model, basket, chunk_users=150)
+    np.testing.assert_allclose(decision.conversion, ref["conversion"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(decision.redemption, ref["redemption"], rtol=0, atol=1e-12)
+
+
+def test_lightgbm_decision_equals_plain_scoring_with_the_rule(small):
+    """The factored LightGBM path equals scoring every row, with the merchant rule applied."""
+    features, model, basket = small
+    ref = _scored_every_row(features, model, basket)
+    p = np.where(ref["neutral"], ref["p"][:1], ref["p"])  # rule: 'none' where it cannot apply
+    assert np.abs(p - ref["p"]).max() > 0, "the rule must matter for this model"
+    u = features.user_positions(features.dataset.candidates["user_id"].to_numpy())
+    n = len(features.user_ids)
+    denom = np.maximum(np.bincount(u, minlength=n), 1)
+    expected = np.stack([np.bincount(u, weights=pj, minlength=n) for pj in p], 1) / denom[:, None]
+    decision = predicted_coupon_decision(features, model, basket, chunk_users=150)
+    np.testing.assert_allclose(decision.conversion, expected, rtol=0, atol=1e-12)
+    merchant = np.asarray(decision.option_types) == "merchant"
+    # a user's merchant coupon only lifts conversion through that merchant's items
+    assert np.all(decision.redemption[:, merchant] <= decision.conversion[:, merchant] + 1e-15)
+
+
+def test_torch_scoring_from_encoded_users_equals_raw_frame_rows(small):
+    """Encoding the users table once gives the probabilities of encoding raw_frame rows."""
+    from growth.coupon_decision import _ConversionScorer
+    from predictors.models import REGISTRY
+
+    features, _, basket = small
+    ex = features.exposure_frame(raw=True)
+    model = REGISTRY["mlp"](features.raw_spec(), epochs=1, batch_size=256, seed=0)
+    model.fit(ex.X, ex.y)
+    scorer = _ConversionScorer(features, model)
+    assert scorer.user_batch is not None, "the world's raw spec is all user and context columns"
+    rng = np.random.default_rng(1)
+    m = 500
+    u = rng.integers(0, len(features.user_ids), m)
+    i = rng.integers(0, len(features.item_ids), m)
+    opt = rng.integers(0, len(features.option_ids), m)
+    base = features.frame(u, i, np.zeros(m, np.int64)).to_numpy()
+    rows = np.arange(m)
+    expected = model.predict_proba(features.raw_frame(u, i, opt))[:, 1]
+    np.testing.assert_allclose(scorer(base, u, i, rows, opt), expected, rtol=0, atol=1e-6)
+    decision = predicted_coupon_decision(features, model, basket, chunk_users=150)
+    assert np.isfinite(decision.conversion).all() and (decision.conversion > 0).any()
