@@ -50,7 +50,7 @@ def test_dcnv2_has_the_configured_cross_layers():
     X, y = two_domain_frame(400)
     spec = FeatureSpec.infer(X, DOMAINS)
     X = X.drop(columns="aux_label")
-    full = DCNv2Model(spec, cross_layers=3, epochs=1, hidden=(8,)).fit(X, y)
+    full = DCNv2Model(spec, cross_layers=3, cross_rank=None, epochs=1, hidden=(8,)).fit(X, y)
     assert len(full.module_.cross.layers) == 3
     width = full.module_.embedding.n_fields * 16
     assert full.module_.cross.layers[0].weight.shape == (width, width)

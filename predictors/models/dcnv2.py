@@ -25,13 +25,16 @@ from predictors.torch.layers import MLP, CrossNetV2, FieldEmbedding
 class DCNv2Config(TrainConfig):
     """Hyper-parameters of :class:`DCNv2Model`; names equal its constructor arguments.
 
-    ``cross_rank=None`` uses full ``width x width`` cross matrices; an integer uses
-    the paper's low-rank factorisation (cheaper for wide inputs).
+    ``cross_rank`` factorises each cross matrix as ``U V^T`` of that rank (the
+    paper's low-rank variant); ``None`` uses full ``width x width`` matrices.  The
+    input is wide (36 fields x 16 = 576 on the world), so three full cross layers
+    hold ~1M weights and trained at 0.19x the MLP's samples/s; two rank-32 layers
+    train at 0.60x with the same AUC (``bench_predictors.py --n-users 5000``, 3 seeds).
     """
 
     embedding_dim: int = Field(16, ge=1)
-    cross_layers: int = Field(3, ge=1)
-    cross_rank: int | None = Field(None, ge=1)
+    cross_layers: int = Field(2, ge=1)
+    cross_rank: int | None = Field(32, ge=1)
     hidden: tuple[int, ...] = Field((128, 64), min_length=1)
     dropout: float = Field(0.1, ge=0, lt=1)
 
@@ -77,8 +80,8 @@ class DCNv2Model(TorchEstimator):
         feature_spec: FeatureSpec,
         *,
         embedding_dim: int = 16,
-        cross_layers: int = 3,
-        cross_rank: int | None = None,
+        cross_layers: int = 2,
+        cross_rank: int | None = 32,
         hidden: tuple[int, ...] = (128, 64),
         dropout: float = 0.1,
         lr: float = 2e-3,

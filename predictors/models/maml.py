@@ -40,12 +40,11 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from predictors.base import check_is_fitted, check_xy
+from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
-from predictors.torch.base import TorchEstimator, TrainConfig, _check_weight
-from predictors.torch.inputs import Batch, FrameEncoder, take
+from predictors.torch.base import Rows, TorchEstimator, TrainConfig, _check_weight
+from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP, FieldEmbedding
 
 SEGMENT_SEPARATOR = "|"
@@ -209,6 +208,7 @@ class MAMLModel(TorchEstimator):
             verbose=verbose,
         )
         self.n_tasks_: int | None = None
+        self._tasks: tuple[list[np.ndarray], np.random.Generator] | None = None
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return MAMLNet(spec, self.config_)
@@ -263,85 +263,40 @@ class MAMLModel(TorchEstimator):
         ``eval_set`` and ``sample_weight`` work as in :meth:`TorchEstimator.fit`.
         """
         cfg = self._validated_config()
-        labels = check_xy(X, y)
-        weights = _check_weight(sample_weight, len(X))
+        encoder, train_idx, train, valid, rng = self._prepare(X, y, sample_weight, eval_set, cfg)
         tasks = self._task_codes(X, segments)
-        encoder = FrameEncoder.fit(self.feature_spec, X, max_tokens=self.max_tokens)
-        data = encoder.encode(X)
-        target = torch.from_numpy(labels.astype(np.float32))
-        w = None if weights is None else torch.from_numpy(weights)
-
-        rng = np.random.default_rng(cfg.seed)
-        train_idx, valid = self._validation_split(encoder, data, target, w, eval_set, cfg, rng)
         members = [idx for idx in _group_rows(tasks[train_idx]) if len(idx) >= 2]
         if not members:
             raise ValueError(
                 "no segment has 2 or more training rows; MAML needs support and query rows per task"
             )
-        ti = torch.from_numpy(train_idx)
-        train = (take(data, ti), target[ti], None if w is None else w[ti])
-
-        self.config_, self.encoder_, self.feature_spec_ = cfg, encoder, encoder.spec
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            module = self.build(encoder.spec)
-            self._meta_train(module, cfg, train, members, valid, rng)
-        self.module_ = module.eval()
+        self._tasks = (members, rng)  # read by _train_epoch during this fit only
+        try:
+            self._fit_module(cfg, encoder, train, valid)
+        finally:
+            self._tasks = None
         self.n_tasks_ = len(members)
         return self
 
-    def _meta_train(
+    def _train_epoch(
         self,
         module: MAMLNet,
+        optimizer: torch.optim.Optimizer,
         cfg: MAMLConfig,
-        train: tuple[Batch, torch.Tensor, torch.Tensor | None],
-        members: list[np.ndarray],
-        valid: tuple[Batch, torch.Tensor, torch.Tensor | None] | None,
-        rng: np.random.Generator,
-    ) -> None:
-        params = [p for p in module.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        train: Rows,
+        generator: torch.Generator,
+        epoch: int,
+    ) -> float:
+        """Meta-steps touching about as many rows as one pass; returns the mean query loss."""
+        members, rng = self._tasks
         data, target, weight = train
         per_step = cfg.tasks_per_batch * (cfg.support_size + cfg.query_size)
         steps_per_epoch = max(1, math.ceil(len(target) / per_step))
-        history: list[dict[str, float]] = []
-        best_loss, best_state, best_epoch, stale = math.inf, None, cfg.epochs, 0
-        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name, disable=not cfg.verbose, unit="epoch")
-        for epoch in bar:
-            module.train()
-            self.on_epoch_start(module, epoch)
-            total = 0.0
-            for _ in range(steps_per_epoch):
-                loss = self._meta_step(module, cfg, data, target, weight, members, rng)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{type(self).__name__}: meta loss became {loss.item()} at epoch {epoch}; "
-                        f"lower lr ({cfg.lr}) or inner_lr ({cfg.inner_lr})"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
-            record = {"epoch": epoch, "train_loss": total / steps_per_epoch, "valid_loss": math.nan}
-            if valid is not None:
-                record["valid_loss"] = self._log_loss(module, *valid)
-            history.append(record)
-            bar.set_postfix(
-                train=f"{record['train_loss']:.4f}", valid=f"{record['valid_loss']:.4f}"
-            )
-            if valid is None:
-                continue
-            if record["valid_loss"] < best_loss - 1e-6:
-                best_loss, best_epoch, stale = record["valid_loss"], epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        self.history_ = history
-        self.best_epoch_ = best_epoch if valid is not None else len(history)
+        total = 0.0
+        for _ in range(steps_per_epoch):
+            loss = self._meta_step(module, cfg, data, target, weight, members, rng)
+            total += self._step(optimizer, loss, cfg, epoch)
+        return total / steps_per_epoch
 
     def _meta_step(
         self,
