@@ -72,7 +72,15 @@ def nightly(
     operator: Annotated[str | None, typer.Option(help="who runs it")] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name (one run per date)")] = None,
     predictor: Annotated[
-        str | None, typer.Option(help="conversion model by name, e.g. lightgbm, csde, mlp")
+        str | None,
+        typer.Option(
+            help="conversion model by name: auto (default: csde when the users have "
+            "source-domain features, else lightgbm), lightgbm, csde, mlp, ..."
+        ),
+    ] = None,
+    max_train_rows: Annotated[
+        int | None,
+        typer.Option(help="a torch predictor trains on a seeded sample of this many rows (0: all)"),
     ] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
@@ -95,6 +103,7 @@ def nightly(
         "operator": operator,
         "campaign": campaign,
         "predictor": predictor,
+        "max_train_rows": max_train_rows,
     }
     try:
         if config is not None:
@@ -125,10 +134,12 @@ def print_summary(result) -> None:
     seg = result.segments.rename("users").reset_index()
     seg.columns = ["segment", "users"]
     console.print(_table(seg, "Users per lifecycle segment"))
-    m = result.metrics.pivot_table(index="segment", columns="metric", values="value")
+    m = result.metrics.pivot_table(index=["model", "segment"], columns="metric", values="value")
     m = m.reindex(columns=["auc", "logloss", "ece", "positive_rate", "n"]).reset_index()
     console.print(
-        _table(m, f"Conversion model ({result.config.predictor}) on the newest exposures")
+        _table(m, f"Conversion model ({result.predictor}) on the newest exposures")
+        if m["model"].nunique() == 1
+        else _table(m, f"Conversion models on the newest exposures (chosen: {result.predictor})")
     )
     plan = result.plan
     budgets = pd.DataFrame(

@@ -4,7 +4,8 @@ Stages (each timed and logged):
 
 1. ``data``: generate the simulated world from a scenario, or read dataset files;
 2. ``train``: fit the conversion and basket models on the older exposures and
-   evaluate them by lifecycle segment on the newest ones;
+   evaluate them by lifecycle segment on the newest ones (``predictor="auto"``
+   picks CSDE when the users have source-domain features, else LightGBM);
 3. ``score``: predict every user's conversion and redemption under each coupon;
 4. ``coupons``: allocate coupons under the budgets (certificate included);
 5. ``truth`` (simulated world only): score the plan, a random plan and the
@@ -42,7 +43,7 @@ from growth.features import ConversionFeatures
 from growth.install_plan import InstallOutcome, plan_install, score_install_against_truth
 from growth.push_plan import PushPlan, plan_push, score_push_against_truth
 from growth.store import Store
-from growth.training import train_models
+from growth.training import torch_threads, train_models
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,13 @@ class NightlyResult:
     install: InstallOutcome | None = None
     install_truth: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    predictor: str = ""  # the conversion model trained (``config.predictor`` with auto resolved)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run."""
         out: dict[str, Any] = {
+            "predictor": self.predictor,
+            "holdout": holdout_summary(self.metrics),
             "users_per_segment": {k: int(v) for k, v in self.segments.items()},
             "coupons": self.plan.summary(),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
@@ -94,6 +98,15 @@ class NightlyResult:
             if self.install_truth is not None:
                 out["install"]["truth"] = self.install_truth.reset_index().to_dict(orient="records")
         return out
+
+
+def holdout_summary(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Holdout AUC and log loss over all rows of every model trained (auto trains two)."""
+    rows = metrics.query("segment == 'all' and metric in ('auc', 'logloss')")
+    return {
+        model: {m: round(float(v), 5) for m, v in zip(g["metric"], g["value"], strict=True)}
+        for model, g in rows.groupby("model")
+    }
 
 
 class StageTimer:
@@ -165,16 +178,17 @@ def run_nightly(
         with timer("data"):
             dataset, world = load_data(config, progress=progress)
             segments = dataset.users["lifecycle"].value_counts().sort_index()
-        with timer("train"):
+        with timer("train"), torch_threads(config.torch_threads):
             features = ConversionFeatures(dataset)
             seed = world.config.seed if world is not None else (config.seed or 0)
             models = train_models(
                 features,
                 predictor=config.predictor,
                 holdout_fraction=config.holdout_fraction,
+                max_train_rows=config.max_train_rows,
                 seed=seed,
             )
-        with timer("score"):
+        with timer("score"), torch_threads(config.torch_threads):
             decision = predicted_coupon_decision(
                 features, models.conversion, models.basket, progress=progress
             )
@@ -221,6 +235,7 @@ def run_nightly(
                 install=install,
                 install_truth=install_truth,
                 timings=timer.timings,
+                predictor=models.predictor,
             )
             run.summary = result.summary()
     return result

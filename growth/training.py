@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from growth.features import ConversionFeatures, ExposureFrame
 from predictors.basket import BasketSizeModel
@@ -19,12 +22,87 @@ log = logging.getLogger(__name__)
 
 PREDICTORS = {"lightgbm": LightGBMModel}
 """Tabular conversion models the nightly job can use, by name; torch models come from REGISTRY."""
+AUTO = "auto"
+"""Predictor name resolved per dataset by :func:`candidate_predictors` and the holdout."""
+CROSS_DOMAIN_PREDICTOR = "csde"
+"""The cross-domain model ``auto`` trains when the dataset has source-domain features."""
+FALLBACK_PREDICTOR = "lightgbm"
+"""The tabular model ``auto`` always trains (alone when there is no source domain)."""
+SELECTION_METRIC = "logloss"
+"""Holdout metric (segment ``all``, lower is better) by which ``auto`` picks its model."""
 
 
 def available_predictors() -> list[str]:
-    """Every predictor name ``train_models`` accepts: the tabular ones and the torch REGISTRY."""
+    """Every predictor name ``train_models`` accepts: ``auto``, the tabular ones, the torch REGISTRY."""
     torch_models = {n for n, c in REGISTRY.items() if issubclass(c, TorchEstimator)}
-    return sorted(set(PREDICTORS) | torch_models)
+    return [AUTO, *sorted(set(PREDICTORS) | torch_models)]
+
+
+def has_source_domain(features: ConversionFeatures) -> bool:
+    """True when some user has a non-missing source-domain field (``src_*`` columns).
+
+    Missing is NaN for numbers and NaN or ``""`` for strings (empty tags or sequences).
+    """
+    names = [f.name for f in features.raw_spec().of_domain("source")]
+    for name in names:
+        column = features.dataset.users[name]
+        present = column.notna()
+        if not pd.api.types.is_numeric_dtype(column):
+            present &= column.astype(str) != ""
+        if present.any():
+            return True
+    return False
+
+
+def candidate_predictors(predictor: str, features: ConversionFeatures) -> list[str]:
+    """The models to train: ``predictor`` itself, or for ``auto`` CSDE and LightGBM.
+
+    ``auto`` is champion/challenger: with a source domain it trains CSDE (the
+    cross-domain model) and LightGBM (the tabular champion) and
+    :func:`train_models` keeps the one with the lower holdout log loss, so the
+    nightly plan never rests on the weaker model; without a source domain CSDE
+    has nothing to transfer and LightGBM trains alone.
+    """
+    if predictor != AUTO:
+        return [predictor]
+    source = has_source_domain(features) and CROSS_DOMAIN_PREDICTOR in REGISTRY
+    chosen = [CROSS_DOMAIN_PREDICTOR, FALLBACK_PREDICTOR] if source else [FALLBACK_PREDICTOR]
+    log.info(
+        "predictor auto -> %s (%s)",
+        " vs ".join(chosen),
+        "source-domain features present" if source else "no source-domain features",
+    )
+    return chosen
+
+
+def sample_rows(rows: np.ndarray, max_rows: int | None, *, seed: int) -> np.ndarray:
+    """A seeded sample of at most ``max_rows`` of ``rows``, in their original order.
+
+    Returns ``rows`` itself when they already fit (or ``max_rows`` is None).
+    """
+    if max_rows is None or len(rows) <= max_rows:
+        return rows
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1 (or None for no cap), got {max_rows}")
+    rng = np.random.default_rng(seed)
+    return rows[np.sort(rng.choice(len(rows), size=max_rows, replace=False))]
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (``None``: leave torch's setting).
+
+    On 2 shared cores one thread is the safe choice: with other processes busy,
+    2 threads spin-wait at every op and CSDE trained 6-10x slower (1-2k vs 13k
+    samples/s measured); the previous setting is restored afterwards.
+    """
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def uses_raw_frame(model: object) -> bool:
@@ -34,12 +112,17 @@ def uses_raw_frame(model: object) -> bool:
 
 @dataclass
 class TrainedModels:
-    """The fitted models and their holdout metrics (long frame: segment, metric, value)."""
+    """The fitted models and their holdout metrics (long frame: model, segment, metric, value).
 
+    ``metrics`` has rows for every model trained (``auto`` trains two); the
+    ``conversion`` model is the one named ``predictor``.
+    """
+
+    predictor: str  # the conversion model's name (``auto`` resolved)
     conversion: LightGBMModel | TorchEstimator
     basket: BasketSizeModel
     metrics: pd.DataFrame
-    n_train: int
+    n_train: int  # rows the conversion model learnt from
     n_holdout: int
 
 
@@ -52,45 +135,103 @@ def chronological_split(frame: ExposureFrame, holdout_fraction: float) -> np.nda
     return holdout
 
 
+@dataclass
+class _Fitted:
+    """One conversion model fitted on the older rows and scored on the holdout."""
+
+    name: str
+    model: LightGBMModel | TorchEstimator
+    metrics: pd.DataFrame
+    n_train: int
+
+    @property
+    def selection_score(self) -> float:
+        rows = self.metrics.query("segment == 'all' and metric == @SELECTION_METRIC")
+        return float(rows["value"].iloc[0])
+
+
+def _fit_conversion(
+    name: str,
+    features: ConversionFeatures,
+    frame: ExposureFrame,
+    holdout: np.ndarray,
+    *,
+    max_train_rows: int | None,
+    seed: int,
+) -> _Fitted:
+    """Fit predictor ``name`` on the rows outside ``holdout``, evaluate it by segment on it."""
+    train = ~holdout
+    if name in PREDICTORS:
+        model = PREDICTORS[name](seed=seed).fit(
+            frame.X.loc[train], frame.y[train], categorical=features.categorical
+        )
+        n_train = int(train.sum())
+        X_holdout = frame.X.loc[holdout]
+    else:
+        rows = sample_rows(np.flatnonzero(train), max_train_rows, seed=seed)
+        n_train = len(rows)
+        raw = features.exposure_frame(raw=True)  # the same rows in the same order
+        model = REGISTRY[name](features.raw_spec(), seed=seed)
+        log.info(
+            "%s: training on %d of %d rows with %d torch threads",
+            name,
+            n_train,
+            int(train.sum()),
+            torch.get_num_threads(),
+        )
+        model.fit(raw.X.iloc[rows], raw.y[rows])
+        X_holdout = raw.X.loc[holdout]
+    p = model.predict_proba(X_holdout)[:, 1]
+    metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
+    metrics.insert(0, "model", name)
+    auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
+    log.info("%s: holdout AUC %.4f on %d rows", name, auc, int(holdout.sum()))
+    return _Fitted(name, model, metrics, n_train)
+
+
 def train_models(
     features: ConversionFeatures,
     *,
-    predictor: str = "lightgbm",
+    predictor: str = FALLBACK_PREDICTOR,
     holdout_fraction: float = 0.2,
+    max_train_rows: int | None = None,
     seed: int = 0,
 ) -> TrainedModels:
     """Fit the conversion model on the older exposures, evaluate on the newest ones by segment.
 
     ``predictor`` names a tabular model of :data:`PREDICTORS` (fitted on the
-    tabular frame) or a torch model of ``predictors.models.REGISTRY`` (fitted on
-    the raw frame described by ``features.raw_spec()``).  The basket model is
-    fitted on converted exposures with an order value.
+    tabular frame), a torch model of ``predictors.models.REGISTRY`` (fitted on
+    the raw frame described by ``features.raw_spec()``) or ``auto`` (see
+    :func:`candidate_predictors`: with several candidates the lowest holdout
+    :data:`SELECTION_METRIC` wins).  ``max_train_rows`` caps a torch model's
+    training rows at a seeded sample of the older exposures (LightGBM and the
+    basket model use them all); the holdout is always the whole newest
+    ``holdout_fraction``.  The basket model is fitted on converted exposures
+    with an order value.
     """
     if predictor not in available_predictors():
         raise ValueError(f"unknown predictor {predictor!r}; choose one of {available_predictors()}")
     frame = features.exposure_frame()
     holdout = chronological_split(frame, holdout_fraction)
-    train = ~holdout
-    if predictor in PREDICTORS:
-        model = PREDICTORS[predictor](seed=seed).fit(
-            frame.X.loc[train], frame.y[train], categorical=features.categorical
+    fitted = [
+        _fit_conversion(name, features, frame, holdout, max_train_rows=max_train_rows, seed=seed)
+        for name in candidate_predictors(predictor, features)
+    ]
+    best = min(fitted, key=lambda f: f.selection_score)  # ties: the first candidate
+    if len(fitted) > 1:
+        log.info(
+            "auto: %s chosen by holdout %s (%s)",
+            best.name,
+            SELECTION_METRIC,
+            ", ".join(f"{f.name} {f.selection_score:.5f}" for f in fitted),
         )
-        X_holdout = frame.X.loc[holdout]
-    else:
-        raw = features.exposure_frame(raw=True)  # the same rows in the same order
-        model = REGISTRY[predictor](features.raw_spec(), seed=seed)
-        model.fit(raw.X.loc[train], raw.y[train])
-        X_holdout = raw.X.loc[holdout]
-    p = model.predict_proba(X_holdout)[:, 1]
-    metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
-    metrics.insert(0, "model", predictor)
-    auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
-    log.info("%s: holdout AUC %.4f on %d rows", predictor, auc, int(holdout.sum()))
+    train = ~holdout
     basket = BasketSizeModel(seed=seed).fit(frame.X.loc[train], frame.order_value[train])
     return TrainedModels(
-        conversion=model,
+        predictor=best.name,
+        conversion=best.model,
         basket=basket,
-        metrics=metrics,
-        n_train=int(train.sum()),
+        metrics=pd.concat([f.metrics for f in fitted], ignore_index=True),
+        n_train=best.n_train,
         n_holdout=int(holdout.sum()),
     )

@@ -63,6 +63,17 @@ def test_nightly_stores_a_certified_plan_within_budget(nightly_run):
     assert summary["coupons"]["spend"]["platform"] == pytest.approx(result.plan.spend["platform"])
 
 
+def test_nightly_auto_predictor_trains_csde_and_lightgbm_on_a_two_domain_world(nightly_run):
+    """The default (auto) trains both on a two-domain world, stores both, uses the better."""
+    store, result = nightly_run
+    assert result.config.predictor == "auto" and result.predictor in {"csde", "lightgbm"}
+    stored = store.read("model_metrics", run_id=result.run_id)
+    assert set(stored["model"]) == {"csde", "lightgbm"}
+    holdout = store.get_run(result.run_id)["summary"]["holdout"]
+    assert store.get_run(result.run_id)["summary"]["predictor"] == result.predictor
+    assert result.predictor == min(holdout, key=lambda m: holdout[m]["logloss"])
+
+
 def test_nightly_plan_beats_random_targeting_on_the_truth(nightly_run):
     """Scored by the world's ground truth, the platform's plan beats random targeting."""
     _, result = nightly_run
@@ -109,6 +120,7 @@ def test_cli_nightly_prints_summary_and_exit_codes(tmp_path):
     assert "Plans scored by the world's ground truth" in ok.output
     assert "push schedule:" in ok.output and "Install plans on the true curves" in ok.output
     assert "run 1 stored" in ok.output
+    assert "Conversion models on the newest exposures (chosen:" in ok.output  # auto: two
     bad = runner.invoke(app, ["nightly", "--scenario", SMALL, "--budget", "-5", "--db", db])
     assert bad.exit_code == 2
     assert "budget" in bad.output

@@ -46,7 +46,7 @@ else:
     st.dataframe(view, hide_index=True)
 
 st.subheader("This world's predictor (holdout, by segment)")
-live = pred.models.metrics.pivot_table(index="segment", columns="metric", values="value")
+live = pred.models.metrics.pivot_table(index=["model", "segment"], columns="metric", values="value")
 st.dataframe(live.round(4))
 st.caption(
     f"Trained on {pred.models.n_train:,} and evaluated on {pred.models.n_holdout:,} exposure rows"

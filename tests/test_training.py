@@ -1,0 +1,104 @@
+"""Predictor choice (``auto``) and the torch training-size cap of ``growth.training``."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from growth.config import NightlyConfig
+from growth.features import ConversionFeatures
+from growth.schema import SOURCE_PREFIX
+from growth.training import (
+    available_predictors,
+    candidate_predictors,
+    sample_rows,
+    torch_threads,
+    train_models,
+)
+from growth.world import WorldConfig, generate_world
+
+
+@pytest.fixture(scope="module")
+def features() -> ConversionFeatures:
+    return ConversionFeatures(generate_world(WorldConfig(n_users=300, seed=4)).dataset)
+
+
+def without_source(features: ConversionFeatures) -> ConversionFeatures:
+    """The same world with every source-domain value missing (the columns stay)."""
+    dataset = copy.copy(features.dataset)
+    users = dataset.users.copy()
+    users[[c for c in users.columns if c.startswith(SOURCE_PREFIX)]] = np.nan
+    dataset.users = users
+    return ConversionFeatures(dataset)
+
+
+def test_auto_trains_csde_and_lightgbm_with_a_source_domain_and_lightgbm_without(features):
+    """auto -> csde vs lightgbm with source-domain values, lightgbm alone when all are missing."""
+    assert "auto" in available_predictors()
+    assert candidate_predictors("auto", features) == ["csde", "lightgbm"]
+    assert candidate_predictors("auto", without_source(features)) == ["lightgbm"]
+    assert candidate_predictors("mlp", without_source(features)) == ["mlp"]  # a name is kept
+
+
+def test_auto_keeps_the_model_with_the_lower_holdout_log_loss(features):
+    """Both candidates' metrics are kept; the chosen model has the lowest holdout log loss."""
+    models = train_models(features, predictor="auto", max_train_rows=2_000, seed=1)
+    assert set(models.metrics["model"]) == {"csde", "lightgbm"}
+    loss = models.metrics.query("segment == 'all' and metric == 'logloss'").set_index("model")
+    assert models.predictor == loss["value"].idxmin()
+    expected = "TorchEstimator" if models.predictor == "csde" else "LightGBMModel"
+    assert expected in [c.__name__ for c in type(models.conversion).__mro__]
+
+
+def test_auto_stores_the_resolved_name_in_metrics(features):
+    """The metrics' model column and TrainedModels.predictor name the model, never 'auto'."""
+    models = train_models(without_source(features), predictor="auto", seed=1)
+    assert models.predictor == "lightgbm"
+    assert set(models.metrics["model"]) == {"lightgbm"}
+
+
+def test_max_train_rows_caps_torch_training_but_keeps_the_whole_holdout(features):
+    """A torch model learns from max_train_rows older rows; the holdout and LightGBM are whole."""
+    full = train_models(features, predictor="lightgbm", max_train_rows=100, seed=1)
+    capped = train_models(features, predictor="mlp", max_train_rows=100, seed=1)
+    assert full.n_train > 100 and capped.n_train == 100
+    assert capped.n_holdout == full.n_holdout
+    n_eval = capped.metrics.query("segment == 'all' and metric == 'n'")["value"].iloc[0]
+    assert n_eval == full.n_holdout
+
+
+def test_sample_rows_is_a_seeded_ordered_subset():
+    """Same seed, same rows, in their original order; rows that fit come back unchanged."""
+    rows = np.arange(10, 60)
+    a, b = sample_rows(rows, 20, seed=3), sample_rows(rows, 20, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert len(a) == 20 and np.all(np.diff(a) > 0) and set(a) <= set(rows)
+    assert not np.array_equal(a, sample_rows(rows, 20, seed=4))
+    assert sample_rows(rows, None, seed=0) is rows and sample_rows(rows, 50, seed=0) is rows
+    with pytest.raises(ValueError, match="max_rows must be >= 1"):
+        sample_rows(rows, 0, seed=0)
+
+
+def test_nightly_config_defaults_to_auto_and_rejects_unknown_predictors():
+    """The predictor defaults to auto and unknown names are refused; a cap of 0 means none."""
+    assert NightlyConfig().predictor == "auto"
+    assert NightlyConfig().max_train_rows is not None
+    assert NightlyConfig(predictor="csde", max_train_rows=0).max_train_rows is None
+    with pytest.raises(ValidationError, match="unknown predictor 'nope'"):
+        NightlyConfig(predictor="nope")
+    with pytest.raises(ValidationError, match="max_train_rows"):
+        NightlyConfig(max_train_rows=-1)
+
+
+def test_torch_threads_sets_and_restores_the_thread_count():
+    """Inside the block torch uses the asked threads; afterwards the previous count is back."""
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
