@@ -43,7 +43,7 @@ from growth.features import ConversionFeatures
 from growth.install_plan import InstallOutcome, plan_install, score_install_against_truth
 from growth.push_plan import PushPlan, plan_push, score_push_against_truth
 from growth.store import Store
-from growth.training import torch_threads, train_models
+from growth.training import torch_threads, train_models, uses_raw_frame
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def run_nightly(
         with timer("data"):
             dataset, world = load_data(config, progress=progress)
             segments = dataset.users["lifecycle"].value_counts().sort_index()
-        with timer("train"), torch_threads(config.torch_threads):
+        with timer("train"):
             features = ConversionFeatures(dataset)
             seed = world.config.seed if world is not None else (config.seed or 0)
             models = train_models(
@@ -186,9 +186,12 @@ def run_nightly(
                 predictor=config.predictor,
                 holdout_fraction=config.holdout_fraction,
                 max_train_rows=config.max_train_rows,
+                torch_threads=config.torch_threads,
                 seed=seed,
             )
-        with timer("score"), torch_threads(config.torch_threads):
+        # torch's thread setting is OpenMP's too: only a torch model scores under it
+        threads = config.torch_threads if uses_raw_frame(models.conversion) else None
+        with timer("score"), torch_threads(threads):
             decision = predicted_coupon_decision(
                 features, models.conversion, models.basket, progress=progress
             )

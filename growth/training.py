@@ -94,7 +94,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
     On 2 shared cores one thread is the safe choice: with other processes busy,
     2 threads spin-wait at every op and CSDE trained 6-10x slower (1-2k vs 13k
-    samples/s measured); the previous setting is restored afterwards.
+    samples/s measured); the previous setting is restored afterwards.  Keep
+    LightGBM outside the block: torch sets OpenMP's thread count, which
+    LightGBM shares (it trained on one core under it).
     """
     before = torch.get_num_threads()
     if n is not None:
@@ -157,6 +159,7 @@ def _fit_conversion(
     holdout: np.ndarray,
     *,
     max_train_rows: int | None,
+    threads: int | None,
     seed: int,
 ) -> _Fitted:
     """Fit predictor ``name`` on the rows outside ``holdout``, evaluate it by segment on it."""
@@ -166,22 +169,22 @@ def _fit_conversion(
             frame.X.loc[train], frame.y[train], categorical=features.categorical
         )
         n_train = int(train.sum())
-        X_holdout = frame.X.loc[holdout]
+        p = model.predict_proba(frame.X.loc[holdout])[:, 1]
     else:
         rows = sample_rows(np.flatnonzero(train), max_train_rows, seed=seed)
         n_train = len(rows)
         raw = features.exposure_frame(raw=True)  # the same rows in the same order
         model = REGISTRY[name](features.raw_spec(), seed=seed)
         log.info(
-            "%s: training on %d of %d rows with %d torch threads",
+            "%s: training on %d of %d rows with %s torch threads",
             name,
             n_train,
             int(train.sum()),
-            torch.get_num_threads(),
+            threads or torch.get_num_threads(),
         )
-        model.fit(raw.X.iloc[rows], raw.y[rows])
-        X_holdout = raw.X.loc[holdout]
-    p = model.predict_proba(X_holdout)[:, 1]
+        with torch_threads(threads):
+            model.fit(raw.X.iloc[rows], raw.y[rows])
+            p = model.predict_proba(raw.X.loc[holdout])[:, 1]
     metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
     metrics.insert(0, "model", name)
     auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
@@ -195,6 +198,7 @@ def train_models(
     predictor: str = FALLBACK_PREDICTOR,
     holdout_fraction: float = 0.2,
     max_train_rows: int | None = None,
+    torch_threads: int | None = None,
     seed: int = 0,
 ) -> TrainedModels:
     """Fit the conversion model on the older exposures, evaluate on the newest ones by segment.
@@ -206,15 +210,24 @@ def train_models(
     :data:`SELECTION_METRIC` wins).  ``max_train_rows`` caps a torch model's
     training rows at a seeded sample of the older exposures (LightGBM and the
     basket model use them all); the holdout is always the whole newest
-    ``holdout_fraction``.  The basket model is fitted on converted exposures
-    with an order value.
+    ``holdout_fraction``.  ``torch_threads`` sets torch's threads while a torch
+    model trains and predicts (None: leave them).  The basket model is fitted
+    on converted exposures with an order value.
     """
     if predictor not in available_predictors():
         raise ValueError(f"unknown predictor {predictor!r}; choose one of {available_predictors()}")
     frame = features.exposure_frame()
     holdout = chronological_split(frame, holdout_fraction)
     fitted = [
-        _fit_conversion(name, features, frame, holdout, max_train_rows=max_train_rows, seed=seed)
+        _fit_conversion(
+            name,
+            features,
+            frame,
+            holdout,
+            max_train_rows=max_train_rows,
+            threads=torch_threads,
+            seed=seed,
+        )
         for name in candidate_predictors(predictor, features)
     ]
     best = min(fitted, key=lambda f: f.selection_score)  # ties: the first candidate
