@@ -135,7 +135,7 @@ def print_summary(result) -> None:
     seg.columns = ["segment", "users"]
     console.print(_table(seg, "Users per lifecycle segment"))
     m = result.metrics.pivot_table(index=["model", "segment"], columns="metric", values="value")
-    m = m.reindex(columns=["auc", "logloss", "ece", "positive_rate", "n"]).reset_index()
+    m = m.reindex(columns=["auc", "logloss", "ece", "qini", "positive_rate", "n"]).reset_index()
     console.print(
         _table(m, f"Conversion model ({result.predictor}) on the newest exposures")
         if m["model"].nunique() == 1

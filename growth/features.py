@@ -45,6 +45,8 @@ class ExposureFrame:
     timestamp: np.ndarray  # datetime64[ns], per row
     user_pos: np.ndarray  # row position of the user in ``users``
     order_value: np.ndarray  # NaN where not converted or not logged
+    item_pos: np.ndarray | None = None  # row position of the item in ``items``
+    option_pos: np.ndarray | None = None  # coupons-table position of the logged treatment
 
 
 class ConversionFeatures:
@@ -264,4 +266,6 @@ class ConversionFeatures:
             timestamp=log["timestamp"].to_numpy(),
             user_pos=user_pos,
             order_value=order_value,
+            item_pos=item_pos,
+            option_pos=option_pos,
         )

@@ -101,8 +101,8 @@ class NightlyResult:
 
 
 def holdout_summary(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Holdout AUC and log loss over all rows of every model trained (auto trains two)."""
-    rows = metrics.query("segment == 'all' and metric in ('auc', 'logloss')")
+    """Holdout AUC, log loss and Qini over all rows of every model trained (auto trains two)."""
+    rows = metrics.query("segment == 'all' and metric in ('auc', 'logloss', 'qini')")
     return {
         model: {m: round(float(v), 5) for m, v in zip(g["metric"], g["value"], strict=True)}
         for model, g in rows.groupby("model")

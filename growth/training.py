@@ -12,9 +12,10 @@ import pandas as pd
 import torch
 
 from growth.features import ConversionFeatures, ExposureFrame
+from growth.schema import NO_COUPON
 from predictors.basket import BasketSizeModel
 from predictors.lgbm import LightGBMModel
-from predictors.metrics import segment_metrics
+from predictors.metrics import qini_coefficient, segment_metrics
 from predictors.models import REGISTRY
 from predictors.torch.base import TorchEstimator
 
@@ -28,8 +29,17 @@ CROSS_DOMAIN_PREDICTOR = "csde"
 """The cross-domain model ``auto`` trains when the dataset has source-domain features."""
 FALLBACK_PREDICTOR = "lightgbm"
 """The tabular model ``auto`` always trains (alone when there is no source domain)."""
-SELECTION_METRIC = "logloss"
-"""Holdout metric (segment ``all``, lower is better) by which ``auto`` picks its model."""
+SELECTION_METRIC = "qini"
+"""Holdout metric (segment ``all``, higher is better) by which ``auto`` picks its model.
+
+The coupon plan ranks users by predicted *incremental* conversion, so ``auto``
+compares models by how well they rank uplift on the randomised coupon holdout
+(:func:`holdout_qini`), not by log loss: on the default world CSDE trained on
+every row has the worse log loss (0.3041 vs 0.2982) yet its plan reaches 86.3 %
+of the oracle on the truth against LightGBM's 81.9 %.
+"""
+QINI_MAX_ROWS = 300_000
+"""Holdout rows (a seeded sample) :func:`holdout_qini` scores, to bound its cost at 1M users."""
 
 
 def available_predictors() -> list[str]:
@@ -59,7 +69,8 @@ def candidate_predictors(predictor: str, features: ConversionFeatures) -> list[s
 
     ``auto`` is champion/challenger: with a source domain it trains CSDE (the
     cross-domain model) and LightGBM (the tabular champion) and
-    :func:`train_models` keeps the one with the lower holdout log loss, so the
+    :func:`train_models` keeps the one that ranks uplift better on the holdout
+    (:data:`SELECTION_METRIC`), so the
     nightly plan never rests on the weaker model; without a source domain CSDE
     has nothing to transfer and LightGBM trains alone.
     """
@@ -149,7 +160,8 @@ class _Fitted:
     @property
     def selection_score(self) -> float:
         rows = self.metrics.query("segment == 'all' and metric == @SELECTION_METRIC")
-        return float(rows["value"].iloc[0])
+        value = float(rows["value"].iloc[0])
+        return value if np.isfinite(value) else -np.inf
 
 
 def _fit_conversion(
@@ -186,10 +198,61 @@ def _fit_conversion(
             model.fit(raw.X.iloc[rows], raw.y[rows])
             p = model.predict_proba(raw.X.loc[holdout])[:, 1]
     metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
+    build = features.frame if name in PREDICTORS else features.raw_frame
+    with torch_threads(None if name in PREDICTORS else threads):
+        qini = holdout_qini(
+            lambda u, i, k: model.predict_proba(build(u, i, k))[:, 1],
+            features,
+            frame,
+            holdout,
+            seed=seed,
+        )
+    metrics.loc[len(metrics)] = {"segment": "all", "metric": "qini", "value": qini}
     metrics.insert(0, "model", name)
     auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
     log.info("%s: holdout AUC %.4f on %d rows", name, auc, int(holdout.sum()))
     return _Fitted(name, model, metrics, n_train)
+
+
+def holdout_qini(
+    predict,
+    features: ConversionFeatures,
+    frame: ExposureFrame,
+    holdout: np.ndarray,
+    *,
+    max_rows: int = QINI_MAX_ROWS,
+    seed: int = 0,
+) -> float:
+    """Treated-row-weighted mean Qini coefficient of the coupon options on the holdout.
+
+    The exposure log's coupons are randomised, so for option ``k`` its rows and
+    the 'none' rows form an experiment: rank both by the predicted uplift
+    ``p(k) - p(none)`` of the same (user, item) and score the ranking with
+    :func:`predictors.metrics.qini_coefficient`.  ``predict(user_pos,
+    item_pos, option_pos)`` gives conversion probabilities; a merchant coupon on
+    another merchant's item has uplift 0 by the scoring rule.  At most
+    ``max_rows`` holdout rows (seeded sample) are used.
+    """
+    if frame.item_pos is None or frame.option_pos is None:
+        raise ValueError("holdout_qini needs an ExposureFrame with item and option positions")
+    none = features.option_ids.index(NO_COUPON)
+    idx = sample_rows(np.flatnonzero(holdout), max_rows, seed=seed)
+    u, i, t, y = frame.user_pos[idx], frame.item_pos[idx], frame.option_pos[idx], frame.y[idx]
+    control = t == none
+    p_none = predict(u, i, np.full(len(idx), none))
+    total, weight = 0.0, 0
+    for k in range(len(features.option_ids)):
+        rows = np.flatnonzero((t == k) | control)
+        treated = t[rows] == k
+        n_treated = int(treated.sum())
+        if k == none or n_treated == 0 or n_treated == len(rows):
+            continue
+        k_rows = np.full(len(rows), k)
+        uplift = predict(u[rows], i[rows], k_rows) - p_none[rows]
+        uplift[features.inapplicable(i[rows], k_rows)] = 0.0
+        total += qini_coefficient(y[rows], treated, uplift) * n_treated
+        weight += n_treated
+    return total / weight if weight else float("nan")
 
 
 def train_models(
@@ -206,7 +269,7 @@ def train_models(
     ``predictor`` names a tabular model of :data:`PREDICTORS` (fitted on the
     tabular frame), a torch model of ``predictors.models.REGISTRY`` (fitted on
     the raw frame described by ``features.raw_spec()``) or ``auto`` (see
-    :func:`candidate_predictors`: with several candidates the lowest holdout
+    :func:`candidate_predictors`: with several candidates the highest holdout
     :data:`SELECTION_METRIC` wins).  ``max_train_rows`` caps a torch model's
     training rows at a seeded sample of the older exposures (LightGBM and the
     basket model use them all); the holdout is always the whole newest
@@ -230,13 +293,13 @@ def train_models(
         )
         for name in candidate_predictors(predictor, features)
     ]
-    best = min(fitted, key=lambda f: f.selection_score)  # ties: the first candidate
+    best = max(fitted, key=lambda f: f.selection_score)  # ties: the first candidate
     if len(fitted) > 1:
         log.info(
             "auto: %s chosen by holdout %s (%s)",
             best.name,
             SELECTION_METRIC,
-            ", ".join(f"{f.name} {f.selection_score:.5f}" for f in fitted),
+            ", ".join(f"{f.name} {f.selection_score:.6f}" for f in fitted),
         )
     train = ~holdout
     basket = BasketSizeModel(seed=seed).fit(frame.X.loc[train], frame.order_value[train])

@@ -71,7 +71,7 @@ def test_nightly_auto_predictor_trains_csde_and_lightgbm_on_a_two_domain_world(n
     assert set(stored["model"]) == {"csde", "lightgbm"}
     holdout = store.get_run(result.run_id)["summary"]["holdout"]
     assert store.get_run(result.run_id)["summary"]["predictor"] == result.predictor
-    assert result.predictor == min(holdout, key=lambda m: holdout[m]["logloss"])
+    assert result.predictor == max(holdout, key=lambda m: holdout[m]["qini"])
 
 
 def test_nightly_plan_beats_random_targeting_on_the_truth(nightly_run):

@@ -44,12 +44,13 @@ def test_auto_trains_csde_and_lightgbm_with_a_source_domain_and_lightgbm_without
     assert candidate_predictors("mlp", without_source(features)) == ["mlp"]  # a name is kept
 
 
-def test_auto_keeps_the_model_with_the_lower_holdout_log_loss(features):
-    """Both candidates' metrics are kept; the chosen model has the lowest holdout log loss."""
+def test_auto_keeps_the_model_that_ranks_uplift_best_on_the_holdout(features):
+    """Both candidates' metrics are kept; the chosen model has the highest holdout Qini."""
     models = train_models(features, predictor="auto", max_train_rows=2_000, seed=1)
     assert set(models.metrics["model"]) == {"csde", "lightgbm"}
-    loss = models.metrics.query("segment == 'all' and metric == 'logloss'").set_index("model")
-    assert models.predictor == loss["value"].idxmin()
+    qini = models.metrics.query("segment == 'all' and metric == 'qini'").set_index("model")
+    assert len(qini) == 2 and qini["value"].notna().all()
+    assert models.predictor == qini["value"].idxmax()
     expected = "TorchEstimator" if models.predictor == "csde" else "LightGBMModel"
     assert expected in [c.__name__ for c in type(models.conversion).__mro__]
 
@@ -102,3 +103,39 @@ def test_torch_threads_sets_and_restores_the_thread_count():
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_qini_rewards_ranking_by_true_uplift():
+    """Ranking by the true uplift beats random order (about 0), which beats the reverse."""
+    from predictors.metrics import qini_coefficient
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    uplift = np.where(rng.random(n) < 0.3, 0.25, 0.0)
+    treated = rng.random(n) < 0.5
+    y = (rng.random(n) < 0.1 + uplift * treated).astype(int)
+    best = qini_coefficient(y, treated, uplift + 1e-3 * rng.random(n))
+    noise = qini_coefficient(y, treated, rng.random(n))
+    worst = qini_coefficient(y, treated, -uplift + 1e-3 * rng.random(n))
+    # perfect ranking: 0.35 x the total uplift per treated row (0.075) = 0.026
+    assert best > 0.02 and abs(noise) < 0.005 and worst < -0.02
+    assert np.isnan(qini_coefficient(y[:10], np.ones(10, bool), uplift[:10]))
+
+
+def test_holdout_qini_prefers_the_worlds_true_uplift_to_its_reverse():
+    """On the randomised holdout the true response ranks uplift well, its mirror badly."""
+    from growth.training import chronological_split, holdout_qini
+
+    world = generate_world(WorldConfig(n_users=3_000, seed=2))
+    feats = ConversionFeatures(world.dataset)
+    frame = feats.exposure_frame()
+    holdout = chronological_split(frame, 0.3)
+    none = feats.option_ids.index("none")
+    truth = world.conversion.prob  # positions equal the world's user and item indices
+
+    def mirrored(u, i, k):
+        return 2 * truth(u, i, np.full_like(k, none)) - truth(u, i, k)
+
+    good = holdout_qini(truth, feats, frame, holdout)
+    bad = holdout_qini(mirrored, feats, frame, holdout)
+    assert good > 0 > bad
