@@ -365,3 +365,19 @@ def test_several_budgets_on_a_large_instance_stay_feasible_and_tight() -> None:
         assert spent[np.isin(option, idx)].sum() <= amount + 1e-6, name
     assert plan.upper_bound >= plan.objective - 1e-9
     assert plan.gap < 1e-3
+
+
+def test_fill_without_constraints_gives_every_user_their_best_option():
+    """With no budget at all, fill takes each user's most valuable positive option."""
+    import math
+
+    from optimizers.coupons.problem import CouponProblem
+    from optimizers.coupons.repair import fill
+
+    rng = np.random.default_rng(0)
+    value = rng.normal(0.0, 1.0, (500, 3))
+    problem = CouponProblem(value=value, cost=rng.random((500, 3)), budget=math.inf)
+    assert not problem.constraints
+    choice = fill(problem, np.full(500, -1))
+    best = np.where(value.max(axis=1) > 0, value.argmax(axis=1), -1)
+    np.testing.assert_array_equal(choice, best)

@@ -186,7 +186,9 @@ def fill(
         best = score[np.arange(local.size), col]
         order = np.argsort(-best, kind="stable")
         cols = col[order]
-        inc = np.stack([np.maximum(d[i][order, cols], 0.0) for i in range(c)], axis=1)  # (m, C)
+        inc = np.zeros((order.size, c))  # (m, C) resource each move takes
+        for i in range(c):
+            inc[:, i] = np.maximum(d[i][order, cols], 0.0)
         room = slack + t.eps
         take = max(
             1, _prefix_within(list(np.cumsum(inc, axis=0).T), list(room)) if c else order.size
