@@ -28,7 +28,6 @@ from growth.features import ConversionFeatures
 from growth.schema import NO_COUPON
 from growth.training import uses_raw_frame
 from predictors.lgbm import LightGBMModel, TreeSplit
-from predictors.torch.base import TorchEstimator
 from predictors.torch.inputs import Batch, FrameEncoder, take
 
 
@@ -138,7 +137,7 @@ class _ConversionScorer:
         self.user_batch: Batch | None = None
         if isinstance(model, LightGBMModel) and model.feature_names_in_ == features.columns:
             self.trees = model.split_trees(features.option_columns)
-        elif isinstance(model, TorchEstimator):
+        elif self.raw_rows:  # a torch model
             self._encode_users(model.encoder_)
 
     def _encode_users(self, encoder: FrameEncoder) -> None:
