@@ -226,7 +226,11 @@ class ConversionFeatures:
         return [*self.item_table.columns, *self.coupon_table.columns, *CROSS_COLUMNS]
 
     def raw_spec(self) -> FeatureSpec:
-        """Unfitted spec of :meth:`raw_frame`: domains source, target, user, item, treatment."""
+        """Unfitted spec of :meth:`raw_frame`: domains source, target, user, item, treatment.
+
+        Every ``*_seq`` user field names ``item_category`` as its target field:
+        the schema shares their tokens with the items' ``category``.
+        """
         zero = np.zeros(1, np.int64)
         probe = self.raw_frame(zero, zero, zero)
         domains = {
@@ -239,7 +243,9 @@ class ConversionFeatures:
             *(f"item_{c}" for c in ITEM_CATEGORICAL if f"item_{c}" in self.item_table),
             "coupon_type",
         ]
-        return FeatureSpec.infer(probe, domains, categorical=categorical)
+        # the schema's *_seq tokens are item categories: link them for target attention
+        targets = {c: "item_category" for c in self.raw_user_columns if c.endswith("_seq")}
+        return FeatureSpec.infer(probe, domains, categorical=categorical, targets=targets)
 
     def exposure_frame(self, *, domain: str = "target", raw: bool = False) -> ExposureFrame:
         """Training rows from the exposure log of one domain, in timestamp order.

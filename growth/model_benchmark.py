@@ -215,7 +215,7 @@ def restrict(spec: FeatureSpec, domains: Sequence[str] | None) -> FeatureSpec:
     unknown = sorted(set(domains) - set(spec.domains))
     if unknown:
         raise ValueError(f"domains {unknown} are not in the spec; it has {list(spec.domains)}")
-    return FeatureSpec(fields=tuple(f for f in spec.fields if f.domain in domains))
+    return spec.select(lambda f: f.domain in domains)
 
 
 def fit_predict(

@@ -12,7 +12,9 @@ with ``src_`` (the source domain, e.g. the payments app) or ``tgt_`` (the target
 domain, e.g. the shop) is a feature of that domain.  Its kind is read from its
 dtype: numeric (float/int, NaN means "missing"), or *multi-valued* when the name
 ends with ``_tags`` or ``_seq`` (a ``|``-separated string of integer tokens,
-``""`` when empty; ``_seq`` keeps order, oldest first).  Heterogeneous domains
+``""`` when empty; ``_seq`` keeps order, oldest first).  The tokens of a
+``_seq`` column are item categories (the items table's ``category``), so models
+can match a user's sequence against a candidate item.  Heterogeneous domains
 therefore need no special cases.
 """
 
@@ -126,7 +128,7 @@ ITEMS = TableSchema(
     columns=(
         Column("item_id", "int", min=0, unique=True),
         Column("domain", "str", choices=DOMAINS),
-        Column("category", "int", min=0, doc="category token, shared with tgt_*_seq tokens"),
+        Column("category", "int", min=0, doc="category token, shared with the users' *_seq tokens"),
     ),
     optional_columns=(
         Column("price", "float", min=0.0, doc="list price in currency units"),

@@ -10,6 +10,12 @@ a kind:
 - ``multi``: a ``|``-separated string of integer tokens (multi-hot tags or a
   sequence, oldest first); ``""`` or NaN is empty.
 
+A multi field may name a ``target``: the categorical field whose values are
+tokens of the same vocabulary (a user's clicked categories and the candidate
+item's category).  Models can then match the row's target value against the
+field, as DIN's target attention does (see
+:class:`predictors.torch.layers.SequenceMatch`).
+
 Heterogeneous domains are simply different lists of fields.  The spec is
 learned from a training frame (:meth:`FeatureSpec.infer` + :meth:`FeatureSpec.fit`)
 and then turns any frame with the same columns into model inputs.
@@ -17,7 +23,7 @@ and then turns any frame with the same columns into model inputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -42,6 +48,14 @@ class Field:
     domain: str
     vocab: tuple[str, ...] = ()
     n_tokens: int = 0
+    target: str | None = None  # multi fields: the categorical field holding the same tokens
+
+    def __post_init__(self) -> None:
+        if self.target is not None and self.kind != "multi":
+            raise ValueError(
+                f"field {self.name!r}: only multi fields can name a target field, "
+                f"but it is {self.kind}"
+            )
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,16 @@ class FeatureSpec:
     fields: tuple[Field, ...]
     fitted: bool = field(default=False, compare=False)
 
+    def __post_init__(self) -> None:
+        kinds = {f.name: f.kind for f in self.fields}
+        for f in self.fields:
+            if f.target is not None and kinds.get(f.target) != "categorical":
+                found = kinds.get(f.target, "not in the spec")
+                raise ValueError(
+                    f"field {f.name!r} names target field {f.target!r}, which must be a "
+                    f"categorical field of the same spec ({f.target!r} is {found})"
+                )
+
     @classmethod
     def infer(
         cls,
@@ -59,6 +83,7 @@ class FeatureSpec:
         *,
         categorical: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        targets: Mapping[str, str] | None = None,
     ) -> FeatureSpec:
         """Infer fields from column names.
 
@@ -66,8 +91,11 @@ class FeatureSpec:
         name to a domain.  Columns ending in ``_tags``/``_seq`` are multi fields,
         columns listed in ``categorical`` or of non-numeric dtype are categorical,
         the rest numeric.  Columns matching no entry of ``domains`` are ignored.
+        ``targets`` maps a multi field to its target field (see :class:`Field`);
+        entries whose columns are not both features are skipped.
         """
         categorical, exclude = set(categorical), set(exclude)
+        targets = dict(targets or {})
         fields: list[Field] = []
         for name in frame.columns:
             if name in exclude:
@@ -88,6 +116,13 @@ class FeatureSpec:
             raise ValueError(
                 f"no feature columns matched {sorted(domains)}; columns were {list(frame.columns)}"
             )
+        names = {f.name for f in fields}
+        fields = [
+            replace(f, target=targets[f.name])
+            if f.kind == "multi" and targets.get(f.name) in names
+            else f
+            for f in fields
+        ]
         return cls(fields=tuple(fields))
 
     def fit(self, frame: pd.DataFrame) -> FeatureSpec:
@@ -105,6 +140,15 @@ class FeatureSpec:
             else:
                 fitted.append(f)
         return FeatureSpec(fields=tuple(fitted), fitted=True)
+
+    def select(self, keep: Callable[[Field], bool]) -> FeatureSpec:
+        """The fields for which ``keep`` is true; a kept field whose target is dropped loses it."""
+        kept = [f for f in self.fields if keep(f)]
+        names = {f.name for f in kept}
+        fields = tuple(
+            f if f.target in names or f.target is None else replace(f, target=None) for f in kept
+        )
+        return FeatureSpec(fields=fields, fitted=self.fitted)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -141,6 +185,7 @@ class FeatureSpec:
                     "domain": f.domain,
                     "vocab": list(f.vocab),
                     "n_tokens": f.n_tokens,
+                    "target": f.target,
                 }
                 for f in self.fields
             ],
@@ -156,6 +201,7 @@ class FeatureSpec:
                 domain=d["domain"],
                 vocab=tuple(d.get("vocab", ())),
                 n_tokens=int(d.get("n_tokens", 0)),
+                target=d.get("target"),
             )
             for d in data["fields"]
         )

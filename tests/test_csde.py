@@ -147,8 +147,33 @@ def test_bad_inputs_are_refused_by_name(world):
     X, y, _, spec = world
     with pytest.raises(ValueError, match="similarity"):
         CSDEModel(spec, similarity="cosine").fit(X.iloc[:200], y[:200])
-    target_only = FeatureSpec(fields=tuple(f for f in spec.fields if f.domain != "source"))
+    target_only = spec.select(lambda f: f.domain != "source")
     with pytest.raises(ValueError, match="'source'"):
         CSDEModel(target_only, epochs=1).fit(X.iloc[:200], y[:200])
     with pytest.raises(NotFittedError, match="call fit"):
         CSDEModel(spec).attention_weights(X.iloc[:10])
+
+
+def test_generator_learns_the_click_profile_of_users_with_both_domains(world):
+    """Stage 1 fits the generated click profile to the real one (active users with source
+    history); a new user's generated match then differs across item categories."""
+    X, y, segment, spec = world
+    assert any(f.target == "item_category" for f in spec.fields)  # tgt_click_seq is linked
+    untrained = CSDEModel(spec, seed=0, **SMALL | {"epochs": 1})
+    untrained.fit(X.iloc[:300], y[:300])  # builds the module; barely trains it
+    trained = CSDEModel(spec, seed=0, **SMALL).fit(X, y)
+    paired = (segment == "active") & X["has_source"].to_numpy(bool)
+    rows = X.loc[paired].iloc[:2_000]
+
+    def profile_error(model: CSDEModel) -> float:
+        with torch.no_grad():
+            parts = model.module_.eval().parts(model.encoder_.encode(rows))
+        return float((parts.r_gen - parts.r_tgt).pow(2).mean())
+
+    assert trained.module_.profile_generator is not None
+    assert profile_error(trained) < 0.8 * profile_error(untrained)
+    new_rows = X.loc[(segment == "new") & X["has_source"].to_numpy(bool)].iloc[:500]
+    with torch.no_grad():
+        m_gen = trained.module_.parts(trained.encoder_.encode(new_rows)).m_gen
+    assert m_gen.shape == (len(new_rows), 1, SMALL["embedding_dim"])
+    assert float(m_gen.std(dim=0).mean()) > 0.0

@@ -26,6 +26,7 @@ from predictors.torch.inputs import (
     take,
 )
 from predictors.torch.layers import (
+    MATCH_SMOOTHING,
     MLP,
     AttentionPooling,
     CrossNetV2,
@@ -249,3 +250,64 @@ def test_take_slices_every_tensor(encoder, frame):
     """take() selects the same rows of every tensor in a batch."""
     batch = take(encoder.encode(frame), torch.tensor([3, 0]))
     assert batch["tgt_power"].shape == (2,) and batch["src_item_seq"].shape == (2, 3)
+
+
+def linked_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "tgt_click_seq": ["1|1|2", "", "0|2", "2"],
+            "item_category": [1.0, 1.0, 3.0, 2.0],  # 3 is no token of the sequence (tokens 0..2)
+        }
+    )
+
+
+def test_spec_links_a_sequence_to_its_target_field():
+    """targets= links a multi field to a categorical field; the link survives to_dict, and
+    a bad link is refused by name; select() drops a link whose target it drops."""
+    frame = linked_frame()
+    domains = {"tgt_": "target", "item_": "item"}
+    spec = FeatureSpec.infer(
+        frame, domains, categorical=["item_category"], targets={"tgt_click_seq": "item_category"}
+    )
+    assert spec.fields[0].target == "item_category"
+    assert FeatureSpec.from_dict(spec.fit(frame).to_dict()).fields[0].target == "item_category"
+    with pytest.raises(
+        ValueError, match=r"must be a categorical field.*'item_category' is numeric"
+    ):
+        FeatureSpec.infer(frame, domains, targets={"tgt_click_seq": "item_category"})
+    with pytest.raises(ValueError, match="'tgt_click_seq' names target field 'item_category'"):
+        FeatureSpec(fields=(Field("tgt_click_seq", "multi", "target", target="item_category"),))
+    with pytest.raises(ValueError, match="only multi fields"):
+        Field("tgt_power", "numeric", "target", target="item_category")
+    target_only = spec.select(lambda f: f.domain == "target")
+    assert target_only.names == ("tgt_click_seq",) and target_only.fields[0].target is None
+
+
+def test_sequence_match_is_the_smoothed_log_lift():
+    """match = log((hits + a) / (n + a V)) + log V; empty sequences give 0; the profile holds
+    the match of every token; FieldEmbedding appends one field per link."""
+    frame = linked_frame()
+    spec = FeatureSpec.infer(
+        frame,
+        {"tgt_": "target", "item_": "item"},
+        categorical=["item_category"],
+        targets={"tgt_click_seq": "item_category"},
+    )
+    encoder = FrameEncoder.fit(spec, frame)
+    batch = encoder.encode(frame)
+    embedding = FieldEmbedding(encoder.spec, 4)
+    match, empty = embedding.match(batch)
+    v, a = 3, MATCH_SMOOTHING
+
+    def lift(hits, n):
+        return np.log((hits + a) / (n + a * v)) + np.log(v)
+
+    expected = [lift(2, 3), 0.0, lift(0, 2), lift(1, 1)]
+    np.testing.assert_allclose(match[:, 0].numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert empty[:, 0].tolist() == [False, True, False, False]
+    profile = embedding.match.profile(batch, 0)  # (rows, V)
+    np.testing.assert_allclose(profile[0].numpy(), [lift(0, 3), lift(2, 3), lift(1, 3)], rtol=1e-6)
+    np.testing.assert_allclose(profile[1].numpy(), np.zeros(v), atol=1e-6)
+    assert embedding.field_names[-1] == "tgt_click_seq@item_category"
+    assert embedding.domains[-1] == "target"
+    assert embedding(batch).shape == (4, embedding.n_fields, 4) and embedding.n_fields == 3

@@ -9,13 +9,23 @@ least ``min_target_coverage``), is
 
 with ``sim`` either the L2 distance to the (detached) real embedding or an
 adversarial discriminator (real = ``e_tgt``, fake = ``e_gen``).  The generated
-embedding's classification term uses every row with source fields.
+embedding's classification term uses every row with source fields.  Where the
+target domain has a sequence linked to an item field (the click sequence and
+the item category, see :class:`predictors.features.Field`), the real embedding
+also holds the sequence's profile (the log lift of every category in the
+user's clicks) and the generator predicts it too: a dense, per-category
+signal from every active user with source history, far richer than one
+conversion label per exposure.  A new user's generated profile at the item's
+category (the "generated match") then stands in for the click history they
+do not have; on the simulated world it is what lifts new users above LightGBM
+with source features (``benchmarks/README.md``).
 
 Stage 2 (adaptive prediction) trains on all users: a domain attention weighs
 the target embedding, the source embedding and the generated (CSDE) embedding,
 with missing domains masked to weight 0; the weighted embeddings (concatenated,
 or summed with ``pooling="sum"``) form the user vector, which joins the
-demographics, item and coupon-option fields before the prediction MLP.  With
+generated matches, the demographics, item and coupon-option fields before the
+prediction MLP.  With
 ``field_skip`` (default) that MLP also reads the target and source field
 embeddings themselves: the towers are narrow, and without the skip CSDE
 trailed a plain MLP over all fields on the simulated world (overall AUC
@@ -65,12 +75,13 @@ class CSDEConfig(TrainConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
     similarity: Literal["l2", "adversarial"] = "l2"
     stage1_epochs: int = Field(4, ge=1)
-    lambda_sim: float = Field(1.0, ge=0)
+    lambda_sim: float = Field(10.0, ge=0)
     lambda_gen: float = Field(1.0, ge=0)
     min_target_coverage: float = Field(0.5, gt=0, le=1)
     pooling: Literal["sum", "concat"] = "concat"
     field_skip: bool = True
-    # tuned on the simulated world (benchmarks/README.md): a lower rate, trained longer
+    # tuned on the simulated world (benchmarks/README.md): a lower rate, trained longer, and a
+    # similarity weight of 10 (1 and 30 were measured too)
     lr: float = Field(1e-3, gt=0)
     epochs: int = Field(20, ge=1)
     patience: int = Field(3, ge=1)
@@ -118,7 +129,7 @@ class CSDEModel(TorchEstimator):
         dropout: float = 0.1,
         similarity: Literal["l2", "adversarial"] = "l2",
         stage1_epochs: int = 4,
-        lambda_sim: float = 1.0,
+        lambda_sim: float = 10.0,
         lambda_gen: float = 1.0,
         min_target_coverage: float = 0.5,
         pooling: Literal["sum", "concat"] = "concat",
@@ -191,15 +202,18 @@ class CSDEModel(TorchEstimator):
         known = parts.target_present.float() * w
         with_source = parts.source_present.float() * w
         paired = known * parts.source_present.float()
-        real = module.stage1_logit(parts.e_tgt, parts.context)
-        generated = module.stage1_logit(parts.e_gen, parts.context)
+        real = module.stage1_logit(parts.e_tgt, parts.m_tgt, parts.context)
+        generated = module.stage1_logit(parts.e_gen, parts.m_gen, parts.context)
         total = total + masked_bce(real, y, known)
         total = total + cfg.lambda_gen * masked_bce(generated, y, with_source)
+        # the real target embedding: the tower's output plus the sequence profiles
+        e_real = torch.cat([parts.e_tgt.detach(), parts.r_tgt], dim=1)  # (batch, u + profile)
+        e_fake = torch.cat([parts.e_gen, parts.r_gen], dim=1)
         if cfg.similarity == "l2":
-            distance = (parts.e_gen - parts.e_tgt.detach()).pow(2).mean(dim=1)  # (batch,)
+            distance = (e_fake - e_real).pow(2).mean(dim=1)  # (batch,)
             similarity = masked_mean(distance, paired)
         else:
-            similarity = module.adversarial_losses(parts.e_tgt, parts.e_gen, paired)
+            similarity = module.adversarial_losses(e_real, e_fake, paired)
         return total + cfg.lambda_sim * similarity
 
     # -------------------------------------------------------------------- fit

@@ -7,15 +7,24 @@ the two stages reads in one place:
 - ``e_src = S(source fields, user fields)``: the source-domain user embedding.
 - ``e_gen = G(source fields, user fields)``: the generated ("cross-domain")
   target embedding, trained in stage 1 to look like ``e_tgt``.
-- stage 1: ``H1([e, context, <P e, context>])`` classifies with ``e = e_tgt``
-  (real) and ``e = e_gen`` (generated); ``D(e)`` tells real from generated
-  (adversarial similarity only).
+- for a target-domain sequence linked to an item field (the click sequence and
+  the item category, :class:`~predictors.torch.layers.SequenceMatch`), the real
+  embedding also holds the sequence's profile ``r`` (the log lift of every
+  category in the user's clicks) and the generator also predicts it,
+  ``r_gen = G_r(source fields, user fields)``; the similarity compares
+  ``[e_gen, r_gen]`` with ``[e_tgt, r]``.  ``m = r[item category]`` is the
+  row's match (real or generated).
+- stage 1: ``H1([e, M(m), context, <P e, context>])`` classifies with
+  ``(e_tgt, m)`` (real) and ``(e_gen, m_gen)`` (generated); ``D`` tells real
+  ``[e_tgt, r]`` from generated ``[e_gen, r_gen]`` (adversarial similarity only).
 - stage 2: domain-attention weights ``a_k`` over the present domains ``k`` of
   ``(target, source, csde)`` (missing ones get exactly 0) gate the embeddings:
   ``u = [a_k e_k]_k`` (``pooling="concat"``, the default) or
   ``u = sum_k a_k e_k`` (``pooling="sum"``); the logit is
-  ``H2([u, context, <P u, context>, target fields, source fields])`` (the
-  last two only with ``field_skip``: a skip past the narrow towers).  ``context`` is every field outside
+  ``H2([u, M(m_gen), context, <P u, context>, target fields, source fields])``
+  (the last two only with ``field_skip``: a skip past the narrow towers;
+  ``M(m_gen)`` is zero without source fields).  A new user has no clicks, so
+  ``m_gen`` is how their payments behaviour says they like the item's category.  ``context`` is every field outside
   the source and target domains (user demographics, item, coupon option), so
   the same network scores each coupon option of a user; ``<P u, c_f>`` are
   user x context-field dot products (taste x item category, say).
@@ -30,8 +39,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from predictors.features import FeatureSpec, Field
-from predictors.torch.inputs import Batch, missing_key
-from predictors.torch.layers import MLP, AttentionPooling, FieldEmbedding
+from predictors.torch.inputs import Batch, batch_size_of, missing_key
+from predictors.torch.layers import MLP, AttentionPooling, FieldEmbedding, MatchEmbedding
 
 DOMAIN_KEYS = ("target", "source", "csde")  # order of the attention's keys and weights
 USER_DOMAIN = "user"  # demographics: fed to the source tower, the generator and the query
@@ -60,6 +69,10 @@ class CSDEParts:
     weights: torch.Tensor  # (batch, 3) attention over DOMAIN_KEYS
     e_tgt: torch.Tensor  # (batch, user_dim)
     e_gen: torch.Tensor  # (batch, user_dim); carries gradient only with train_generator
+    r_tgt: torch.Tensor  # (batch, profile) real sequence profiles (0 columns without links)
+    r_gen: torch.Tensor  # (batch, profile) generated profiles; gradient as e_gen
+    m_tgt: torch.Tensor  # (batch, links, dim) embedded real matches
+    m_gen: torch.Tensor  # (batch, links, dim) embedded generated matches
     context: torch.Tensor  # (batch, context fields, dim)
     target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
     source_present: torch.Tensor  # (batch,) bool: any source field present
@@ -118,6 +131,15 @@ class CSDENet(nn.Module):
         source_in = (n_src + n_user) * d
         self.source_tower = MLP(source_in, tower_hidden, output_dim=user_dim)
         self.generator = MLP(source_in, tower_hidden, output_dim=user_dim)
+        # target-domain sequence links: the generator also predicts their profiles
+        match = self.embedding.match
+        self.links = [i for i, dom in enumerate(match.domains) if dom == "target"]
+        self.profile_sizes = [match.n_tokens[i] for i in self.links]
+        self.profile_generator = (
+            MLP(source_in, tower_hidden, output_dim=sum(self.profile_sizes)) if self.links else None
+        )
+        self.match_embedding = MatchEmbedding(len(self.links), d)
+        n_match = len(self.links) * d
         # each head also sees <P e, context field> for every context field: the user x item
         # (taste x category) interactions an MLP over a concatenation learns only slowly
         if pooling not in ("sum", "concat"):
@@ -125,14 +147,14 @@ class CSDENet(nn.Module):
         self.concat = pooling == "concat"
         pooled_dim = user_dim * (len(DOMAIN_KEYS) if self.concat else 1)
         self.stage1_proj = nn.Linear(user_dim, d, bias=False)
-        self.stage1_head = MLP(user_dim + n_context * (d + 1), tower_hidden, output_dim=1)
+        self.stage1_head = MLP(user_dim + n_match + n_context * (d + 1), tower_hidden, output_dim=1)
         self.proj = nn.Linear(pooled_dim, d, bias=False)
         # field_skip: the head also reads the target and source field embeddings themselves, so
         # the towers' bottleneck cannot lose what a plain MLP over all fields would see
         self.field_skip = field_skip
         skip_dim = (n_tgt + n_src) * d if field_skip else 0
         self.head = MLP(
-            pooled_dim + skip_dim + n_context * (d + 1),
+            pooled_dim + n_match + skip_dim + n_context * (d + 1),
             hidden,
             dropout=dropout,
             output_dim=1,
@@ -143,7 +165,12 @@ class CSDENet(nn.Module):
         self.domain_type = nn.Parameter(torch.randn(len(DOMAIN_KEYS), user_dim) * 0.1)
         self.attention = AttentionPooling(user_dim, kind="additive", hidden=user_dim)
         self.discriminator = (
-            MLP(user_dim, (user_dim,), activation=nn.LeakyReLU, output_dim=1)
+            MLP(
+                user_dim + sum(self.profile_sizes),
+                (user_dim,),
+                activation=nn.LeakyReLU,
+                output_dim=1,
+            )
             if adversarial
             else None
         )
@@ -163,6 +190,8 @@ class CSDENet(nn.Module):
         e_src = self.source_tower(source_in)  # (batch, user_dim)
         with torch.set_grad_enabled(train_generator and torch.is_grad_enabled()):
             e_gen = self.generator(source_in)  # (batch, user_dim)
+            r_gen, m_gen = self._generated_profiles(batch, source_in)
+        r_tgt, m_tgt = self._real_profiles(batch)
 
         target_coverage = coverage(batch, self.target_fields)  # (batch,)
         source_coverage = coverage(batch, self.source_fields)
@@ -180,7 +209,8 @@ class CSDENet(nn.Module):
         pooled, weights = self.attention(keys, mask, query)  # (batch, u), (batch, 3)
         if self.concat:  # [a_target e_target, a_source e_source, a_csde e_csde]: gates, no mixing
             pooled = (weights.unsqueeze(-1) * keys).flatten(1)  # (batch, 3 * u)
-        head_in = self._head_input(pooled, context, self.proj)  # (batch, head_in)
+        generated = m_gen.detach() * source_present.view(-1, 1, 1)  # (batch, links, dim)
+        head_in = self._head_input(pooled, context, self.proj, generated)  # (batch, head_in)
         if self.field_skip:
             head_in = torch.cat([head_in, target, source], dim=1)
         logit = self.head(head_in).squeeze(-1)  # (batch,)
@@ -189,6 +219,10 @@ class CSDENet(nn.Module):
             weights=weights,
             e_tgt=e_tgt,
             e_gen=e_gen,
+            r_tgt=r_tgt,
+            r_gen=r_gen,
+            m_tgt=m_tgt,
+            m_gen=m_gen,
             context=context,
             target_present=target_present,
             source_present=source_present,
@@ -197,16 +231,47 @@ class CSDENet(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.parts(batch).logit  # (batch,)
 
-    def stage1_logit(self, user: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Stage-1 classifier ``H1`` on a (real or generated) target embedding: ``(batch,)``."""
-        return self.stage1_head(self._head_input(user, context, self.stage1_proj)).squeeze(-1)
+    def stage1_logit(
+        self, user: torch.Tensor, match: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
+        """Stage-1 classifier ``H1`` on a (real or generated) target embedding and its
+        embedded matches ``(batch, links, dim)``: ``(batch,)``."""
+        head_in = self._head_input(user, context, self.stage1_proj, match)
+        return self.stage1_head(head_in).squeeze(-1)
 
     def _head_input(
-        self, user: torch.Tensor, context: torch.Tensor, proj: nn.Linear
+        self, user: torch.Tensor, context: torch.Tensor, proj: nn.Linear, match: torch.Tensor
     ) -> torch.Tensor:
-        """``[user, context fields, <proj(user), each context field>]``: ``(batch, head_in)``."""
+        """``[user, matches, context fields, <proj(user), each context field>]``: ``(batch, head_in)``."""
         dots = torch.einsum("bd,bfd->bf", proj(user), context) * self.dot_scale  # (batch, f)
-        return torch.cat([user, context.flatten(1), dots], dim=1)
+        return torch.cat([user, match.flatten(1), context.flatten(1), dots], dim=1)
+
+    def _real_profiles(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real profiles ``(batch, sum V)`` and embedded matches ``(batch, links, dim)``."""
+        match = self.embedding.match
+        if not self.links:
+            rows = batch_size_of(batch)
+            return torch.zeros(rows, 0), torch.zeros(rows, 0, self.match_embedding.weight.shape[1])
+        profiles = torch.cat([match.profile(batch, i) for i in self.links], dim=1)
+        values, empty = match(batch)  # (batch, all links)
+        return profiles, self.match_embedding(values[:, self.links], empty[:, self.links])
+
+    def _generated_profiles(
+        self, batch: Batch, source_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generated profiles ``(batch, sum V)`` and their embedded matches at the row's target."""
+        if self.profile_generator is None:
+            rows = source_in.shape[0]
+            return torch.zeros(rows, 0), torch.zeros(rows, 0, self.match_embedding.weight.shape[1])
+        profiles = self.profile_generator(source_in)  # (batch, sum V)
+        values = []
+        for i, part in zip(self.links, profiles.split(self.profile_sizes, dim=1), strict=True):
+            token = self.embedding.match.target_token(batch, i)  # (batch,) id + 1, 0 = none
+            picked = part.gather(1, (token - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+            values.append(picked * (token != 0))  # no token: the uniform prior, 0
+        values = torch.stack(values, dim=1)  # (batch, links)
+        never_empty = torch.zeros_like(values, dtype=torch.bool)
+        return profiles, self.match_embedding(values, never_empty)
 
     def adversarial_losses(
         self, real: torch.Tensor, fake: torch.Tensor, rows: torch.Tensor

@@ -1,7 +1,10 @@
 """Shared layers for the PyTorch predictors (after FuxiCTR's ``pytorch/layers``).
 
 - :class:`FieldEmbedding`: one ``dim``-vector per field of a fitted spec, for
-  every field kind, robust to missing values and empty domains.
+  every field kind, robust to missing values and empty domains, plus one per
+  sequence/target link (:class:`SequenceMatch`).
+- :class:`SequenceMatch` / :class:`MatchEmbedding`: how strongly a sequence
+  field holds the row's target value (target attention, computed exactly).
 - :class:`MLP`: the only MLP block; models never write their own.
 - :class:`CrossNetV2`: DCN-v2 cross layers.
 - :class:`AttentionPooling`: masked dot-product/additive attention over a set of
@@ -14,6 +17,7 @@ Every forward documents shapes as ``# (batch, fields, dim)`` comments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -26,6 +30,114 @@ from predictors.torch.inputs import NUMERIC_BUCKETS, bucket_key, missing_key
 def _require_fitted(spec: FeatureSpec) -> None:
     if not spec.fitted:
         raise ValueError("the FeatureSpec is not fitted; fit it (or a FrameEncoder) first")
+
+
+MATCH_SMOOTHING = 0.5  # pseudo-count per token of SequenceMatch's smoothed shares
+MATCH_EDGES = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)  # MatchEmbedding's bucket edges
+
+
+class SequenceMatch(nn.Module):
+    """Log lift of the row's target value in a linked sequence field: ``(batch, links)``.
+
+    For every multi field ``f`` of the spec that names a target field ``t``
+    (a categorical field over the same tokens, e.g. the click sequence's
+    categories and the item's category), with ``c`` the sequence's tokens equal
+    to the row's value of ``t``, ``n`` the sequence's length and ``V`` its
+    vocabulary size::
+
+        match = log((c + a) / (n + a V)) + log V        (a = MATCH_SMOOTHING)
+
+    the smoothed share of the target in the sequence relative to a uniform
+    share: 0 for an empty sequence, positive when the user keeps returning to
+    the target.  It is DIN's target attention reduced to exact token equality,
+    and it is what a mean of token embeddings cannot express: the true logit of
+    a softmax taste is linear in the *log* share.  :meth:`profile` gives the
+    same quantity for every token of the vocabulary (CSDE's generator learns to
+    predict it from the source domain).
+    """
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        super().__init__()
+        _require_fitted(spec)
+        by_name = {f.name: f for f in spec.fields}
+        self.links = [(f.name, f.target) for f in spec.fields if f.target is not None]
+        self.domains = tuple(by_name[name].domain for name, _ in self.links)
+        self.n_tokens = [by_name[name].n_tokens for name, _ in self.links]
+        for i, (name, target) in enumerate(self.links):
+            # categorical code of the target field -> token id + 1 of the sequence (0: no token)
+            vocab = by_name[target].vocab
+            codes = [0] + [_token_id(v, by_name[name].n_tokens) for v in vocab[1:]]
+            self.register_buffer(f"code_to_token_{i}", torch.tensor(codes), persistent=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """One derived field name per link: ``"<sequence>@<target>"``."""
+        return tuple(f"{name}@{target}" for name, target in self.links)
+
+    def target_token(self, batch: Mapping[str, torch.Tensor], i: int) -> torch.Tensor:
+        """``(batch,)`` token id + 1 of link ``i``'s target value (0: not a token)."""
+        return getattr(self, f"code_to_token_{i}")[batch[self.links[i][1]]]
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(match, empty)``: both ``(batch, links)``; ``empty`` is True for empty sequences."""
+        values, empty = [], []
+        for i, (name, _) in enumerate(self.links):
+            tokens = batch[name]  # (batch, L), 0 = padding
+            target = self.target_token(batch, i)  # (batch,)
+            hits = ((tokens == target.unsqueeze(1)) & (target.unsqueeze(1) != 0)).sum(dim=1)
+            length = (tokens != 0).sum(dim=1)  # (batch,)
+            values.append(_log_lift(hits.float(), length.float(), self.n_tokens[i]))
+            empty.append(length == 0)
+        return torch.stack(values, dim=1), torch.stack(empty, dim=1)
+
+    def profile(self, batch: Mapping[str, torch.Tensor], i: int) -> torch.Tensor:
+        """``(batch, V)``: link ``i``'s match for every token of the vocabulary."""
+        tokens = batch[self.links[i][0]]  # (batch, L)
+        n_tokens = self.n_tokens[i]
+        counts = torch.zeros(tokens.shape[0], n_tokens + 1, device=tokens.device)
+        counts.scatter_add_(1, tokens, torch.ones_like(tokens, dtype=counts.dtype))
+        counts = counts[:, 1:]  # drop padding: (batch, V)
+        length = counts.sum(dim=1, keepdim=True)  # (batch, 1)
+        return _log_lift(counts, length, n_tokens)
+
+
+def _token_id(value: str, n_tokens: int) -> int:
+    """Token id + 1 of a categorical vocabulary entry (``"3"`` or ``"3.0"``), 0 if none."""
+    try:
+        number = float(value)
+    except ValueError:
+        return 0
+    if not number.is_integer() or not 0 <= number < n_tokens:
+        return 0
+    return int(number) + 1
+
+
+def _log_lift(hits: torch.Tensor, length: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """``log((hits + a) / (length + a V)) + log V``: 0 for an empty sequence."""
+    a = MATCH_SMOOTHING
+    return torch.log((hits + a) / (length + a * n_tokens)) + math.log(n_tokens)
+
+
+class MatchEmbedding(nn.Module):
+    """Embed ``(batch, links)`` match values (:class:`SequenceMatch`): ``(batch, links, dim)``.
+
+    ``value * w + b[bucket] + empty * e``: a slope, a learned vector per bucket
+    of :data:`MATCH_EDGES` (any step function of the value) and a vector for
+    rows whose sequence is empty.
+    """
+
+    def __init__(self, n_links: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_links, dim) * 0.1)  # (links, dim)
+        self.empty = nn.Parameter(torch.randn(n_links, dim) * 0.01)
+        self.buckets = nn.Parameter(torch.randn(n_links, len(MATCH_EDGES) + 1, dim) * 0.01)
+        self.register_buffer("edges", torch.tensor(MATCH_EDGES), persistent=False)
+        self.register_buffer("link_index", torch.arange(n_links), persistent=False)
+
+    def forward(self, match: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
+        bucket = torch.bucketize(match, self.edges)  # (batch, links)
+        emb = match.unsqueeze(-1) * self.weight + self.buckets[self.link_index, bucket]
+        return emb + empty.unsqueeze(-1) * self.empty  # (batch, links, dim)
 
 
 class FieldEmbedding(nn.Module):
@@ -42,8 +154,12 @@ class FieldEmbedding(nn.Module):
       the click history) is not lost by the mean; an empty row gives zero
       plus a learned "empty" vector ``e_f``.
 
-    Output fields follow ``spec.fields`` order; :meth:`domain_index` gives the
-    positions of one domain's fields.
+    - link (a multi field with a target field): one more field after the
+      spec's, ``"<sequence>@<target>"`` of the sequence's domain, embedding
+      the :class:`SequenceMatch` value with a :class:`MatchEmbedding`.
+
+    Output fields follow ``spec.fields`` order, then the links; :meth:`domain_index`
+    gives the positions of one domain's fields.
     """
 
     def __init__(self, spec: FeatureSpec, dim: int) -> None:
@@ -52,8 +168,10 @@ class FieldEmbedding(nn.Module):
         if dim < 1:
             raise ValueError(f"embedding dim must be >= 1, got {dim}")
         self.dim = dim
-        self.field_names = spec.names
-        self.domains = tuple(f.domain for f in spec.fields)
+        self.match = SequenceMatch(spec)
+        self.match_embedding = MatchEmbedding(len(self.match.links), dim)
+        self.field_names = (*spec.names, *self.match.names)
+        self.domains = (*(f.domain for f in spec.fields), *self.match.domains)
         self.numeric_names = [f.name for f in spec.fields if f.kind == "numeric"]
         self.categorical_names = [f.name for f in spec.fields if f.kind == "categorical"]
         self.multi_names = [f.name for f in spec.fields if f.kind == "multi"]
@@ -95,7 +213,7 @@ class FieldEmbedding(nn.Module):
         # permutation from [numeric..., categorical..., multi...] back to spec order
         grouped = [*self.numeric_names, *self.categorical_names, *self.multi_names]
         where = {name: i for i, name in enumerate(grouped)}
-        order = torch.tensor([where[name] for name in self.field_names], dtype=torch.long)
+        order = torch.tensor([where[name] for name in spec.names], dtype=torch.long)
         self.register_buffer("order", order, persistent=False)
         self._identity_order = bool((order == torch.arange(len(order))).all())
 
@@ -129,8 +247,13 @@ class FieldEmbedding(nn.Module):
             pooled = pooled + torch.log1p(length.float()) * self.multi_length[i]
             pooled = pooled + (length == 0) * self.multi_empty[i]
             parts.append(pooled.unsqueeze(1))  # (batch, 1, dim)
-        out = torch.cat(parts, dim=1)  # (batch, fields, dim) grouped by kind
-        return out if self._identity_order else out.index_select(1, self.order)
+        out = torch.cat(parts, dim=1)  # (batch, spec fields, dim) grouped by kind
+        if not self._identity_order:
+            out = out.index_select(1, self.order)
+        if self.match.links:
+            linked = self.match_embedding(*self.match(batch))  # (batch, links, dim)
+            out = torch.cat([out, linked], dim=1)
+        return out  # (batch, fields, dim)
 
 
 def domain_present(
