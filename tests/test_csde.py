@@ -167,10 +167,10 @@ def test_generator_learns_the_click_profile_of_users_with_both_domains(world):
 
     def profile_error(model: CSDEModel) -> float:
         with torch.no_grad():
-            parts = model.module_.eval().parts(model.encoder_.encode(rows))
+            parts = model.module_.eval().parts(model.encoder_.encode(rows), train_generator=True)
         return float((parts.r_gen - parts.r_tgt).pow(2).mean())
 
-    assert trained.module_.profile_generator is not None
+    assert trained.module_.generator.out_dim == SMALL["user_dim"] + 20  # [e_gen, 20 categories]
     assert profile_error(trained) < 0.8 * profile_error(untrained)
     new_rows = X.loc[(segment == "new") & X["has_source"].to_numpy(bool)].iloc[:500]
     with torch.no_grad():

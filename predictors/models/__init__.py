@@ -15,6 +15,7 @@ from typing import Any
 
 from predictors.lgbm import LightGBMModel
 from predictors.models.csde import CSDEModel
+from predictors.models.cycle_fill import CycleFillModel
 from predictors.models.dcnv2 import DCNv2Model
 from predictors.models.finetune import FineTuneModel
 from predictors.models.maml import MAMLModel
@@ -24,6 +25,7 @@ from predictors.models.shared_bottom import SharedBottomModel
 
 REGISTRY: dict[str, type] = {
     "csde": CSDEModel,
+    "csde_cycle": CycleFillModel,
     "dcnv2": DCNv2Model,
     "finetune": FineTuneModel,
     "lightgbm": LightGBMModel,
@@ -46,6 +48,7 @@ def load_model(path: str | Path) -> Any:
 __all__ = [
     "REGISTRY",
     "CSDEModel",
+    "CycleFillModel",
     "DCNv2Model",
     "FineTuneModel",
     "LightGBMModel",

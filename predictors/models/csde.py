@@ -58,9 +58,10 @@ from torch import nn
 
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
-from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, masked_bce, masked_mean
-from predictors.torch.base import PREDICT_BATCH, TorchEstimator, TrainConfig
-from predictors.torch.inputs import Batch, batch_size_of, take
+from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, CSDEParts
+from predictors.torch.base import PREDICT_BATCH, TrainConfig
+from predictors.torch.inputs import batch_size_of, take
+from predictors.torch.staged import TwoStageEstimator, masked_bce, masked_mean
 
 SUMMARY_ROWS = 20_000  # training rows (a seeded sample) that ``attention_`` summarises
 
@@ -87,7 +88,7 @@ class CSDEConfig(TrainConfig):
     patience: int = Field(3, ge=1)
 
 
-class CSDEModel(TorchEstimator):
+class CSDEModel(TwoStageEstimator):
     """Conversion probability for every lifecycle segment, new users via the generated embedding.
 
     ``feature_spec`` needs fields of domains ``source`` and ``target``; domain
@@ -167,7 +168,6 @@ class CSDEModel(TorchEstimator):
             verbose=verbose,
         )
         self.attention_: pd.DataFrame | None = None
-        self._stage = 1
 
     # ------------------------------------------------------------------ hooks
     def build(self, spec: FeatureSpec) -> nn.Module:
@@ -185,27 +185,18 @@ class CSDEModel(TorchEstimator):
             field_skip=cfg.field_skip,
         )
 
-    def on_epoch_start(self, module: nn.Module, epoch: int) -> None:
-        """Stage 1 (plus the stage-2 loss) up to ``stage1_epochs``, then stage 2 alone."""
-        self._stage = 1 if epoch <= self.config_.stage1_epochs else 2
-
-    def loss(
-        self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
+    def stage1_loss(
+        self, module: nn.Module, parts: CSDEParts, y: torch.Tensor, w: torch.Tensor
     ) -> torch.Tensor:
-        """Stage-2 log loss, plus the stage-1 terms while stage 1 runs."""
+        """``L1``: both stage-1 classifications and the similarity (module docstring)."""
         cfg = self.config_
-        parts = module.parts(batch, train_generator=self._stage == 1)
-        w = torch.ones_like(y) if weight is None else weight
-        total = masked_bce(parts.logit, y, w)
-        if self._stage != 1:
-            return total
         known = parts.target_present.float() * w
         with_source = parts.source_present.float() * w
         paired = known * parts.source_present.float()
+        assert parts.r_tgt is not None and parts.m_tgt is not None  # stage 1 computes them
         real = module.stage1_logit(parts.e_tgt, parts.m_tgt, parts.context)
         generated = module.stage1_logit(parts.e_gen, parts.m_gen, parts.context)
-        total = total + masked_bce(real, y, known)
-        total = total + cfg.lambda_gen * masked_bce(generated, y, with_source)
+        total = masked_bce(real, y, known) + cfg.lambda_gen * masked_bce(generated, y, with_source)
         # the real target embedding: the tower's output plus the sequence profiles
         e_real = torch.cat([parts.e_tgt.detach(), parts.r_tgt], dim=1)  # (batch, u + profile)
         e_fake = torch.cat([parts.e_gen, parts.r_gen], dim=1)
@@ -226,7 +217,6 @@ class CSDEModel(TorchEstimator):
         eval_set: tuple[pd.DataFrame, Any] | None = None,
     ) -> CSDEModel:
         """Train both stages (see the module docstring), then record ``attention_``."""
-        self._stage = 1
         super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
         rows = np.random.default_rng(self.config_.seed).permutation(len(X))[:SUMMARY_ROWS]
         self.attention_ = attention_summary(self.attention_weights(X.iloc[np.sort(rows)]))

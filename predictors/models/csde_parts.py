@@ -36,11 +36,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from predictors.features import FeatureSpec, Field
 from predictors.torch.inputs import Batch, batch_size_of, missing_key
 from predictors.torch.layers import MLP, AttentionPooling, FieldEmbedding, MatchEmbedding
+from predictors.torch.staged import masked_bce
 
 DOMAIN_KEYS = ("target", "source", "csde")  # order of the attention's keys and weights
 USER_DOMAIN = "user"  # demographics: fed to the source tower, the generator and the query
@@ -69,10 +69,10 @@ class CSDEParts:
     weights: torch.Tensor  # (batch, 3) attention over DOMAIN_KEYS
     e_tgt: torch.Tensor  # (batch, user_dim)
     e_gen: torch.Tensor  # (batch, user_dim); carries gradient only with train_generator
-    r_tgt: torch.Tensor  # (batch, profile) real sequence profiles (0 columns without links)
-    r_gen: torch.Tensor  # (batch, profile) generated profiles; gradient as e_gen
-    m_tgt: torch.Tensor  # (batch, links, dim) embedded real matches
-    m_gen: torch.Tensor  # (batch, links, dim) embedded generated matches
+    r_gen: torch.Tensor  # (batch, profile) generated profiles (0 columns without links)
+    m_gen: torch.Tensor  # (batch, links, dim) embedded generated matches; gradient as e_gen
+    r_tgt: torch.Tensor | None  # (batch, profile) real profiles; only with train_generator
+    m_tgt: torch.Tensor | None  # (batch, links, dim) embedded real matches; likewise
     context: torch.Tensor  # (batch, context fields, dim)
     target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
     source_present: torch.Tensor  # (batch,) bool: any source field present
@@ -130,14 +130,13 @@ class CSDENet(nn.Module):
         self.target_tower = MLP(n_tgt * d, tower_hidden, output_dim=user_dim)
         source_in = (n_src + n_user) * d
         self.source_tower = MLP(source_in, tower_hidden, output_dim=user_dim)
-        self.generator = MLP(source_in, tower_hidden, output_dim=user_dim)
-        # target-domain sequence links: the generator also predicts their profiles
+        # target-domain sequence links: the generator also predicts their profiles, so it
+        # outputs [e_gen, r_gen] (one network: the profile is part of the target embedding)
         match = self.embedding.match
         self.links = [i for i, dom in enumerate(match.domains) if dom == "target"]
         self.profile_sizes = [match.n_tokens[i] for i in self.links]
-        self.profile_generator = (
-            MLP(source_in, tower_hidden, output_dim=sum(self.profile_sizes)) if self.links else None
-        )
+        self.user_dim = user_dim
+        self.generator = MLP(source_in, tower_hidden, output_dim=user_dim + sum(self.profile_sizes))
         self.match_embedding = MatchEmbedding(len(self.links), d)
         n_match = len(self.links) * d
         # each head also sees <P e, context field> for every context field: the user x item
@@ -179,7 +178,8 @@ class CSDENet(nn.Module):
         """Run both stages' encoders and the stage-2 prediction.
 
         ``train_generator=False`` (stage 2, prediction) runs the generator without
-        building its autograd graph: only stage 1's losses train it.
+        building its autograd graph and skips the real profiles: only stage 1's
+        losses train the generator and read them.
         """
         emb = self.embedding(batch).index_select(1, self.order)  # (batch, fields, dim)
         target, source, user, other = emb.split(self.group_sizes, dim=1)  # (batch, f_g, dim)
@@ -189,9 +189,11 @@ class CSDENet(nn.Module):
         e_tgt = self.target_tower(target)  # (batch, user_dim)
         e_src = self.source_tower(source_in)  # (batch, user_dim)
         with torch.set_grad_enabled(train_generator and torch.is_grad_enabled()):
-            e_gen = self.generator(source_in)  # (batch, user_dim)
-            r_gen, m_gen = self._generated_profiles(batch, source_in)
-        r_tgt, m_tgt = self._real_profiles(batch)
+            generated = self.generator(source_in)  # (batch, user_dim + sum V)
+            e_gen, r_gen = generated.split([self.user_dim, generated.shape[1] - self.user_dim], 1)
+            m_gen = self._generated_matches(batch, r_gen)
+        # only stage 1's losses read the real profiles: prediction skips them
+        r_tgt, m_tgt = self._real_profiles(batch) if train_generator else (None, None)
 
         target_coverage = coverage(batch, self.target_fields)  # (batch,)
         source_coverage = coverage(batch, self.source_fields)
@@ -256,14 +258,11 @@ class CSDENet(nn.Module):
         values, empty = match(batch)  # (batch, all links)
         return profiles, self.match_embedding(values[:, self.links], empty[:, self.links])
 
-    def _generated_profiles(
-        self, batch: Batch, source_in: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Generated profiles ``(batch, sum V)`` and their embedded matches at the row's target."""
-        if self.profile_generator is None:
-            rows = source_in.shape[0]
-            return torch.zeros(rows, 0), torch.zeros(rows, 0, self.match_embedding.weight.shape[1])
-        profiles = self.profile_generator(source_in)  # (batch, sum V)
+    def _generated_matches(self, batch: Batch, profiles: torch.Tensor) -> torch.Tensor:
+        """Embedded generated matches ``(batch, links, dim)``: each generated profile
+        ``(batch, sum V)`` read at the row's target token."""
+        if not self.links:
+            return torch.zeros(profiles.shape[0], 0, self.match_embedding.weight.shape[1])
         values = []
         for i, part in zip(self.links, profiles.split(self.profile_sizes, dim=1), strict=True):
             token = self.embedding.match.target_token(batch, i)  # (batch,) id + 1, 0 = none
@@ -271,7 +270,7 @@ class CSDENet(nn.Module):
             values.append(picked * (token != 0))  # no token: the uniform prior, 0
         values = torch.stack(values, dim=1)  # (batch, links)
         never_empty = torch.zeros_like(values, dtype=torch.bool)
-        return profiles, self.match_embedding(values, never_empty)
+        return self.match_embedding(values, never_empty)
 
     def adversarial_losses(
         self, real: torch.Tensor, fake: torch.Tensor, rows: torch.Tensor
@@ -295,14 +294,3 @@ class CSDENet(nn.Module):
         )
         loss_g = masked_bce(g_fake, torch.ones_like(g_fake), rows)
         return loss_d + loss_g
-
-
-def masked_bce(logit: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy averaged with row weights ``rows`` (0 where a row does not count)."""
-    losses = F.binary_cross_entropy_with_logits(logit, y, reduction="none")
-    return (losses * rows).sum() / rows.sum().clamp_min(1e-6)
-
-
-def masked_mean(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values (batch,)`` with row weights ``rows``."""
-    return (values * rows).sum() / rows.sum().clamp_min(1e-6)
