@@ -75,8 +75,8 @@ def nightly(
         str | None,
         typer.Option(
             help="conversion model by name: auto (default: with source-domain features "
-            "csde and lightgbm, the better holdout Qini kept; else lightgbm), lightgbm, csde, "
-            "mlp, ..."
+            "csde, unless lightgbm, trained beside it, has a clearly better holdout Qini; else "
+            "lightgbm), lightgbm, csde, mlp, ..."
         ),
     ] = None,
     max_train_rows: Annotated[

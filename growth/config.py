@@ -85,9 +85,9 @@ class NightlyConfig(BaseModel):
     seed: int | None = Field(None, ge=0, description="overrides the scenario's seed")
     predictor: str = Field(
         "auto",
-        description="conversion model by name; auto: with source-domain features csde and "
-        "lightgbm, the better holdout Qini kept (growth.training.candidate_predictors), else "
-        "lightgbm",
+        description="conversion model by name; auto: with source-domain features csde, "
+        "unless lightgbm, trained beside it, has a clearly better holdout Qini "
+        "(growth.training.choose_model), else lightgbm",
     )
     max_train_rows: int | None = Field(
         300_000,  # of the 100k-user demo's 480k: CSDE trains in ~105 s on one thread

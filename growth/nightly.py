@@ -4,9 +4,9 @@ Stages (each timed and logged):
 
 1. ``data``: generate the simulated world from a scenario, or read dataset files;
 2. ``train``: fit the conversion and basket models on the older exposures and
-   evaluate them by lifecycle segment on the newest ones (``predictor="auto"``
-   trains CSDE and LightGBM when the users have source-domain features and keeps
-   the better holdout Qini, else LightGBM alone);
+   evaluate them by lifecycle segment on the newest ones (``predictor="auto"``:
+   with source-domain features CSDE, unless LightGBM, trained beside it, ranks
+   the holdout's uplift clearly better; else LightGBM alone);
 3. ``score``: predict every user's conversion and redemption under each coupon;
 4. ``coupons``: allocate coupons under the budgets (certificate included);
 5. ``truth`` (simulated world only): score the plan, a random plan and the
