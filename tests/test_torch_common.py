@@ -311,3 +311,30 @@ def test_sequence_match_is_the_smoothed_log_lift():
     assert embedding.field_names[-1] == "tgt_click_seq@item_category"
     assert embedding.domains[-1] == "target"
     assert embedding(batch).shape == (4, embedding.n_fields, 4) and embedding.n_fields == 3
+
+
+def test_platt_scaling_fixes_the_validation_bias_and_survives_save_load(tmp_path):
+    """(a, b) fitted on the validation rows make their mean probability the label rate (the
+    score equation of a logistic fit); the ranking is unchanged; save/load keeps them."""
+    rng = np.random.default_rng(0)
+    n = 4_000
+    x = rng.standard_normal(n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x - 2.0)))).astype(int)  # rare positives, ~15 %
+    X = pd.DataFrame({"tgt_x": x})
+    spec = FeatureSpec.infer(X, {"tgt_": "target"})
+    fit, valid = slice(0, 3_000), slice(3_000, n)
+    model = MLPModel(spec, hidden=(8,), dropout=0.5, epochs=3, lr=1e-2, seed=0)
+    model.fit(X[fit], y[fit], eval_set=(X[valid], y[valid]))
+    a, b = model.calibration_
+    assert (a, b) != (1.0, 0.0) and a > 0
+    logits = model._logits(model.module_, model.encoder_.encode(X[valid])).numpy()
+    raw, calibrated = 1 / (1 + np.exp(-logits)), model.predict_proba(X[valid])[:, 1]
+    assert abs(raw.mean() - y[valid].mean()) > 0.005  # the dropout-trained net is biased
+    assert calibrated.mean() == pytest.approx(y[valid].mean(), abs=1e-3)
+    assert np.array_equal(np.argsort(raw, kind="stable"), np.argsort(calibrated, kind="stable"))
+    again = MLPModel.load(model.save(tmp_path / "mlp"))
+    assert again.calibration_ == model.calibration_
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    # positives weighted 0: the validation rows hold one class, nothing to calibrate against
+    one_class = MLPModel(spec, epochs=1, seed=0).fit(X, y, sample_weight=(y == 0).astype(float))
+    assert one_class.calibration_ == (1.0, 0.0)

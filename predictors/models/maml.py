@@ -394,6 +394,7 @@ class MAMLModel(TorchEstimator):
         with torch.no_grad():
             for name, p in net.mlp.named_parameters():
                 p.copy_(fast[name])
+        adapted.calibration_ = (1.0, 0.0)  # the inner loop fitted the raw logits to the segment
         return adapted
 
 
