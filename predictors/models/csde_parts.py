@@ -10,9 +10,9 @@ the two stages reads in one place:
 - for a target-domain sequence linked to an item field (the click sequence and
   the item category, :class:`~predictors.torch.layers.SequenceMatch`), the real
   embedding also holds the sequence's profile ``r`` (the log lift of every
-  category in the user's clicks) and the generator also predicts it,
-  ``r_gen = G_r(source fields, user fields)``; the similarity compares
-  ``[e_gen, r_gen]`` with ``[e_tgt, r]``.  ``m = r[item category]`` is the
+  category in the user's clicks) and the generator also predicts it: one
+  network outputs ``[e_gen, r_gen] = G(source fields, user fields)``; the
+  similarity compares ``[e_gen, r_gen]`` with ``[e_tgt, r]``.  ``m = r[item category]`` is the
   row's match (real or generated).
 - stage 1: ``H1([e, M(m), context, <P e, context>])`` classifies with
   ``(e_tgt, m)`` (real) and ``(e_gen, m_gen)`` (generated); ``D`` tells real
@@ -24,10 +24,11 @@ the two stages reads in one place:
   ``H2([u, M(m_gen), context, <P u, context>, target fields, source fields])``
   (the last two only with ``field_skip``: a skip past the narrow towers;
   ``M(m_gen)`` is zero without source fields).  A new user has no clicks, so
-  ``m_gen`` is how their payments behaviour says they like the item's category.  ``context`` is every field outside
-  the source and target domains (user demographics, item, coupon option), so
-  the same network scores each coupon option of a user; ``<P u, c_f>`` are
-  user x context-field dot products (taste x item category, say).
+  ``m_gen`` is how their payments behaviour says they like the item's
+  category.  ``context`` is every field outside the source and target domains
+  (user demographics, item, coupon option), so the same network scores each
+  coupon option of a user; ``<P u, c_f>`` are user x context-field dot
+  products (taste x item category, say).
 """
 
 from __future__ import annotations
