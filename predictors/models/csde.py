@@ -24,8 +24,8 @@ Stage 2 (adaptive prediction) trains on all users: a domain attention weighs
 the target embedding, the source embedding and the generated (CSDE) embedding,
 with missing domains masked to weight 0; the weighted embeddings (concatenated,
 or summed with ``pooling="sum"``) form the user vector, which joins the
-generated matches, the demographics, item and coupon-option fields before the
-prediction MLP.  With
+generated matches (gated by the CSDE weight), the demographics, item and
+coupon-option fields before the prediction MLP.  With
 ``field_skip`` (default) that MLP also reads the target and source field
 embeddings themselves: the towers are narrow, and without the skip CSDE
 trailed a plain MLP over all fields on the simulated world (overall AUC
