@@ -24,8 +24,9 @@ Stage 2 (adaptive prediction) trains on all users: a domain attention weighs
 the target embedding, the source embedding and the generated (CSDE) embedding,
 with missing domains masked to weight 0; the weighted embeddings (concatenated,
 or summed with ``pooling="sum"``) form the user vector, which joins the
-generated matches (gated by the CSDE weight), the demographics, item and
-coupon-option fields before the prediction MLP.  With
+match (real and generated mixed by the attention; generated alone for new
+users), the demographics, item and coupon-option fields before the prediction
+MLP.  With
 ``field_skip`` (default) that MLP also reads the target and source field
 embeddings themselves: the towers are narrow, and without the skip CSDE
 trailed a plain MLP over all fields on the simulated world (overall AUC
@@ -193,7 +194,7 @@ class CSDEModel(TwoStageEstimator):
         known = parts.target_present.float() * w
         with_source = parts.source_present.float() * w
         paired = known * parts.source_present.float()
-        assert parts.r_tgt is not None and parts.m_tgt is not None  # stage 1 computes them
+        assert parts.r_tgt is not None  # stage 1 computes it
         real = module.stage1_logit(parts.e_tgt, parts.m_tgt, parts.context)
         generated = module.stage1_logit(parts.e_gen, parts.m_gen, parts.context)
         total = masked_bce(real, y, known) + cfg.lambda_gen * masked_bce(generated, y, with_source)

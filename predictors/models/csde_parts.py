@@ -21,19 +21,19 @@ the two stages reads in one place:
   ``(target, source, csde)`` (missing ones get exactly 0) gate the embeddings:
   ``u = [a_k e_k]_k`` (``pooling="concat"``, the default) or
   ``u = sum_k a_k e_k`` (``pooling="sum"``); the logit is
-  ``H2([u, a_csde M(m_gen), context, <P u, context>, target fields, source fields])``
-  (the last two only with ``field_skip``: a skip past the narrow towers).  A
-  new user has no clicks, so ``m_gen`` is how their payments behaviour says
-  they like the item's category; it passes the CSDE attention gate
-  ``a_csde`` (0 without source fields), so the attention decides how much the
-  generated profile counts, user by user.  Without that gate the head reads
-  the target and source fields through the skip anyway and the attention
-  collapsed onto the source embedding (weight 0.99 for every segment on a
-  40k-user world); with it the CSDE weight falls as the shop knows more
-  (``benchmarks/README.md``).  ``context`` is every field outside the source and target domains
-  (user demographics, item, coupon option), so the same network scores each
-  coupon option of a user; ``<P u, c_f>`` are user x context-field dot
-  products (taste x item category, say).
+  ``H2([u, M(m_mix), context, <P u, context>, target fields, source fields])``
+  (the last two only with ``field_skip``: a skip past the narrow towers),
+  where the match ``m_mix = s m_gen + (1 - s) m`` mixes the generated and the
+  real match by the CSDE embedding's share ``s = a_csde / (a_target + a_csde)``
+  of the attention: a new user (no target) gets the generated match whole,
+  which is how their payments behaviour says they like the item's category.
+  (Gating ``M(m_gen)`` by ``a_csde`` alone made the attention fall from 0.20
+  for potential users to 0.12 for active ones, but cost the demo's coupon
+  plan 7 points of the oracle; ``benchmarks/README.md``.) ``context`` is every
+  field outside the source and target domains (user demographics, item, coupon
+  option), so the same network scores each coupon option of a user;
+  ``<P u, c_f>`` are user x context-field dot products (taste x item category,
+  say).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class CSDEParts:
     r_gen: torch.Tensor  # (batch, profile) generated profiles (0 columns without links)
     m_gen: torch.Tensor  # (batch, links, dim) embedded generated matches; gradient as e_gen
     r_tgt: torch.Tensor | None  # (batch, profile) real profiles; only with train_generator
-    m_tgt: torch.Tensor | None  # (batch, links, dim) embedded real matches; likewise
+    m_tgt: torch.Tensor  # (batch, links, dim) embedded real matches
     context: torch.Tensor  # (batch, context fields, dim)
     target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
     source_present: torch.Tensor  # (batch,) bool: any source field present
@@ -199,7 +199,8 @@ class CSDENet(nn.Module):
             e_gen, r_gen = generated.split([self.user_dim, generated.shape[1] - self.user_dim], 1)
             m_gen = self._generated_matches(batch, r_gen)
         # only stage 1's losses read the real profiles: prediction skips them
-        r_tgt, m_tgt = self._real_profiles(batch) if train_generator else (None, None)
+        r_tgt = self._real_profiles(batch) if train_generator else None
+        m_tgt = self._real_matches(batch)
 
         target_coverage = coverage(batch, self.target_fields)  # (batch,)
         source_coverage = coverage(batch, self.source_fields)
@@ -217,8 +218,12 @@ class CSDENet(nn.Module):
         pooled, weights = self.attention(keys, mask, query)  # (batch, u), (batch, 3)
         if self.concat:  # [a_target e_target, a_source e_source, a_csde e_csde]: gates, no mixing
             pooled = (weights.unsqueeze(-1) * keys).flatten(1)  # (batch, 3 * u)
-        generated = m_gen.detach() * weights[:, 2].view(-1, 1, 1)  # gated by the csde weight
-        head_in = self._head_input(pooled, context, self.proj, generated)  # (batch, head_in)
+        # the match the head reads: real and generated mixed by the attention between the target
+        # and CSDE embeddings (a new user, without target, gets the generated match whole)
+        a_tgt, a_gen = weights[:, 0], weights[:, 2]  # (batch,)
+        share = (a_gen / (a_tgt + a_gen).clamp_min(1e-6)).view(-1, 1, 1)  # (batch, 1, 1)
+        mixed = share * m_gen.detach() + (1 - share) * m_tgt  # (batch, links, dim)
+        head_in = self._head_input(pooled, context, self.proj, mixed)  # (batch, head_in)
         if self.field_skip:
             head_in = torch.cat([head_in, target, source], dim=1)
         logit = self.head(head_in).squeeze(-1)  # (batch,)
@@ -254,15 +259,18 @@ class CSDENet(nn.Module):
         dots = torch.einsum("bd,bfd->bf", proj(user), context) * self.dot_scale  # (batch, f)
         return torch.cat([user, match.flatten(1), context.flatten(1), dots], dim=1)
 
-    def _real_profiles(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Real profiles ``(batch, sum V)`` and embedded matches ``(batch, links, dim)``."""
-        match = self.embedding.match
+    def _real_profiles(self, batch: Batch) -> torch.Tensor:
+        """Real profiles ``(batch, sum V)`` of the target-domain links (stage 1's target)."""
         if not self.links:
-            rows = batch_size_of(batch)
-            return torch.zeros(rows, 0), torch.zeros(rows, 0, self.match_embedding.weight.shape[1])
-        profiles = torch.cat([match.profile(batch, i) for i in self.links], dim=1)
-        values, empty = match(batch)  # (batch, all links)
-        return profiles, self.match_embedding(values[:, self.links], empty[:, self.links])
+            return torch.zeros(batch_size_of(batch), 0)
+        return torch.cat([self.embedding.match.profile(batch, i) for i in self.links], dim=1)
+
+    def _real_matches(self, batch: Batch) -> torch.Tensor:
+        """Embedded real matches ``(batch, links, dim)`` (an empty sequence's own vector)."""
+        if not self.links:
+            return torch.zeros(batch_size_of(batch), 0, self.match_embedding.weight.shape[1])
+        values, empty = self.embedding.match(batch)  # (batch, all links)
+        return self.match_embedding(values[:, self.links], empty[:, self.links])
 
     def _generated_matches(self, batch: Batch, profiles: torch.Tensor) -> torch.Tensor:
         """Embedded generated matches ``(batch, links, dim)``: each generated profile
