@@ -42,3 +42,15 @@ def movielens_dir() -> Path:
     except OSError:  # another worker published first
         shutil.rmtree(staging, ignore_errors=True)
     return MOVIELENS_CACHE
+
+
+@pytest.fixture(scope="session")
+def two_domain_rows():
+    """Raw exposure rows of a 2,000-user two-domain world for the cross-domain models' tests:
+    ``(X, y, segment, raw spec)``."""
+    from growth.features import ConversionFeatures
+    from growth.world import WorldConfig, generate_world
+
+    features = ConversionFeatures(generate_world(WorldConfig(n_users=2_000, seed=3)).dataset)
+    frame = features.exposure_frame(raw=True)
+    return frame.X, frame.y, frame.segment, features.raw_spec()

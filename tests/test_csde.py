@@ -7,10 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from growth.features import ConversionFeatures
-from growth.world import WorldConfig, generate_world
 from predictors.base import NotFittedError
-from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.csde import CSDEModel
 
@@ -28,31 +25,24 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def world() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, FeatureSpec]:
-    features = ConversionFeatures(generate_world(WorldConfig(n_users=2_000, seed=3)).dataset)
-    frame = features.exposure_frame(raw=True)
-    return frame.X, frame.y, frame.segment, features.raw_spec()
-
-
-@pytest.fixture(scope="module")
-def fitted(world) -> CSDEModel:
-    X, y, _, spec = world
+def fitted(two_domain_rows) -> CSDEModel:
+    X, y, _, spec = two_domain_rows
     return CSDEModel(spec, similarity="l2", seed=0, **SMALL).fit(X, y)
 
 
-def test_l2_model_ranks_conversions_in_every_segment(world, fitted):
+def test_l2_model_ranks_conversions_in_every_segment(two_domain_rows, fitted):
     """The L2 variant learns: AUC well above chance overall and for new users."""
-    X, y, segment, _ = world
+    X, y, segment, _ = two_domain_rows
     p = fitted.predict_proba(X)[:, 1]
     assert binary_metrics(y, p)["auc"] > 0.7
     new = segment == "new"
     assert binary_metrics(y[new], p[new])["auc"] > 0.65
 
 
-def test_adversarial_similarity_with_sum_pooling_fits(world):
+def test_adversarial_similarity_with_sum_pooling_fits(two_domain_rows):
     """similarity='adversarial' (+ pooling='sum', no field skip) fits, owns a discriminator,
     keeps the masks."""
-    X, y, _, spec = world
+    X, y, _, spec = two_domain_rows
     params = SMALL | {"similarity": "adversarial", "pooling": "sum", "field_skip": False}
     model = CSDEModel(spec, seed=0, **params).fit(X, y)
     assert model.module_.discriminator is not None
@@ -64,10 +54,10 @@ def test_adversarial_similarity_with_sum_pooling_fits(world):
     assert (w.loc[no_source, ["source", "csde"]].to_numpy() == 0).all()
 
 
-def test_field_skip_feeds_the_field_embeddings_to_the_head(world, fitted):
+def test_field_skip_feeds_the_field_embeddings_to_the_head(two_domain_rows, fitted):
     """field_skip=True (default) widens the head by every target and source field's embedding;
     the skip path carries signal: zeroing its weights changes the predictions."""
-    X, _, _, spec = world
+    X, _, _, spec = two_domain_rows
     net = fitted.module_
     n_fields = len(spec.of_domain("target")) + len(spec.of_domain("source"))
     first = net.head.net[0]
@@ -84,9 +74,9 @@ def test_field_skip_feeds_the_field_embeddings_to_the_head(world, fitted):
     assert net.field_skip and np.abs(after - before).max() > 1e-3
 
 
-def test_attention_weights_sum_to_one_and_missing_domains_get_zero(world, fitted):
+def test_attention_weights_sum_to_one_and_missing_domains_get_zero(two_domain_rows, fitted):
     """Per row the weights sum to 1; no source -> source and csde 0; no target history -> target 0."""
-    X, _, segment, _ = world
+    X, _, segment, _ = two_domain_rows
     w = fitted.attention_weights(X)
     assert list(w.columns) == ["target", "source", "csde"]
     assert w.index.equals(X.index)
@@ -101,9 +91,9 @@ def test_attention_weights_sum_to_one_and_missing_domains_get_zero(world, fitted
     assert (w.loc[~no_target & ~no_source].to_numpy() > 0).all()
 
 
-def test_new_users_weigh_the_csde_embedding_more_than_active_users(world, fitted):
+def test_new_users_weigh_the_csde_embedding_more_than_active_users(two_domain_rows, fitted):
     """Domain attention: the generated embedding counts more for new users than for active ones."""
-    X, _, segment, _ = world
+    X, _, segment, _ = two_domain_rows
     w = fitted.attention_weights(X)
     has_source = X["has_source"].astype(str).eq("True").to_numpy()
     new = w.loc[(segment == "new") & has_source, "csde"].mean()
@@ -111,9 +101,9 @@ def test_new_users_weigh_the_csde_embedding_more_than_active_users(world, fitted
     assert new > active + 0.05
 
 
-def test_fit_records_an_attention_summary(world, fitted):
+def test_fit_records_an_attention_summary(two_domain_rows, fitted):
     """attention_ holds mean weights by domains present, with row counts adding up."""
-    X, _, _, _ = world
+    X, _, _, _ = two_domain_rows
     table = fitted.attention_
     assert list(table.columns) == ["target", "source", "csde", "n"]
     assert table.loc["all", "n"] == len(X)
@@ -121,9 +111,9 @@ def test_fit_records_an_attention_summary(world, fitted):
     assert table.loc["target+source", ["target", "source", "csde"]].sum() == pytest.approx(1.0)
 
 
-def test_generator_is_frozen_after_stage_one(world):
+def test_generator_is_frozen_after_stage_one(two_domain_rows):
     """Epochs after stage1_epochs leave the generator's weights untouched (stage 2 only)."""
-    X, y, _, spec = world
+    X, y, _, spec = two_domain_rows
     X, y = X.iloc[:3_000], y[:3_000]
     params = SMALL | {"epochs": 1, "stage1_epochs": 1, "validation_fraction": 0.0}
     one = CSDEModel(spec, seed=5, **params).fit(X, y)
@@ -134,17 +124,17 @@ def test_generator_is_frozen_after_stage_one(world):
     assert not all(torch.equal(head_one[k], head_two[k]) for k in head_one)
 
 
-def test_save_load_round_trip_keeps_predictions_and_attention(world, fitted, tmp_path):
+def test_save_load_round_trip_keeps_predictions_and_attention(two_domain_rows, fitted, tmp_path):
     """A reloaded model gives identical probabilities and attention weights."""
-    X, _, _, _ = world
+    X, _, _, _ = two_domain_rows
     again = CSDEModel.load(fitted.save(tmp_path / "csde"))
     np.testing.assert_array_equal(fitted.predict_proba(X), again.predict_proba(X))
     pd.testing.assert_frame_equal(fitted.attention_weights(X), again.attention_weights(X))
 
 
-def test_bad_inputs_are_refused_by_name(world):
+def test_bad_inputs_are_refused_by_name(two_domain_rows):
     """Unknown similarity / no source domain: ValueError by name; unfitted: NotFittedError."""
-    X, y, _, spec = world
+    X, y, _, spec = two_domain_rows
     with pytest.raises(ValueError, match="similarity"):
         CSDEModel(spec, similarity="cosine").fit(X.iloc[:200], y[:200])
     target_only = spec.select(lambda f: f.domain != "source")
@@ -154,10 +144,10 @@ def test_bad_inputs_are_refused_by_name(world):
         CSDEModel(spec).attention_weights(X.iloc[:10])
 
 
-def test_generator_learns_the_click_profile_of_users_with_both_domains(world):
+def test_generator_learns_the_click_profile_of_users_with_both_domains(two_domain_rows):
     """Stage 1 fits the generated click profile to the real one (active users with source
     history); a new user's generated match then differs across item categories."""
-    X, y, segment, spec = world
+    X, y, segment, spec = two_domain_rows
     assert any(f.target == "item_category" for f in spec.fields)  # tgt_click_seq is linked
     untrained = CSDEModel(spec, seed=0, **SMALL | {"epochs": 1})
     untrained.fit(X.iloc[:300], y[:300])  # builds the module; barely trains it

@@ -7,9 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from growth.features import ConversionFeatures
-from growth.world import WorldConfig, generate_world
-from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.cycle_fill import CycleFillModel
 
@@ -27,15 +24,8 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def world() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, FeatureSpec]:
-    features = ConversionFeatures(generate_world(WorldConfig(n_users=2_000, seed=3)).dataset)
-    frame = features.exposure_frame(raw=True)
-    return frame.X, frame.y, frame.segment, features.raw_spec()
-
-
-@pytest.fixture(scope="module")
-def fitted(world) -> CycleFillModel:
-    X, y, _, spec = world
+def fitted(two_domain_rows) -> CycleFillModel:
+    X, y, _, spec = two_domain_rows
     return CycleFillModel(spec, seed=0, **SMALL).fit(X, y)
 
 
@@ -43,9 +33,9 @@ def has_source(X: pd.DataFrame) -> np.ndarray:
     return X["has_source"].astype(str).eq("True").to_numpy()
 
 
-def test_filled_model_ranks_new_users(world, fitted):
+def test_filled_model_ranks_new_users(two_domain_rows, fitted):
     """Probabilities lie in [0, 1]; new users (scored through the fill) rank above chance."""
-    X, y, segment, _ = world
+    X, y, segment, _ = two_domain_rows
     p = fitted.predict_proba(X)[:, 1]
     assert ((p >= 0) & (p <= 1)).all()
     assert binary_metrics(y, p)["auc"] > 0.7
@@ -53,10 +43,10 @@ def test_filled_model_ranks_new_users(world, fitted):
     assert binary_metrics(y[new], p[new])["auc"] > 0.6
 
 
-def test_cycle_loss_makes_the_translation_invertible(world, fitted):
+def test_cycle_loss_makes_the_translation_invertible(two_domain_rows, fitted):
     """After fit, G_ts(G_st(s)) reconstructs source embeddings far better (relative to their
     spread) than a barely trained model's generators; with lambda_cycle=0 it does not."""
-    X, y, _, spec = world
+    X, y, _, spec = two_domain_rows
     untrained = CycleFillModel(spec, seed=0, **SMALL | {"epochs": 1})
     untrained.fit(X.iloc[:300], y[:300])  # builds the module; barely trains it
     rows = X.loc[has_source(X)].iloc[:2_000]
@@ -72,10 +62,10 @@ def test_cycle_loss_makes_the_translation_invertible(world, fitted):
     assert cycle_error(fitted) < 0.6 * cycle_error(untrained)
 
 
-def test_rows_without_target_take_the_generated_fill(world, fitted):
+def test_rows_without_target_take_the_generated_fill(two_domain_rows, fitted):
     """Changing G_st's output moves new users' predictions (source, no target) and leaves
     active users' (target present) exactly as they were."""
-    X, _, segment, _ = world
+    X, _, segment, _ = two_domain_rows
     new = X.loc[(segment == "new") & has_source(X)].iloc[:500]
     active = X.loc[(segment == "active") & has_source(X)].iloc[:500]
     with torch.no_grad():
@@ -95,9 +85,9 @@ def test_rows_without_target_take_the_generated_fill(world, fitted):
     np.testing.assert_array_equal(after_active, before_active)
 
 
-def test_spec_without_source_fields_is_refused_by_name(world):
+def test_spec_without_source_fields_is_refused_by_name(two_domain_rows):
     """A spec without domain 'source' raises ValueError naming the domain."""
-    X, y, _, spec = world
+    X, y, _, spec = two_domain_rows
     target_only = spec.select(lambda f: f.domain != "source")
     with pytest.raises(ValueError, match="'source'"):
         CycleFillModel(target_only, epochs=1).fit(X.iloc[:200], y[:200])
