@@ -161,6 +161,14 @@ class FeatureSpec:
     def domains(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(f.domain for f in self.fields))
 
+    def require_domains(self, domains: Iterable[str], *, model: str) -> None:
+        """Raise a ValueError naming the first of ``domains`` without fields (``model`` needs it)."""
+        for needed in domains:
+            if not self.of_domain(needed):
+                raise ValueError(
+                    f"{model} needs fields of domain {needed!r}; the spec has domains {self.domains}"
+                )
+
     def check_columns(self, frame: pd.DataFrame) -> None:
         """Raise a ValueError naming every missing column."""
         missing = [n for n in self.names if n not in frame.columns]

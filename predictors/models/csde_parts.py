@@ -45,7 +45,13 @@ from torch import nn
 
 from predictors.features import FeatureSpec, Field
 from predictors.torch.inputs import Batch, batch_size_of, missing_key
-from predictors.torch.layers import MLP, AttentionPooling, FieldEmbedding, MatchEmbedding
+from predictors.torch.layers import (
+    MLP,
+    AttentionPooling,
+    DomainGroups,
+    FieldEmbedding,
+    MatchEmbedding,
+)
 from predictors.torch.staged import masked_bce
 
 DOMAIN_KEYS = ("target", "source", "csde")  # order of the attention's keys and weights
@@ -102,29 +108,11 @@ class CSDENet(nn.Module):
         field_skip: bool = True,
     ) -> None:
         super().__init__()
-        for needed in ("source", "target"):
-            if not spec.of_domain(needed):
-                raise ValueError(
-                    f"CSDE needs fields of domain {needed!r}; the spec has domains {spec.domains}"
-                )
-        self.spec = spec
+        spec.require_domains(("source", "target"), model="CSDE")
         self.embedding = FieldEmbedding(spec, embedding_dim)
-        domains = self.embedding.domains
-
-        # one gather puts the fields in the order target | source | user | other, then one
-        # split cuts the groups (backward: one concatenation, no zero-filled gradients)
-        groups = {
-            "target": [i for i, dom in enumerate(domains) if dom == "target"],
-            "source": [i for i, dom in enumerate(domains) if dom == "source"],
-            "user": [i for i, dom in enumerate(domains) if dom == USER_DOMAIN],
-            "other": [
-                i for i, dom in enumerate(domains) if dom not in ("source", "target", USER_DOMAIN)
-            ],
-        }
-        order = [i for rows in groups.values() for i in rows]
-        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
-        self.group_sizes = [len(rows) for rows in groups.values()]
-        n_tgt, n_src, n_user, n_other = self.group_sizes
+        # target | source | user | other (item, coupon option)
+        self.groups = DomainGroups(self.embedding.domains, [["target"], ["source"], [USER_DOMAIN]])
+        n_tgt, n_src, n_user, n_other = self.groups.sizes
         self.n_user = n_user
         n_context = n_user + n_other
         self.target_fields = spec.of_domain("target")
@@ -187,8 +175,7 @@ class CSDENet(nn.Module):
         building its autograd graph and skips the real profiles: only stage 1's
         losses train the generator and read them.
         """
-        emb = self.embedding(batch).index_select(1, self.order)  # (batch, fields, dim)
-        target, source, user, other = emb.split(self.group_sizes, dim=1)  # (batch, f_g, dim)
+        target, source, user, other = self.groups(self.embedding(batch))  # (batch, f_g, dim)
         context = torch.cat([user, other], dim=1)  # (batch, context fields, dim)
         target, source, user = target.flatten(1), source.flatten(1), user.flatten(1)
         source_in = torch.cat([source, user], dim=1)  # (batch, (source+user fields)*dim)

@@ -30,7 +30,7 @@ from torch import nn
 from predictors.features import FeatureSpec
 from predictors.models.csde_parts import USER_DOMAIN, coverage
 from predictors.torch.inputs import Batch
-from predictors.torch.layers import MLP, FieldEmbedding
+from predictors.torch.layers import MLP, DomainGroups, FieldEmbedding
 from predictors.torch.staged import masked_mean
 
 
@@ -61,26 +61,11 @@ class CycleFillNet(nn.Module):
         min_target_coverage: float,
     ) -> None:
         super().__init__()
-        for needed in ("source", "target"):
-            if not spec.of_domain(needed):
-                raise ValueError(
-                    f"csde_cycle needs fields of domain {needed!r}; "
-                    f"the spec has domains {spec.domains}"
-                )
+        spec.require_domains(("source", "target"), model="csde_cycle")
         self.embedding = FieldEmbedding(spec, embedding_dim)
-        domains = self.embedding.domains
-        # one gather orders the fields target | source + user | other; one split cuts them
-        groups = {
-            "target": [i for i, dom in enumerate(domains) if dom == "target"],
-            "source": [i for i, dom in enumerate(domains) if dom in ("source", USER_DOMAIN)],
-            "other": [
-                i for i, dom in enumerate(domains) if dom not in ("source", "target", USER_DOMAIN)
-            ],
-        }
-        order = [i for rows in groups.values() for i in rows]
-        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
-        self.group_sizes = [len(rows) for rows in groups.values()]
-        t_dim, s_dim, c_dim = (n * embedding_dim for n in self.group_sizes)
+        # target | source + user | other (item, coupon option)
+        self.groups = DomainGroups(self.embedding.domains, [["target"], ["source", USER_DOMAIN]])
+        t_dim, s_dim, c_dim = (n * embedding_dim for n in self.groups.sizes)
         self.target_fields = spec.of_domain("target")
         self.source_fields = spec.of_domain("source")
         self.min_target_coverage = min_target_coverage
@@ -97,8 +82,7 @@ class CycleFillNet(nn.Module):
         ``train_generator=False`` runs ``G_st`` without its autograd graph: the
         fill is a fixed input of the head either way.
         """
-        emb = self.embedding(batch).index_select(1, self.order)  # (batch, fields, dim)
-        t, s, context = (g.flatten(1) for g in emb.split(self.group_sizes, dim=1))
+        t, s, context = (g.flatten(1) for g in self.groups(self.embedding(batch)))
         target_present = coverage(batch, self.target_fields) >= self.min_target_coverage
         source_present = coverage(batch, self.source_fields) > 0  # (batch,)
         with torch.set_grad_enabled(train_generator and torch.is_grad_enabled()):

@@ -11,6 +11,7 @@
   vectors (e.g. one per domain) that also returns its weights.
 - :class:`MixtureOfExperts`: experts plus one softmax gate per task (MMOE).
 - :func:`domain_present`: which rows have any field of a domain present.
+- :class:`DomainGroups`: cut the field axis into groups of domains.
 
 Every forward documents shapes as ``# (batch, fields, dim)`` comments.
 """
@@ -254,6 +255,28 @@ class FieldEmbedding(nn.Module):
             linked = self.match_embedding(*self.match(batch))  # (batch, links, dim)
             out = torch.cat([out, linked], dim=1)
         return out  # (batch, fields, dim)
+
+
+class DomainGroups(nn.Module):
+    """Cut ``(batch, fields, dim)`` field embeddings into groups of domains.
+
+    ``groups`` lists each group's domains; a last group holds every other field.
+    One gather orders the fields group by group and one split cuts them
+    (backward: one concatenation, no zero-filled gradients).  ``sizes`` holds
+    each group's field count.
+    """
+
+    def __init__(self, domains: Sequence[str], groups: Sequence[Sequence[str]]) -> None:
+        super().__init__()
+        named = {d for group in groups for d in group}
+        index = [[i for i, d in enumerate(domains) if d in group] for group in groups]
+        index.append([i for i, d in enumerate(domains) if d not in named])
+        order = [i for rows in index for i in rows]
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.sizes = [len(rows) for rows in index]
+
+    def forward(self, emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return emb.index_select(1, self.order).split(self.sizes, dim=1)  # (batch, f_g, dim) each
 
 
 def domain_present(
