@@ -23,28 +23,26 @@ with source features (``benchmarks/README.md``).
 Stage 2 (adaptive prediction) trains on all users: a domain attention weighs
 the target embedding, the source embedding and the generated (CSDE) embedding,
 with missing domains masked to weight 0; the weighted embeddings (concatenated,
-or summed with ``pooling="sum"``) form the user vector, which joins the
-match (real and generated mixed by the attention; generated alone for new
-users), the demographics, item and coupon-option fields before the prediction
-MLP.  With
+or summed with ``pooling="sum"``) form the user vector, which joins the match
+(real and generated mixed by the attention; generated alone for new users), the
+demographics, item and coupon-option fields before the prediction MLP. With
 ``field_skip`` (default) that MLP also reads the target and source field
-embeddings themselves: the towers are narrow, and without the skip CSDE
-trailed a plain MLP over all fields on the simulated world (overall AUC
-0.752 vs 0.760, 20k users); with it, it matches the MLP on active users and
-keeps the generated embedding for new ones.  The
-target domain counts as present when at least ``min_target_coverage`` of its
-fields are (the rule that also picks stage 1's real embeddings): in the
-simulated world a new user knows only ``tgt_days_since_visit`` and so leans on
-the source and generated embeddings.  The attention query is built from both
-domains' coverage and the demographics, so how much each embedding counts
-adapts to how much is known about the user.
+embeddings themselves: the towers are narrow, and without the skip CSDE trailed
+a plain MLP over all fields on the simulated world (overall AUC 0.752 vs 0.760,
+20k users); with it, it matches the MLP on active users and keeps the generated
+embedding for new ones. The target domain counts as present when at least
+``min_target_coverage`` of its fields are (the rule that also picks stage 1's
+real embeddings): in the simulated world a new user knows only
+``tgt_days_since_visit`` and so leans on the source and generated embeddings.
+The attention query is built from both domains' coverage and the demographics,
+so how much each embedding counts adapts to how much is known about the user.
 
 Training schedule: epochs ``1..stage1_epochs`` minimise ``L2 + L1`` (the
 stage-2 loss ``L2`` from the first epoch, so early stopping always watches a
 trained predictor; the generator sees only ``L1``); later epochs minimise
-``L2`` alone with the generator frozen.  The defaults (``lr=1e-3``, up to 20
-epochs, patience 3) won the search recorded in ``benchmarks/README.md``.  See :mod:`predictors.models.csde_parts`
-for the network.
+``L2`` alone with the generator frozen. The defaults (``lr=1e-3``, up to 20
+epochs, patience 3) won the search recorded in ``benchmarks/README.md``. See
+:mod:`predictors.models.csde_parts` for the network.
 """
 
 from __future__ import annotations
