@@ -1,6 +1,6 @@
 """Shared pieces of the operators' app: cached services, the sidebar, small widgets.
 
-Everything computed here comes from :mod:`growth.app_services`; this module only
+Everything computed here comes from :mod:`growth.services`; this module only
 adds Streamlit caching (keyed by scenario, users and seed) and layout helpers.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from growth import app_services as svc
-from growth.coupon_decision import CouponDecision
-from growth.features import ConversionFeatures
+from growth import services as svc
+from growth.campaigns.coupons.decision import CouponDecision
+from growth.modeling.features import ConversionFeatures
 from growth.world import World
 
 OPERATOR_KEY = "operator_name"

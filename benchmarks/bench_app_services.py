@@ -6,8 +6,8 @@ Usage: .venv/bin/python benchmarks/bench_app_services.py
 
 import time
 
-from growth import app_services as svc
-from growth.config import CouponSettings
+from growth import services as svc
+from growth.campaigns.settings import CouponSettings
 
 
 def lap(name: str, start: float) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from growth.model_benchmark import ModelVariant, format_table, run_benchmark, world_split
+from benchmarks.harness import ModelVariant, format_table, run_benchmark, world_split
 from predictors.models.csde import CSDEModel
 
 CLICK_BUCKETS = (-1, 0, 5, 11, 1_000)  # clicks in the shop: none, 1-5, 6-11, 12+

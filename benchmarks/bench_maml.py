@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from growth.features import ConversionFeatures
+from growth.modeling.features import ConversionFeatures
 from growth.world import WorldConfig, generate_world
 from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics

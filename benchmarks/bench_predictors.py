@@ -5,7 +5,7 @@ every other model in ``predictors.models.REGISTRY`` (a model that raises is
 skipped with a printed note).  Columns: AUC, log loss and calibration error
 overall and by lifecycle segment (mean±std over seeds), and training
 samples/s.  Splits and the auxiliary rows of the multi-task / fine-tune
-models are described in :mod:`growth.model_benchmark`.
+models are described in :mod:`benchmarks.harness`.
 
 Throughput is measured single-threaded (``OMP_NUM_THREADS=1``,
 ``torch.set_num_threads(1)``): the target machine has 2 shared cores and
@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from growth.model_benchmark import (
+from benchmarks.harness import (
     BenchmarkSplit,
     default_variants,
     format_table,

@@ -88,8 +88,9 @@ def nightly(
     log_json: Annotated[bool, typer.Option(help="also write JSON log lines to stderr")] = False,
 ) -> None:
     """Run the nightly job: data, predictors, coupon allocation, SQL, summary."""
-    from growth.config import NightlyConfig
-    from growth.nightly_job import exit_code, run_nightly_job
+    from growth.jobs.config import NightlyConfig
+    from growth.jobs.production import exit_code, run_nightly_job
+    from growth.paths import log_dir
     from growth.store import Store
 
     _setup_logging(verbose)
@@ -124,6 +125,7 @@ def nightly(
                 progress=True,
                 report=lambda stage: status.update(f"stage: {stage}"),
                 log_stderr=log_json,
+                log_dir=log_dir(),
             )
     except Exception as exc:  # exit_code() tells refused (3), bad input (2), failed (1)
         raise _fail(f"nightly: {exc}", exit_code(exc)) from None
@@ -211,7 +213,7 @@ def generate(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Generate a simulated world and write it in the documented table format."""
-    from growth.io import write_dataset
+    from growth.data.io import write_dataset
     from growth.world import WorldConfig, generate_world
 
     try:
@@ -233,8 +235,8 @@ def generate(
 @app.command()
 def validate(folder: Annotated[Path, typer.Argument(help="dataset folder")]) -> None:
     """Validate a dataset folder; exit code 2 and a precise message when it is bad."""
-    from growth.io import read_dataset
-    from growth.validation import DataValidationError
+    from growth.data.io import read_dataset
+    from growth.data.validation import DataValidationError
 
     try:
         ds = read_dataset(folder)
@@ -254,9 +256,9 @@ def movielens(
     ),
 ) -> None:
     """Turn MovieLens-100k into a two-domain dataset (source Drama, target Comedy)."""
-    from growth.io import write_dataset
-    from growth.movielens import load_movielens
-    from growth.validation import DataValidationError
+    from growth.data.io import write_dataset
+    from growth.data.movielens import load_movielens
+    from growth.data.validation import DataValidationError
 
     try:
         ml = load_movielens(source)
@@ -311,7 +313,7 @@ def launch(
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
 ) -> None:
     """Start the operators' Streamlit app."""
-    from growth.app_services import launch_app
+    from growth.services import launch_app
 
     raise typer.Exit(launch_app(port, db))
 

@@ -48,7 +48,7 @@ def movielens_dir() -> Path:
 def two_domain_rows():
     """Raw exposure rows of a 2,000-user two-domain world for the cross-domain models' tests:
     ``(X, y, segment, raw spec)``."""
-    from growth.features import ConversionFeatures
+    from growth.modeling.features import ConversionFeatures
     from growth.world import WorldConfig, generate_world
 
     features = ConversionFeatures(generate_world(WorldConfig(n_users=2_000, seed=3)).dataset)

@@ -11,9 +11,14 @@ pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 from streamlit.testing.v1 import AppTest
 
-from growth import app_services as svc
-from growth.config import CouponSettings, InstallSettings, NightlyConfig
-from growth.coupon_plan import coupon_pareto_frame, solve_coupon_plan, true_coupon_decision
+from growth import services as svc
+from growth.campaigns.coupons.plan import (
+    coupon_pareto_frame,
+    solve_coupon_plan,
+    true_coupon_decision,
+)
+from growth.campaigns.settings import CouponSettings, InstallSettings
+from growth.jobs.config import NightlyConfig
 from growth.store import Store
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -132,7 +137,7 @@ def test_value_vs_budget_is_monotone(app_env):
     """More platform budget never buys fewer conversions, and the dual price is non-negative."""
     world = svc.load_world("small", 1500)
     pred = svc.train_predictors(world)
-    from growth.config import CouponSettings
+    from growth.campaigns.settings import CouponSettings
 
     decision = svc.score_coupons(pred)
     curve = svc.value_vs_budget(decision, CouponSettings(budget=200.0, merchant_budget=20.0))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from growth import app_services as svc
+from growth import services as svc
 from growth.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from growth import app_services as svc
-from growth.config import CouponSettings
-from growth.coupon_plan import coupon_pareto_frame, solve_coupon_plan, true_coupon_decision
+from growth import services as svc
+from growth.campaigns.coupons.plan import (
+    coupon_pareto_frame,
+    solve_coupon_plan,
+    true_coupon_decision,
+)
+from growth.campaigns.settings import CouponSettings
 from optimizers.coupons import allocate, pareto_front
 
 

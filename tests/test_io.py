@@ -1,4 +1,4 @@
-"""Tests for growth.io: datasets round-trip through parquet and CSV, and bad folders are named."""
+"""Tests for growth.data.io: datasets round-trip through parquet and CSV, and bad folders are named."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from growth.dataset import Dataset
-from growth.io import MANIFEST_NAME, SCHEMA_VERSION, read_dataset, write_dataset
-from growth.validation import DataValidationError, validate_dataset
+from growth.data.dataset import Dataset
+from growth.data.io import MANIFEST_NAME, SCHEMA_VERSION, read_dataset, write_dataset
+from growth.data.validation import DataValidationError, validate_dataset
 
 
 def tiny_dataset() -> Dataset:

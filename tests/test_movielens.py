@@ -1,4 +1,4 @@
-"""Tests for growth.movielens: domain cut, lifecycle rules, no leakage, and the real files."""
+"""Tests for growth.data.movielens: domain cut, lifecycle rules, no leakage, and the real files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from growth.io import read_dataset, write_dataset
-from growth.movielens import MovieLensData, load_movielens
-from growth.validation import DataValidationError
+from growth.data.io import read_dataset, write_dataset
+from growth.data.movielens import MovieLensData, load_movielens
+from growth.data.validation import DataValidationError
 
 DAY = 86_400
 T0 = 1_000_000_000  # unix seconds of day 0 in the mini files
@@ -273,7 +273,7 @@ def test_real_split_has_no_leakage(ml100k):
 
 @pytest.mark.movielens
 def test_real_dataset_round_trips_through_csv(ml100k, tmp_path):
-    """The adapted dataset is in the platform format: it round-trips through growth.io."""
+    """The adapted dataset is in the platform format: it round-trips through growth.data.io."""
     again = read_dataset(write_dataset(ml100k.dataset, tmp_path, format="csv"))
     for name, frame in ml100k.dataset.tables().items():
         pd.testing.assert_frame_equal(frame, again.tables()[name], check_exact=True, obj=name)

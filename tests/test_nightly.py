@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from growth.cli import app
-from growth.config import NightlyConfig
-from growth.nightly import run_nightly
+from growth.jobs.config import NightlyConfig
+from growth.jobs.pipeline import run_nightly
 from growth.store import Store
 
 SMALL = "data/scenarios/small.toml"
@@ -100,7 +100,7 @@ def test_failed_run_leaves_no_rows_and_is_recorded(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr("growth.nightly.solve_coupon_plan", explode)
+    monkeypatch.setattr("growth.jobs.pipeline.solve_coupon_plan", explode)
     with pytest.raises(RuntimeError, match="solver exploded"):
         run_nightly(NightlyConfig(scenario=SMALL, n_users=600), store=store)
     runs = store.runs()
@@ -148,7 +148,7 @@ def test_cli_generate_validate_round_trip(tmp_path):
 
 def test_nightly_reads_dataset_files(tmp_path):
     """The job runs on dataset files in the documented format (no world, so no truth table)."""
-    from growth.io import write_dataset
+    from growth.data.io import write_dataset
     from growth.world import WorldConfig, generate_world
 
     world = generate_world(WorldConfig.from_toml(SMALL, n_users=1_500))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import growth.nightly
-from growth.nightly_job import (
+import growth.jobs.pipeline
+from growth.jobs.production import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
     EXIT_FAILED,
@@ -86,7 +86,7 @@ def _start(config: Path, db: str, tmp_path: Path, pause: str | None) -> subproce
             "GROWTH_TEST_PAUSE_STAGE": pause,
             "GROWTH_TEST_PAUSE_FILE": str(tmp_path / "paused"),
         }
-    cmd = [sys.executable, "-m", "growth.nightly_job", "--config", str(config), "--db", db]
+    cmd = [sys.executable, "-m", "growth.jobs.production", "--config", str(config), "--db", db]
     cmd += ["--log-dir", str(tmp_path / "logs")]
     return subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -149,7 +149,7 @@ def test_exit_codes_for_bad_input_and_failed_run(
     def broken(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr(growth.nightly, "solve_coupon_plan", broken)
+    monkeypatch.setattr(growth.jobs.pipeline, "solve_coupon_plan", broken)
     config = _config(tmp_path)
     assert main(["--config", str(config), "--db", db, "--log-dir", str(tmp_path)]) == EXIT_FAILED
     assert "solver exploded" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Predictor choice (``auto``) and the torch training-size cap of ``growth.training``."""
+"""Predictor choice (``auto``) and the torch training-size cap of ``growth.modeling.training``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from growth.config import NightlyConfig
-from growth.features import ConversionFeatures
-from growth.schema import SOURCE_PREFIX
-from growth.training import (
+from growth.data.schema import SOURCE_PREFIX
+from growth.jobs.config import NightlyConfig
+from growth.modeling.features import ConversionFeatures
+from growth.modeling.training import (
     SELECTION_FOLDS,
     FittedCandidate,
     HoldoutQini,
@@ -130,7 +130,7 @@ def test_qini_rewards_ranking_by_true_uplift():
 
 def test_holdout_qini_prefers_the_worlds_true_uplift_to_its_reverse():
     """On the randomised holdout the true response ranks uplift well, its mirror badly."""
-    from growth.training import chronological_split, holdout_qini
+    from growth.modeling.training import chronological_split, holdout_qini
 
     world = generate_world(WorldConfig(n_users=3_000, seed=2))
     feats = ConversionFeatures(world.dataset)

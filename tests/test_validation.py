@@ -1,4 +1,4 @@
-"""Tests for growth.validation: every rule names the file, column and row at fault."""
+"""Tests for growth.data.validation: every rule names the file, column and row at fault."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from growth.dataset import Dataset
-from growth.schema import CANDIDATES, CHANNEL_HISTORY, COUPONS, EXPOSURES, ITEMS, USERS
-from growth.validation import DataValidationError, validate_dataset, validate_table
+from growth.data.dataset import Dataset
+from growth.data.schema import CANDIDATES, CHANNEL_HISTORY, COUPONS, EXPOSURES, ITEMS, USERS
+from growth.data.validation import DataValidationError, validate_dataset, validate_table
 
 
 def small_dataset(n_users: int = 4, n_exposures: int = 6, seed: int = 0) -> Dataset:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from growth.schema import LIFECYCLES, TABLES
+from growth.data.schema import LIFECYCLES, TABLES
 from growth.world import World, WorldConfig, generate_world
 from growth.world._sampling import join_tokens
 
@@ -39,8 +39,8 @@ def test_same_seed_same_dataset_and_different_seed_differs() -> None:
 
 
 def test_every_table_matches_the_schema(world: World) -> None:
-    """All nine tables are present and pass growth.validation and the schema's columns."""
-    from growth.validation import validate_dataset
+    """All nine tables are present and pass growth.data.validation and the schema's columns."""
+    from growth.data.validation import validate_dataset
 
     tables = world.dataset.tables()
     assert set(tables) == set(TABLES)

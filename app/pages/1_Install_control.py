@@ -15,8 +15,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from growth import app_services as svc
-from growth.config import InstallSettings
+from growth import services as svc
+from growth.campaigns.settings import InstallSettings
 
 st.set_page_config(page_title="Install control", layout="wide")
 ctx = ui.sidebar()

@@ -11,8 +11,8 @@ import app_common as ui
 import plotly.express as px
 import streamlit as st
 
-from growth import app_services as svc
-from growth.config import PushSettings
+from growth import services as svc
+from growth.campaigns.settings import PushSettings
 
 st.set_page_config(page_title="Push", layout="wide")
 ctx = ui.sidebar()

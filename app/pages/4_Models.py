@@ -12,7 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from growth import app_services as svc
+from growth import services as svc
 
 st.set_page_config(page_title="Models", layout="wide")
 ctx = ui.sidebar()

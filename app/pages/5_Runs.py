@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import app_common as ui
 import streamlit as st
 
-from growth import app_services as svc
+from growth import services as svc
 
 st.set_page_config(page_title="Runs", layout="wide")
 ui.sidebar()

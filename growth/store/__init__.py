@@ -27,7 +27,6 @@ from growth.store.models import (
     RunStage,
 )
 from growth.store.store import (
-    DEFAULT_URL,
     ENV_VAR,
     RunFailed,
     RunWriter,
@@ -43,7 +42,6 @@ from growth.store.store import (
 from growth.store.views import EXAMPLE_QUERIES, VIEW_NAMES, VIEWS, create_views
 
 __all__ = [
-    "DEFAULT_URL",
     "ENV_VAR",
     "EXAMPLE_QUERIES",
     "METRIC_SEGMENTS",

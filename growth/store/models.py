@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from growth.schema import LIFECYCLES
+from growth.data.schema import LIFECYCLES
 
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "superseded")
 """Lifecycle of a run row: inserted 'running', closed 'succeeded' or 'failed'; a

@@ -73,13 +73,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
+from growth.paths import default_db_url
 from growth.store.locks import RunLease, StageTiming
 from growth.store.models import RESULT_TABLES, TABLE_NAMES, Base, Run, RunStage
 from growth.store.views import VIEWS, create_views
 
 ENV_VAR = "GROWTH_DB_URL"
 ANALYST_ROLE_ENV = "GROWTH_ANALYST_ROLE"
-DEFAULT_URL = "sqlite:///data/growth.db"
 INSERT_CHUNK_ROWS = 100_000
 """Rows per ``executemany`` call: bounds the Python objects alive during a write."""
 
@@ -580,9 +580,9 @@ class RunWriter:
 
 
 def resolve_url(url: str | URL | None = None) -> str:
-    """``url``, else ``$GROWTH_DB_URL``, else ``sqlite:///data/growth.db``."""
+    """``url``, else ``$GROWTH_DB_URL``, else the embedded SQLite database (:func:`growth.paths.default_db_url`)."""
     if url is None:
-        url = os.environ.get(ENV_VAR) or DEFAULT_URL
+        url = os.environ.get(ENV_VAR) or default_db_url()
     return url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from growth.schema import LIFECYCLES
+from growth.data.schema import LIFECYCLES
 
 DEFAULT_LIFECYCLE_SHARES: dict[str, float] = {
     "potential": 0.25,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from growth.schema import LIFECYCLES
+from growth.data.schema import LIFECYCLES
 from growth.world._sampling import sigmoid
 from growth.world.config import WorldConfig
 from growth.world.coupons import CouponCatalogue

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from growth.schema import CouponType
+from growth.data.schema import CouponType
 
 TYPE_CODES: tuple[str, ...] = (
     CouponType.NONE.value,

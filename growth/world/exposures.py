@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from growth.schema import LIFECYCLES
+from growth.data.schema import LIFECYCLES
 from growth.world._sampling import sample_distinct, str_column
 from growth.world.config import WorldConfig
 from growth.world.conversion import ConversionModel

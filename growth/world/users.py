@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from growth.schema import LIFECYCLES
+from growth.data.schema import LIFECYCLES
 from growth.world._sampling import join_tokens, softmax_rows, str_column
 from growth.world.config import WorldConfig
 from growth.world.items import TasteSampler
@@ -48,7 +48,7 @@ class UserState:
     price_sensitivity: np.ndarray  # (n,) > 0, multiplies -(log price - log ref_price)
     basket_multiplier: np.ndarray  # (n,) >= 1, order value = price * multiplier
     hour_profile: np.ndarray  # (n, 24) float32, rows sum to 1
-    lifecycle: np.ndarray  # (n,) int8 index into growth.schema.LIFECYCLES
+    lifecycle: np.ndarray  # (n,) int8 index into growth.data.schema.LIFECYCLES
     has_source: np.ndarray  # (n,) bool
     region: np.ndarray  # (n,) int index into REGIONS
     age_band: np.ndarray  # (n,) int index into AGE_BANDS

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from growth.dataset import Dataset
+from growth.data.dataset import Dataset
 from growth.world.channels import ChannelTruth, sample_channel_history, sample_channels
 from growth.world.config import WorldConfig
 from growth.world.conversion import ConversionModel

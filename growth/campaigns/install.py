@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from growth.config import InstallSettings
-from growth.dataset import Dataset
+from growth.campaigns.settings import InstallSettings
+from growth.data.dataset import Dataset
 from optimizers.install import (
     ChannelModels,
     HillCurve,

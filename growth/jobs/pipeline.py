@@ -30,21 +30,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from growth.config import NightlyConfig
-from growth.coupon_decision import CouponDecision, predicted_coupon_decision
-from growth.coupon_plan import (
+from growth.campaigns.coupons.decision import CouponDecision, predicted_coupon_decision
+from growth.campaigns.coupons.plan import (
     CouponPlan,
     coupon_pareto_frame,
     random_plan,
     solve_coupon_plan,
     true_coupon_decision,
 )
-from growth.dataset import Dataset
-from growth.features import ConversionFeatures
-from growth.install_plan import InstallOutcome, plan_install, score_install_against_truth
-from growth.push_plan import PushPlan, plan_push, score_push_against_truth
+from growth.campaigns.install import InstallOutcome, plan_install, score_install_against_truth
+from growth.campaigns.push.plan import PushPlan, plan_push, score_push_against_truth
+from growth.data.dataset import Dataset
+from growth.jobs.config import NightlyConfig
+from growth.modeling.features import ConversionFeatures
+from growth.modeling.training import torch_threads, train_models, uses_raw_frame
 from growth.store import Store
-from growth.training import torch_threads, train_models, uses_raw_frame
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class StageTimer:
 def load_data(config: NightlyConfig, *, progress: bool = False):
     """The dataset and, for a simulated world, the world itself (else ``None``)."""
     if config.data_dir is not None:
-        from growth.io import read_dataset
+        from growth.data.io import read_dataset
 
         return read_dataset(config.data_dir), None
     from growth.world import WorldConfig, generate_world

@@ -8,67 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-class CouponSettings(BaseModel):
-    """Coupon campaign: the platform's budget, merchants' budgets, coverage floors."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    budget: float = Field(20_000.0, ge=0.0, description="platform budget, currency units")
-    merchant_budget: float = Field(
-        2_000.0, ge=0.0, description="budget each merchant funds for its own coupons"
-    )
-    type_budgets: dict[str, float] = Field(
-        default_factory=dict,
-        description="coupon type -> cap on its expected spend, e.g. {'red_packet': 8000}",
-    )
-    min_coverage: dict[str, float] = Field(
-        default_factory=dict, description="lifecycle -> minimum share of users with a coupon"
-    )
-    method: str = Field("auto", description="auto | lagrangian | cpsat | highs")
-
-    @field_validator("type_budgets")
-    @classmethod
-    def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
-        from optimizers.coupons import OPTION_TYPES
-
-        for name, amount in value.items():
-            if name not in OPTION_TYPES:
-                raise ValueError(f"type_budgets key {name!r} is not one of {OPTION_TYPES}")
-            if not amount >= 0.0:  # also rejects NaN
-                raise ValueError(f"type_budgets[{name!r}] must be >= 0, got {amount}")
-        return value
-
-
-class PushSettings(BaseModel):
-    """Push campaign for one day."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    fatigue_cap: int = Field(2, ge=0)
-    min_gap: int = Field(3, ge=1)
-    capacity_share: float = Field(
-        0.08, gt=0.0, description="hourly sending capacity as a share of users"
-    )
-    industry_min_share: float = Field(
-        0.05, ge=0.0, le=1.0, description="minimum share of pushes for every industry"
-    )
-    max_users: int | None = Field(
-        20_000, ge=1, description="push audience cap (a seeded sample of installed users)"
-    )
-    time_limit_s: float = Field(60.0, gt=0.0)
-
-
-class InstallSettings(BaseModel):
-    """Acquisition budget across channels."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    budget: float = Field(60_000.0, gt=0.0, description="daily acquisition budget")
-    objective: str = Field("retained", pattern="^(installs|logins|retained)$")
-    pareto_points: int = Field(12, ge=2, le=100)
+from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
 
 
 class NightlyConfig(BaseModel):
@@ -87,7 +27,7 @@ class NightlyConfig(BaseModel):
         "auto",
         description="conversion model by name; auto: with source-domain features csde, "
         "unless lightgbm, trained beside it, has a clearly better holdout Qini "
-        "(growth.training.choose_model), else lightgbm",
+        "(growth.modeling.training.choose_model), else lightgbm",
     )
     max_train_rows: int | None = Field(
         300_000,  # of the 100k-user demo's 480k: CSDE trains in ~105 s on one thread
@@ -109,7 +49,9 @@ class NightlyConfig(BaseModel):
     @field_validator("predictor")
     @classmethod
     def _known_predictor(cls, value: str) -> str:
-        from growth.training import available_predictors  # imports torch: only when validating
+        from growth.modeling.training import (
+            available_predictors,  # imports torch: only when validating
+        )
 
         names = available_predictors()
         if value not in names:

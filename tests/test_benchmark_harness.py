@@ -6,9 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from growth.coupon_decision import predicted_coupon_decision
-from growth.features import ConversionFeatures
-from growth.model_benchmark import (
+from benchmarks.harness import (
     AUX_COLUMN,
     ModelVariant,
     blank_domain,
@@ -21,8 +19,10 @@ from growth.model_benchmark import (
     summarize,
     world_split,
 )
+from growth.campaigns.coupons.decision import predicted_coupon_decision
+from growth.modeling.features import ConversionFeatures
+from growth.modeling.training import available_predictors, train_models
 from growth.store import Store
-from growth.training import available_predictors, train_models
 from growth.world import WorldConfig, generate_world
 from predictors.models import REGISTRY
 

@@ -1,4 +1,4 @@
-"""Write a :class:`~growth.dataset.Dataset` to a folder and read it back, validated.
+"""Write a :class:`~growth.data.dataset.Dataset` to a folder and read it back, validated.
 
 A dataset folder holds one file per present table, ``<table>.parquet`` or
 ``<table>.csv``, plus ``manifest.json``::
@@ -10,7 +10,7 @@ A dataset folder holds one file per present table, ``<table>.parquet`` or
 Writing validates first, so an invalid dataset never lands on disk.  Reading uses the
 manifest when there is one (its format, its table list, and its row counts as a check
 against truncated files) and otherwise looks for ``<table>.parquet`` / ``<table>.csv``.
-Every table read is validated with :func:`growth.validation.validate_dataset`, with
+Every table read is validated with :func:`growth.data.validation.validate_dataset`, with
 error messages naming the file.  A dataset written as CSV reads back equal to the one
 written as parquet: CSV columns are parsed per the schema (text columns keep ``""``
 and a literal ``"NA"``; multi-valued ``_tags``/``_seq`` columns are never NaN; floats
@@ -30,9 +30,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from growth.dataset import Dataset
-from growth.schema import MULTI_SUFFIXES, TABLES, TableSchema
-from growth.validation import DataValidationError, validate_dataset
+from growth.data.dataset import Dataset
+from growth.data.schema import MULTI_SUFFIXES, TABLES, TableSchema
+from growth.data.validation import DataValidationError, validate_dataset
 
 __all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "read_dataset", "write_dataset"]
 

@@ -1,4 +1,4 @@
-"""Check tables and datasets against :mod:`growth.schema`, naming the file, column and row at fault.
+"""Check tables and datasets against :mod:`growth.data.schema`, naming the file, column and row at fault.
 
 Every reader of the platform's data format goes through :func:`validate_table` (one
 table) or :func:`validate_dataset` (all tables plus the rules that span tables), so a
@@ -31,13 +31,13 @@ and must be numeric (converted to ``float64``, NaN = missing) or multi-valued.
 Example::
 
     >>> import pandas as pd
-    >>> from growth.schema import EXPOSURES
+    >>> from growth.data.schema import EXPOSURES
     >>> frame = pd.DataFrame({"user_id": [1], "item_id": [2], "domain": ["target"],
     ...     "timestamp": ["2024-01-01"], "treatment": ["none"], "label": [2]})
     >>> validate_table(frame, EXPOSURES, file="exposures.csv")
     Traceback (most recent call last):
     ...
-    growth.validation.DataValidationError: exposures.csv: column 'label', row 0: value 2 is above the maximum 1
+    growth.data.validation.DataValidationError: exposures.csv: column 'label', row 0: value 2 is above the maximum 1
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
-from growth.dataset import Dataset
-from growth.schema import (
+from growth.data.dataset import Dataset
+from growth.data.schema import (
     MULTI_SEPARATOR,
     MULTI_SUFFIXES,
     NO_COUPON,
@@ -459,7 +459,7 @@ def validate_table(
 
     Args:
         df: the table; its index is ignored (rows are numbered by position).
-        schema: the table's :class:`~growth.schema.TableSchema`.
+        schema: the table's :class:`~growth.data.schema.TableSchema`.
         file: name used in error messages (a file path); defaults to the table name.
 
     Returns:
@@ -574,7 +574,7 @@ def validate_dataset(ds: Dataset, *, files: Mapping[str, str] | None = None) -> 
         DataValidationError: naming the file, column and row of the first problem.
     """
     if not isinstance(ds, Dataset):
-        raise TypeError(f"expected a growth.dataset.Dataset, got {type(ds).__name__}")
+        raise TypeError(f"expected a growth.data.dataset.Dataset, got {type(ds).__name__}")
     files = dict(files or {})
     present = ds.tables()
     for name, schema in TABLES.items():

@@ -50,8 +50,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from growth.features import ConversionFeatures
-from growth.movielens import load_movielens
+from growth.data.movielens import load_movielens
+from growth.modeling.features import ConversionFeatures
 from growth.world import WorldConfig, generate_world
 from predictors.features import FeatureSpec
 from predictors.lgbm import LightGBMModel
@@ -144,7 +144,7 @@ def world_split(
 def movielens_split(path: str | Path, **options: Any) -> BenchmarkSplit:
     """MovieLens-100k, target = Comedy, source = Drama; chronological split at ``split_time``.
 
-    ``options`` go to :func:`growth.movielens.load_movielens` (e.g. ``target_genres``).
+    ``options`` go to :func:`growth.data.movielens.load_movielens` (e.g. ``target_genres``).
     """
     ml = load_movielens(path, **options)
     features = ConversionFeatures(ml.dataset)

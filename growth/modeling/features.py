@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from growth.dataset import Dataset
-from growth.schema import NO_COUPON, SOURCE_PREFIX, TARGET_PREFIX
+from growth.data.dataset import Dataset
+from growth.data.schema import NO_COUPON, SOURCE_PREFIX, TARGET_PREFIX
 from predictors.features import FeatureSpec
 from predictors.tabular import encode_tabular, tabular_columns
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from growth.features import ConversionFeatures, ExposureFrame
-from growth.schema import NO_COUPON
+from growth.data.schema import NO_COUPON
+from growth.modeling.features import ConversionFeatures, ExposureFrame
 from predictors.basket import BasketSizeModel
 from predictors.lgbm import LightGBMModel
 from predictors.metrics import qini_coefficient, segment_metrics

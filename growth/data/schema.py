@@ -4,7 +4,7 @@ A *dataset* is a folder of tables (one parquet or CSV file per table, named
 ``<table>.parquet`` or ``<table>.csv``).  The simulated world writes it, the
 MovieLens adapter writes it, real data can be exported into it, and everything
 downstream (predictors, decision problems, the nightly job) consumes only this
-format.  ``growth.validation`` checks a table against its :class:`TableSchema`
+format.  ``growth.data.validation`` checks a table against its :class:`TableSchema`
 and names the file, column and row at fault.
 
 Domain feature columns are open-ended: any column of ``users`` whose name starts

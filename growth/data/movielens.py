@@ -3,7 +3,7 @@
 The adapter reads the RecBole atomic files ``ml-100k.inter``, ``ml-100k.user`` and
 ``ml-100k.item`` (tab-separated, typed headers such as ``user_id:token``; the item
 ``class:token_seq`` column holds space-separated genres) and builds a
-:class:`~growth.dataset.Dataset` in the documented format:
+:class:`~growth.data.dataset.Dataset` in the documented format:
 
 * **domains** - a movie with a *target* genre (default Comedy) is a target item; else a
   movie with a *source* genre (default Drama) is a source item; other movies are dropped.
@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from growth.dataset import Dataset
-from growth.schema import MULTI_SEPARATOR, NO_COUPON, Column, Lifecycle, TableSchema
-from growth.validation import DataValidationError, validate_dataset, validate_table
+from growth.data.dataset import Dataset
+from growth.data.schema import MULTI_SEPARATOR, NO_COUPON, Column, Lifecycle, TableSchema
+from growth.data.validation import DataValidationError, validate_dataset, validate_table
 
 __all__ = ["MovieLensConfig", "MovieLensData", "load_movielens"]
 

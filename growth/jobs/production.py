@@ -1,6 +1,6 @@
 """The nightly job for production: exclusive, idempotent, atomic, observable.
 
-:func:`run_nightly_job` wraps :func:`growth.nightly.run_nightly`:
+:func:`run_nightly_job` wraps :func:`growth.jobs.pipeline.run_nightly`:
 
 * **Exclusive**: it first takes the lease on ("nightly", campaign_date, campaign)
   (a ``run_locks`` row, see :mod:`growth.store.locks`); a second run for the same
@@ -19,7 +19,7 @@
   and/or stderr), per-stage timings in ``run_stages`` and in the run summary,
   the code version and config stored with the run.
 
-Exit codes of :func:`main` (``python -m growth.nightly_job``): 0 success, 1 the
+Exit codes of :func:`main` (``python -m growth.jobs.production``): 0 success, 1 the
 run failed, 2 bad input (config, data), 3 refused (another run in progress).
 """
 
@@ -40,22 +40,22 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from growth.config import NightlyConfig
+from growth.data.validation import DataValidationError
+from growth.jobs.config import NightlyConfig
+from growth.paths import log_dir
 from growth.store import Run, RunInProgress, StageTiming, Store
 from growth.store.store import pause_for_test
-from growth.validation import DataValidationError
 
 if TYPE_CHECKING:
-    from growth.nightly import NightlyResult
+    from growth.jobs.pipeline import NightlyResult
 
-log = logging.getLogger("growth.nightly_job")
+log = logging.getLogger("growth.jobs.production")
 
 KIND = "nightly"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3
-DEFAULT_LOG_DIR = Path("data/logs")
 
 _STD_ATTRS = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
     "message",
@@ -192,7 +192,7 @@ def run_nightly_job(
     store: Store,
     progress: bool = False,
     report: Callable[[str], None] | None = None,
-    log_dir: Path | None = DEFAULT_LOG_DIR,
+    log_dir: Path | None = None,
     log_stderr: bool = False,
     lease_s: float = 120.0,
 ) -> NightlyResult:
@@ -240,7 +240,7 @@ def run_nightly_job(
 
 
 def _run(config, store, lease, fields, *, progress, report) -> NightlyResult:
-    from growth.nightly import run_nightly  # heavy imports (torch) only once we may run
+    from growth.jobs.pipeline import run_nightly  # heavy imports (torch) only once we may run
 
     clock = _StageClock()
 
@@ -340,13 +340,13 @@ def load_config(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m growth.nightly_job --date D --config FILE``: run once, return the exit code."""
+    """``python -m growth.jobs.production --date D --config FILE``: run once, return the exit code."""
     parser = argparse.ArgumentParser(prog="growth-nightly-job", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, help="nightly TOML config")
     parser.add_argument("--date", help="campaign date YYYY-MM-DD (default: the config's)")
     parser.add_argument("--campaign", help="campaign name (default: the config's)")
     parser.add_argument("--db", help="SQLAlchemy URL (default $GROWTH_DB_URL)")
-    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="JSON-lines logs")
+    parser.add_argument("--log-dir", type=Path, default=None, help="JSON-lines logs")
     parser.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr too")
     args = parser.parse_args(argv)
     try:
@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = Store(args.db)
     try:
         result = run_nightly_job(
-            config, store=store, log_dir=args.log_dir, log_stderr=args.log_json
+            config, store=store, log_dir=args.log_dir or log_dir(), log_stderr=args.log_json
         )
     except Exception as exc:
         code = exit_code(exc)

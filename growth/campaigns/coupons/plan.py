@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from growth.config import CouponSettings
-from growth.coupon_decision import CouponDecision
+from growth.campaigns.coupons.decision import CouponDecision
+from growth.campaigns.settings import CouponSettings
 from optimizers.coupons import CouponAllocation, allocate, pareto_front
 
 PLATFORM = "platform"

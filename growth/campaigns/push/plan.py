@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from growth.config import PushSettings
-from growth.features import ConversionFeatures
-from growth.schema import Lifecycle
+from growth.campaigns.settings import PushSettings
+from growth.data.schema import Lifecycle
+from growth.modeling.features import ConversionFeatures
 from optimizers.push import PushProblem, PushSchedule, schedule_push
 from predictors.lgbm import LightGBMModel
 from predictors.metrics import binary_metrics

@@ -1,4 +1,4 @@
-"""An in-memory dataset: one pandas DataFrame per table of :mod:`growth.schema`."""
+"""An in-memory dataset: one pandas DataFrame per table of :mod:`growth.data.schema`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ class Dataset:
     """The tables of one dataset.  Optional tables (push, channels) may be ``None``.
 
     Build it from the simulated world (``World.dataset``), the MovieLens adapter,
-    or ``growth.io.read_dataset(folder)``; validate it with
-    ``growth.validation.validate_dataset``.
+    or ``growth.data.io.read_dataset(folder)``; validate it with
+    ``growth.data.validation.validate_dataset``.
     """
 
     users: pd.DataFrame

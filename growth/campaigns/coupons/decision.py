@@ -24,9 +24,9 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
-from growth.features import ConversionFeatures
-from growth.schema import NO_COUPON
-from growth.training import uses_raw_frame
+from growth.data.schema import NO_COUPON
+from growth.modeling.features import ConversionFeatures
+from growth.modeling.training import uses_raw_frame
 from predictors.lgbm import LightGBMModel, TreeSplit
 from predictors.torch.inputs import Batch, FrameEncoder, take
 

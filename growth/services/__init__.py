@@ -1,8 +1,8 @@
 """Services behind the operators' Streamlit app (``app/``): every computation the app shows.
 
 The app only lays out widgets and charts; it calls these functions, which in
-turn call the platform's own code (:mod:`growth.world`, :mod:`growth.training`,
-:mod:`growth.coupon_plan`, :mod:`growth.push_plan`, :mod:`growth.install_plan`,
+turn call the platform's own code (:mod:`growth.world`, :mod:`growth.modeling.training`,
+:mod:`growth.campaigns.coupons.plan`, :mod:`growth.campaigns.push.plan`, :mod:`growth.campaigns.install`,
 :mod:`optimizers.install`, :class:`growth.store.Store`).  Nothing here imports
 Streamlit, so the services are testable and reusable; the app caches them.
 
@@ -22,6 +22,7 @@ once per (scenario, users) and cached by the app; widget changes never re-train.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import os
 import socket
@@ -35,15 +36,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from growth.config import CouponSettings, InstallSettings, PushSettings
-from growth.coupon_decision import CouponDecision, predicted_coupon_decision
-from growth.coupon_plan import CouponPlan, coupon_pareto_frame, solve_coupon_plan
-from growth.dataset import Dataset
-from growth.features import ConversionFeatures
-from growth.install_plan import InstallOutcome
-from growth.push_plan import PushPlan, plan_push
-from growth.store import DEFAULT_URL, ENV_VAR, Store
-from growth.training import TrainedModels, chronological_split, sample_rows, train_models
+from growth.campaigns.coupons.decision import CouponDecision, predicted_coupon_decision
+from growth.campaigns.coupons.plan import CouponPlan, coupon_pareto_frame, solve_coupon_plan
+from growth.campaigns.install import InstallOutcome
+from growth.campaigns.push.plan import PushPlan, plan_push
+from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
+from growth.data.dataset import Dataset
+from growth.modeling.features import ConversionFeatures
+from growth.modeling.training import TrainedModels, chronological_split, sample_rows, train_models
+from growth.paths import default_db_url, scenario_names, scenario_path
+from growth.store import ENV_VAR, Store
 from growth.world import World, WorldConfig, generate_world
 from optimizers.install import (
     BudgetPlan,
@@ -56,9 +58,6 @@ from optimizers.install import (
     pareto_front,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCENARIO_DIR = REPO_ROOT / "data" / "scenarios"
-APP_ENTRY = REPO_ROOT / "app" / "Home.py"
 SCENARIO_ENV = "GROWTH_APP_SCENARIO"
 USERS_ENV = "GROWTH_APP_USERS"
 DEFAULT_SCENARIO = "small"
@@ -75,9 +74,9 @@ CHANNEL_COLUMNS = ("channel_id", "name", "kind", "min_spend", "max_spend", "max_
 
 def scenarios() -> list[str]:
     """Scenario names (TOML stems in ``data/scenarios``), the default first."""
-    names = sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+    names = scenario_names()
     if not names:
-        raise FileNotFoundError(f"no scenario files (*.toml) in {SCENARIO_DIR}")
+        raise FileNotFoundError("no scenario files (*.toml) in the data root's scenarios folder")
     first = default_scenario()
     return [first, *(n for n in names if n != first)] if first in names else names
 
@@ -103,9 +102,10 @@ def app_users() -> int | None:
 
 def world_config(scenario: str, n_users: int | None = None, seed: int | None = None) -> WorldConfig:
     """The scenario's :class:`WorldConfig`, with ``n_users``/``seed`` overrides when given."""
-    path = SCENARIO_DIR / f"{scenario}.toml"
-    if not path.is_file():
-        raise ValueError(f"unknown scenario {scenario!r}; available: {scenarios()}")
+    try:
+        path = scenario_path(scenario)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
     overrides = {k: v for k, v in (("n_users", n_users), ("seed", seed)) if v is not None}
     return WorldConfig.from_toml(path, **overrides)
 
@@ -213,7 +213,7 @@ def lifecycle_segments(features: ConversionFeatures) -> list[str]:
 
 def store_url() -> str:
     """The store URL the app uses: ``$GROWTH_DB_URL`` or the embedded SQLite default."""
-    return os.environ.get(ENV_VAR) or DEFAULT_URL
+    return os.environ.get(ENV_VAR) or default_db_url()
 
 
 def store(url: str | None = None) -> Store:
@@ -716,6 +716,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def app_entry() -> Path:
+    """The app's main script, ``Home.py`` of the installed ``app`` package."""
+    spec = importlib.util.find_spec("app")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the operators' app (package 'app') is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "Home.py"
+
+
 def app_command(port: int) -> list[str]:
     """The ``streamlit run`` command line of the app on ``port``."""
     return [
@@ -723,7 +731,7 @@ def app_command(port: int) -> list[str]:
         "-m",
         "streamlit",
         "run",
-        str(APP_ENTRY),
+        str(app_entry()),
         "--server.headless",
         "true",
         "--server.port",
@@ -747,6 +755,6 @@ def launch_app(port: int | None = None, db: str | None = None) -> int:
         env[ENV_VAR] = db
     cmd = app_command(port or 8501)
     try:
-        return subprocess.call(cmd, env=env, cwd=REPO_ROOT)
+        return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 130
