@@ -12,11 +12,8 @@ pytest.importorskip("plotly")
 from streamlit.testing.v1 import AppTest
 
 from growth import services as svc
-from growth.campaigns.coupons.plan import (
-    coupon_pareto_frame,
-    solve_coupon_plan,
-    true_coupon_decision,
-)
+from growth.campaigns.coupons.plan import coupon_pareto_frame, solve_coupon_plan
+from growth.campaigns.coupons.truth import true_coupon_decision
 from growth.campaigns.settings import CouponSettings, InstallSettings
 from growth.jobs.config import NightlyConfig
 from growth.store import Store

@@ -19,7 +19,7 @@ from benchmarks.harness import (
     summarize,
     world_split,
 )
-from growth.campaigns.coupons.decision import predicted_coupon_decision
+from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import available_predictors, train_models
 from growth.store import Store

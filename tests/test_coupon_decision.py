@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from growth import services as svc
-from growth.campaigns.coupons.decision import _coupon_order, predicted_coupon_decision
+from growth.campaigns.coupons.scoring import _coupon_order, predicted_coupon_decision
 from growth.modeling.features import ConversionFeatures
 from predictors.basket import BasketSizeModel
 from predictors.lgbm import LightGBMModel
@@ -107,7 +107,7 @@ def test_lightgbm_decision_equals_plain_scoring_with_the_rule(small):
 
 def test_torch_scoring_from_encoded_users_equals_raw_frame_rows(small):
     """Encoding the users table once gives the probabilities of encoding raw_frame rows."""
-    from growth.campaigns.coupons.decision import _ConversionScorer
+    from growth.campaigns.coupons.scoring import _ConversionScorer
     from predictors.models import REGISTRY
 
     features, _, basket = small

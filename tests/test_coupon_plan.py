@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 
 from growth import services as svc
-from growth.campaigns.coupons.plan import (
-    coupon_pareto_frame,
-    solve_coupon_plan,
-    true_coupon_decision,
-)
+from growth.campaigns.coupons.plan import coupon_pareto_frame, solve_coupon_plan
+from growth.campaigns.coupons.truth import true_coupon_decision
 from growth.campaigns.settings import CouponSettings
 from optimizers.coupons import allocate, pareto_front
 

@@ -13,10 +13,9 @@ from pydantic import ValidationError
 from growth.data.schema import SOURCE_PREFIX
 from growth.jobs.config import NightlyConfig
 from growth.modeling.features import ConversionFeatures
+from growth.modeling.selection import SELECTION_FOLDS, HoldoutQini
 from growth.modeling.training import (
-    SELECTION_FOLDS,
     FittedCandidate,
-    HoldoutQini,
     available_predictors,
     candidate_predictors,
     choose_model,

@@ -27,19 +27,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from growth.campaigns.coupons.decision import CouponDecision, predicted_coupon_decision
 from growth.campaigns.coupons.plan import (
     CouponPlan,
     coupon_pareto_frame,
-    random_plan,
     solve_coupon_plan,
-    true_coupon_decision,
 )
+from growth.campaigns.coupons.scoring import predicted_coupon_decision
+from growth.campaigns.coupons.truth import score_against_truth
 from growth.campaigns.install import InstallOutcome, plan_install, score_install_against_truth
-from growth.campaigns.push.plan import PushPlan, plan_push, score_push_against_truth
+from growth.campaigns.push.plan import PushPlan, plan_push
+from growth.campaigns.push.truth import score_push_against_truth
 from growth.data.dataset import Dataset
 from growth.jobs.config import NightlyConfig
 from growth.modeling.features import ConversionFeatures
@@ -142,21 +141,6 @@ def load_data(config: NightlyConfig, *, progress: bool = False):
     )
     world = generate_world(world_config, progress=progress)
     return world.dataset, world
-
-
-def score_against_truth(world, decision: CouponDecision, plan: CouponPlan, config) -> pd.DataFrame:
-    """The plan, a random plan and the oracle plan, all scored by the world's true response."""
-    truth = true_coupon_decision(world)
-    if not np.array_equal(truth.user_ids, decision.user_ids):
-        raise ValueError("the world's users and the decision's users are not in the same order")
-    oracle = solve_coupon_plan(truth, config.coupons)
-    rnd = random_plan(decision, config.coupons, seed=world.config.seed)
-    rows = {}
-    for name, choice in (("platform", plan.choice), ("random", rnd), ("oracle", oracle.choice)):
-        rows[name] = truth.evaluate(choice)
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "plan"
-    return frame
 
 
 def run_nightly(

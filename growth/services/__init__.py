@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from growth.campaigns.coupons.decision import CouponDecision, predicted_coupon_decision
+from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.plan import CouponPlan, coupon_pareto_frame, solve_coupon_plan
+from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.campaigns.install import InstallOutcome
 from growth.campaigns.push.plan import PushPlan, plan_push
 from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings

@@ -156,38 +156,3 @@ def coupon_pareto_frame(
             "chosen": np.arange(len(points)) == len(points) - 1,
         }
     )
-
-
-def random_plan(decision: CouponDecision, settings: CouponSettings, *, seed: int) -> np.ndarray:
-    """Random targeting: users in random order get a random option while its budget lasts.
-
-    Uses the same expected costs as the platform, so the comparison is at equal spend.
-    """
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(decision.n_users)
-    option = rng.integers(0, decision.value.shape[1], size=decision.n_users)[order]
-    cost = decision.cost[order, option]
-    choice = np.full(decision.n_users, -1)
-    for idx, amount in budget_groups(decision, settings).values():
-        mine = np.flatnonzero(np.isin(option, idx))  # this budget's users, in random order
-        fits = np.cumsum(cost[mine]) <= amount
-        choice[order[mine[fits]]] = option[mine[fits]]
-    return choice
-
-
-def true_coupon_decision(world) -> CouponDecision:
-    """The world's ground-truth response as a :class:`CouponDecision` (users-table order)."""
-    truth = world.coupon_truth()
-    users = world.dataset.users
-    coupons = world.dataset.coupons.set_index("option_id").loc[world.option_ids]
-    return CouponDecision(
-        user_ids=np.asarray(truth.user_ids),
-        segment=users["lifecycle"].astype(str).to_numpy(),
-        option_ids=list(world.option_ids),
-        option_types=coupons["type"].astype(str).tolist(),
-        face_value=coupons["face_value"].to_numpy(np.float64),
-        merchant_id=coupons["merchant_id"].fillna(-1).to_numpy(np.int64),
-        conversion=truth.conversion,
-        redemption=truth.redemption,
-        gmv=truth.gmv,
-    )
