@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -309,46 +310,24 @@ def _lifecycle(
 # ---------------------------------------------------------------------------------------
 
 
-def load_movielens(
-    path: str | Path,
-    *,
-    source_genres: tuple[str, ...] = ("Drama",),
-    target_genres: tuple[str, ...] = ("Comedy",),
-    test_fraction: float = 0.2,
-    split_time: pd.Timestamp | str | None = None,
-    positive_rating: float = 4.0,
-    share_genres: tuple[str, ...] = ("Romance", "Thriller", "Action", "Crime"),
-    seq_len: int = 10,
-    n_candidates: int = 10,
-    lost_after_days: float = 45.0,
-) -> MovieLensData:
+def load_movielens(path: str | Path, **options: Any) -> MovieLensData:
     """Read MovieLens-100k from ``path`` and return the two-domain dataset and its split.
 
     Args:
         path: folder holding ``ml-100k.inter``, ``ml-100k.user`` and ``ml-100k.item``.
-        Other arguments: see :class:`MovieLensConfig`.
+        options: fields of :class:`MovieLensConfig` (``split_time`` may be a string).
 
     Raises:
         DataValidationError: a file or column is missing or a value is malformed
             (naming the file, column and row).
-        ValueError: an argument is out of range or names an unknown genre.
+        ValueError: an option is out of range, unknown, or names an unknown genre.
 
     Example::
 
         >>> ml = load_movielens("data/cache/ml-100k")  # doctest: +SKIP
         >>> ml.dataset.exposures.groupby("domain")["label"].mean()  # doctest: +SKIP
     """
-    cfg = MovieLensConfig(
-        source_genres=tuple(source_genres) if not isinstance(source_genres, str) else source_genres,
-        target_genres=tuple(target_genres) if not isinstance(target_genres, str) else target_genres,
-        test_fraction=test_fraction,
-        split_time=pd.Timestamp(split_time) if split_time is not None else None,
-        positive_rating=positive_rating,
-        share_genres=tuple(share_genres) if not isinstance(share_genres, str) else share_genres,
-        seq_len=seq_len,
-        n_candidates=n_candidates,
-        lost_after_days=lost_after_days,
-    )
+    cfg = _config(options)
     folder = Path(path)
     files = {ext: folder / f"{_PREFIX}.{ext}" for ext in ("inter", "user", "item")}
     inter = _read_atomic(files["inter"], _INTER)
@@ -356,8 +335,56 @@ def load_movielens(
     items_raw = _read_atomic(files["item"], _ITEM)
     _check_known(inter, "user_id", users_raw["user_id"], files["inter"], files["user"])
     _check_known(inter, "item_id", items_raw["item_id"], files["inter"], files["item"])
+    items, onehot, tokens = _items(items_raw, cfg)
+    ratings = _ratings(inter, items, cfg)
+    if len(ratings) == 0:
+        raise DataValidationError("no ratings of source or target movies", file=str(files["inter"]))
+    split = _split_time(ratings, cfg)
+    train = ratings.loc[ratings["timestamp"] < split]
+    test = ratings.loc[ratings["timestamp"] >= split]
+    dataset = validate_dataset(
+        Dataset(
+            users=_users(users_raw, train, test, split, onehot, cfg),
+            items=items,
+            coupons=_control_only_coupons(),
+            candidates=_candidates(test, cfg),
+            exposures=_exposures(ratings),
+            name="movielens-100k",
+        )
+    )
+    cold = np.sort(
+        dataset.users.loc[dataset.users["lifecycle"] == Lifecycle.NEW.value, "user_id"].to_numpy()
+    )
+    return MovieLensData(
+        dataset=dataset,
+        split_time=pd.Timestamp(split),
+        cold_start_user_ids=cold.astype(np.int64),
+        genre_tokens=tokens,
+        config=cfg,
+    )
 
-    # -- items: genres, domain, category token, price level ------------------------------
+
+def _config(options: dict[str, Any]) -> MovieLensConfig:
+    """:class:`MovieLensConfig` from keyword options, naming an unknown one."""
+    unknown = sorted(set(options) - {f.name for f in fields(MovieLensConfig)})
+    if unknown:
+        raise TypeError(
+            f"unknown MovieLens option(s) {unknown}; "
+            f"valid ones are {[f.name for f in fields(MovieLensConfig)]}"
+        )
+    values = dict(options)
+    for name in ("source_genres", "target_genres", "share_genres"):
+        if name in values and not isinstance(values[name], str):
+            values[name] = tuple(values[name])  # a string is refused by MovieLensConfig.check
+    if values.get("split_time") is not None:
+        values["split_time"] = pd.Timestamp(values["split_time"])
+    return MovieLensConfig(**values)
+
+
+def _items(
+    items_raw: pd.DataFrame, cfg: MovieLensConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Kept movies (domain, category token, price level), the genre one-hot and the tokens."""
     genre_lists = items_raw["class"].str.split()
     genres = tuple(sorted({g for gs in genre_lists for g in gs}))
     cfg.check(genres)
@@ -391,8 +418,11 @@ def load_movielens(
         year = pd.to_numeric(items_raw["release_year"], errors="coerce")
         year = year.fillna(year.median())  # a few files hold 'unknown' years
         items["price_level"] = np.searchsorted(_YEAR_EDGES, year.to_numpy()[keep], side="right")
+    return items, onehot, tokens
 
-    # -- ratings of kept movies, chronological split -------------------------------------
+
+def _ratings(inter: pd.DataFrame, items: pd.DataFrame, cfg: MovieLensConfig) -> pd.DataFrame:
+    """Ratings of kept movies with domain, category and label, in time order."""
     item_domain = pd.Series(items["domain"].to_numpy(), index=items["item_id"])
     item_category = pd.Series(items["category"].to_numpy(), index=items["item_id"])
     ratings = inter.loc[inter["item_id"].isin(items["item_id"])].copy()
@@ -401,20 +431,26 @@ def load_movielens(
     ratings["label"] = (ratings["rating"] >= cfg.positive_rating).astype(np.int64)
     ratings["timestamp"] = pd.to_datetime(ratings["timestamp"], unit="s").astype("datetime64[ns]")
     ratings = ratings.sort_values(["timestamp", "user_id", "item_id"], kind="stable")
-    ratings = ratings.reset_index(drop=True)
-    if len(ratings) == 0:
-        raise DataValidationError("no ratings of source or target movies", file=str(files["inter"]))
-    if cfg.split_time is not None:
-        split = cfg.split_time
-    else:
-        times = ratings["timestamp"].to_numpy()
-        split = pd.Timestamp(
-            times[min(len(times) - 1, int((1.0 - cfg.test_fraction) * len(times)))]
-        )
-    train = ratings.loc[ratings["timestamp"] < split]
-    test = ratings.loc[ratings["timestamp"] >= split]
+    return ratings.reset_index(drop=True)
 
-    # -- users: demographics, per-domain features from the train period ------------------
+
+def _split_time(ratings: pd.DataFrame, cfg: MovieLensConfig) -> pd.Timestamp:
+    """``cfg.split_time``, else the ``1 - test_fraction`` quantile of the rating times."""
+    if cfg.split_time is not None:
+        return cfg.split_time
+    times = ratings["timestamp"].to_numpy()
+    return pd.Timestamp(times[min(len(times) - 1, int((1.0 - cfg.test_fraction) * len(times)))])
+
+
+def _users(
+    users_raw: pd.DataFrame,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    split: pd.Timestamp,
+    onehot: pd.DataFrame,
+    cfg: MovieLensConfig,
+) -> pd.DataFrame:
+    """Demographics, lifecycle and per-domain features from the train period."""
     user_ids = pd.Index(users_raw["user_id"], name="user_id")
     zip_first = users_raw["zip_code"].str.strip().str[:1]
     region = np.where(zip_first.str.isdigit().fillna(False), "zip" + zip_first.fillna(""), "intl")
@@ -446,19 +482,25 @@ def load_movielens(
             "has_source": (src["src_n_ratings"] > 0).to_numpy(),
         }
     )
-    users = pd.concat([users, src.reset_index(drop=True), tgt.reset_index(drop=True)], axis=1)
+    return pd.concat([users, src.reset_index(drop=True), tgt.reset_index(drop=True)], axis=1)
 
-    # -- candidates: each user's next target movies; exposures: every kept rating --------
+
+def _candidates(test: pd.DataFrame, cfg: MovieLensConfig) -> pd.DataFrame:
+    """Each user's next ``n_candidates`` target movies of the test period, by time."""
     upcoming = test.loc[test["domain"] == "target"].drop_duplicates(["user_id", "item_id"])
     upcoming = upcoming.groupby("user_id", sort=True).head(cfg.n_candidates)
-    candidates = pd.DataFrame(
+    return pd.DataFrame(
         {
             "user_id": upcoming["user_id"].to_numpy(),
             "item_id": upcoming["item_id"].to_numpy(),
             "rank": upcoming.groupby("user_id").cumcount().to_numpy(),
         }
     ).sort_values(["user_id", "rank"], kind="stable", ignore_index=True)
-    exposures = pd.DataFrame(
+
+
+def _exposures(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Every kept rating as an untreated exposure (MovieLens has no coupons)."""
+    return pd.DataFrame(
         {
             "user_id": ratings["user_id"].to_numpy(),
             "item_id": ratings["item_id"].to_numpy(),
@@ -468,7 +510,11 @@ def load_movielens(
             "label": ratings["label"].to_numpy(),
         }
     )
-    coupons = pd.DataFrame(
+
+
+def _control_only_coupons() -> pd.DataFrame:
+    """The coupon catalogue of a dataset without coupons: the control option alone."""
+    return pd.DataFrame(
         {
             "option_id": [NO_COUPON],
             "type": ["none"],
@@ -476,24 +522,4 @@ def load_movielens(
             "threshold": [0.0],
             "merchant_id": [np.nan],
         }
-    )
-    dataset = validate_dataset(
-        Dataset(
-            users=users,
-            items=items,
-            coupons=coupons,
-            candidates=candidates,
-            exposures=exposures,
-            name="movielens-100k",
-        )
-    )
-    cold = np.sort(
-        dataset.users.loc[dataset.users["lifecycle"] == Lifecycle.NEW.value, "user_id"].to_numpy()
-    )
-    return MovieLensData(
-        dataset=dataset,
-        split_time=pd.Timestamp(split),
-        cold_start_user_ids=cold.astype(np.int64),
-        genre_tokens=tokens,
-        config=cfg,
     )
