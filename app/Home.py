@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import app_common as ui
 import streamlit as st
+
+from app import ui
 
 st.set_page_config(page_title="Growth platform", layout="wide")
 ctx = ui.sidebar()

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import app_common as ui
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from app import ui
 from growth import services as svc
 from growth.campaigns.settings import InstallSettings
 

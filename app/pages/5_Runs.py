@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import app_common as ui
 import streamlit as st
 
+from app import ui
 from growth import services as svc
 
 st.set_page_config(page_title="Runs", layout="wide")
