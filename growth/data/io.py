@@ -16,10 +16,15 @@ written as parquet: CSV columns are parsed per the schema (text columns keep ``"
 and a literal ``"NA"``; multi-valued ``_tags``/``_seq`` columns are never NaN; floats
 use pandas' round-trip float parsing).
 
-Example::
-
-    >>> folder = write_dataset(ds, "data/generated/world-7", format="csv")  # doctest: +SKIP
-    >>> again = read_dataset(folder)  # doctest: +SKIP
+Example
+-------
+>>> import tempfile
+>>> from growth.world import WorldConfig, generate_world
+>>> ds = generate_world(WorldConfig(n_users=300, seed=7)).dataset
+>>> folder = write_dataset(ds, tempfile.mkdtemp(), format="csv")
+>>> again = read_dataset(folder)
+>>> len(again.users), sorted(again.tables()) == sorted(ds.tables())
+(300, True)
 """
 
 from __future__ import annotations
