@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimizers.coupons.solve import allocate
+
 DAILY_TRAFFIC: tuple[float, ...] = (
     0.20, 0.12, 0.08, 0.06, 0.06, 0.10, 0.25, 0.50, 0.80, 0.90, 1.00, 1.00,
     1.10, 1.00, 0.90, 0.90, 0.95, 1.00, 1.10, 1.30, 1.40, 1.30, 0.90, 0.50,
@@ -47,14 +49,15 @@ class OnlineAllocator:
     Parameters
     ----------
     dual_prices: the nightly price of the budget (value per currency unit), or the
-        ``dual`` dict of a :class:`~optimizers.coupons.CouponAllocation` (key
-        ``'budget'``).  Every option spends this one budget.
+        ``dual`` dict of a :class:`~optimizers.coupons.CouponAllocation` (its
+        ``budget_name`` key).  Every option spends this one budget.
     budget: the day's budget (currency units); never exceeded.
     horizon: pacing periods in the day (the horizon; e.g. 24 hours).
     traffic_shape: expected relative traffic per period (default: uniform, or
         :data:`DAILY_TRAFFIC` when ``horizon == 24``).
     kp, ki: proportional and integral gains on the relative spend error.
     max_factor: the price stays within ``[lam_0 / max_factor, lam_0 * max_factor]``.
+    budget_name: the key of the budget's price when ``dual_prices`` is a dict.
     """
 
     def __init__(
@@ -67,8 +70,9 @@ class OnlineAllocator:
         kp: float = 0.5,
         ki: float = 0.2,
         max_factor: float = 20.0,
+        budget_name: str = "budget",
     ) -> None:
-        price = dual_prices["budget"] if isinstance(dual_prices, Mapping) else dual_prices
+        price = dual_prices[budget_name] if isinstance(dual_prices, Mapping) else dual_prices
         price = float(price)
         if not math.isfinite(price) or price < 0:
             raise ValueError(f"dual price must be a finite number >= 0, got {price}")
@@ -185,8 +189,6 @@ def simulate_day(
     same users) times ``price_error`` (e.g. 2.0 to mimic a forecast that was off);
     the offline optimum is the Lagrangian plan on the same users.
     """
-    from optimizers.coupons.api import allocate  # late import: api imports this package
-
     value = np.asarray(value, dtype=np.float64)
     cost = np.asarray(cost, dtype=np.float64)
     offline = allocate(value, cost, budget, method="lagrangian", seed=seed)
