@@ -48,6 +48,7 @@ from growth.modeling.training import TrainedModels, chronological_split, sample_
 from growth.paths import default_db_url, scenario_names, scenario_path
 from growth.store import ENV_VAR, Store
 from growth.world import World, WorldConfig, generate_world
+from optimizers import install as install_opt
 from optimizers.install import (
     BudgetPlan,
     ChannelModels,
@@ -439,7 +440,7 @@ def solve_install(
     """
     limits = ChannelLimits.from_table(table) if table is not None else ChannelLimits()
     goals = clean_targets(targets or {})
-    kwargs = {**limits.kwargs(), "targets": goals or None}
+    kwargs = {"limits": install_opt.ChannelLimits(**limits.kwargs(), targets=goals)}
     plan = optimize_installs(models, settings.budget, objective=settings.objective, **kwargs)
     if plan.status == "infeasible":
         front = ParetoFront(
@@ -475,7 +476,7 @@ def cheapest_install_budget(
     if not goals:
         raise ValueError("give at least one positive target (installs, logins or retained)")
     limits = ChannelLimits.from_table(table) if table is not None else ChannelLimits()
-    return cheapest_budget(models, goals, **limits.kwargs())
+    return cheapest_budget(models, goals, limits=install_opt.ChannelLimits(**limits.kwargs()))
 
 
 # -- coupons -------------------------------------------------------------------------
