@@ -68,6 +68,15 @@ def test_fit_recovers_known_hill_parameters(fitted: ChannelModels) -> None:
         assert got.retention_interval[0] < got.retention_rate < got.retention_interval[1]
 
 
+def test_channel_table_lists_every_fitted_channel(fitted: ChannelModels) -> None:
+    """to_frame() has one row per channel with its curve, shape and rate intervals."""
+    table = fitted.to_frame()
+    assert list(table.index) == list(fitted.channels)
+    assert table.loc[2, "shape"] == "concave" and table.loc[3, "shape"] == "s_shaped"
+    assert (table["login_lo"] <= table["login_rate"]).all()
+    assert (table["login_rate"] <= table["login_hi"]).all()
+
+
 def test_forecast_intervals_cover_truth_and_add_up(fitted: ChannelModels) -> None:
     """Forecast intervals contain the true expected funnel; the total row sums channels."""
     split = {1: 900.0, 2: 500.0, 3: 1800.0}

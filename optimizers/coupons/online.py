@@ -2,7 +2,7 @@
 
 Overnight, :func:`optimizers.coupons.allocate` prices the budget: its dual
 ``lam`` (value per currency unit) is the exchange rate at which a coupon is
-worth its cost.  During the day each request is answered in microseconds by
+worth its cost.  During the day each request is answered by
 ``argmax_k value[k] - lam * cost[k]`` (no coupon if no score is positive, and
 never an option whose cost exceeds what is left of the budget).  Because the
 day's traffic differs from the forecast, a PI controller on ``log(lam)`` runs at
@@ -101,13 +101,12 @@ class OnlineAllocator:
         self.period = 0
         self.n_requests = 0
         self._integral = 0.0
-        self.price_history: list[float] = [price]
 
     def decide(self, value_row: Sequence[float], cost_row: Sequence[float]) -> int:
         """Best option for one request (``-1`` = no coupon); records its cost as spent.
 
-        Plain Python on the K numbers: for K ~ 6 this is a few microseconds, far
-        below the cost of numpy calls on tiny arrays.
+        Plain Python on the K numbers: on a handful of options a loop costs less
+        than numpy calls on tiny arrays.
         """
         if isinstance(value_row, np.ndarray):
             value_row = value_row.tolist()
@@ -141,7 +140,6 @@ class OnlineAllocator:
         log_factor = self.kp * err + self.ki * self._integral
         cap = math.log(self.max_factor)
         self.price = self.base_price * math.exp(min(max(log_factor, -cap), cap))
-        self.price_history.append(self.price)
 
 
 @dataclass

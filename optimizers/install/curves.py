@@ -124,7 +124,6 @@ class ChannelModel:
     retained_obs: float = 0.0
     login_interval: tuple[float, float] = (math.nan, math.nan)
     retention_interval: tuple[float, float] = (math.nan, math.nan)
-    max_spend_seen: float = math.nan
     rmse: float = math.nan
     n_days: int = 0
 
@@ -209,7 +208,7 @@ class ChannelModels(Mapping[Hashable, ChannelModel]):
         """Units of ``metric`` per install for every channel, shape ``(n_channels,)``."""
         return np.array([m.weight(metric) for m in self._models.values()])
 
-    def summary(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per channel: curve parameters, rates and their intervals."""
         rows = []
         for c, m in self._models.items():

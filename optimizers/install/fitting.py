@@ -243,7 +243,6 @@ def fit_channels(history: pd.DataFrame, config: FitConfig | None = None) -> Chan
             retained_obs=n_ret,
             login_interval=wilson_interval(n_log, n_inst, cfg.level),
             retention_interval=wilson_interval(n_ret, n_log, cfg.level),
-            max_spend_seen=float(s.max()),
             rmse=fit.rmse,
             n_days=len(g),
         )

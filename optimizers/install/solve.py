@@ -50,12 +50,10 @@ class InstallSolver:
     def __init__(self, problem: InstallProblem, config: SolverConfig | None = None) -> None:
         self.problem = problem
         self.config = config or SolverConfig()
-        t0 = time.perf_counter()
         inner, outer = linearise(problem, self.config.approximation)
         self._inner = CompiledModel(inner, self.config)
         self._outer = CompiledModel(outer, self.config)
         self._points: list[np.ndarray] = [np.zeros(0) for _ in range(problem.n)]
-        self.build_time_s = time.perf_counter() - t0
 
     @property
     def method(self) -> str:
