@@ -10,7 +10,7 @@ own certificate.  Duplicates and dominated points are dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -76,16 +76,14 @@ def pareto_front(
     *,
     n_points: int = 11,
     method: Method = "auto",
-    time_limit_s: float = 60.0,
-    rel_gap: float = 1e-4,
-    seed: int = 0,
-    **constraints: object,
+    **kwargs: object,
 ) -> list[ParetoPoint]:
     """Non-dominated (total value, total value2) plans, sorted by total value.
 
-    ``constraints`` are the other fields of
+    Keyword arguments that are fields of
     :class:`~optimizers.coupons.problem.CouponProblem` (``global_options``,
-    ``budget_groups``, ``min_coverage`` ...); see :func:`solve_front`.
+    ``budget_groups``, ``min_coverage`` ...) build the problem; the others
+    (``time_limit_s``, ``rel_gap``, ``seed``) go to :func:`solve_front`.
     """
     v1 = np.asarray(value, dtype=np.float64)
     v2 = np.asarray(value2, dtype=np.float64)
@@ -93,15 +91,11 @@ def pareto_front(
         raise ValueError(f"value has shape {v1.shape} but value2 has shape {v2.shape}")
     if n_points < 2:
         raise ValueError(f"n_points must be >= 2, got {n_points}")
+    known = {f.name for f in fields(CouponProblem) if f.init}
+    constraints = {k: v for k, v in kwargs.items() if k in known}
+    options = {k: v for k, v in kwargs.items() if k not in known}
     problem = CouponProblem(value=v1, cost=cost, budget=budget, value2=v2, **constraints)  # type: ignore[arg-type]
-    return solve_front(
-        problem,
-        n_points=n_points,
-        method=method,
-        time_limit_s=time_limit_s,
-        rel_gap=rel_gap,
-        seed=seed,
-    )
+    return solve_front(problem, n_points=n_points, method=method, **options)  # type: ignore[arg-type]
 
 
 def non_dominated(points: list[ParetoPoint], rtol: float = 1e-12) -> list[ParetoPoint]:
