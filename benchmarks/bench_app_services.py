@@ -41,7 +41,7 @@ def main(users: int = 1_000_000) -> None:
     t = time.perf_counter()
     plan = svc.solve_coupons(d, s)
     lap("solve_coupons", t)
-    print(plan.allocation.summary().splitlines()[0], flush=True)
+    print(plan.allocation.describe().splitlines()[0], flush=True)
     t = time.perf_counter()
     curve = svc.value_vs_budget(d, s)
     lap("value_vs_budget (6 solves)", t)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from optimizers.coupons import CouponProblem, simulate_day, solve
-from optimizers.coupons.exact import solve_highs
+from optimizers.coupons.solve import solve_highs
 
 FACE = np.array([1.0, 2.0, 3.0, 5.0, 8.0, 10.0])
 

@@ -12,8 +12,7 @@ pytest.importorskip("plotly")
 from streamlit.testing.v1 import AppTest
 
 from growth import services as svc
-from growth.campaigns.coupons.plan import coupon_pareto_frame, solve_coupon_plan
-from growth.campaigns.coupons.truth import true_coupon_decision
+from growth.campaigns.coupons import CouponCampaign, plan_coupons, true_coupon_decision
 from growth.campaigns.settings import CouponSettings, InstallSettings
 from growth.jobs.config import NightlyConfig
 from growth.store import Store
@@ -215,7 +214,7 @@ def test_coupon_type_budget_in_nightly_plan():
     world = svc.load_world("small", 1500)
     truth = true_coupon_decision(world)
     base = CouponSettings(budget=200.0, merchant_budget=20.0, method="lagrangian")
-    free = solve_coupon_plan(truth, base)
+    free = plan_coupons(truth, base)
     red_free = truth.plan_frame(free.choice).query("coupon_type == 'red_packet'")
     cap = 0.25 * float(red_free["expected_cost"].sum())
     assert cap > 1.0, "the uncapped plan must spend on red packets for the cap to bind"
@@ -224,13 +223,13 @@ def test_coupon_type_budget_in_nightly_plan():
         scenario=None, data_dir=Path("unused"),
         coupons={**base.model_dump(), "type_budgets": {"red_packet": cap}},
     )  # fmt: skip
-    plan = solve_coupon_plan(truth, config.coupons)
+    plan = plan_coupons(truth, config.coupons)
     spent = truth.plan_frame(plan.choice).query("coupon_type == 'red_packet'")
     assert spent["expected_cost"].sum() <= cap * (1 + 1e-6)
     assert plan.spend["type[red_packet]"] == pytest.approx(spent["expected_cost"].sum())
     assert plan.summary()["budgets"]["type[red_packet]"] == pytest.approx(cap)
     assert plan.spend["platform"] <= base.budget * (1 + 1e-6)
-    front = coupon_pareto_frame(truth, config.coupons, n_points=3)
+    front = CouponCampaign(truth, config.coupons).front(n_points=3)
     assert (front["spend"] <= base.budget + 40.0 + 1e-6).all()
 
     with pytest.raises(ValueError, match="type_budgets key 'coffee'"):

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from growth import services as svc
-from growth.campaigns.coupons.plan import coupon_pareto_frame, solve_coupon_plan
-from growth.campaigns.coupons.truth import true_coupon_decision
+from growth.campaigns.coupons import CouponCampaign, plan_coupons, true_coupon_decision
 from growth.campaigns.settings import CouponSettings
 from optimizers.coupons import allocate, pareto_front
 
@@ -38,7 +37,7 @@ def test_warm_started_value_curve_equals_cold_solves(truth):
     curve = svc.value_vs_budget(truth, settings, fractions=fractions)
     assert curve["budget"].tolist() == [settings.budget * f for f in sorted(fractions)]
     for row in curve.itertuples():
-        cold = solve_coupon_plan(
+        cold = plan_coupons(
             truth, settings.model_copy(update={"budget": row.budget, "method": "lagrangian"})
         ).allocation
         assert row.conversions <= row.upper_bound + 1e-12
@@ -49,7 +48,7 @@ def test_warm_started_value_curve_equals_cold_solves(truth):
         assert abs(row.conversions - cold.objective) <= slack + 1e-9
         assert slack <= 1e-3 * cold.upper_bound
         assert row.upper_bound == pytest.approx(cold.upper_bound, rel=1e-4)
-        assert row.marginal_value == pytest.approx(cold.dual["budget"], rel=0.01)  # small n: the
+        assert row.marginal_value == pytest.approx(cold.dual["platform"], rel=0.01)  # small n: the
         # minimising price is an interval, so warm and cold may stop at different points of it
 
 
@@ -93,9 +92,23 @@ def test_warm_started_front_points_are_certified():
 def test_front_marks_the_adopted_plan(truth):
     """The front's chosen point is the conversions-only plan, the one the job adopts."""
     settings = CouponSettings(budget=200.0, merchant_budget=20.0, method="lagrangian")
-    front = coupon_pareto_frame(truth, settings, n_points=3)
+    front = CouponCampaign(truth, settings).front(n_points=3)
     assert front["conversions"].is_monotonic_increasing
     assert front["chosen"].sum() == 1
     chosen = front.loc[front["chosen"]].iloc[0]
-    plan = solve_coupon_plan(truth, settings)
+    plan = plan_coupons(truth, settings)
     assert chosen["conversions"] == pytest.approx(plan.allocation.value_total, rel=1e-6)
+
+
+def test_plan_duals_join_the_plan_budgets(truth):
+    """The plan's dual prices are keyed by its budgets' names, the names of its spends."""
+    settings = CouponSettings(
+        budget=200.0, merchant_budget=20.0, method="lagrangian", type_budgets={"red_packet": 50.0}
+    )
+    plan = plan_coupons(truth, settings)
+    assert next(iter(plan.budgets)) == "platform" and "type[red_packet]" in plan.budgets
+    assert set(plan.allocation.dual) == set(plan.budgets) == set(plan.spend)
+    assert [c.name for c in plan.campaign.problem.constraints] == list(plan.budgets)
+    for name, spent in plan.allocation.group_spend.items():
+        assert spent == pytest.approx(plan.spend[name], rel=1e-9)
+    assert plan.allocation.spend == pytest.approx(plan.spend["platform"], rel=1e-9)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -10,12 +12,12 @@ from optimizers.coupons import (
     CouponAllocation,
     CouponProblem,
     OnlineAllocator,
+    ParetoPoint,
     allocate,
     non_dominated,
     pareto_front,
     simulate_day,
 )
-from optimizers.coupons.api import ParetoPoint
 
 FACE = np.array([1.0, 2.0, 3.0, 5.0, 8.0, 10.0])
 TYPES = ("red_packet", "red_packet", "full_reduction", "full_reduction", "merchant", "merchant")
@@ -72,7 +74,7 @@ def test_lagrangian_matches_exact_optimum_and_bounds_it(seed: int) -> None:
 
 def test_lagrangian_bound_equals_lp_relaxation_with_one_budget() -> None:
     """With one budget the Lagrangian dual bound equals the HiGHS LP-relaxation bound."""
-    from optimizers.coupons.exact import solve_highs
+    from optimizers.coupons.solve import solve_highs
 
     value, cost, budget = world(5)
     problem = CouponProblem(value=value, cost=cost, budget=budget)
@@ -179,6 +181,29 @@ def test_merchant_options_spend_merchant_budget_not_global() -> None:
     assert plan.spend == pytest.approx(spent) and plan.spend <= budget
 
 
+@pytest.mark.parametrize("method", ["lagrangian", "highs"])
+def test_duals_and_spends_are_keyed_by_the_budgets_names(method: str) -> None:
+    """Dual prices, group spends and constraints use the caller's budget names (joinable)."""
+    value, cost, budget = world(7)
+    groups = {"merchant_7": ([4], 2.0), "merchant_9": ([5], 2.0)}
+    problem = CouponProblem(
+        value=value, cost=cost, budget=budget, budget_name="platform", budget_groups=groups,
+        global_options=[True] * 4 + [False] * 2,
+    )  # fmt: skip
+    assert [c.name for c in problem.constraints] == ["platform", "merchant_7", "merchant_9"]
+    from optimizers.coupons import solve
+
+    plan = solve(problem, method)
+    assert set(plan.group_spend) == set(groups)
+    if method == "lagrangian":  # the exact MIP reports no duals
+        assert set(plan.dual) == {"platform", *groups}
+        assert plan.dual["platform"] > 0
+    for name, (idx, amount) in groups.items():
+        picked = np.isin(plan.choice, idx)
+        spent = cost[np.flatnonzero(picked), plan.choice[picked]].sum()
+        assert plan.group_spend[name] == pytest.approx(spent) and spent <= amount + 1e-9
+
+
 # -- infeasibility and validation ------------------------------------------------------------
 def test_infeasible_coverage_is_explained() -> None:
     """A coverage floor that costs more than the budget raises an error naming both."""
@@ -211,6 +236,14 @@ def test_infeasible_roi_with_coverage_is_explained() -> None:
         ({"segments": ["a"] * 4, "min_coverage": {"new": 0.5}}, "no user has it"),
         ({"option_types": ["coupon"] * 3}, "option_types\\[0\\]"),
         ({"budget_groups": {"g": ([5], 1.0)}}, "option index outside"),
+        ({"budget_groups": {"budget": ([0], 1.0)}}, "the global budget's name"),
+        (
+            {
+                "budget_groups": {"type_budget[red_packet]": ([0], 1.0)},
+                "type_budgets": {"red_packet": 1.0},
+            },
+            r"two budgets are called 'type_budget\[red_packet\]'",
+        ),
         ({"method": "simplex"}, "method must be one of"),
     ],
 )
@@ -322,11 +355,14 @@ def test_auto_method_picks_exact_when_small_and_lagrangian_when_large() -> None:
 
 
 def test_summary_and_frame_describe_the_plan() -> None:
-    """summary() reports the certificate and to_frame() has one row per user."""
+    """describe() reports the certificate, summary() is JSON-safe, to_frame() has a row per user."""
     value, cost, budget = world(13, n=50)
     plan = allocate(value, cost, budget, method="lagrangian")
-    text = plan.summary()
+    text = plan.describe()
     assert "lagrangian" in text and "gap=" in text and "budget=" in text
+    summary = plan.summary()
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["method"] == "lagrangian" and summary["dual"] == plan.dual
     frame = plan.to_frame()
     assert list(frame.columns) == ["user", "option"] and len(frame) == 50
     np.testing.assert_array_equal(frame["option"].to_numpy(), plan.choice)

@@ -10,6 +10,7 @@ import pytest
 from scipy import optimize
 
 from optimizers.install import (
+    ChannelLimits,
     ChannelModels,
     HillCurve,
     cheapest_budget,
@@ -65,6 +66,15 @@ def test_fit_recovers_known_hill_parameters(fitted: ChannelModels) -> None:
         assert got.retention_rate == pytest.approx(rr, abs=0.02)
         assert got.login_interval[0] < got.login_rate < got.login_interval[1]
         assert got.retention_interval[0] < got.retention_rate < got.retention_interval[1]
+
+
+def test_channel_table_lists_every_fitted_channel(fitted: ChannelModels) -> None:
+    """to_frame() has one row per channel with its curve, shape and rate intervals."""
+    table = fitted.to_frame()
+    assert list(table.index) == list(fitted.channels)
+    assert table.loc[2, "shape"] == "concave" and table.loc[3, "shape"] == "s_shaped"
+    assert (table["login_lo"] <= table["login_rate"]).all()
+    assert (table["login_rate"] <= table["login_hi"]).all()
 
 
 def test_forecast_intervals_cover_truth_and_add_up(fitted: ChannelModels) -> None:
@@ -206,11 +216,13 @@ def test_side_constraints_are_respected() -> None:
         models,
         2000.0,
         objective="installs",
-        min_spend={"a": 300.0},
-        max_spend={"b": 900.0},
-        cpi_max={"c": 2.5},
-        cpi_max_total=2.2,
-        targets={"retained": 250.0},
+        limits=ChannelLimits(
+            min_spend={"a": 300.0},
+            max_spend={"b": 900.0},
+            cpi_max={"c": 2.5},
+            cpi_max_total=2.2,
+            targets={"retained": 250.0},
+        ),
     )
     assert plan.status == "optimal"
     sp, inst = plan.spend, plan.installs
@@ -246,19 +258,20 @@ def test_infeasible_target_names_conflicts_and_minimal_budget() -> None:
         login_rate=0.5,
         retention_rate=0.5,
     )
-    plan = optimize_installs(models, 500.0, targets={"retained": 150.0}, min_spend={"b": 100.0})
+    limits = ChannelLimits(targets={"retained": 150.0}, min_spend={"b": 100.0})
+    plan = optimize_installs(models, 500.0, limits=limits)
     assert plan.status == "infeasible"
     assert [c.name for c in plan.conflicts] == ["target[retained]"]
     assert plan.conflicts[0].shortfall > 0
     assert plan.min_budget is not None and plan.min_budget > 500.0
     assert "target[retained]" in plan.message
-    fixed = optimize_installs(
-        models, plan.min_budget * 1.001, targets={"retained": 150.0}, min_spend={"b": 100.0}
-    )
+    fixed = optimize_installs(models, plan.min_budget * 1.001, limits=limits)
     assert fixed.status == "optimal"
     assert fixed.retained.sum() >= 150.0 - 1e-6
     # minimum spends that exceed the budget are named too
-    over = optimize_installs(models, 500.0, min_spend={"a": 300.0, "b": 300.0})
+    over = optimize_installs(
+        models, 500.0, limits=ChannelLimits(min_spend={"a": 300.0, "b": 300.0})
+    )
     assert over.status == "infeasible"
     assert {c.name for c in over.conflicts} <= {"min_spend[a]", "min_spend[b]"}
     assert over.conflicts and over.min_budget == pytest.approx(600.0, rel=1e-6)
@@ -270,15 +283,52 @@ def test_validation_messages() -> None:
     with pytest.raises(ValueError, match="budget must be"):
         optimize_installs(models, -1.0)
     with pytest.raises(ValueError, match=r"min_spend .* exceeds max_spend .* channel 'a'"):
-        optimize_installs(models, 100.0, min_spend={"a": 50.0}, max_spend={"a": 10.0})
+        optimize_installs(
+            models, 100.0, limits=ChannelLimits(min_spend={"a": 50.0}, max_spend={"a": 10.0})
+        )
     with pytest.raises(ValueError, match="unknown channel"):
-        optimize_installs(models, 100.0, max_spend={"zz": 10.0})
+        optimize_installs(models, 100.0, limits=ChannelLimits(max_spend={"zz": 10.0}))
     with pytest.raises(ValueError, match="unknown target metric 'revenue'"):
-        optimize_installs(models, 100.0, targets={"revenue": 1.0})
+        optimize_installs(models, 100.0, limits=ChannelLimits(targets={"revenue": 1.0}))
     with pytest.raises(ValueError, match="unknown channel"):
         models.forecast({"zz": 1.0})
     with pytest.raises(ValueError, match="two distinct metrics"):
         pareto_front(models, 100.0, objectives=("installs", "installs"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_spend": {"a": -1.0}}, r"min_spend for channel 'a' must be >= 0, got -1\.0"),
+        ({"max_spend": float("nan")}, "max_spend for every channel must be >= 0, got nan"),
+        ({"cpi_max": {"b": 0.0}}, r"cpi_max for channel 'b' must be > 0, got 0\.0"),
+        (
+            {"min_spend": 20.0, "max_spend": {"b": 5.0}},
+            r"exceeds max_spend \(5\.0\) for channel 'b'",
+        ),
+        ({"min_spend": 20.0, "max_spend": 5.0}, "exceeds max_spend .* for every other channel"),
+        ({"cpi_max_total": 0.0}, "cpi_max_total must be > 0"),
+        ({"targets": {"retained": -1.0}}, "target for 'retained' must be finite and >= 0"),
+    ],
+)
+def test_channel_limits_name_the_bound_and_channel(kwargs: dict, message: str) -> None:
+    """The operator's limits are validated once, naming the bound and the channel at fault."""
+    with pytest.raises(ValueError, match=message):
+        ChannelLimits(**kwargs)
+
+
+def test_hill_curve_spend_at_share_inverts_the_curve() -> None:
+    """spend_at_share is the curve's inverse; the default spend cap is its 99% point."""
+    from optimizers.install.problem import saturation_cap
+
+    curve = HillCurve(vmax=400.0, k=300.0, alpha=1.7)
+    for share in (0.1, 0.5, 0.99):
+        assert float(curve(curve.spend_at_share(share))) == pytest.approx(share * 400.0)
+    assert saturation_cap(curve) == curve.spend_at_share(0.99)
+    flat = HillCurve(vmax=400.0, k=300.0, alpha=0.3)  # 99% lies beyond 1000 k
+    assert saturation_cap(flat) == 1000.0 * 300.0
+    with pytest.raises(ValueError, match="share"):
+        curve.spend_at_share(1.0)
 
 
 def _mix_models() -> ChannelModels:
@@ -319,13 +369,14 @@ def test_pareto_points_are_non_dominated_and_on_the_front() -> None:
 def test_cheapest_budget_meets_target_and_is_minimal() -> None:
     """The least budget meets the target, and a 2% smaller budget cannot."""
     models = _mix_models()
-    plan = cheapest_budget(models, {"retained": 600.0}, max_spend={"network": 1000.0})
+    network_cap = ChannelLimits(max_spend={"network": 1000.0})
+    plan = cheapest_budget(models, {"retained": 600.0}, limits=network_cap)
     assert plan.status == "optimal"
     assert plan.retained.sum() >= 600.0 - 1e-6
     assert plan.spend["network"] <= 1000.0 + 1e-6
     assert plan.lower_bound <= plan.min_budget
     best_smaller = optimize_installs(
-        models, plan.min_budget * 0.98, objective="retained", max_spend={"network": 1000.0}
+        models, plan.min_budget * 0.98, objective="retained", limits=network_cap
     )
     assert best_smaller.upper_bound < 600.0
     with pytest.raises(ValueError, match="at least one target"):
@@ -397,7 +448,7 @@ EPS_ONCE_BEHIND = 1185.67  # the benchmark point where the unrefined plan was 0.
 def refined_point() -> tuple[ChannelModels, float, object]:
     models = _benchmark_instance()
     budget = 0.4 * sum(models[c].curve.k for c in models.channels)
-    kw = {"objective": "installs", "targets": {"retained": EPS_ONCE_BEHIND}}
+    kw = {"objective": "installs", "limits": ChannelLimits(targets={"retained": EPS_ONCE_BEHIND})}
     return models, budget, optimize_installs(models, budget, **kw)
 
 
@@ -421,7 +472,7 @@ def test_refinement_tightens_the_certified_gap(refined_point: tuple) -> None:
     from optimizers.install import SolverConfig
 
     models, budget, fine = refined_point
-    kw = {"objective": "installs", "targets": {"retained": EPS_ONCE_BEHIND}}
+    kw = {"objective": "installs", "limits": ChannelLimits(targets={"retained": EPS_ONCE_BEHIND})}
     coarse = optimize_installs(models, budget, config=SolverConfig(max_refinements=0), **kw)
     assert fine.objective >= coarse.objective * (1 - 1e-9)
     assert fine.gap < coarse.gap

@@ -100,7 +100,7 @@ def test_failed_run_leaves_no_rows_and_is_recorded(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr("growth.jobs.pipeline.solve_coupon_plan", explode)
+    monkeypatch.setattr("growth.jobs.pipeline.plan_coupons", explode)
     with pytest.raises(RuntimeError, match="solver exploded"):
         run_nightly(NightlyConfig(scenario=SMALL, n_users=600), store=store)
     runs = store.runs()

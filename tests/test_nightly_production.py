@@ -149,7 +149,7 @@ def test_exit_codes_for_bad_input_and_failed_run(
     def broken(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr(growth.jobs.pipeline, "solve_coupon_plan", broken)
+    monkeypatch.setattr(growth.jobs.pipeline, "plan_coupons", broken)
     config = _config(tmp_path)
     assert main(["--config", str(config), "--db", db, "--log-dir", str(tmp_path)]) == EXIT_FAILED
     assert "solver exploded" in capsys.readouterr().err

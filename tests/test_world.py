@@ -202,18 +202,40 @@ def test_coupon_truth_is_the_mean_over_the_feed(world: World) -> None:
 
 
 def test_score_coupon_plan(world: World) -> None:
-    """The all-none plan spends nothing; an all-rp_8 plan spends and gains conversions."""
+    """The all-none plan (-1) spends nothing; an all-rp_8 plan spends and gains conversions."""
     n = world.config.n_users
-    none = world.score_coupon_plan(np.zeros(n, dtype=np.int64))
+    none = world.score_coupon_plan(np.full(n, -1, dtype=np.int64))
     assert none["spend"] == 0.0 and none["incremental_conversions"] == 0.0
     assert none["conversions"] > 0
-    rp8 = world.score_coupon_plan(np.full(n, _option(world, "rp_8"), dtype=np.int64))
+    rp8 = world.score_coupon_plan(np.full(n, _option(world, "rp_8") - 1, dtype=np.int64))
     assert rp8["spend"] > 0 and rp8["incremental_conversions"] > 0
     assert rp8["gmv"] > none["gmv"]
     with pytest.raises(ValueError, match="choice"):
-        world.score_coupon_plan(np.zeros(n - 1, dtype=np.int64))
+        world.score_coupon_plan(np.full(n - 1, -1, dtype=np.int64))
     with pytest.raises(ValueError, match="choice"):
-        world.score_coupon_plan(np.full(n, 7, dtype=np.int64))
+        world.score_coupon_plan(np.full(n, 6, dtype=np.int64))  # 6 real coupons: 0..5
+    with pytest.raises(ValueError, match="choice"):
+        world.score_coupon_plan(np.full(n, -2, dtype=np.int64))
+
+
+def test_world_scores_an_optimizer_plan_in_its_encoding(world: World) -> None:
+    """An allocate() plan (-1 = none, k = k-th coupon) is scored on the coupon it names."""
+    import math
+
+    from growth.campaigns.coupons import true_coupon_decision
+    from optimizers.coupons import allocate
+
+    truth = true_coupon_decision(world)
+    # no budget and positive value: every user gets a coupon, so no -1 hides an offset
+    everyone = allocate(np.abs(truth.value) + 1e-6, truth.cost, math.inf, method="lagrangian")
+    some = allocate(truth.value, truth.cost, 0.2 * float(truth.cost.min(axis=1).sum()))
+    assert (everyone.choice >= 0).all() and (some.choice == -1).any()
+    for choice in (everyone.choice, some.choice):
+        scored = world.score_coupon_plan(choice)
+        expected = truth.evaluate(choice)
+        for key in ("conversions", "incremental_conversions"):
+            assert scored[key] == pytest.approx(expected[key], rel=1e-12), key
+        assert scored["platform_spend"] == pytest.approx(expected["platform_spend"], rel=1e-12)
 
 
 def test_install_curves_saturate_and_s_shaped_are_convex_at_low_spend(world: World) -> None:

@@ -32,11 +32,14 @@ FRONT = "installs_vs_retained"
 
 @dataclass
 class InstallOutcome:
+    """The certified budget split, the installs-versus-retained front and the split's forecast."""
+
     models: ChannelModels
     plan: InstallPlan
     front: ParetoFront
     forecast: pd.DataFrame  # per channel + 'total': point forecast and intervals
     channel_names: dict[int, str]
+    settings: InstallSettings
 
     def channel_plan_frame(self) -> pd.DataFrame:
         """Store rows: the optimal split (with install intervals) and every Pareto point's split."""
@@ -110,7 +113,7 @@ def plan_install(dataset: Dataset, settings: InstallSettings, *, seed: int = 0) 
             strict=True,
         )
     )
-    return InstallOutcome(models, plan, front, forecast, names)
+    return InstallOutcome(models, plan, front, forecast, names, settings)
 
 
 def true_channel_models(world) -> ChannelModels:
@@ -125,8 +128,13 @@ def true_channel_models(world) -> ChannelModels:
     )
 
 
-def score_install_against_truth(world, outcome: InstallOutcome, settings: InstallSettings):
-    """The fitted plan, an equal split and the oracle plan, all on the true curves."""
+def score_against_truth(world, outcome: InstallOutcome) -> pd.DataFrame:
+    """The fitted plan, an equal split and the oracle plan, all on the true curves.
+
+    The oracle splits the same budget for the same objective on the world's true
+    curves and rates.
+    """
+    settings = outcome.settings
     ids = world.dataset.channels["channel_id"].astype(int).tolist()
     truth = world.channel_truth
     oracle = optimize_installs(

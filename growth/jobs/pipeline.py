@@ -29,16 +29,13 @@ from typing import Any
 
 import pandas as pd
 
-from growth.campaigns.coupons.plan import (
-    CouponPlan,
-    coupon_pareto_frame,
-    solve_coupon_plan,
-)
+from growth.campaigns import coupons as coupon_campaign
+from growth.campaigns import install as install_campaign
+from growth.campaigns import push as push_campaign
+from growth.campaigns.coupons import CouponPlan, plan_coupons
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
-from growth.campaigns.coupons.truth import score_against_truth
-from growth.campaigns.install import InstallOutcome, plan_install, score_install_against_truth
-from growth.campaigns.push.plan import PushPlan, plan_push
-from growth.campaigns.push.truth import score_push_against_truth
+from growth.campaigns.install import InstallOutcome, plan_install
+from growth.campaigns.push import PushPlan, plan_push
 from growth.data.dataset import Dataset
 from growth.jobs.config import NightlyConfig
 from growth.modeling.features import ConversionFeatures
@@ -181,24 +178,24 @@ def run_nightly(
                 features, models.conversion, models.basket, progress=progress
             )
         with timer("coupons"):
-            plan = solve_coupon_plan(decision, config.coupons)
-            coupon_front = coupon_pareto_frame(decision, config.coupons)
+            plan = plan_coupons(decision, config.coupons)
+            coupon_front = plan.campaign.front()
         truth = None
         if world is not None:
             with timer("truth"):
-                truth = score_against_truth(world, decision, plan, config)
+                truth = coupon_campaign.score_against_truth(world, plan)
         push = push_truth = None
         if config.push.enabled and dataset.push_candidates is not None:
             with timer("push"):
                 push = plan_push(features, config.push, seed=seed)
                 if world is not None:
-                    push_truth = score_push_against_truth(world, push, config.push, seed=seed)
+                    push_truth = push_campaign.score_against_truth(world, push)
         install = install_truth = None
         if config.install.enabled and dataset.channel_history is not None:
             with timer("install"):
                 install = plan_install(dataset, config.install, seed=seed)
                 if world is not None:
-                    install_truth = score_install_against_truth(world, install, config.install)
+                    install_truth = install_campaign.score_against_truth(world, install)
         with timer("store"):
             metrics = models.metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
             run.add_model_metrics(

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from growth.campaigns.coupons import PLATFORM, CouponCampaign, CouponPlan, plan_coupons
 from growth.campaigns.coupons.decision import CouponDecision
-from growth.campaigns.coupons.plan import CouponPlan, coupon_pareto_frame, solve_coupon_plan
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.campaigns.install import InstallOutcome
 from growth.campaigns.push.plan import PushPlan, plan_push
@@ -48,6 +48,7 @@ from growth.modeling.training import TrainedModels, chronological_split, sample_
 from growth.paths import default_db_url, scenario_names, scenario_path
 from growth.store import ENV_VAR, Store
 from growth.world import World, WorldConfig, generate_world
+from optimizers import install as install_opt
 from optimizers.install import (
     BudgetPlan,
     ChannelModels,
@@ -439,7 +440,7 @@ def solve_install(
     """
     limits = ChannelLimits.from_table(table) if table is not None else ChannelLimits()
     goals = clean_targets(targets or {})
-    kwargs = {**limits.kwargs(), "targets": goals or None}
+    kwargs = {"limits": install_opt.ChannelLimits(**limits.kwargs(), targets=goals)}
     plan = optimize_installs(models, settings.budget, objective=settings.objective, **kwargs)
     if plan.status == "infeasible":
         front = ParetoFront(
@@ -459,7 +460,8 @@ def solve_install(
             **kwargs,
         )
         forecast = models.forecast(plan.spend.to_dict(), seed=seed)
-    outcome = InstallOutcome(models, plan, front, forecast, {int(k): v for k, v in names.items()})
+    channel_names = {int(k): v for k, v in names.items()}
+    outcome = InstallOutcome(models, plan, front, forecast, channel_names, settings)
     return InstallResult(outcome, settings, limits, goals)
 
 
@@ -474,7 +476,7 @@ def cheapest_install_budget(
     if not goals:
         raise ValueError("give at least one positive target (installs, logins or retained)")
     limits = ChannelLimits.from_table(table) if table is not None else ChannelLimits()
-    return cheapest_budget(models, goals, **limits.kwargs())
+    return cheapest_budget(models, goals, limits=install_opt.ChannelLimits(**limits.kwargs()))
 
 
 # -- coupons -------------------------------------------------------------------------
@@ -482,7 +484,7 @@ def cheapest_install_budget(
 
 def solve_coupons(decision: CouponDecision, settings: CouponSettings) -> CouponPlan:
     """The certified coupon allocation under the platform and merchant budgets."""
-    return solve_coupon_plan(decision, settings)
+    return plan_coupons(decision, settings)
 
 
 def allocation_by_segment(decision: CouponDecision, plan: CouponPlan) -> pd.DataFrame:
@@ -519,7 +521,7 @@ def value_vs_budget(
     warm: dict[str, float] | None = None
     for frac in sorted(fractions):
         s = settings.model_copy(update={"budget": settings.budget * frac, "method": "lagrangian"})
-        plan = solve_coupon_plan(decision, s, warm_start=warm)
+        plan = plan_coupons(decision, s, warm_start=warm)
         a = plan.allocation
         warm = a.dual
         rows.append(
@@ -527,7 +529,7 @@ def value_vs_budget(
                 "budget": s.budget,
                 "conversions": float(a.objective),
                 "upper_bound": float(a.upper_bound),
-                "marginal_value": float(a.dual.get("budget", math.nan)),
+                "marginal_value": float(a.dual.get(PLATFORM, math.nan)),
                 "status": a.status,
             }
         )
@@ -536,7 +538,7 @@ def value_vs_budget(
 
 def coupon_front(decision: CouponDecision, settings: CouponSettings, n_points: int = 5):
     """The conversions-versus-GMV front under the same budgets (store-ready rows)."""
-    return coupon_pareto_frame(decision, settings, n_points=n_points)
+    return CouponCampaign(decision, settings).front(n_points=n_points)
 
 
 # -- push ----------------------------------------------------------------------------

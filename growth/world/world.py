@@ -153,11 +153,14 @@ class World:
         return self.conversion.prob(user_idx, item_idx, option_idx)
 
     def score_coupon_plan(self, choice: np.ndarray) -> dict[str, float]:
-        """True expected outcome of giving user u option ``choice[u]`` (0 = none).
+        """True expected outcome of giving user u coupon ``choice[u]``.
 
-        Returns conversions, incremental_conversions (over all-none), redemptions,
-        spend (face value paid out), platform_spend (excluding merchant-paid
-        coupons) and gmv, all summed over users.
+        ``choice`` is a plan in the optimizers' encoding: ``-1`` = no coupon,
+        ``k`` = the k-th real coupon (row ``k + 1`` of the coupons table, whose
+        row 0 is the control ``none``).  Returns conversions,
+        incremental_conversions (over all-none), redemptions, spend (face value
+        paid out), platform_spend (excluding merchant-paid coupons) and gmv, all
+        summed over users.
         """
         n, k1 = self.users.n_users, self.coupons.n_options
         choice = np.asarray(choice)
@@ -166,17 +169,22 @@ class World:
                 f"choice must be an integer array of shape ({n},) in users-table order, "
                 f"got {choice.dtype} {choice.shape}"
             )
-        _check_index("choice", choice, k1)
+        if choice.size and (choice.min() < -1 or choice.max() >= k1 - 1):
+            raise ValueError(
+                f"choice values must lie in [-1, {k1 - 1}) (-1 = no coupon); "
+                f"got range [{choice.min()}, {choice.max()}]"
+            )
         t = self.coupon_truth()
         rows = np.arange(n)
-        conv = t.conversion[rows, choice]
+        column = choice + 1  # coupons-table row; 0 is the control ``none``
+        conv = t.conversion[rows, column]
         return {
             "conversions": float(conv.sum()),
             "incremental_conversions": float((conv - t.conversion[:, 0]).sum()),
-            "redemptions": float(t.redemption[rows, choice].sum()),
-            "spend": float(t.cost[rows, choice].sum()),
-            "platform_spend": float(t.platform_cost[rows, choice].sum()),
-            "gmv": float(t.gmv[rows, choice].sum()),
+            "redemptions": float(t.redemption[rows, column].sum()),
+            "spend": float(t.cost[rows, column].sum()),
+            "platform_spend": float(t.platform_cost[rows, column].sum()),
+            "gmv": float(t.gmv[rows, column].sum()),
         }
 
     # --- push ----------------------------------------------------------------

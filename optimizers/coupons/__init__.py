@@ -5,12 +5,20 @@ incremental value within a global budget, per-type / per-merchant budgets,
 minimum coverage per segment and an ROI floor.  Every result carries its
 certificate (objective, valid upper bound, gap, duals, status, time).
 
+Layout: :mod:`~optimizers.coupons.problem` (the data, its validation and the
+constraints), :mod:`~optimizers.coupons.model` (the MIP of the exact methods),
+:mod:`~optimizers.coupons.solve` (method dispatch and the exact solvers),
+:mod:`~optimizers.coupons.result` (the plan and its certificate), and the
+methods :mod:`~optimizers.coupons.lagrangian`, :mod:`~optimizers.coupons.repair`,
+:mod:`~optimizers.coupons.pareto` and :mod:`~optimizers.coupons.online`.
+
 Methods: ``'highs'`` (exact MIP, HiGHS via highspy), ``'cpsat'`` (exact,
 OR-Tools CP-SAT on integer-scaled data), ``'lagrangian'`` (dual bisection /
-coordinate descent + a repair that never breaks a constraint; 1e6 users x 6
-options in seconds) and ``'auto'`` (exact when small, Lagrangian otherwise).
+coordinate descent + a repair that never breaks a constraint; for millions of
+users) and ``'auto'`` (exact when small, Lagrangian otherwise).
 :class:`OnlineAllocator` answers single requests with the nightly dual price and
-paces spend through the day.
+paces spend through the day.  Dual prices, group spends and the constraints are
+keyed by the budgets' own names (``budget_name``, the keys of ``budget_groups``).
 
 Example
 -------
@@ -28,22 +36,25 @@ True
 >>> plan = allocate(value, cost, 500.0, segments=segs, min_coverage={"new": 0.9})
 >>> plan.coverage["new"] >= 0.9
 True
+>>> groups = {"merchant_7": ([5], 20.0)}
+>>> plan = allocate(value, cost, 500.0, budget_name="platform", budget_groups=groups,
+...                 global_options=[True] * 5 + [False], method="lagrangian")
+>>> sorted(plan.dual) == sorted(["platform", *plan.group_spend])
+True
 """
 
 from optimizers.certificate import Certificate, InfeasibleError
-from optimizers.coupons.api import (
-    AUTO_EXACT_MAX_VARS,
-    METHODS,
-    ParetoPoint,
-    RepairFailedError,
-    allocate,
-    non_dominated,
-    pareto_front,
-    solve,
-)
 from optimizers.coupons.online import DAILY_TRAFFIC, DayReport, OnlineAllocator, simulate_day
+from optimizers.coupons.pareto import ParetoPoint, non_dominated, pareto_front, solve_front
 from optimizers.coupons.problem import OPTION_TYPES, CouponProblem, LinearConstraint
 from optimizers.coupons.result import CouponAllocation
+from optimizers.coupons.solve import (
+    AUTO_EXACT_MAX_VARS,
+    METHODS,
+    RepairFailedError,
+    allocate,
+    solve,
+)
 
 __all__ = [
     "AUTO_EXACT_MAX_VARS",
@@ -64,4 +75,5 @@ __all__ = [
     "pareto_front",
     "simulate_day",
     "solve",
+    "solve_front",
 ]

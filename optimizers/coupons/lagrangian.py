@@ -63,6 +63,54 @@ def best_response(
     return float(best.sum()), float(used.sum()), choice
 
 
+class _PriceProbe:
+    """``U(lam)`` of one constraint, keeping the smallest dual value seen and the count."""
+
+    def __init__(self, base_t: np.ndarray, coef_t: np.ndarray, rhs: float, const: float) -> None:
+        self.base_t, self.coef_t, self.rhs, self.const = base_t, coef_t, rhs, const
+        self.evals = 0
+        self.bound = np.inf
+
+    def __call__(self, lam: float) -> tuple[float, float]:
+        """(sum of positive best scores, usage) at price ``lam``; updates the bound."""
+        s, u, _ = best_response(self.base_t, self.coef_t, lam)
+        self.evals += 1
+        self.bound = min(self.bound, s + lam * self.rhs + self.const)
+        return s, u
+
+
+def _bracket_guess(
+    probe: _PriceProbe, lam_guess: float, spread: float
+) -> tuple[float | None, float, float | None, float]:
+    """(lo, U(lo), hi, U(hi)) around ``lam_guess``, widening eightfold per probe.
+
+    ``lo`` is infeasible (usage > rhs) and ``hi`` feasible; either is ``None``
+    when eight widenings did not reach it.
+    """
+    rhs = probe.rhs
+    widths = spread * 8.0 ** np.arange(8)
+    lo = hi = None
+    u_lo = u_hi = 0.0
+    u = probe(lam_guess * (1.0 + spread))[1]
+    if u <= rhs:  # feasible above the guess: walk down to an infeasible price
+        hi, u_hi = lam_guess * (1.0 + spread), u
+        for w in widths:
+            u = probe(lam_guess / (1.0 + w))[1]
+            if u > rhs:
+                lo, u_lo = lam_guess / (1.0 + w), u
+                break
+            hi, u_hi = lam_guess / (1.0 + w), u
+    else:  # infeasible above the guess: walk up to a feasible price
+        lo, u_lo = lam_guess * (1.0 + spread), u
+        for w in widths[1:]:
+            u = probe(lam_guess * (1.0 + w))[1]
+            if u <= rhs:
+                hi, u_hi = lam_guess * (1.0 + w), u
+                break
+            lo, u_lo = lam_guess * (1.0 + w), u
+    return lo, u_lo, hi, u_hi
+
+
 def _bisect_price(
     base_t: np.ndarray,
     coef_t: np.ndarray,
@@ -86,42 +134,15 @@ def _bisect_price(
     is within 1e-7 (relative) of the best bound.  ``const`` is the part of L
     contributed by the other prices (``sum_i lam_i b_i``).
     """
-    evals = 0
-    bound = np.inf
-    feasible_tol = 1e-12 * max(1.0, abs(rhs))
-
-    def probe(lam: float) -> float:
-        nonlocal evals, bound
-        s, u, _ = best_response(base_t, coef_t, lam)
-        evals += 1
-        bound = min(bound, s + lam * rhs + const)
-        return u
-
+    probe = _PriceProbe(base_t, coef_t, rhs, const)
     lo = hi = None
     u_lo = u_hi = 0.0
-    if lam_guess is not None and lam_guess > 0:  # bracket the guess, widening geometrically
-        widths = spread * 8.0 ** np.arange(8)
-        u = probe(lam_guess * (1.0 + spread))
-        if u <= rhs:  # feasible above the guess: walk down to an infeasible price
-            hi, u_hi = lam_guess * (1.0 + spread), u
-            for w in widths:
-                u = probe(lam_guess / (1.0 + w))
-                if u > rhs:
-                    lo, u_lo = lam_guess / (1.0 + w), u
-                    break
-                hi, u_hi = lam_guess / (1.0 + w), u
-        else:  # infeasible above the guess: walk up to a feasible price
-            lo, u_lo = lam_guess * (1.0 + spread), u
-            for w in widths[1:]:
-                u = probe(lam_guess * (1.0 + w))
-                if u <= rhs:
-                    hi, u_hi = lam_guess * (1.0 + w), u
-                    break
-                lo, u_lo = lam_guess * (1.0 + w), u
+    if lam_guess is not None and lam_guess > 0:
+        lo, u_lo, hi, u_hi = _bracket_guess(probe, lam_guess, spread)
     if lo is None:
-        u_lo = probe(0.0)
-        if u_lo <= rhs + feasible_tol:
-            return 0.0, bound, evals
+        u_lo = probe(0.0)[1]
+        if u_lo <= rhs + 1e-12 * max(1.0, abs(rhs)):
+            return 0.0, probe.bound, probe.evals
         lo = 0.0
     if hi is None:
         if lo > 0:  # infeasible just above the guess: search upwards from it
@@ -131,7 +152,7 @@ def _bisect_price(
             scale = float(np.abs(base_t).max()) / float(nz.min()) if nz.size else 1.0
             hi = max(scale, 1e-12) * 1.0001
         for _ in range(200):  # make sure hi is feasible
-            u_hi = probe(hi)
+            u_hi = probe(hi)[1]
             if u_hi <= rhs:
                 break
             lo, u_lo, hi = hi, u_hi, hi * 2.0
@@ -144,17 +165,15 @@ def _bisect_price(
         else:
             frac = (u_lo - rhs) / (u_lo - u_hi)
             mid = lo + min(max(frac, 1e-3), 1.0 - 1e-3) * width
-        s, u, _ = best_response(base_t, coef_t, mid)
-        evals += 1
-        bound = min(bound, s + mid * rhs + const)
+        s, u = probe(mid)
         if u <= rhs:
             hi, u_hi = mid, u
             primal = s + mid * u + const  # objective of the plan at hi
-            if bound - primal <= 1e-7 * max(abs(bound), 1e-12):
+            if probe.bound - primal <= 1e-7 * max(abs(probe.bound), 1e-12):
                 break
         else:
             lo, u_lo = mid, u
-    return hi, bound, evals
+    return hi, probe.bound, probe.evals
 
 
 def solve_dual(

@@ -2,7 +2,7 @@
 
 Overnight, :func:`optimizers.coupons.allocate` prices the budget: its dual
 ``lam`` (value per currency unit) is the exchange rate at which a coupon is
-worth its cost.  During the day each request is answered in microseconds by
+worth its cost.  During the day each request is answered by
 ``argmax_k value[k] - lam * cost[k]`` (no coupon if no score is positive, and
 never an option whose cost exceeds what is left of the budget).  Because the
 day's traffic differs from the forecast, a PI controller on ``log(lam)`` runs at
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimizers.coupons.solve import allocate
+
 DAILY_TRAFFIC: tuple[float, ...] = (
     0.20, 0.12, 0.08, 0.06, 0.06, 0.10, 0.25, 0.50, 0.80, 0.90, 1.00, 1.00,
     1.10, 1.00, 0.90, 0.90, 0.95, 1.00, 1.10, 1.30, 1.40, 1.30, 0.90, 0.50,
@@ -47,14 +49,15 @@ class OnlineAllocator:
     Parameters
     ----------
     dual_prices: the nightly price of the budget (value per currency unit), or the
-        ``dual`` dict of a :class:`~optimizers.coupons.CouponAllocation` (key
-        ``'budget'``).  Every option spends this one budget.
+        ``dual`` dict of a :class:`~optimizers.coupons.CouponAllocation` (its
+        ``budget_name`` key).  Every option spends this one budget.
     budget: the day's budget (currency units); never exceeded.
     horizon: pacing periods in the day (the horizon; e.g. 24 hours).
     traffic_shape: expected relative traffic per period (default: uniform, or
         :data:`DAILY_TRAFFIC` when ``horizon == 24``).
     kp, ki: proportional and integral gains on the relative spend error.
     max_factor: the price stays within ``[lam_0 / max_factor, lam_0 * max_factor]``.
+    budget_name: the key of the budget's price when ``dual_prices`` is a dict.
     """
 
     def __init__(
@@ -67,8 +70,9 @@ class OnlineAllocator:
         kp: float = 0.5,
         ki: float = 0.2,
         max_factor: float = 20.0,
+        budget_name: str = "budget",
     ) -> None:
-        price = dual_prices["budget"] if isinstance(dual_prices, Mapping) else dual_prices
+        price = dual_prices[budget_name] if isinstance(dual_prices, Mapping) else dual_prices
         price = float(price)
         if not math.isfinite(price) or price < 0:
             raise ValueError(f"dual price must be a finite number >= 0, got {price}")
@@ -97,13 +101,12 @@ class OnlineAllocator:
         self.period = 0
         self.n_requests = 0
         self._integral = 0.0
-        self.price_history: list[float] = [price]
 
     def decide(self, value_row: Sequence[float], cost_row: Sequence[float]) -> int:
         """Best option for one request (``-1`` = no coupon); records its cost as spent.
 
-        Plain Python on the K numbers: for K ~ 6 this is a few microseconds, far
-        below the cost of numpy calls on tiny arrays.
+        Plain Python on the K numbers: on a handful of options a loop costs less
+        than numpy calls on tiny arrays.
         """
         if isinstance(value_row, np.ndarray):
             value_row = value_row.tolist()
@@ -137,7 +140,6 @@ class OnlineAllocator:
         log_factor = self.kp * err + self.ki * self._integral
         cap = math.log(self.max_factor)
         self.price = self.base_price * math.exp(min(max(log_factor, -cap), cap))
-        self.price_history.append(self.price)
 
 
 @dataclass
@@ -185,8 +187,6 @@ def simulate_day(
     same users) times ``price_error`` (e.g. 2.0 to mimic a forecast that was off);
     the offline optimum is the Lagrangian plan on the same users.
     """
-    from optimizers.coupons.api import allocate  # late import: api imports this package
-
     value = np.asarray(value, dtype=np.float64)
     cost = np.asarray(cost, dtype=np.float64)
     offline = allocate(value, cost, budget, method="lagrangian", seed=seed)

@@ -7,20 +7,24 @@ weight * value2``::
 
     maximise    sum_uk obj[u, k] x[u, k]
     subject to  sum_k x[u, k] <= 1                                   (one coupon per user)
-                sum_uk cost[u, k] g[k] x[u, k] <= budget             (budget; g = global_options)
-                sum_uk cost[u, k] m_j[k] x[u, k] <= amount_j         (budget_group[j],
-                                                      type_budget[t], merchant_budget[m])
+                sum_uk cost[u, k] g[k] x[u, k] <= budget             (budget_name; g = global_options)
+                sum_uk cost[u, k] m_j[k] x[u, k] <= amount_j         (group j, type_budget[t],
+                                                                      merchant_budget[m])
                 sum_{u in s} sum_k x[u, k] >= ceil(f_s |s|)          (min_coverage[s])
                 sum_uk (value[u, k] - roi g[k] cost[u, k]) x[u, k] >= 0   (roi_floor)
 
 Every coupling constraint is stored in the uniform form ``sum_u A[u, choice_u] <= rhs``
 (:class:`LinearConstraint`, ``A[u, -1] = 0``) so that the Lagrangian method, the
-repair heuristic and the MIP builders treat them alike.  ``cost`` is the *expected*
+repair heuristic and the MIP builders treat them alike.  A constraint's name is
+the name of what it limits: the global budget is called ``budget_name`` and a
+budget group by its key in ``budget_groups``, so the dual prices, the spends and
+the caller's own budget table join on the same names.  ``cost`` is the *expected*
 cost (face value x redemption probability), in currency units.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,13 +91,18 @@ class CouponProblem:
         every option whose type is not ``'merchant'`` (merchant coupons spend the
         merchant's money, bounded by ``merchant_budgets``/``budget_groups``).
     budget_groups: name -> (option indices, amount): extra budgets on the summed
-        cost of those options.
+        cost of those options; the constraint, its dual price and its spend are
+        called ``name``.
     type_budgets: option type -> amount (shorthand for a budget group per type).
     merchant_budgets: merchant id -> amount (shorthand for a group per merchant).
     segments: (n,) segment label of each user (e.g. lifecycle ``'new'``).
     min_coverage: segment label -> fraction in [0, 1] of its users that must get
         some coupon.
     roi_floor: total ``value`` >= ``roi_floor`` x total global spend.
+    budget_name: name of the global budget's constraint (and of its dual price).
+
+    ``segment_masks`` (segment -> (n,) bool, one per ``min_coverage`` entry) is
+    derived at construction; results read coverage from it.
     """
 
     value: np.ndarray
@@ -110,7 +119,9 @@ class CouponProblem:
     segments: np.ndarray | Sequence[object] | None = None
     min_coverage: Mapping[str, float] | None = None
     roi_floor: float | None = None
+    budget_name: str = "budget"
     constraints: list[LinearConstraint] = field(init=False, repr=False)
+    segment_masks: dict[str, np.ndarray] = field(init=False, repr=False)
     objective_matrix: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +148,17 @@ class CouponProblem:
     @property
     def n_options(self) -> int:
         return int(self.value.shape[1])
+
+    def with_weight(self, weight: float) -> CouponProblem:
+        """The same constraints with objective ``(1 - weight) * value + weight * value2``.
+
+        Shares the validated data and constraints (no re-validation), so a sweep
+        over weights builds the problem once.
+        """
+        out = copy.copy(self)
+        out.weight = weight
+        out._check_objective()
+        return out
 
     def _check_objective(self) -> None:
         w = float(self.weight)
@@ -182,8 +204,15 @@ class CouponProblem:
 
     # -- constraints ----------------------------------------------------------------
     def _group_masks(self) -> dict[str, tuple[np.ndarray, float]]:
+        """Budget name -> (option mask, amount) of every budget group and shorthand."""
         k = self.n_options
         groups: dict[str, tuple[np.ndarray, float]] = {}
+
+        def add(name: str, mask: np.ndarray, amount: float) -> None:
+            if name in groups:
+                raise ValueError(f"two budgets are called {name!r}; budget names must be unique")
+            groups[name] = (mask, amount)
+
         for name, spec in (self.budget_groups or {}).items():
             try:
                 idx, amount = spec
@@ -196,18 +225,12 @@ class CouponProblem:
                 raise ValueError(f"budget_groups[{name!r}] has option index outside 0..{k - 1}")
             mask = np.zeros(k, dtype=bool)
             mask[idx] = True
-            groups[f"budget_group[{name}]"] = (
-                mask,
-                _check_amount(f"budget_groups[{name!r}] amount", amount),
-            )
+            add(str(name), mask, _check_amount(f"budget_groups[{name!r}] amount", amount))
         types = np.asarray(self.option_types)
         for t, amount in (self.type_budgets or {}).items():
             if t not in OPTION_TYPES:
                 raise ValueError(f"type_budgets key {t!r} is not one of {OPTION_TYPES}")
-            groups[f"type_budget[{t}]"] = (
-                types == t,
-                _check_amount(f"type_budgets[{t!r}]", amount),
-            )
+            add(f"type_budget[{t}]", types == t, _check_amount(f"type_budgets[{t!r}]", amount))
         if self.merchant_budgets:
             if self.merchant_ids is None:
                 raise ValueError(
@@ -218,7 +241,8 @@ class CouponProblem:
                 mask = mids == int(m)
                 if not mask.any():
                     raise ValueError(f"merchant_budgets names merchant {m} but no option has it")
-                groups[f"merchant_budget[{int(m)}]"] = (
+                add(
+                    f"merchant_budget[{int(m)}]",
                     mask,
                     _check_amount(f"merchant_budgets[{m}]", amount),
                 )
@@ -250,11 +274,17 @@ class CouponProblem:
         cons: list[LinearConstraint] = []
         if math.isfinite(self.budget):
             coef = self.cost if g.all() else self.cost * g[None, :]
-            cons.append(LinearConstraint("budget", "budget", coef, self.budget))
-        for name, (mask, amount) in self._group_masks().items():
+            cons.append(LinearConstraint(self.budget_name, "budget", coef, self.budget))
+        groups = self._group_masks()
+        if self.budget_name in groups:
+            raise ValueError(
+                f"budget group {self.budget_name!r} has the global budget's name; "
+                "rename the group or pass another budget_name"
+            )
+        for name, (mask, amount) in groups.items():
             cons.append(LinearConstraint(name, "group", self.cost * mask, amount))
-        segs = self._segment_masks()
-        for s, mask in segs.items():
+        self.segment_masks = self._segment_masks()
+        for s, mask in self.segment_masks.items():
             need = math.ceil(float(self.min_coverage[s]) * mask.sum() - 1e-9)  # type: ignore[index]
             coef = np.zeros_like(self.cost)
             coef[mask] = -1.0

@@ -19,7 +19,7 @@ class CouponAllocation(Certificate):
     ----------
     choice: (n,) int option index per user, ``-1`` = no coupon.
     spend: spend counted against the global budget (currency units).
-    group_spend: budget group name -> spend of its options.
+    group_spend: budget group name (as in ``dual``) -> spend of its options.
     coverage: segment -> fraction of its users that got a coupon.
     value_total / value2_total: totals of ``value`` / ``value2`` over the plan.
     option_counts: option (-1 = none) -> number of users who get it.
@@ -55,13 +55,9 @@ class CouponAllocation(Certificate):
             for c in problem.constraints
             if c.kind == "group"
         }
-        coverage = {}
-        for c in problem.constraints:
-            if c.kind == "coverage":
-                mask = c.coef[:, 0] < 0
-                coverage[c.name[len("min_coverage[") : -1].strip("'")] = float(
-                    (choice[mask] >= 0).mean()
-                )
+        coverage = {
+            s: float((choice[mask] >= 0).mean()) for s, mask in problem.segment_masks.items()
+        }
         objective = float(problem.gather(problem.objective_matrix, choice).sum())
         v2 = None if problem.value2 is None else float(problem.gather(problem.value2, choice).sum())
         counts = np.bincount(choice + 1, minlength=problem.n_options + 1)
@@ -84,8 +80,20 @@ class CouponAllocation(Certificate):
             option_counts={k - 1: int(c) for k, c in enumerate(counts)},
         )
 
-    def summary(self) -> str:
-        """A few lines for logs and the app: objective, bound, gap, spend, duals."""
+    def summary(self) -> dict[str, object]:
+        """JSON-safe summary: the certificate, spends, coverage and dual prices."""
+        return {
+            **self.certificate_dict(),
+            "dual": {k: float(v) for k, v in self.dual.items()},
+            "spend": float(self.spend),
+            "group_spend": {k: float(v) for k, v in self.group_spend.items()},
+            "coverage": {k: float(v) for k, v in self.coverage.items()},
+            "users_with_coupon": int((self.choice >= 0).sum()),
+            "users": int(self.choice.size),
+        }
+
+    def describe(self) -> str:
+        """A few lines for logs: objective, bound, gap, spend, coverage and duals."""
         lines = [
             f"{self.method}: status={self.status} objective={self.objective:.6g} "
             f"upper_bound={self.upper_bound:.6g} gap={self.gap:.3%} time={self.solve_time_s:.3f}s",

@@ -4,35 +4,34 @@ Fit Hill response curves per channel (:func:`fit_channels`), forecast a budget
 split (:meth:`ChannelModels.forecast`), find the globally optimal split for
 installs, logins or next-day retained users (:func:`optimize_installs`), trace
 the trade-off between two of them (:func:`pareto_front`), or ask for the least
-budget meeting targets (:func:`cheapest_budget`).  Optimisation uses Pyomo +
-HiGHS on piecewise-linear envelopes of the curves; every result carries its
-objective, upper bound and gap.
+budget meeting targets (:func:`cheapest_budget`).  The operator's side
+constraints are one :class:`ChannelLimits`.  Optimisation uses Pyomo + HiGHS on
+piecewise-linear envelopes of the curves; every result carries its objective,
+upper bound and gap.
+
+Layout: :mod:`~optimizers.install.curves` and :mod:`~optimizers.install.fitting`
+(the channels' response curves), :mod:`~optimizers.install.problem` (limits and
+the validated problem), :mod:`~optimizers.install.pwl` and
+:mod:`~optimizers.install.model` (the PWL envelopes and the Pyomo model),
+:mod:`~optimizers.install.highs` (solver settings, persistent HiGHS),
+:mod:`~optimizers.install.solve` (certified solves), :mod:`~optimizers.install.result`,
+and the methods :mod:`~optimizers.install.polish`,
+:mod:`~optimizers.install.conflicts` and :mod:`~optimizers.install.pareto`.
 """
 
-from optimizers.install.curves import (
-    ChannelModel,
-    ChannelModels,
-    FitConfig,
-    HillCurve,
-    fit_channels,
-    fit_hill,
-    wilson_interval,
-)
-from optimizers.install.model import Approximation, InstallProblem, make_problem
+from optimizers.install.curves import ChannelModel, ChannelModels, HillCurve
+from optimizers.install.fitting import FitConfig, fit_channels, fit_hill, wilson_interval
+from optimizers.install.highs import SolverConfig
+from optimizers.install.model import Approximation
 from optimizers.install.pareto import ParetoFront, pareto_front
-from optimizers.install.solve import (
-    BudgetPlan,
-    Conflict,
-    InstallPlan,
-    InstallSolver,
-    SolverConfig,
-    cheapest_budget,
-    optimize_installs,
-)
+from optimizers.install.problem import ChannelLimits, InstallProblem, make_problem
+from optimizers.install.result import BudgetPlan, Conflict, InstallPlan
+from optimizers.install.solve import InstallSolver, cheapest_budget, optimize_installs
 
 __all__ = [
     "Approximation",
     "BudgetPlan",
+    "ChannelLimits",
     "ChannelModel",
     "ChannelModels",
     "Conflict",

@@ -1,4 +1,4 @@
-"""The install-control problem: validated data and its Pyomo model.
+"""The install-control model: PWL envelopes of the curves in a Pyomo model.
 
 Decision: daily spend ``s[c]`` per acquisition channel ``c``.  Each channel's
 expected installs ``v[c]`` follow a Hill curve, represented by a PWL envelope
@@ -11,34 +11,31 @@ Concave segments (slopes decreasing) need nothing more: maximising fills them in
 order.  The convex segments of S-shaped curves get ordering binaries
 ``y[c, j]`` (``d[c, j] >= L[c, j] y[c, j]``, ``d[c, j+1] <= L[c, j+1] y[c, j]``),
 whose LP relaxation is the concave envelope, so branch-and-bound closes quickly.
-Side constraints, named as in the issue: ``budget``, ``min_spend[c]``,
-``cpi_cap[c]`` (spend <= cpi_max * installs), ``cpi_cap_total`` and
-``target[metric]`` (installs / logins / retained >= X).  Internally spend is in
-units of ``spend_scale`` and installs in units of ``value_scale`` so the solver
-sees numbers near 1.
+Side constraints: ``budget``, ``min_spend[c]``, ``cpi_cap[c]`` (spend <=
+cpi_max * installs), ``cpi_cap_total`` and ``target[metric]`` (installs / logins /
+retained >= X).  Internally spend is in units of ``spend_scale`` and installs in
+units of ``value_scale`` so the solver sees numbers near 1.
 
-:func:`make_problem` validates user input into an :class:`InstallProblem`;
-:func:`build_model` turns it into a ``pyo.ConcreteModel`` (pure function of the
-data, no solving).
+:func:`linearise` turns an :class:`~optimizers.install.problem.InstallProblem`
+into the data of its inner and outer models; :func:`build_model` turns that
+into a ``pyo.ConcreteModel`` (a pure function of the data, no solving).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pyomo.environ as pyo
 
-from optimizers.install.curves import METRICS, ChannelModels, HillCurve
+from optimizers.install.curves import METRICS
+from optimizers.install.problem import InstallProblem
 from optimizers.install.pwl import PiecewiseLinear, hill_envelopes
 
-Objective = Literal["installs", "logins", "retained", "spend"]
 Envelope = Literal["inner", "outer"]
-SATURATION_SHARE = 0.99  # default spend cap: where a channel reaches 99% of vmax ...
-SATURATION_K_CAP = 1000.0  # ... but at most 1000 * k
 
 
 @dataclass(frozen=True)
@@ -54,157 +51,6 @@ class Approximation:
                 f"Approximation needs n_convex >= 2 and n_concave >= 2, got "
                 f"{self.n_convex} and {self.n_concave}"
             )
-
-
-@dataclass(frozen=True)
-class InstallProblem:
-    """Validated data of one install-control problem, arrays in ``channels`` order.
-
-    ``budget`` is ``None`` when spend is minimised (:func:`cheapest_budget`);
-    ``hi`` is each channel's spend domain end (``min(max_spend, budget)`` or the
-    saturation cap); ``cpi_max`` is ``inf`` where no cost-per-install cap applies.
-    """
-
-    channels: tuple[Hashable, ...]
-    curves: tuple[HillCurve, ...]
-    weights: Mapping[str, np.ndarray]  # metric -> units per install, (n_channels,)
-    objective: Objective
-    budget: float | None
-    min_spend: np.ndarray
-    max_spend: np.ndarray  # inf where uncapped
-    hi: np.ndarray
-    cpi_max: np.ndarray
-    cpi_max_total: float | None
-    targets: Mapping[str, float] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        """Number of channels."""
-        return len(self.channels)
-
-    @property
-    def sense(self) -> Literal["max", "min"]:
-        """``'min'`` when spend is minimised, otherwise ``'max'``."""
-        return "min" if self.objective == "spend" else "max"
-
-    def with_targets(self, targets: Mapping[str, float]) -> InstallProblem:
-        """The same problem with other operator targets."""
-        return _replace(self, targets=dict(targets))
-
-    def without_budget(self) -> InstallProblem:
-        """Spend minimisation with the same side constraints and no budget."""
-        hi = np.array(
-            [
-                m if math.isfinite(m) else saturation_cap(c)
-                for m, c in zip(self.max_spend, self.curves, strict=True)
-            ]
-        )
-        return _replace(self, objective="spend", budget=None, hi=hi)
-
-
-def _replace(p: InstallProblem, **kw: object) -> InstallProblem:
-    from dataclasses import replace
-
-    return replace(p, **kw)
-
-
-def _per_channel(
-    name: str, value: Mapping[Hashable, float] | float | None, channels: tuple, default: float
-) -> np.ndarray:
-    """A per-channel setting (scalar, mapping or None) as an array; names unknown channels."""
-    out = np.full(len(channels), default, dtype=float)
-    if value is None:
-        return out
-    if isinstance(value, Mapping):
-        index = {c: i for i, c in enumerate(channels)}
-        unknown = [c for c in value if c not in index]
-        if unknown:
-            raise ValueError(f"{name} names unknown channel(s) {unknown}; known: {channels[:20]}")
-        for c, v in value.items():
-            out[index[c]] = float(v)
-    else:
-        out[:] = float(value)
-    for i, v in enumerate(out):
-        if math.isnan(v) or v < 0:
-            raise ValueError(f"{name} for channel {channels[i]!r} must be >= 0, got {v}")
-    return out
-
-
-def saturation_cap(curve: HillCurve) -> float:
-    """Spend where ``curve`` reaches 99% of ``vmax`` (at most ``1000 * k``)."""
-    r = SATURATION_SHARE / (1.0 - SATURATION_SHARE)
-    return float(curve.k * min(r ** (1.0 / curve.alpha), SATURATION_K_CAP))
-
-
-def make_problem(
-    models: ChannelModels,
-    budget: float | None,
-    *,
-    objective: Objective = "retained",
-    min_spend: Mapping[Hashable, float] | float | None = None,
-    max_spend: Mapping[Hashable, float] | float | None = None,
-    cpi_max: Mapping[Hashable, float] | float | None = None,
-    cpi_max_total: float | None = None,
-    targets: Mapping[str, float] | None = None,
-) -> InstallProblem:
-    """Validate the operator's inputs into an :class:`InstallProblem`.
-
-    Raises ``ValueError`` with the offending field: negative budget, unknown
-    objective or metric, unknown channel, ``min_spend > max_spend`` for a channel,
-    non-positive CPI cap, negative target.
-    """
-    if not isinstance(models, ChannelModels):
-        raise TypeError(f"models must be ChannelModels, got {type(models).__name__}")
-    if objective not in (*METRICS, "spend"):
-        raise ValueError(f"objective must be one of {(*METRICS, 'spend')}, got {objective!r}")
-    if budget is not None and (not math.isfinite(budget) or budget < 0):
-        raise ValueError(f"budget must be a finite number >= 0, got {budget}")
-    if budget is None and objective != "spend":
-        raise ValueError("a budget is required unless spend itself is minimised")
-    channels = models.channels
-    lo = _per_channel("min_spend", min_spend, channels, 0.0)
-    mx = _per_channel("max_spend", max_spend, channels, math.inf)
-    bad = np.flatnonzero(lo > mx)
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"min_spend ({lo[i]}) exceeds max_spend ({mx[i]}) for channel {channels[i]!r}"
-        )
-    cpi = _per_channel("cpi_max", cpi_max, channels, math.inf)
-    if np.any(cpi <= 0):
-        i = int(np.flatnonzero(cpi <= 0)[0])
-        raise ValueError(f"cpi_max for channel {channels[i]!r} must be > 0, got {cpi[i]}")
-    if cpi_max_total is not None and not (cpi_max_total > 0):
-        raise ValueError(f"cpi_max_total must be > 0, got {cpi_max_total}")
-    tg = dict(targets or {})
-    for metric, value in tg.items():
-        if metric not in METRICS:
-            raise ValueError(f"unknown target metric {metric!r}; choose from {METRICS}")
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"target for {metric!r} must be finite and >= 0, got {value}")
-    curves = tuple(models[c].curve for c in channels)
-    if budget is not None:
-        hi = np.minimum(mx, budget)
-    else:
-        hi = np.array(
-            [
-                m if math.isfinite(m) else saturation_cap(cv)
-                for m, cv in zip(mx, curves, strict=True)
-            ]
-        )
-    return InstallProblem(
-        channels=channels,
-        curves=curves,
-        weights={m: models.weights(m) for m in METRICS},
-        objective=objective,
-        budget=None if budget is None else float(budget),
-        min_spend=lo,
-        max_spend=mx,
-        hi=hi,
-        cpi_max=cpi,
-        cpi_max_total=cpi_max_total,
-        targets=tg,
-    )
 
 
 @dataclass(frozen=True)

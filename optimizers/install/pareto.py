@@ -7,22 +7,24 @@ to "second objective >= epsilon" for ``n_points`` epsilons spread between the
 second objective's value at the first's optimum and its own maximum.  Every point
 is a certified global optimum of its epsilon problem (inner/outer envelopes, see
 :mod:`optimizers.install.solve`); points dominated on the true curves are removed.
-The models are built once and re-solved with a new epsilon, so a 20-point front
-costs about 21 solves.
+The models are built once and re-solved with a new epsilon (``n_points + 1``
+solves, plus any refinement rounds).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from optimizers.install.curves import METRICS, ChannelModels
-from optimizers.install.model import make_problem
-from optimizers.install.solve import InstallPlan, InstallSolver, SolverConfig
+from optimizers.install.highs import SolverConfig
+from optimizers.install.problem import ChannelLimits, make_problem
+from optimizers.install.result import InstallPlan
+from optimizers.install.solve import InstallSolver
 
 
 @dataclass(kw_only=True)
@@ -62,10 +64,6 @@ class ParetoFront:
             )
         return pd.DataFrame(rows)
 
-    def spend_matrix(self) -> pd.DataFrame:
-        """Budget split of every point: rows are points, columns channels."""
-        return pd.DataFrame([p.spend for p in self.points]).reset_index(drop=True)
-
 
 def _non_dominated(values: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     """Boolean mask of rows of ``values`` (maximised) that no other row dominates."""
@@ -92,18 +90,14 @@ def pareto_front(
     objectives: Sequence[str] = ("installs", "retained"),
     n_points: int = 20,
     *,
-    min_spend: Mapping[Hashable, float] | float | None = None,
-    max_spend: Mapping[Hashable, float] | float | None = None,
-    cpi_max: Mapping[Hashable, float] | float | None = None,
-    cpi_max_total: float | None = None,
-    targets: Mapping[str, float] | None = None,
+    limits: ChannelLimits | None = None,
     config: SolverConfig | None = None,
 ) -> ParetoFront:
     """Trade-off front between two funnel metrics under one budget (epsilon-constraint).
 
     ``objectives``: two distinct metrics among installs, logins, retained; the
-    first is maximised, the second constrained.  Side constraints as in
-    :func:`optimizers.install.optimize_installs`.  Raises ``ValueError`` when the
+    first is maximised, the second constrained.  ``limits``: the operator's side
+    constraints, as in :func:`optimizers.install.optimize_installs`.  Raises ``ValueError`` when the
     constraints are infeasible (the message names the conflicting ones).
 
     >>> from optimizers.install.curves import ChannelModels, HillCurve
@@ -124,19 +118,13 @@ def pareto_front(
         raise ValueError(f"n_points must be >= 2, got {n_points}")
     cfg = config or SolverConfig()
     first, second = objs
-    base_targets = dict(targets or {})
-    common = {
-        "min_spend": min_spend,
-        "max_spend": max_spend,
-        "cpi_max": cpi_max,
-        "cpi_max_total": cpi_max_total,
-        "targets": base_targets,
-    }
-    main = InstallSolver(make_problem(models, budget, objective=first, **common), cfg)
+    lim = limits or ChannelLimits()
+    base_targets = dict(lim.targets)
+    main = InstallSolver(make_problem(models, budget, objective=first, limits=lim), cfg)
     start = main.solve(dual=False)
     if start.status == "infeasible":
         raise ValueError(f"no feasible plan: {start.message}")
-    other = InstallSolver(make_problem(models, budget, objective=second, **common), cfg)
+    other = InstallSolver(make_problem(models, budget, objective=second, limits=lim), cfg)
     end = other.solve(dual=False)
 
     lo = main.inner_metric(start.spend.to_numpy(), second) * (1.0 - 1e-9)

@@ -1,5 +1,11 @@
 """Push scheduling under fatigue: exact CP-SAT for small days, Lagrangian DP for large ones.
 
+Layout: :mod:`~optimizers.push.problem` (the data and its validation),
+:mod:`~optimizers.push.model` (the CP-SAT path model), :mod:`~optimizers.push.solve`
+(method dispatch and the CP-SAT solve), :mod:`~optimizers.push.result` (the
+schedule and its certificate), and the methods
+:mod:`~optimizers.push.decomposition` and :mod:`~optimizers.push.repair`.
+
 Example
 -------
 >>> import numpy as np
@@ -13,15 +19,14 @@ Example
 True
 """
 
-from __future__ import annotations
-
-from typing import Literal
-
 from optimizers.push.decomposition import DecompositionConfig, solve_decomposition
-from optimizers.push.exact import build_cpsat_model, solve_cpsat
-from optimizers.push.problem import PushInfeasibleError, PushProblem, PushSchedule
+from optimizers.push.model import build_cpsat_model
+from optimizers.push.problem import PushInfeasibleError, PushProblem
+from optimizers.push.result import PushSchedule
+from optimizers.push.solve import CPSAT_MAX_VARIABLES, schedule_push, solve_cpsat
 
 __all__ = [
+    "CPSAT_MAX_VARIABLES",
     "DecompositionConfig",
     "PushInfeasibleError",
     "PushProblem",
@@ -31,34 +36,3 @@ __all__ = [
     "solve_cpsat",
     "solve_decomposition",
 ]
-
-CPSAT_MAX_VARIABLES = 20_000  # 'auto' uses CP-SAT up to this many w[u, m, h, j] variables
-
-
-def schedule_push(
-    problem: PushProblem,
-    *,
-    method: Literal["auto", "cpsat", "decomposition"] = "auto",
-    time_limit_s: float = 60.0,
-    tol: float = 1e-3,
-    num_workers: int = 1,
-    seed: int = 0,
-) -> PushSchedule:
-    """Schedule the day's pushes and certify the plan.
-
-    ``method='auto'`` picks CP-SAT when the position-indexed model has at most
-    :data:`CPSAT_MAX_VARIABLES` binaries and the decomposition otherwise.
-    ``tol`` is the decomposition's target relative gap; ``num_workers`` and
-    ``seed`` are CP-SAT's (the decomposition is deterministic).
-    """
-    if method not in ("auto", "cpsat", "decomposition"):
-        raise ValueError(f"method must be 'auto', 'cpsat' or 'decomposition'; got {method!r}")
-    if not time_limit_s > 0:
-        raise ValueError(f"time_limit_s must be > 0; got {time_limit_s}")
-    if method == "auto":
-        n_pos = problem.max_pushes_per_user if problem.decay < 1 else 1
-        n_vars = int(problem.candidate_mask.sum()) * problem.n_hours * n_pos
-        method = "cpsat" if n_vars <= CPSAT_MAX_VARIABLES else "decomposition"
-    if method == "cpsat":
-        return solve_cpsat(problem, time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
-    return solve_decomposition(problem, DecompositionConfig(tol=tol, time_limit_s=time_limit_s))

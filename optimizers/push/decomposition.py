@@ -19,10 +19,8 @@ push count, hence the position of the next push)::
 with ``V_h = 0`` for ``h >= n_hours`` and no push from a full ``S``.  The DP
 runs for all users at once in numpy (arrays of shape ``(states, users)``).
 Prices follow a deflected, projected subgradient method with Polyak steps
-towards the best primal value; a primal repair turns each Lagrangian
-solution into a schedule that breaks no constraint: drop the cheapest pushes
-in over-full hours, fix share floors by swapping messages (then dropping),
-and fill spare capacity greedily.
+towards the best primal value; :func:`optimizers.push.repair.repair` turns each
+Lagrangian solution into a schedule that breaks no constraint.
 """
 
 from __future__ import annotations
@@ -32,7 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizers.push.problem import SHARE_TOL, PushProblem, PushSchedule, make_schedule
+from optimizers.push.problem import PushProblem
+from optimizers.push.repair import repair
+from optimizers.push.result import PushSchedule, make_schedule
 
 
 @dataclass(frozen=True)
@@ -183,211 +183,6 @@ class _UserDP:
         return margin, user_value, (empty, empty, empty)
 
 
-# ---------------------------------------------------------------------- repair
-def _drop_losses(problem: PushProblem, u: np.ndarray, m: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Objective lost by removing each push (later pushes of the user move up one place)."""
-    _, val = problem.position_values(u, m, h)
-    d = problem.decay
-    gain_if_moved_up = val / d * (1 - d) if d < 1 else np.zeros_like(val)
-    order = np.lexsort((-h, u))  # per user, latest first
-    g = gain_if_moved_up[order]
-    su = u[order]
-    csum = np.cumsum(g)
-    start = np.r_[True, su[1:] != su[:-1]]
-    offset = np.maximum.accumulate(np.where(start, np.arange(len(g)), 0))
-    base = np.where(offset > 0, csum[offset - 1], 0.0)
-    later = np.empty_like(g)
-    later[order] = csum - base - g  # strictly later pushes of the same user
-    return val - later
-
-
-def _repair_capacity(problem: PushProblem, u, m, h):
-    """Drop the pushes that lose least in every hour over capacity."""
-    cap = np.floor(problem.capacity)
-    load = np.bincount(h, minlength=problem.n_hours)
-    over = load - np.minimum(cap, load)
-    if not (over > 0).any():
-        return u, m, h
-    loss = _drop_losses(problem, u, m, h)
-    order = np.lexsort((loss, h))
-    sh = h[order]
-    first = np.searchsorted(sh, np.arange(problem.n_hours))
-    rank = np.arange(len(sh)) - first[sh]
-    keep = np.ones(len(u), dtype=bool)
-    keep[order[rank < over[sh]]] = False
-    return u[keep], m[keep], h[keep]
-
-
-def _share_slack(problem: PushProblem, codes: np.ndarray) -> np.ndarray:
-    """``count_k - s_k * total`` per industry (negative = floor broken)."""
-    counts = np.bincount(codes, minlength=problem.n_industries)
-    return counts - problem.share * len(codes)
-
-
-def _repair_shares(problem: PushProblem, u, m, h, max_rounds: int = 200):
-    """Meet every share floor by swapping messages, else dropping pushes; never breaks others."""
-    p = problem
-    for _ in range(max_rounds):
-        codes = p.industry_code[u, m]
-        slack = _share_slack(p, codes)
-        short = np.flatnonzero((p.share > 0) & (slack < -SHARE_TOL))
-        if len(short) == 0:
-            return u, m, h
-        k = int(short[np.argmin(slack[short] / p.share[short])])
-        need = int(np.ceil(-slack[k] - SHARE_TOL))
-        # -- swaps: same user and hour, an unused candidate of industry k
-        used = np.zeros((p.n_users, p.n_msgs), dtype=bool)
-        used[u, m] = True
-        give = np.floor(slack + SHARE_TOL)  # pushes industry i can lose and keep its floor
-        pos, val = p.position_values(u, m, h)
-        eligible_src = (codes != k) & (give[codes] >= 1)
-        alt = (p.industry_code[u] == k) & p.candidate_mask[u] & ~used[u]  # (n_push, n_msgs)
-        alt &= eligible_src[:, None]
-        if alt.any():
-            alt_val = np.where(alt, p.open_prob[u, :, h] * (p.decay**pos)[:, None], -np.inf)
-            best_alt = alt_val.argmax(axis=1)
-            loss = val - alt_val[np.arange(len(u)), best_alt]
-            cand = np.flatnonzero(np.isfinite(loss))
-            cand = cand[np.argsort(loss[cand], kind="stable")]
-            taken_from = np.zeros(p.n_industries)
-            seen: set[tuple[int, int]] = set()
-            chosen = []
-            for i in cand:
-                ci = codes[i]
-                key = (int(u[i]), int(best_alt[i]))
-                if taken_from[ci] + 1 > give[ci] or key in seen:
-                    continue
-                seen.add(key)
-                taken_from[ci] += 1
-                chosen.append(i)
-                if len(chosen) >= need:
-                    break
-            if chosen:
-                m = m.copy()
-                m[chosen] = best_alt[chosen]
-                continue
-        # -- drops: the cheapest push of an industry that keeps its floor after the drop
-        total = len(u)
-        can_drop = (codes != k) & (slack[codes] - 1 + p.share[codes] >= -SHARE_TOL)
-        if not can_drop.any():
-            can_drop = codes != k
-        if not can_drop.any():
-            return u[:0], m[:0], h[:0]
-        count_k = slack[k] + p.share[k] * total
-        n_drop = int(np.ceil(total - count_k / p.share[k] - SHARE_TOL))  # D: c_k >= s_k (T - D)
-        n_drop = min(max(n_drop, 1), int(can_drop.sum()))
-        loss = _drop_losses(p, u, m, h)
-        idx = np.flatnonzero(can_drop)
-        drop = idx[np.argsort(loss[idx], kind="stable")[:n_drop]]
-        keep = np.ones(total, dtype=bool)
-        keep[drop] = False
-        u, m, h = u[keep], m[keep], h[keep]
-    # a safe fallback: the empty schedule meets every constraint
-    return u[:0], m[:0], h[:0]
-
-
-def _fill(problem: PushProblem, u, m, h, rounds: int):
-    """Greedily add the best feasible push per user into spare capacity (shares kept)."""
-    p = problem
-    n_h, gap = p.n_hours, p.min_gap
-    for _ in range(rounds):
-        cap = np.floor(p.capacity)
-        spare = cap - np.bincount(h, minlength=n_h)
-        if not (spare > 0).any():
-            break
-        count = np.bincount(u, minlength=p.n_users)
-        users = np.flatnonzero(count < p.max_pushes_per_user)
-        if len(users) == 0:
-            break
-        # per candidate user: hours blocked by gap, pushes before each hour, later-loss
-        row = np.full(p.n_users, -1, dtype=np.int64)
-        row[users] = np.arange(len(users))
-        sel = row[u] >= 0
-        ru, rh, rm = row[u[sel]], h[sel], m[sel]
-        _, val = p.position_values(u[sel], rm, rh)
-        blocked = np.zeros((len(users), n_h), dtype=bool)
-        for d in range(-(gap - 1), gap):
-            hh = rh + d
-            ok = (hh >= 0) & (hh < n_h)
-            blocked[ru[ok], hh[ok]] = True
-        blocked |= (spare <= 0)[None, :]
-        before = np.zeros((len(users), n_h + 1))
-        np.add.at(before, (ru, rh + 1), 1.0)
-        before = np.cumsum(before, axis=1)[:, :n_h]  # pushes strictly before hour
-        # loss of later pushes moving down one place if a push is inserted before them
-        shift = np.zeros((len(users), n_h + 1))
-        if p.decay < 1:
-            np.add.at(shift, (ru, rh), val * (1 - p.decay))
-        later_loss = np.cumsum(shift[:, ::-1], axis=1)[:, ::-1][:, :n_h]  # at hours >= h
-        used = np.zeros((len(users), p.n_msgs), dtype=bool)
-        used[ru, rm] = True
-        avail = p.candidate_mask[users] & ~used  # (users, msgs)
-        gain = p.open_prob[users] * (p.decay**before)[:, None, :] - later_loss[:, None, :]
-        gain = np.where(avail[:, :, None] & ~blocked[:, None, :], gain, -np.inf)
-        # best insertion per user and industry (so a share floor can pick its industry)
-        floors = np.flatnonzero(p.share > 0)
-        groups = p.industry_code[users] if len(floors) else np.zeros(avail.shape, dtype=np.int64)
-        cu, cm, ch, cg = [], [], [], []
-        for k in range(p.n_industries if len(floors) else 1):
-            flat = np.where((groups == k)[:, :, None], gain, -np.inf).reshape(len(users), -1)
-            best = flat.argmax(axis=1)
-            best_gain = flat[np.arange(len(users)), best]
-            ok = np.flatnonzero(best_gain > 0)
-            cu.append(ok)
-            bm_k, bh_k = np.divmod(best[ok], n_h)
-            cm.append(bm_k)
-            ch.append(bh_k)
-            cg.append(best_gain[ok])
-        rows, bm, bh, bgain = (np.concatenate(c) for c in (cu, cm, ch, cg))
-        if len(rows) == 0:
-            break
-        order = np.argsort(-bgain, kind="stable")
-        rows, bm, bh = rows[order], bm[order], bh[order]
-        bu = users[rows]
-        add = np.zeros(len(rows), dtype=bool)
-        if len(floors) == 0:  # only capacity: the best per hour, up to its spare slots
-            by_hour = np.lexsort((np.arange(len(rows)), bh))
-            first = np.searchsorted(bh[by_hour], np.arange(n_h))
-            rank = np.arange(len(rows)) - first[bh[by_hour]]
-            add[by_hour[rank < spare[bh[by_hour]]]] = True
-        else:
-            codes = p.industry_code[bu, bm]
-            slack = _share_slack(p, p.industry_code[u, m])[floors].tolist()
-            share = p.share[floors].tolist()
-            pos_of = {int(k): i for i, k in enumerate(floors)}
-            done = np.zeros(len(users), dtype=bool)
-            left = float(spare[spare > 0].sum())
-            for i in range(len(rows)):
-                hh = bh[i]
-                if left <= 0:
-                    break
-                if spare[hh] <= 0 or done[rows[i]]:
-                    continue
-                new = [sl - sh for sl, sh in zip(slack, share, strict=True)]
-                if int(codes[i]) in pos_of:
-                    new[pos_of[int(codes[i])]] += 1
-                if min(new) < -SHARE_TOL:
-                    continue
-                slack = new
-                spare[hh] -= 1
-                left -= 1
-                done[rows[i]] = True
-                add[i] = True
-        if not add.any():
-            break
-        u = np.concatenate([u, bu[add]])
-        m = np.concatenate([m, bm[add]])
-        h = np.concatenate([h, bh[add]])
-    return u, m, h
-
-
-def repair(problem: PushProblem, u, m, h, fill_rounds: int = 3):
-    """Turn per-user-feasible pushes into a schedule that meets every constraint."""
-    u, m, h = _repair_capacity(problem, u, m, h)
-    u, m, h = _repair_shares(problem, u, m, h)
-    return _fill(problem, u, m, h, fill_rounds)
-
-
 # ------------------------------------------------------------------- main loop
 @dataclass
 class _DualState:
@@ -441,7 +236,7 @@ def _subgradient(
         # subgradient of L: dL/dmu_h = cap_h - load_h ; dL/dnu_k = count_k - s_k * total
         load = np.bincount(h, minlength=p.n_hours)
         g_mu = np.where(priced, cap - load, 0.0)
-        g_nu = np.where(has_floor, _share_slack(p, p.industry_code[u, m]), 0.0)
+        g_nu = np.where(has_floor, p.share_slack(p.industry_code[u, m]), 0.0)
         g = np.concatenate([g_mu, g_nu])
         price = np.concatenate([np.where(priced, mu, 0.0), nu])
         g[(price <= 0) & (g > 0)] = 0.0  # projection: prices stay at 0

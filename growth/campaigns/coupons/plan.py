@@ -1,9 +1,13 @@
-"""Coupon plans: the decision problem handed to the optimizer, and plan baselines.
+"""The coupon campaign: its budgets as one optimizer problem, the plan, the front, the baseline.
 
 The platform's budget pays for red packets and full-reduction coupons; each
-merchant's budget pays for that merchant's coupons.  ``solve_coupon_plan`` builds
-those budget groups from a :class:`CouponDecision` and calls
-:func:`optimizers.coupons.allocate`, whose result carries the certificate.
+merchant's budget pays for that merchant's coupons; an operator may also cap the
+spend of a coupon type within them.  :class:`CouponCampaign` names these budgets
+once (``platform``, ``merchant_<id>``, ``type[<type>]``) and builds the
+:class:`~optimizers.coupons.CouponProblem` once from a :class:`CouponDecision`
+and the :class:`~growth.campaigns.settings.CouponSettings`.  The plan, the
+conversions-versus-GMV front and the random baseline all read that one problem,
+and the optimizer reports its spends and dual prices under the budgets' names.
 """
 
 from __future__ import annotations
@@ -16,29 +20,143 @@ import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.settings import CouponSettings
-from optimizers.coupons import CouponAllocation, allocate, pareto_front
+from optimizers.coupons import CouponAllocation, CouponProblem, solve, solve_front
 
 PLATFORM = "platform"
 COUPON_FRONT = "coupon_conversions_vs_gmv"
 
 
-def budget_groups(decision: CouponDecision, settings: CouponSettings) -> dict[str, tuple]:
-    """Budget name -> (option indices 0..K-1, amount): the platform's and each merchant's."""
+@dataclass(frozen=True)
+class Budget:
+    """One named budget: the options (indices 0..K-1) whose expected cost it pays, and its amount.
+
+    ``payer`` budgets (the platform and each merchant) split the options between
+    them, each option paid by exactly one; a type cap (``payer=False``) limits a
+    coupon type's spend on top of its payer's budget.
+    """
+
+    name: str
+    options: np.ndarray
+    amount: float
+    payer: bool = True
+
+
+def campaign_budgets(decision: CouponDecision, settings: CouponSettings) -> list[Budget]:
+    """The platform's budget, each merchant's, then each capped coupon type's (by type name)."""
     types = np.asarray(decision.option_types[1:])
     merchants = decision.merchant_id[1:]
-    groups: dict[str, tuple] = {
-        PLATFORM: (np.flatnonzero(types != "merchant").tolist(), settings.budget)
-    }
-    for m in sorted(set(merchants[types == "merchant"].tolist())):
-        idx = np.flatnonzero((types == "merchant") & (merchants == m)).tolist()
-        groups[f"merchant_{m}"] = (idx, settings.merchant_budget)
-    return groups
+    is_merchant = types == "merchant"
+    budgets = [Budget(PLATFORM, np.flatnonzero(~is_merchant), float(settings.budget))]
+    for m in sorted(set(merchants[is_merchant].tolist())):
+        idx = np.flatnonzero(is_merchant & (merchants == m))
+        budgets.append(Budget(f"merchant_{m}", idx, float(settings.merchant_budget)))
+    for t, amount in sorted(settings.type_budgets.items()):
+        budgets.append(Budget(f"type[{t}]", np.flatnonzero(types == t), float(amount), False))
+    return budgets
+
+
+class CouponCampaign:
+    """A coupon decision under the operator's settings, as one optimizer problem.
+
+    ``budgets`` lists every :class:`Budget` (platform first); ``problem`` maximises
+    incremental conversions (``value``) and carries incremental GMV as ``value2``
+    for the front.  Its constraints are named after the budgets.
+    """
+
+    def __init__(self, decision: CouponDecision, settings: CouponSettings) -> None:
+        self.decision = decision
+        self.settings = settings
+        self.budgets = campaign_budgets(decision, settings)
+        platform, *groups = self.budgets
+        global_options = np.zeros(decision.value.shape[1], dtype=bool)
+        global_options[platform.options] = True
+        self.problem = CouponProblem(
+            value=decision.value,
+            cost=decision.cost,
+            budget=platform.amount,
+            budget_name=platform.name,
+            value2=decision.gmv_value,
+            option_types=list(decision.option_types[1:]),
+            global_options=global_options,
+            budget_groups={b.name: (b.options, b.amount) for b in groups},
+            segments=decision.segment,
+            min_coverage=settings.min_coverage or None,
+        )
+
+    def plan(self, *, warm_start: dict[str, float] | None = None) -> CouponPlan:
+        """The certified plan that maximises incremental conversions under every budget.
+
+        ``warm_start`` (a previous plan's ``allocation.dual``) starts the
+        Lagrangian's prices there, which makes re-solves at nearby budgets fast;
+        the certificate is this solve's own.
+        """
+        allocation = solve(self.problem, self.settings.method, warm_start=warm_start)  # type: ignore[arg-type]
+        choice = np.asarray(allocation.choice)
+        seg, counts = np.unique(self.decision.segment[choice >= 0], return_counts=True)
+        return CouponPlan(
+            campaign=self,
+            choice=choice,
+            allocation=allocation,
+            budgets={b.name: b.amount for b in self.budgets},
+            spend=self.spend(choice),
+            users_by_segment={str(s): int(c) for s, c in zip(seg, counts, strict=True)},
+        )
+
+    def spend(self, choice: np.ndarray) -> dict[str, float]:
+        """Expected spend of ``choice`` (-1 = none) against each budget, by name."""
+        rows = np.flatnonzero(choice >= 0)
+        picked = self.decision.cost[rows, choice[rows]]
+        return {b.name: float(picked[np.isin(choice[rows], b.options)].sum()) for b in self.budgets}
+
+    def front(self, *, n_points: int = 7) -> pd.DataFrame:
+        """Store rows of the conversions-versus-GMV front under the same budgets.
+
+        Points are in increasing conversions; the last (the most conversions, the
+        conversions-only objective) is the plan the job adopts (``chosen``).
+        """
+        points = solve_front(self.problem, n_points=n_points, method=self.settings.method)  # type: ignore[arg-type]
+        return pd.DataFrame(
+            {
+                "front": COUPON_FRONT,
+                "point_id": np.arange(len(points)),
+                "spend": [float(p.allocation.spend) for p in points],
+                "conversions": [p.value for p in points],
+                "gmv": [p.value2 for p in points],
+                "chosen": np.arange(len(points)) == len(points) - 1,
+            }
+        )
+
+    def random_plan(self, *, seed: int) -> np.ndarray:
+        """Random targeting: users in random order get a random option while its payer's budget lasts.
+
+        Uses the same expected costs as the platform, so the comparison is at equal spend.
+        """
+        d = self.decision
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(d.n_users)
+        option = rng.integers(0, d.value.shape[1], size=d.n_users)[order]
+        cost = d.cost[order, option]
+        choice = np.full(d.n_users, -1)
+        for b in self.budgets:
+            if not b.payer:
+                continue
+            mine = np.flatnonzero(
+                np.isin(option, b.options)
+            )  # this budget's users, in random order
+            fits = np.cumsum(cost[mine]) <= b.amount
+            choice[order[mine[fits]]] = option[mine[fits]]
+        return choice
 
 
 @dataclass
 class CouponPlan:
-    """A coupon plan (``choice[u]`` = option index 0..K-1 or -1) and its certificate."""
+    """A coupon plan (``choice[u]`` = option index 0..K-1 or -1) and its certificate.
 
+    ``budgets`` and ``spend`` are keyed by budget name, as are the allocation's
+    dual prices (``allocation.dual``).
+    """
+
+    campaign: CouponCampaign
     choice: np.ndarray
     allocation: CouponAllocation
     budgets: dict[str, float]
@@ -46,6 +164,7 @@ class CouponPlan:
     users_by_segment: dict[str, int]
 
     def summary(self) -> dict[str, Any]:
+        """JSON-safe summary stored with the run."""
         a = self.allocation
         return {
             "status": a.status,
@@ -61,44 +180,7 @@ class CouponPlan:
         }
 
 
-def group_spend(decision: CouponDecision, choice: np.ndarray, groups: dict) -> dict[str, float]:
-    """Expected spend of ``choice`` per budget group (name -> (option indices, amount))."""
-    cost = decision.cost
-    rows = np.flatnonzero(choice >= 0)
-    picked = cost[rows, choice[rows]]
-    return {
-        name: float(picked[np.isin(choice[rows], idx)].sum()) for name, (idx, _) in groups.items()
-    }
-
-
-def type_budget_groups(decision: CouponDecision, settings: CouponSettings) -> dict[str, tuple]:
-    """Budget name ``type[t]`` -> (option indices 0..K-1, amount) for each capped coupon type.
-
-    These caps hold on top of the platform's and merchants' budgets (a red-packet
-    cap limits red packets within the platform budget).
-    """
-    types = np.asarray(decision.option_types[1:])
-    return {
-        f"type[{t}]": (np.flatnonzero(types == t).tolist(), float(amount))
-        for t, amount in sorted(settings.type_budgets.items())
-    }
-
-
-def _constraints(decision: CouponDecision, settings: CouponSettings) -> dict[str, Any]:
-    """Keyword arguments of :func:`allocate` for the budgets and coverage floors."""
-    groups = budget_groups(decision, settings)
-    return {
-        "global_options": np.isin(np.arange(decision.value.shape[1]), groups[PLATFORM][0]),
-        "budget_groups": {k: v for k, v in groups.items() if k != PLATFORM},
-        "option_types": list(decision.option_types[1:]),
-        "type_budgets": dict(settings.type_budgets) or None,
-        "segments": decision.segment,
-        "min_coverage": settings.min_coverage or None,
-        "method": settings.method,
-    }
-
-
-def solve_coupon_plan(
+def plan_coupons(
     decision: CouponDecision,
     settings: CouponSettings,
     *,
@@ -106,53 +188,7 @@ def solve_coupon_plan(
 ) -> CouponPlan:
     """Allocate coupons to maximise incremental conversions under every budget.
 
-    The plan's ``budgets``/``spend`` list the platform, each merchant and each
-    capped coupon type (``type[red_packet]`` ...).  ``warm_start`` (a previous
-    plan's ``allocation.dual``) starts the Lagrangian's prices there, which makes
-    re-solves at nearby budgets fast; the certificate is this solve's own.
+    Builds the :class:`CouponCampaign` (one optimizer problem) and plans it; the
+    plan keeps its campaign for the front and the baselines.
     """
-    groups = {**budget_groups(decision, settings), **type_budget_groups(decision, settings)}
-    allocation = allocate(
-        decision.value,
-        decision.cost,
-        settings.budget,
-        warm_start=warm_start,
-        **_constraints(decision, settings),
-    )
-    choice = np.asarray(allocation.choice)
-    seg, counts = np.unique(decision.segment[choice >= 0], return_counts=True)
-    return CouponPlan(
-        choice=choice,
-        allocation=allocation,
-        budgets={k: float(v[1]) for k, v in groups.items()},
-        spend=group_spend(decision, choice, groups),
-        users_by_segment={str(s): int(c) for s, c in zip(seg, counts, strict=True)},
-    )
-
-
-def coupon_pareto_frame(
-    decision: CouponDecision, settings: CouponSettings, *, n_points: int = 7
-) -> pd.DataFrame:
-    """Store rows of the conversions-versus-GMV front under the same budgets.
-
-    Points are in increasing conversions; the last (the most conversions, the
-    conversions-only objective) is the plan the job adopts (``chosen``).
-    """
-    points = pareto_front(
-        decision.value,
-        decision.gmv_value,
-        decision.cost,
-        settings.budget,
-        n_points=n_points,
-        **_constraints(decision, settings),
-    )
-    return pd.DataFrame(
-        {
-            "front": COUPON_FRONT,
-            "point_id": np.arange(len(points)),
-            "spend": [float(p.allocation.spend) for p in points],
-            "conversions": [p.value for p in points],
-            "gmv": [p.value2 for p in points],
-            "chosen": np.arange(len(points)) == len(points) - 1,
-        }
-    )
+    return CouponCampaign(decision, settings).plan(warm_start=warm_start)

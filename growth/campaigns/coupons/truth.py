@@ -1,4 +1,4 @@
-"""Coupon plans against the world's ground truth and the baselines they are compared with."""
+"""A coupon plan scored against the world's ground truth, beside the random and oracle plans."""
 
 from __future__ import annotations
 
@@ -6,25 +6,7 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
-from growth.campaigns.coupons.plan import CouponPlan, budget_groups, solve_coupon_plan
-from growth.campaigns.settings import CouponSettings
-
-
-def random_plan(decision: CouponDecision, settings: CouponSettings, *, seed: int) -> np.ndarray:
-    """Random targeting: users in random order get a random option while its budget lasts.
-
-    Uses the same expected costs as the platform, so the comparison is at equal spend.
-    """
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(decision.n_users)
-    option = rng.integers(0, decision.value.shape[1], size=decision.n_users)[order]
-    cost = decision.cost[order, option]
-    choice = np.full(decision.n_users, -1)
-    for idx, amount in budget_groups(decision, settings).values():
-        mine = np.flatnonzero(np.isin(option, idx))  # this budget's users, in random order
-        fits = np.cumsum(cost[mine]) <= amount
-        choice[order[mine[fits]]] = option[mine[fits]]
-    return choice
+from growth.campaigns.coupons.plan import CouponPlan, plan_coupons
 
 
 def true_coupon_decision(world) -> CouponDecision:
@@ -45,13 +27,18 @@ def true_coupon_decision(world) -> CouponDecision:
     )
 
 
-def score_against_truth(world, decision: CouponDecision, plan: CouponPlan, config) -> pd.DataFrame:
-    """The plan, a random plan and the oracle plan, all scored by the world's true response."""
+def score_against_truth(world, plan: CouponPlan) -> pd.DataFrame:
+    """The plan, a random plan and the oracle plan, all scored by the world's true response.
+
+    The random plan spends the same budgets at random (seeded by the world's
+    seed); the oracle is planned under the same settings on the true response.
+    """
+    campaign = plan.campaign
     truth = true_coupon_decision(world)
-    if not np.array_equal(truth.user_ids, decision.user_ids):
+    if not np.array_equal(truth.user_ids, campaign.decision.user_ids):
         raise ValueError("the world's users and the decision's users are not in the same order")
-    oracle = solve_coupon_plan(truth, config.coupons)
-    rnd = random_plan(decision, config.coupons, seed=world.config.seed)
+    oracle = plan_coupons(truth, campaign.settings)
+    rnd = campaign.random_plan(seed=world.config.seed)
     rows = {}
     for name, choice in (("platform", plan.choice), ("random", rnd), ("oracle", oracle.choice)):
         rows[name] = truth.evaluate(choice)

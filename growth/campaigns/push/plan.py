@@ -23,10 +23,14 @@ from optimizers.push import PushProblem, PushSchedule, schedule_push
 
 @dataclass
 class PushPlan:
+    """The day's certified schedule for an audience, with the settings and seed it was planned under."""
+
     audience: PushAudience
     schedule: PushSchedule
     decay: float
     open_model_auc: float
+    settings: PushSettings
+    seed: int
 
     def frame(self) -> pd.DataFrame:
         """The schedule as store rows: user_id, message_id, industry, hour, expected_open."""
@@ -45,7 +49,12 @@ class PushPlan:
 
 def push_problem(
     audience: PushAudience, open_prob: np.ndarray, decay: float, settings: PushSettings
-):
+) -> PushProblem:
+    """The day's scheduling problem: ``open_prob`` (users, messages, hours) under the settings' limits.
+
+    Every industry with a candidate gets the settings' minimum share of pushes;
+    the hourly capacity is ``capacity_share`` of the audience.
+    """
     industries = sorted(set(audience.industry[audience.mask].tolist()))
     share = {ind: settings.industry_min_share for ind in industries}
     if settings.industry_min_share * len(industries) > 1:
@@ -73,4 +82,11 @@ def plan_push(features: ConversionFeatures, settings: PushSettings, *, seed: int
     audience = push_audience(features, max_users=settings.max_users, seed=seed)
     problem = push_problem(audience, model.predict_hours(audience), model.decay_, settings)
     schedule = schedule_push(problem, time_limit_s=settings.time_limit_s, seed=seed)
-    return PushPlan(audience=audience, schedule=schedule, decay=model.decay_, open_model_auc=auc)
+    return PushPlan(
+        audience=audience,
+        schedule=schedule,
+        decay=model.decay_,
+        open_model_auc=auc,
+        settings=settings,
+        seed=seed,
+    )

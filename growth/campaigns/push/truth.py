@@ -7,7 +7,6 @@ import pandas as pd
 
 from growth.campaigns.push.audience import HOURS, PushAudience
 from growth.campaigns.push.plan import PushPlan, push_problem
-from growth.campaigns.settings import PushSettings
 from optimizers.push import schedule_push
 
 
@@ -24,9 +23,13 @@ def true_push_value(world, audience: PushAudience, pushes: pd.DataFrame) -> floa
     )
 
 
-def score_push_against_truth(world, plan: PushPlan, settings: PushSettings, *, seed: int):
-    """Expected true opens of the platform's schedule and of the oracle's (solved on the truth)."""
-    a = plan.audience
+def score_against_truth(world, plan: PushPlan) -> dict[str, float]:
+    """Expected true opens of the platform's schedule and of the oracle's (solved on the truth).
+
+    The oracle schedules the same audience under the plan's settings and seed,
+    on the world's true open probabilities and fatigue decay.
+    """
+    a, settings = plan.audience, plan.settings
     n, m = a.message_ids.shape
     users = np.repeat(np.arange(n), m * HOURS)
     msgs = np.where(a.mask, a.message_ids, 0)
@@ -42,7 +45,7 @@ def score_push_against_truth(world, plan: PushPlan, settings: PushSettings, *, s
     oracle = schedule_push(
         push_problem(a, true_p, world.config.fatigue_decay, settings),
         time_limit_s=settings.time_limit_s,
-        seed=seed,
+        seed=plan.seed,
     )
     return {
         "platform": true_push_value(world, a, plan.schedule.pushes),

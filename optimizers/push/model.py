@@ -1,4 +1,4 @@
-"""Exact push scheduling with OR-Tools CP-SAT (small instances).
+"""The exact push model: the per-user day graph and its CP-SAT path formulation.
 
 Formulation: each user's day is a path in the graph of the per-user dynamic
 programme (the same graph :mod:`optimizers.push.decomposition` solves).  A
@@ -30,13 +30,12 @@ solution meets the original floors.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from optimizers.push.problem import PushProblem, PushSchedule, make_schedule
+from optimizers.push.problem import PushProblem
 
 SCALE = 1_000_000  # objective units per expected open in the integer model
 
@@ -161,56 +160,3 @@ def build_cpsat_model(problem: PushProblem) -> CpSatPushModel:
             terms.append(c * y)
     model.maximize(sum(terms))
     return CpSatPushModel(model=model, push=push)
-
-
-def solve_cpsat(
-    problem: PushProblem,
-    *,
-    time_limit_s: float = 60.0,
-    num_workers: int = 1,
-    seed: int = 0,
-) -> PushSchedule:
-    """Solve ``problem`` exactly with CP-SAT (or to the time limit, with a proven bound)."""
-    t0 = time.perf_counter()
-    built = build_cpsat_model(problem)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
-    solver.parameters.num_workers = int(num_workers)
-    solver.parameters.random_seed = int(seed)
-    solver.parameters.linearization_level = 2  # use the (tight) LP of the path model
-    code = solver.solve(built.model)
-    if code == cp_model.INFEASIBLE or code == cp_model.MODEL_INVALID:
-        # The empty schedule is always feasible, so this signals a modelling bug.
-        raise RuntimeError(f"CP-SAT reported {solver.status_name(code)} for a feasible model")
-    users: list[int] = []
-    msgs: list[int] = []
-    hours: list[int] = []
-    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        for (u, m, h, _a), var in built.push.items():
-            if solver.boolean_value(var):
-                users.append(u)
-                msgs.append(m)
-                hours.append(h)
-    found = code in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    if not built.push:
-        bound = 0.0
-    elif found:
-        bound = solver.best_objective_bound / SCALE
-    else:  # time limit before any solution: the empty plan, with no proven bound
-        bound = np.inf
-    status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible"}.get(code, "unknown")
-    if not built.push:
-        status = "optimal"
-    return make_schedule(
-        problem,
-        np.array(users, dtype=np.int64),
-        np.array(msgs, dtype=np.int64),
-        np.array(hours, dtype=np.int64),
-        upper_bound=bound,
-        status=status,
-        solve_time_s=time.perf_counter() - t0,
-        method="cpsat",
-        dual_capacity=np.full(problem.n_hours, np.nan),
-        dual_industry=np.full(problem.n_industries, np.nan),
-        info={"cpsat_status": solver.status_name(code), "n_push_arcs": len(built.push)},
-    )

@@ -1,0 +1,80 @@
+"""Explaining infeasible install requests: which constraints conflict, and by how much.
+
+An elastic model (non-negative slacks on targets, minimum spends and CPI caps;
+the budget and maximum spends stay hard) minimises the normalised total slack:
+the constraints left with positive slack are the ones in conflict, reported as
+:class:`~optimizers.install.result.Conflict` with their shortfall beside the
+least-violating plan.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from optimizers.install.curves import METRICS
+from optimizers.install.highs import CompiledModel, RawSolve, SolverConfig
+from optimizers.install.model import linearise
+from optimizers.install.problem import InstallProblem
+from optimizers.install.result import Conflict, InstallPlan, funnel_series
+
+
+def diagnose(p: InstallProblem, config: SolverConfig) -> tuple[tuple[Conflict, ...], np.ndarray]:
+    """Solve the elastic model; return the conflicting constraints and the closest plan."""
+    inner, _ = linearise(p, config.approximation)
+    comp = CompiledModel(inner, config, elastic=True)
+    raw = comp.solve()
+    m = comp.model
+    if not raw.feasible:  # budget and max spends alone cannot hold (cannot happen: s = 0)
+        return (Conflict("budget", math.nan),), np.zeros(p.n)
+    S, V = inner.spend_scale, inner.value_scale
+    out: list[Conflict] = []
+    tol = 1e-7
+    for k in METRICS:
+        if (m.slack_target[k].value or 0.0) > tol:
+            out.append(Conflict(f"target[{k}]", m.slack_target[k].value * V))
+    for c in m.slack_min:
+        if (m.slack_min[c].value or 0.0) > tol:
+            out.append(Conflict(f"min_spend[{p.channels[c]}]", m.slack_min[c].value * S))
+    for c in m.slack_cpi:
+        if (m.slack_cpi[c].value or 0.0) > tol:
+            out.append(Conflict(f"cpi_cap[{p.channels[c]}]", float(m.slack_cpi[c].value)))
+    if (m.slack_cpi_total.value or 0.0) > tol:
+        out.append(Conflict("cpi_cap_total", float(m.slack_cpi_total.value)))
+    return tuple(out), raw.spend
+
+
+def infeasible_plan(
+    p: InstallProblem,
+    config: SolverConfig,
+    *,
+    t0: float,
+    method: str,
+    raw: RawSolve,
+    min_budget: float | None,
+) -> InstallPlan:
+    """The least-violating plan of an infeasible problem, naming its conflicts.
+
+    ``min_budget`` is the smallest budget meeting every constraint (``None`` if
+    no budget does), from a spend minimisation of the same constraints.
+    """
+    conflicts, spend = diagnose(p, config)
+    names = ", ".join(c.name for c in conflicts) or "none found at this approximation"
+    if min_budget is None:
+        extra = "no budget satisfies them (maximum spends, curve saturation or CPI caps bind)"
+    else:
+        extra = f"the smallest budget satisfying them is {min_budget:.6g}"
+    return InstallPlan(
+        status="infeasible",
+        objective=float(p.funnel(spend)[p.objective].sum()),
+        upper_bound=math.nan,
+        solve_time_s=time.perf_counter() - t0,
+        method=method,
+        message=f"infeasible ({raw.message}); conflicting constraints: {names}; {extra}",
+        objective_name=p.objective,
+        **funnel_series(p, spend),
+        conflicts=conflicts,
+        min_budget=min_budget,
+    )
