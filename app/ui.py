@@ -12,9 +12,6 @@ import pandas as pd
 import streamlit as st
 
 from growth import services as svc
-from growth.campaigns.coupons.decision import CouponDecision
-from growth.modeling.features import ConversionFeatures
-from growth.world import World
 
 OPERATOR_KEY = "operator_name"
 
@@ -30,13 +27,13 @@ class Context:
 
 
 @st.cache_resource(show_spinner="Generating the simulated world ...")
-def world(scenario: str, n_users: int | None) -> World:
+def world(scenario: str, n_users: int | None) -> svc.World:
     """The scenario's world, generated once per (scenario, users)."""
     return svc.load_world(scenario, n_users)
 
 
 @st.cache_resource(show_spinner="Encoding users, items and coupons ...")
-def features(scenario: str, n_users: int | None) -> ConversionFeatures:
+def features(scenario: str, n_users: int | None):
     """The world's feature encodings (no training), once per (scenario, users)."""
     return svc.conversion_features(world(scenario, n_users))
 
@@ -53,7 +50,7 @@ def predictors(scenario: str, n_users: int | None, max_rows: int | None) -> svc.
 
 
 @st.cache_resource(show_spinner=False)
-def decision(scenario: str, n_users: int | None, max_rows: int | None) -> CouponDecision:
+def decision(scenario: str, n_users: int | None, max_rows: int | None) -> svc.CouponDecision:
     """Every user's predicted response to every coupon option (scored once, on first solve)."""
     return svc.score_coupons(predictors(scenario, n_users, max_rows))
 

@@ -39,7 +39,7 @@ def main(users: int = 1_000_000) -> None:
     lap("score coupons, all users (first Coupons solve)", t)
     s = CouponSettings(budget=500.0, merchant_budget=50.0, method="lagrangian")
     t = time.perf_counter()
-    plan = svc.solve_coupons(d, s)
+    plan = svc.plan_coupons(d, s)
     lap("solve_coupons", t)
     print(plan.allocation.describe().splitlines()[0], flush=True)
     t = time.perf_counter()

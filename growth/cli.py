@@ -183,7 +183,7 @@ def print_summary(result) -> None:
                 f"{t['oracle']:,.1f} ({t['platform'] / max(t['oracle'], 1e-9):.1%})"
             )
     if result.install is not None:
-        p = result.install.plan
+        p = result.install.split
         totals = p.totals
         console.print(
             f"install control: {totals['spend']:,.0f} spent for {totals['installs']:,.0f} installs, "

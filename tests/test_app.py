@@ -121,10 +121,10 @@ def test_channel_limits_name_the_bad_row():
         }
     )
     with pytest.raises(ValueError, match=r"row 1 .*min_spend 5\.0 > max_spend 1\.0"):
-        svc.ChannelLimits.from_table(table)
+        svc.limits_from_table(table)
     table.loc[1, "min_spend"] = -1.0
     with pytest.raises(ValueError, match=r"row 1 .*min_spend must be >= 0"):
-        svc.ChannelLimits.from_table(table)
+        svc.limits_from_table(table)
     with pytest.raises(ValueError, match="unknown target 'gmv'"):
         svc.clean_targets({"gmv": 1.0})
 

@@ -12,7 +12,6 @@ import streamlit as st
 
 from app import ui
 from growth import services as svc
-from growth.campaigns.settings import InstallSettings
 
 st.set_page_config(page_title="Install control", layout="wide")
 ctx = ui.sidebar()
@@ -32,11 +31,11 @@ def curves(scenario: str, n_users: int | None, max_spend: float) -> pd.DataFrame
 @st.cache_resource(show_spinner=False)
 def solve(
     scenario: str, n_users: int | None, settings_json: str, table_json: str, targets_json: str
-) -> svc.InstallResult:
-    return svc.solve_install(
+) -> svc.InstallPlan:
+    return svc.plan_install(
         ui.channel_models(scenario, n_users),
         names,
-        InstallSettings.model_validate_json(settings_json),
+        svc.InstallSettings.model_validate_json(settings_json),
         table=pd.read_json(io.StringIO(table_json), orient="split"),
         targets=json.loads(targets_json),
     )
@@ -98,7 +97,7 @@ fig.update_layout(
 )
 st.plotly_chart(fig, key="curves_chart")
 
-settings = InstallSettings(budget=budget, objective=objective, pareto_points=n_points)
+settings = svc.InstallSettings(budget=budget, objective=objective, pareto_points=n_points)
 if st.button("Solve", type="primary", key="install_solve"):
     with st.spinner("Solving the budget split and tracing the Pareto front ..."):
         try:
@@ -115,9 +114,9 @@ if st.button("Solve", type="primary", key="install_solve"):
             st.session_state["install_result"] = result
             st.session_state.pop("saved_install", None)
 
-result: svc.InstallResult | None = st.session_state.get("install_result")
+result: svc.InstallPlan | None = st.session_state.get("install_result")
 if result is not None:
-    plan = result.plan
+    plan = result.split
     st.subheader(f"Plan: maximise {plan.objective_name} with budget {result.settings.budget:,.0f}")
     if not result.feasible:
         st.error(
@@ -135,7 +134,7 @@ if result is not None:
         st.caption(
             f"Marginal value of budget: {plan.budget_dual:.4f} {plan.objective_name} per unit"
         )
-        split = result.split()
+        split = result.split_frame()
         st.plotly_chart(
             px.bar(split, x="channel", y="spend", hover_data=["installs", "retained"]),
             key="split_chart",
@@ -160,8 +159,8 @@ if result is not None:
         ui.save_run_form(
             "install",
             "install",
-            {"settings": result.settings.model_dump(), "targets": result.targets},
-            svc.install_tables(result),
+            {"settings": result.settings.model_dump(), "targets": dict(result.limits.targets)},
+            result.store_tables(),
             result.summary(),
         )
 

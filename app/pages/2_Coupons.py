@@ -7,7 +7,6 @@ import streamlit as st
 
 from app import ui
 from growth import services as svc
-from growth.campaigns.settings import CouponSettings
 
 st.set_page_config(page_title="Coupons", layout="wide")
 ctx = ui.sidebar()
@@ -22,14 +21,14 @@ st.title("Coupons")
 @st.cache_resource(show_spinner=False)
 def solve(scenario: str, n_users: int | None, max_rows: int | None, settings_json: str):
     d = ui.decision(scenario, n_users, max_rows)
-    s = CouponSettings.model_validate_json(settings_json)
-    return svc.solve_coupons(d, s), svc.value_vs_budget(d, s)
+    s = svc.CouponSettings.model_validate_json(settings_json)
+    return svc.plan_coupons(d, s), svc.value_vs_budget(d, s)
 
 
 @st.cache_resource(show_spinner=False)
 def front(scenario: str, n_users: int | None, max_rows: int | None, settings_json: str):
     d = ui.decision(scenario, n_users, max_rows)
-    return svc.coupon_front(d, CouponSettings.model_validate_json(settings_json))
+    return svc.coupon_front(d, svc.CouponSettings.model_validate_json(settings_json))
 
 
 left, right = st.columns(2)
@@ -49,7 +48,7 @@ with left:
 with right:
     st.markdown("**Coverage floors** (minimum share of each segment with a coupon)")
     floors = {seg: st.slider(seg, 0.0, 1.0, 0.0, 0.05, key=f"floor_{seg}") for seg in segments}
-settings = CouponSettings(
+settings = svc.CouponSettings(
     budget=budget,
     merchant_budget=merchant_budget,
     type_budgets={t: v for t, v in type_caps.items() if v},

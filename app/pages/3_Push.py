@@ -7,7 +7,6 @@ import streamlit as st
 
 from app import ui
 from growth import services as svc
-from growth.campaigns.settings import PushSettings
 
 st.set_page_config(page_title="Push", layout="wide")
 ctx = ui.sidebar()
@@ -18,9 +17,9 @@ st.title("Push")
 
 @st.cache_resource(show_spinner=False)
 def solve(scenario: str, n_users: int | None, settings_json: str):
-    return svc.solve_push(
+    return svc.plan_push(
         ui.features(scenario, n_users),
-        PushSettings.model_validate_json(settings_json),
+        svc.PushSettings.model_validate_json(settings_json),
         seed=ui.world(scenario, n_users).config.seed,
     )
 
@@ -34,7 +33,7 @@ max_users = cols[2].number_input(
     "Audience cap (users)", 10, max(n_world, 10), min(2_000, n_world), key="max_users"
 )
 time_limit = cols[2].number_input("Time limit (s)", 1.0, 600.0, 30.0, key="push_time_limit")
-settings = PushSettings(
+settings = svc.PushSettings(
     fatigue_cap=fatigue_cap,
     min_gap=min_gap,
     capacity_share=capacity,
@@ -76,5 +75,5 @@ if "push_result" in st.session_state:
         "push",
         {"push": used.model_dump()},
         {"push_schedules": plan.frame()},
-        svc.push_summary(plan),
+        plan.summary(),
     )

@@ -34,7 +34,7 @@ from growth.campaigns import install as install_campaign
 from growth.campaigns import push as push_campaign
 from growth.campaigns.coupons import CouponPlan, plan_coupons
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
-from growth.campaigns.install import InstallOutcome, plan_install
+from growth.campaigns.install import InstallPlan, channel_names, fit_channel_models, plan_install
 from growth.campaigns.push import PushPlan, plan_push
 from growth.data.dataset import Dataset
 from growth.jobs.config import NightlyConfig
@@ -57,7 +57,7 @@ class NightlyResult:
     truth: pd.DataFrame | None  # plans scored by the world's ground truth (simulated data)
     push: PushPlan | None = None
     push_truth: dict[str, float] | None = None
-    install: InstallOutcome | None = None
+    install: InstallPlan | None = None
     install_truth: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     predictor: str = ""  # the conversion model trained (``config.predictor`` with auto resolved)
@@ -74,24 +74,9 @@ class NightlyResult:
         if self.truth is not None:
             out["truth"] = self.truth.reset_index().to_dict(orient="records")
         if self.push is not None:
-            sched = self.push.schedule
-            out["push"] = {
-                **sched.certificate_dict(),
-                "pushes": len(sched.pushes),
-                "audience": len(self.push.audience.user_ids),
-                "open_model_auc": self.push.open_model_auc,
-                "fatigue_decay": self.push.decay,
-                "truth": self.push_truth,
-            }
+            out["push"] = {**self.push.summary(), "truth": self.push_truth}
         if self.install is not None:
-            p = self.install.plan
-            out["install"] = {
-                **p.certificate_dict(),
-                "objective_name": p.objective_name,
-                "budget_dual": p.budget_dual,
-                "totals": p.totals,
-                "pareto_points": len(self.install.front),
-            }
+            out["install"] = self.install.summary()
             if self.install_truth is not None:
                 out["install"]["truth"] = self.install_truth.reset_index().to_dict(orient="records")
         return out
@@ -193,7 +178,11 @@ def run_nightly(
         install = install_truth = None
         if config.install.enabled and dataset.channel_history is not None:
             with timer("install"):
-                install = plan_install(dataset, config.install, seed=seed)
+                install = plan_install(
+                    fit_channel_models(dataset), channel_names(dataset), config.install, seed=seed
+                )
+                if not install.feasible:
+                    raise ValueError(f"install control is infeasible: {install.split.message}")
                 if world is not None:
                     install_truth = install_campaign.score_against_truth(world, install)
         with timer("store"):

@@ -25,19 +25,19 @@ from optimizers.install.highs import SolverConfig
 from optimizers.install.model import Approximation
 from optimizers.install.pareto import ParetoFront, pareto_front
 from optimizers.install.problem import ChannelLimits, InstallProblem, make_problem
-from optimizers.install.result import BudgetPlan, Conflict, InstallPlan
+from optimizers.install.result import BudgetPlan, BudgetSplit, Conflict
 from optimizers.install.solve import InstallSolver, cheapest_budget, optimize_installs
 
 __all__ = [
     "Approximation",
     "BudgetPlan",
+    "BudgetSplit",
     "ChannelLimits",
     "ChannelModel",
     "ChannelModels",
     "Conflict",
     "FitConfig",
     "HillCurve",
-    "InstallPlan",
     "InstallProblem",
     "InstallSolver",
     "ParetoFront",

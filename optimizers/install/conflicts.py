@@ -18,7 +18,7 @@ from optimizers.install.curves import METRICS
 from optimizers.install.highs import CompiledModel, RawSolve, SolverConfig
 from optimizers.install.model import linearise
 from optimizers.install.problem import InstallProblem
-from optimizers.install.result import Conflict, InstallPlan, funnel_series
+from optimizers.install.result import BudgetSplit, Conflict, funnel_series
 
 
 def diagnose(p: InstallProblem, config: SolverConfig) -> tuple[tuple[Conflict, ...], np.ndarray]:
@@ -54,7 +54,7 @@ def infeasible_plan(
     method: str,
     raw: RawSolve,
     min_budget: float | None,
-) -> InstallPlan:
+) -> BudgetSplit:
     """The least-violating plan of an infeasible problem, naming its conflicts.
 
     ``min_budget`` is the smallest budget meeting every constraint (``None`` if
@@ -66,7 +66,7 @@ def infeasible_plan(
         extra = "no budget satisfies them (maximum spends, curve saturation or CPI caps bind)"
     else:
         extra = f"the smallest budget satisfying them is {min_budget:.6g}"
-    return InstallPlan(
+    return BudgetSplit(
         status="infeasible",
         objective=float(p.funnel(spend)[p.objective].sum()),
         upper_bound=math.nan,

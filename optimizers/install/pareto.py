@@ -23,7 +23,7 @@ import pandas as pd
 from optimizers.install.curves import METRICS, ChannelModels
 from optimizers.install.highs import SolverConfig
 from optimizers.install.problem import ChannelLimits, make_problem
-from optimizers.install.result import InstallPlan
+from optimizers.install.result import BudgetSplit
 from optimizers.install.solve import InstallSolver
 
 
@@ -36,10 +36,21 @@ class ParetoFront:
     """
 
     objectives: tuple[str, str]
-    points: list[InstallPlan]
+    points: list[BudgetSplit]
     epsilons: np.ndarray
     n_dominated_removed: int
     solve_time_s: float
+
+    @classmethod
+    def empty(cls, objectives: tuple[str, str]) -> ParetoFront:
+        """A front without points (the request was infeasible)."""
+        return cls(
+            objectives=objectives,
+            points=[],
+            epsilons=np.zeros(0),
+            n_dominated_removed=0,
+            solve_time_s=0.0,
+        )
 
     def __len__(self) -> int:
         return len(self.points)
@@ -130,7 +141,7 @@ def pareto_front(
     lo = main.inner_metric(start.spend.to_numpy(), second) * (1.0 - 1e-9)
     hi = main.inner_metric(end.spend.to_numpy(), second) * (1.0 - 1e-7)
     eps = np.linspace(lo, hi, n_points) if hi > lo else np.array([lo])
-    points: list[InstallPlan] = [start]
+    points: list[BudgetSplit] = [start]
     for e in eps[1:]:
         tg = {**base_targets, second: max(e, base_targets.get(second, 0.0))}
         points.append(main.solve(tg, dual=False))

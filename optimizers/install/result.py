@@ -26,7 +26,7 @@ class Conflict:
 
 
 @dataclass(kw_only=True)
-class InstallPlan(Certificate):
+class BudgetSplit(Certificate):
     """A daily budget split and its certificate (maximisation of ``objective_name``).
 
     ``spend``, ``installs``, ``logins``, ``retained``: per-channel Series (the

@@ -37,7 +37,7 @@ from optimizers.install.highs import CompiledModel, RawSolve, SolverConfig
 from optimizers.install.model import linearise
 from optimizers.install.polish import polish
 from optimizers.install.problem import ChannelLimits, InstallProblem, Objective, make_problem
-from optimizers.install.result import BudgetPlan, InstallPlan, funnel_series, relative_gap
+from optimizers.install.result import BudgetPlan, BudgetSplit, funnel_series, relative_gap
 
 
 class InstallSolver:
@@ -96,7 +96,7 @@ class InstallSolver:
 
     def solve(
         self, targets: Mapping[str, float] | None = None, *, dual: bool = True
-    ) -> InstallPlan:
+    ) -> BudgetSplit:
         """Solve with ``targets`` (default: the problem's own) and certify the plan."""
         t0 = time.perf_counter()
         p = self.problem if targets is None else self.problem.with_targets(targets)
@@ -152,7 +152,7 @@ class InstallSolver:
         message = f"inner: {inner.message}; outer: {outer.message}; refinements: {rounds}"
         if broken:
             status, message = "unknown", f"plan breaks {broken} on the true curves; {message}"
-        return InstallPlan(
+        return BudgetSplit(
             status=status,
             objective=objective,
             upper_bound=upper,
@@ -210,12 +210,12 @@ def optimize_installs(
     objective: Objective = "retained",
     limits: ChannelLimits | None = None,
     config: SolverConfig | None = None,
-) -> InstallPlan:
+) -> BudgetSplit:
     """Split a daily ``budget`` across channels to maximise installs, logins or retained users.
 
     ``limits`` holds the operator's side constraints (spend bounds and CPI caps
     per channel, a total CPI cap, targets such as ``{'retained': 300}``).
-    Returns an :class:`InstallPlan` certified by an upper bound; ``status ==
+    Returns an :class:`BudgetSplit` certified by an upper bound; ``status ==
     'infeasible'`` comes with ``conflicts`` and ``min_budget``.
 
     >>> from optimizers.install.curves import ChannelModels, HillCurve

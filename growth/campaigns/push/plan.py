@@ -10,6 +10,7 @@ ratio ``p(prior = 1) / p(prior = 0)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,16 @@ class PushPlan:
     open_model_auc: float
     settings: PushSettings
     seed: int
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe summary stored with the run: the certificate, pushes, audience, open model."""
+        return {
+            **self.schedule.certificate_dict(),
+            "pushes": len(self.schedule.pushes),
+            "audience": len(self.audience.user_ids),
+            "open_model_auc": self.open_model_auc,
+            "fatigue_decay": self.decay,
+        }
 
     def frame(self) -> pd.DataFrame:
         """The schedule as store rows: user_id, message_id, industry, hour, expected_open."""

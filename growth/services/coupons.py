@@ -1,0 +1,84 @@
+"""Coupons page: the certified allocation, its breakdown, the value-versus-budget curve and the front."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from growth.campaigns.coupons import PLATFORM, CouponCampaign, CouponPlan, plan_coupons
+from growth.campaigns.coupons.decision import CouponDecision
+from growth.campaigns.settings import CouponSettings
+
+
+def allocation_by_segment(decision: CouponDecision, plan: CouponPlan) -> pd.DataFrame:
+    """Users, expected cost and incremental conversions per lifecycle segment and coupon type."""
+    rows = decision.plan_frame(plan.choice)
+    if rows.empty:
+        return pd.DataFrame(columns=["segment", "coupon_type", "users", "cost", "conversions"])
+    return (
+        rows.groupby(["segment", "coupon_type"], as_index=False)
+        .agg(
+            users=("user_id", "size"),
+            cost=("expected_cost", "sum"),
+            conversions=("expected_value", "sum"),
+        )
+        .sort_values(["segment", "coupon_type"], ignore_index=True)
+    )
+
+
+def value_vs_budget(
+    decision: CouponDecision,
+    settings: CouponSettings,
+    *,
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5),
+) -> pd.DataFrame:
+    """Incremental conversions and the budget's dual price at several platform budgets.
+
+    The dual price is the marginal value of the next unit of platform budget
+    (conversions per currency unit): the Lagrangian method's multiplier of the
+    budget constraint at that budget (the method that certifies the bound).
+    Budgets are solved in increasing order, each starting from the previous
+    one's prices (a warm start); each row carries its own certificate.
+    """
+    rows = []
+    warm: dict[str, float] | None = None
+    for frac in sorted(fractions):
+        s = settings.model_copy(update={"budget": settings.budget * frac, "method": "lagrangian"})
+        plan = plan_coupons(decision, s, warm_start=warm)
+        a = plan.allocation
+        warm = a.dual
+        rows.append(
+            {
+                "budget": s.budget,
+                "conversions": float(a.objective),
+                "upper_bound": float(a.upper_bound),
+                "marginal_value": float(a.dual.get(PLATFORM, math.nan)),
+                "status": a.status,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def coupon_front(decision: CouponDecision, settings: CouponSettings, n_points: int = 5):
+    """The conversions-versus-GMV front under the same budgets (store-ready rows)."""
+    return CouponCampaign(decision, settings).front(n_points=n_points)
+
+
+def coupon_tables(
+    decision: CouponDecision, plan: CouponPlan, front: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """Store rows of a coupon solve: the allocation (and the front when traced)."""
+    out = {"coupon_allocations": decision.plan_frame(plan.choice)}
+    if front is not None:
+        out["pareto_points"] = front
+    return out
+
+
+__all__ = [
+    "allocation_by_segment",
+    "coupon_front",
+    "coupon_tables",
+    "plan_coupons",
+    "value_vs_budget",
+]

@@ -1,0 +1,73 @@
+"""Models page: stored metrics, calibration on the holdout, CSDE domain attention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from growth.modeling.features import ConversionFeatures
+from growth.modeling.training import chronological_split
+from growth.services.session import Predictors, sample_exposures
+from growth.store import Store
+
+
+def calibration_frame(predictors: Predictors, *, n_bins: int = 10) -> pd.DataFrame:
+    """Reliability table on the chronological holdout: per segment and probability bin,
+    the mean predicted probability, the observed rate and the number of rows.
+
+    The holdout is that of the (sampled) exposure rows the models were trained on."""
+    features, models = predictors.train_features, predictors.models
+    frame = features.exposure_frame()
+    holdout = chronological_split(frame, 0.2)
+    p = models.conversion.predict_proba(frame.X.loc[holdout])[:, 1]
+    data = pd.DataFrame(
+        {"segment": frame.segment[holdout], "p": p, "y": frame.y[holdout].astype(float)}
+    )
+    data = pd.concat([data.assign(segment="all"), data], ignore_index=True)
+    data["bin"] = np.minimum((data["p"] * n_bins).astype(int), n_bins - 1)
+    return (
+        data.groupby(["segment", "bin"], as_index=False)
+        .agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
+        .sort_values(["segment", "bin"], ignore_index=True)
+    )
+
+
+def stored_model_metrics(db: Store) -> pd.DataFrame:
+    """Model metrics by run, model, segment and metric from the store's ``v_model_metrics``."""
+    return db.read("v_model_metrics")
+
+
+def csde_available() -> bool:
+    """Whether the CSDE predictor is registered."""
+    from predictors.models import REGISTRY
+
+    return "csde" in REGISTRY
+
+
+def csde_attention(
+    features: ConversionFeatures, *, seed: int = 0, max_rows: int = 20_000, epochs: int = 2
+) -> pd.DataFrame:
+    """Mean CSDE domain-attention weight (target, source, csde) per lifecycle segment.
+
+    A small CSDE model is trained on (at most ``max_rows`` of) the world's raw
+    exposure rows; the weights say how much each user's prediction relies on
+    its own target-domain history, its source-domain history and the generated
+    cross-domain embedding.
+    """
+    from predictors.models import REGISTRY
+
+    if "csde" not in REGISTRY:
+        raise LookupError("the CSDE predictor is not registered in predictors.models.REGISTRY")
+    features = sample_exposures(features, max_rows, seed=seed)  # never encode the whole log
+    frame = features.exposure_frame(raw=True)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(frame.y), size=min(max_rows, len(frame.y)), replace=False))
+    X = frame.X.iloc[rows].reset_index(drop=True)
+    y = frame.y[rows]
+    params = {**REGISTRY["csde"].tiny_params, "epochs": epochs, "seed": seed}
+    model = REGISTRY["csde"](features.raw_spec(), **params).fit(X, y)
+    weights = model.attention_weights(X)
+    weights["segment"] = frame.segment[rows]
+    table = weights.groupby("segment").mean()
+    table["n"] = weights.groupby("segment").size()
+    return table.reset_index()
