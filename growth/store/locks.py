@@ -31,11 +31,11 @@ from typing import Any
 from sqlalchemy import Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from growth.store.models import RunLock
+from growth.store.models import RunLockRow
 
 log = logging.getLogger(__name__)
 
-_LOCKS: Table = RunLock.__table__  # type: ignore[assignment]
+_LOCKS: Table = RunLockRow.__table__  # type: ignore[assignment]
 
 
 class RunInProgress(RuntimeError):

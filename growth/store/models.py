@@ -2,7 +2,7 @@
 
 Table names are a public contract (analysts and the app query them); columns may
 be extended.  Every result table has a surrogate ``id``, a ``run_id`` foreign key
-to :class:`Run` and an index on ``run_id``.  The DDL is portable: it is created
+to :class:`RunRow` and an index on ``run_id``.  The DDL is portable: it is created
 on SQLite by :class:`growth.store.Store` and is written so that PostgreSQL (and
 Alembic, which reads ``Base.metadata`` and its naming convention) can use it as is.
 
@@ -98,7 +98,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Run(Base):
+class RunRow(Base):
     """One execution of a job (nightly, coupons, push, install, ...).
 
     ``config`` and ``summary`` are JSON text (portable; PostgreSQL can cast them
@@ -137,7 +137,7 @@ class Run(Base):
     superseded_by: Mapped[int | None] = mapped_column(Integer)
 
 
-class RunStage(Base):
+class RunStageRow(Base):
     """Wall time of one stage of a run, in execution order (written when the run closes)."""
 
     __tablename__ = "run_stages"
@@ -150,7 +150,7 @@ class RunStage(Base):
     status: Mapped[str] = mapped_column(String(16))
 
 
-class RunLock(Base):
+class RunLockRow(Base):
     """Exclusive lease on a (job, campaign date, campaign): one row per run in progress.
 
     Inserted in its own transaction before a run starts (the primary key makes a
@@ -173,7 +173,7 @@ class RunLock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class RunResult:
+class ResultRowMixin:
     """Mixin: surrogate key plus the indexed foreign key to the owning run."""
 
     id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True, autoincrement=True, sort_order=-2)
@@ -182,7 +182,7 @@ class RunResult:
     )
 
 
-class ModelMetric(RunResult, Base):
+class ModelMetricRow(ResultRowMixin, Base):
     """One evaluation number: a model's metric on a dataset and segment (and seed)."""
 
     __tablename__ = "model_metrics"
@@ -195,7 +195,7 @@ class ModelMetric(RunResult, Base):
     seed: Mapped[int | None] = mapped_column(Integer)
 
 
-class CouponAllocation(RunResult, Base):
+class CouponAllocationRow(ResultRowMixin, Base):
     """The coupon option chosen for one user, with its predicted effect and cost.
 
     ``expected_value`` is the expected *incremental* conversions (uplift over no
@@ -214,7 +214,7 @@ class CouponAllocation(RunResult, Base):
     expected_gmv: Mapped[float | None] = mapped_column(Float)
 
 
-class PushSchedule(RunResult, Base):
+class PushScheduleRow(ResultRowMixin, Base):
     """One scheduled push: which message a user gets, at which hour of the day."""
 
     __tablename__ = "push_schedules"
@@ -227,7 +227,7 @@ class PushSchedule(RunResult, Base):
     expected_open: Mapped[float] = mapped_column(Float, info={"min": 0.0, "max": 1.0})
 
 
-class ChannelPlan(RunResult, Base):
+class ChannelPlanRow(ResultRowMixin, Base):
     """Spend on one acquisition channel in one named plan, with the funnel it buys.
 
     ``installs_lo``/``installs_hi`` bound the installs when the plan was solved
@@ -247,7 +247,7 @@ class ChannelPlan(RunResult, Base):
     installs_hi: Mapped[float | None] = mapped_column(Float)
 
 
-class ParetoPoint(RunResult, Base):
+class ParetoPointRow(ResultRowMixin, Base):
     """One point of a trade-off front; metrics that do not apply to a front are NULL."""
 
     __tablename__ = "pareto_points"
@@ -266,11 +266,11 @@ class ParetoPoint(RunResult, Base):
 
 
 RESULT_MODELS: tuple[type[Any], ...] = (
-    ModelMetric,
-    CouponAllocation,
-    PushSchedule,
-    ChannelPlan,
-    ParetoPoint,
+    ModelMetricRow,
+    CouponAllocationRow,
+    PushScheduleRow,
+    ChannelPlanRow,
+    ParetoPointRow,
 )
 """Tables a :class:`growth.store.RunWriter` fills, in write order."""
 
