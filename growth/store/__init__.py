@@ -20,7 +20,7 @@ ties them together).
 
 from growth.store.engine import ENV_VAR, make_engine, resolve_url
 from growth.store.jsonable import to_jsonable
-from growth.store.locks import RunInProgress, RunLease, StageTiming, process_alive
+from growth.store.locks import RunInProgress, RunLease, process_alive
 from growth.store.migrate import alembic_config, current_revision, head_revision, migrate
 from growth.store.models import (
     METRIC_SEGMENTS,
@@ -38,7 +38,7 @@ from growth.store.models import (
     RunStageRow,
 )
 from growth.store.rows import RESULT_SCHEMAS, normalise_rows
-from growth.store.runs import code_version
+from growth.store.runs import StageTiming, code_version
 from growth.store.store import Store
 from growth.store.views import EXAMPLE_QUERIES, VIEW_NAMES, VIEWS, create_views
 from growth.store.writer import RunFailed, RunWriter

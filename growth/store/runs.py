@@ -19,6 +19,7 @@ import importlib.metadata
 import subprocess
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 
 from growth.store.jsonable import dump_json
-from growth.store.locks import StageTiming
 from growth.store.models import RunRow, RunStageRow
 from growth.store.rows import insert_frame
 from growth.store.writer import RunFailed, RunWriter
@@ -37,6 +37,26 @@ _STAGES: Table = RunStageRow.__table__  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------- what a run records
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """Wall time of one stage of a run (``status``: 'succeeded' or 'failed')."""
+
+    stage: str
+    started_at: datetime
+    duration_s: float
+    status: str = "succeeded"
+
+    def __post_init__(self) -> None:
+        if self.started_at.tzinfo is None:
+            raise ValueError(f"stage {self.stage!r}: started_at must be timezone-aware")
+        if not self.duration_s >= 0:
+            raise ValueError(f"stage {self.stage!r}: duration_s {self.duration_s!r} is negative")
+        if self.status not in ("succeeded", "failed"):
+            raise ValueError(
+                f"stage {self.stage!r}: status {self.status!r} is not succeeded/failed"
+            )
 
 
 def code_version() -> str:

@@ -43,11 +43,12 @@ from sqlalchemy.engine import URL
 from growth.store import runs as run_rows
 from growth.store.engine import make_engine, resolve_url
 from growth.store.jsonable import dump_json
-from growth.store.locks import RunLease, StageTiming
+from growth.store.locks import RunLease
 from growth.store.migrate import current_revision, migrate
 from growth.store.models import TABLE_NAMES, Base, RunRow
 from growth.store.read import READ_ONLY_SQL, frame, read_only, typed
 from growth.store.roles import ANALYST_ROLE_ENV, grant_analyst
+from growth.store.runs import StageTiming
 from growth.store.views import VIEWS, create_views
 from growth.store.writer import RunFailed, RunWriter
 
