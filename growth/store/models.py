@@ -6,9 +6,11 @@ to :class:`RunRow` and an index on ``run_id``.  The DDL is portable: it is creat
 on SQLite by :class:`growth.store.Store` and is written so that PostgreSQL (and
 Alembic, which reads ``Base.metadata`` and its naming convention) can use it as is.
 
-Column ``info`` carries the extra checks :meth:`growth.store.RunWriter` applies
-when rows are added (``choices``, ``min``, ``max``), so the rules live next to
-the columns they govern.
+Column ``info`` carries the extra checks applied when rows are added (``choices``,
+``min``, ``max``; :func:`growth.store.rows.result_schema` turns each table into the
+data engine's schema), so the rules live next to the columns they govern.  The ORM
+classes end in ``Row`` (``CouponAllocationRow``): the plain names belong to the
+optimizers' results.
 """
 
 from __future__ import annotations
