@@ -1,9 +1,13 @@
-"""The ``growth`` command line: generate data, validate it, run the nightly job, query runs."""
+"""The ``growth`` command line: generate data, validate it, run the nightly job, query runs.
+
+Run it as ``growth ...`` (the installed script) or ``python -m growth ...``; tests call
+:func:`main` in-process.  Exit codes: :class:`growth.exit_codes.ExitCode`.
+"""
 
 from __future__ import annotations
 
 import logging
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +17,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from growth.exit_codes import ExitCode
+
 app = typer.Typer(
     help="Marketing decision platform for user growth.",
     no_args_is_help=True,
@@ -20,9 +26,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -86,11 +89,15 @@ def nightly(
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
     log_json: Annotated[bool, typer.Option(help="also write JSON log lines to stderr")] = False,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option(help="folder of the JSON-lines job logs (default: <data root>/logs)"),
+    ] = None,
 ) -> None:
     """Run the nightly job: data, predictors, coupon allocation, SQL, summary."""
-    from growth.jobs.config import NightlyConfig
-    from growth.jobs.production import exit_code, run_nightly_job
-    from growth.paths import log_dir
+    from growth.exit_codes import BadInput, exit_code
+    from growth.jobs.production import load_config, run_nightly_job
+    from growth.paths import log_dir as default_log_dir
     from growth.store import Store
 
     _setup_logging(verbose)
@@ -108,27 +115,25 @@ def nightly(
         "max_train_rows": max_train_rows,
     }
     try:
-        if config is not None:
-            cfg = NightlyConfig.from_toml(config, **overrides)
-        else:
-            cfg = NightlyConfig.from_overrides(**overrides)
-    except (ValueError, FileNotFoundError) as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        cfg = load_config(config, **overrides)
+    except BadInput as exc:
+        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
 
     store = Store(db)
     console.print(f"[bold]nightly[/] {cfg.campaign_date} ({cfg.campaign}) -> {store.url}")
     try:
-        with console.status("running...") as status:
-            result = run_nightly_job(
-                cfg,
-                store=store,
-                progress=True,
-                report=lambda stage: status.update(f"stage: {stage}"),
-                log_stderr=log_json,
-                log_dir=log_dir(),
-            )
+        result = run_nightly_job(
+            cfg,
+            store=store,
+            progress=True,
+            console=console,
+            log_stderr=log_json,
+            log_dir=log_dir or default_log_dir(),
+        )
     except Exception as exc:  # exit_code() tells refused (3), bad input (2), failed (1)
         raise _fail(f"nightly: {exc}", exit_code(exc)) from None
+    finally:
+        store.close()
     print_summary(result)
 
 
@@ -205,22 +210,21 @@ def print_summary(result) -> None:
 @app.command()
 def generate(
     out: Annotated[Path, typer.Argument(help="folder to write the dataset into")],
-    scenario: Annotated[Path, typer.Option(help="world scenario TOML")] = Path(
-        "data/scenarios/default.toml"
-    ),
+    scenario: Annotated[
+        str, typer.Option(help="world scenario: a TOML path or a name in <data root>/scenarios")
+    ] = "default",
     users: Annotated[int | None, typer.Option(help="override the user count")] = None,
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Generate a simulated world and write it in the documented table format."""
     from growth.data.io import write_dataset
-    from growth.world import WorldConfig, generate_world
+    from growth.world import generate_world, load_scenario
 
     try:
-        update = {k: v for k, v in (("n_users", users), ("seed", seed)) if v is not None}
-        cfg = WorldConfig.from_toml(scenario, **update)
+        cfg = load_scenario(scenario, n_users=users, seed=seed)
     except (ValueError, FileNotFoundError) as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
     world = generate_world(cfg, progress=True)
     folder = write_dataset(world.dataset, out, format=fmt)
     rows = pd.DataFrame(
@@ -241,7 +245,7 @@ def validate(folder: Annotated[Path, typer.Argument(help="dataset folder")]) -> 
     try:
         ds = read_dataset(folder)
     except (DataValidationError, FileNotFoundError) as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
     rows = pd.DataFrame(
         {"table": list(ds.tables()), "rows": [len(t) for t in ds.tables().values()]}
     )
@@ -263,7 +267,7 @@ def movielens(
     try:
         ml = load_movielens(source)
     except (DataValidationError, FileNotFoundError) as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
     folder = write_dataset(ml.dataset, out)
     console.print(f"wrote {folder}: {len(ml.dataset.users):,} users, split at {ml.split_time}")
 
@@ -297,13 +301,13 @@ def query(
     for item in param or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise _fail(f"--param must look like NAME=VALUE, got {item!r}", EXIT_BAD_INPUT)
+            raise _fail(f"--param must look like NAME=VALUE, got {item!r}", ExitCode.BAD_INPUT)
         params[key] = int(value) if value.lstrip("-").isdigit() else value
     sql = EXAMPLE_QUERIES.get(name, name)
     try:
         frame = Store(db).query(sql, params)
     except Exception as exc:  # the database's own message is the useful one
-        raise _fail(f"query failed: {exc}", EXIT_FAILED) from None
+        raise _fail(f"query failed: {exc}", ExitCode.FAILED) from None
     console.print(_table(frame, name if name in EXAMPLE_QUERIES else "query"))
 
 
@@ -318,5 +322,20 @@ def launch(
     raise typer.Exit(launch_app(port, db))
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: the process's arguments); the exit code.
+
+    ``main(["nightly", "--config", "data/nightly.toml"])`` runs in-process, as tests do.
+    """
+    try:
+        app(args=None if argv is None else list(argv), prog_name="growth")
+    except SystemExit as exc:  # typer (click) always ends with SystemExit in standalone mode
+        if exc.code is None or isinstance(exc.code, int):
+            return int(exc.code or 0)
+        err_console.print(str(exc.code), soft_wrap=True)
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -121,6 +121,8 @@ def test_cli_nightly_prints_summary_and_exit_codes(tmp_path):
     assert "Plans scored by the world's ground truth" in ok.output
     assert "push schedule:" in ok.output and "Install plans on the true curves" in ok.output
     assert "run 1 stored" in ok.output
+    assert "stage 1/8 data ..." in ok.output and "stage 2/8 train done in" in ok.output
+    assert "stage 8/8 store done in" in ok.output  # every stage says when it ends
     assert "Conversion models on the newest exposures (chosen:" in ok.output  # auto: two
     bad = runner.invoke(app, ["nightly", "--scenario", SMALL, "--budget", "-5", "--db", db])
     assert bad.exit_code == 2

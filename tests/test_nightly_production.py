@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,17 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 import growth.jobs.pipeline
-from growth.jobs.production import (
-    EXIT_BAD_INPUT,
-    EXIT_BUSY,
-    EXIT_FAILED,
-    EXIT_OK,
-    load_config,
-    main,
-    run_nightly_job,
-)
+from growth.cli import main
+from growth.exit_codes import ExitCode
+from growth.jobs.production import load_config, run_nightly_job
+from growth.jobs.stages import StageClock
 from growth.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,14 +77,14 @@ def test_rerun_replaces_results_and_logs_json_with_stage_timings(tmp_path: Path)
 
 
 def _start(config: Path, db: str, tmp_path: Path, pause: str | None) -> subprocess.Popen:
+    """The job in a new process: paused at ``pause`` (tests/paused_nightly.py), else the CLI."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     if pause:
-        env |= {
-            "GROWTH_TEST_PAUSE_STAGE": pause,
-            "GROWTH_TEST_PAUSE_FILE": str(tmp_path / "paused"),
-        }
-    cmd = [sys.executable, "-m", "growth.jobs.production", "--config", str(config), "--db", db]
-    cmd += ["--log-dir", str(tmp_path / "logs")]
+        script = REPO / "tests" / "paused_nightly.py"
+        cmd = [sys.executable, str(script), str(config), db, str(tmp_path / "paused"), pause]
+    else:
+        cmd = [sys.executable, "-m", "growth", "nightly", "--config", str(config), "--db", db]
+        cmd += ["--log-dir", str(tmp_path / "logs")]
     return subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -119,7 +116,7 @@ def test_killed_run_leaves_nothing_visible_and_is_failed_by_the_next(
         if pause == "score":  # a second process for the same date+campaign is refused
             rival = _start(config, db, tmp_path, None)
             _, err = rival.communicate(timeout=120)
-            assert rival.returncode == EXIT_BUSY, err
+            assert rival.returncode == ExitCode.BUSY, err
             assert "in progress" in err and str(proc.pid) in err
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -142,16 +139,18 @@ def test_exit_codes_for_bad_input_and_failed_run(
     db = f"sqlite:///{tmp_path / 'g.db'}"
     bad = tmp_path / "bad.toml"
     bad.write_text('campaign_date = "26/11/2026"\n')
-    assert main(["--config", str(bad), "--db", db]) == EXIT_BAD_INPUT
+    assert main(["nightly", "--config", str(bad), "--db", db]) == ExitCode.BAD_INPUT
     assert "campaign_date" in capsys.readouterr().err
-    assert main(["--config", str(tmp_path / "missing.toml"), "--db", db]) == EXIT_BAD_INPUT
+    missing = str(tmp_path / "missing.toml")
+    assert main(["nightly", "--config", missing, "--db", db]) == ExitCode.BAD_INPUT
 
     def broken(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
     monkeypatch.setattr(growth.jobs.pipeline, "plan_coupons", broken)
     config = _config(tmp_path)
-    assert main(["--config", str(config), "--db", db, "--log-dir", str(tmp_path)]) == EXIT_FAILED
+    job = ["nightly", "--config", str(config), "--db", db, "--log-dir", str(tmp_path)]
+    assert main(job) == ExitCode.FAILED
     assert "solver exploded" in capsys.readouterr().err
     store = Store(db)
     run = store.runs().iloc[0]
@@ -161,4 +160,24 @@ def test_exit_codes_for_bad_input_and_failed_run(
     assert stages["status"].tolist()[-1] == "failed"
     assert store.read("run_locks").empty
     monkeypatch.undo()
-    assert main(["--config", str(config), "--db", db, "--log-dir", str(tmp_path)]) == EXIT_OK
+    assert main(job) == ExitCode.OK
+
+
+def test_stage_clock_numbers_times_and_fails_stages() -> None:
+    """The one stage clock numbers planned stages on the console and keeps a failed stage's row."""
+    out = io.StringIO()
+    clock = StageClock(["data", "push", "train"], console=Console(file=out, width=200))
+    started: list[str] = []
+    clock.on_start = started.append
+    with clock("data") as stage:
+        stage.detail = "3 users"
+    clock.skip("push", "the data has no push candidates")
+    with pytest.raises(RuntimeError, match="diverged"), clock("train"):
+        raise RuntimeError("diverged")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "stage 1/3 data ..." and lines[1].startswith("stage 1/3 data done in")
+    assert lines[1].endswith(": 3 users")
+    assert lines[2] == "stage 2/3 push skipped: the data has no push candidates"
+    assert lines[4].startswith("stage 3/3 train failed after")
+    assert started == ["data", "train"] and list(clock.timings) == ["data"]
+    assert [(r.stage, r.status) for r in clock.rows] == [("data", "succeeded"), ("train", "failed")]

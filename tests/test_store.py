@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-import growth.store.store as store_module
+import growth.store.runs as run_rows
 from growth.store import (
     EXAMPLE_QUERIES,
     RESULT_TABLES,
@@ -26,6 +26,7 @@ from growth.store import (
     RunFailed,
     Store,
     code_version,
+    normalise_rows,
 )
 
 DAY = date(2026, 11, 26)
@@ -236,7 +237,7 @@ def test_failure_while_writing_rolls_back_every_table(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Results are written in one transaction: a failure after the first table keeps nothing."""
-    real_insert = store_module.insert_frame
+    real_insert = run_rows.insert_frame
     calls: list[str] = []
 
     def insert_then_fail(conn, tbl, frame, run_id):  # type: ignore[no-untyped-def]
@@ -245,7 +246,7 @@ def test_failure_while_writing_rolls_back_every_table(
             raise OSError("disk full")
         real_insert(conn, tbl, frame, run_id)
 
-    monkeypatch.setattr(store_module, "insert_frame", insert_then_fail)
+    monkeypatch.setattr(run_rows, "insert_frame", insert_then_fail)
     with pytest.raises(RunFailed, match="disk full") as info:
         _write_all(store)
     assert len(calls) == 2  # the first table really was inserted before the failure
@@ -260,47 +261,77 @@ def test_failure_while_writing_rolls_back_every_table(
         (
             "add_coupon_allocations",
             COUPONS.assign(colour="red"),
-            r"coupon_allocations: unknown column\(s\) \['colour'\]",
+            r"coupon_allocations: column 'colour': unknown column\(s\) \['colour'\]",
         ),
         (
             "add_coupon_allocations",
             COUPONS.drop(columns="expected_cost"),
-            r"coupon_allocations: missing required column\(s\) \['expected_cost'\]",
+            r"coupon_allocations: column 'expected_cost': missing required column\(s\) \['expected_cost'\]",
         ),
         (
             "add_coupon_allocations",
             COUPONS.assign(run_id=1),
-            r"coupon_allocations: column\(s\) \['run_id'\] are set by the store",
+            r"coupon_allocations: column 'run_id': set by the store",
         ),
         (
             "add_coupon_allocations",
             COUPONS.assign(expected_cost=[1.0, np.nan, 1.0, 1.0]),
-            r"coupon_allocations\.expected_cost: 1 missing value\(s\), first at row 1",
+            r"coupon_allocations: column 'expected_cost', row 1: missing value .*\(1 missing in all\)",
         ),
         (
             "add_coupon_allocations",
             COUPONS.assign(expected_cost=[1.0, 1.0, -0.5, 1.0]),
-            r"coupon_allocations\.expected_cost: row 2 value -0\.5 is below the minimum 0\.0",
+            r"coupon_allocations: column 'expected_cost', row 2: value -0\.5 is below the minimum 0$",
         ),
         (
             "add_push_schedule",
             PUSHES.assign(hour=[9, 9, 24, 9]),
-            r"push_schedules\.hour: row 2 value 24 is above the maximum 23",
+            r"push_schedules: column 'hour', row 2: value 24 is above the maximum 23",
         ),
         (
             "add_push_schedule",
             PUSHES.assign(user_id=[1, 2, 3.5, 4]),
-            r"push_schedules\.user_id: row 2 value 3\.5 is not an integer",
+            r"push_schedules: column 'user_id', row 2: value 3\.5 is not an integer",
         ),
         (
             "add_channel_plan",
             [{**CHANNELS[0], "spend": "lots"}],
-            r"channel_plans\.spend: row 0 value 'lots' is not a number",
+            r"channel_plans: column 'spend', row 0: value 'lots' is not a number",
         ),
         (
             "add_model_metrics",
             [{**METRICS[0], "segment": "churned"}],
-            r"model_metrics\.segment: row 0 value 'churned' is not one of",
+            r"model_metrics: column 'segment', row 0: value 'churned' is not one of",
+        ),
+        (
+            "add_push_schedule",
+            PUSHES.assign(hour=[True, False, True, False]),
+            r"push_schedules: column 'hour', row 0: booleans given for a numeric column",
+        ),
+        (
+            "add_coupon_allocations",
+            COUPONS.assign(expected_value=[0.1, np.inf, 0.0, 0.3]),
+            r"coupon_allocations: column 'expected_value', row 1: value inf is not finite",
+        ),
+        (
+            "add_channel_plan",
+            [CHANNELS[1], {**CHANNELS[0], "channel_name": "x" * 129}],
+            r"channel_plans: column 'channel_name', row 1: value 'x+' is longer than 128 characters",
+        ),
+        (
+            "add_channel_plan",
+            [{**CHANNELS[1], "installs_lo": ""}],
+            r"channel_plans: column 'installs_lo', row 0: value '' is not a number",
+        ),
+        (
+            "add_pareto_points",
+            pd.concat([PARETO, PARETO[["spend"]]], axis=1),
+            r"pareto_points: column 'spend': column appears more than once",
+        ),
+        (
+            "add_pareto_points",
+            PARETO.assign(chosen=["yes", "no", "no"]),
+            r"pareto_points: column 'chosen', row 0: value 'yes' is not a bool",
         ),
     ],
 )
@@ -324,6 +355,21 @@ def test_list_of_dicts_defaults_and_nulls(store: Store) -> None:
     assert points["gmv"].dtype == np.float64 and points["chosen"].dtype == bool  # all-NULL column
     row = points.iloc[0]
     assert not row["chosen"] and np.isnan(row["gmv"]) and row["spend"] == 1.0
+
+
+def test_normalised_rows_keep_the_insert_dtypes() -> None:
+    """Validated rows come back in the dtypes the insert path hands to the driver."""
+    metrics = normalise_rows("model_metrics", [{**METRICS[0], "seed": None}, METRICS[1]])
+    assert str(metrics["seed"].dtype) == "Int64" and metrics["seed"].isna().tolist() == [
+        True,
+        False,
+    ]
+    assert metrics["value"].dtype == np.float64
+    pushes = normalise_rows("push_schedules", PUSHES)
+    assert pushes["hour"].dtype == np.int64 and pushes["user_id"].dtype == np.int64
+    points = normalise_rows("pareto_points", [{"front": "f", "point_id": 0}])
+    assert points.columns.tolist() == [c.name for c in RESULT_TABLES["pareto_points"].columns][2:]
+    assert points.loc[0, "chosen"] is False and points.loc[0, "gmv"] is None
 
 
 def test_growth_db_url_env_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,7 +28,7 @@ from growth.store import (
     VIEWS,
     Base,
     RunInProgress,
-    RunLock,
+    RunLockRow,
     StageTiming,
     Store,
     alembic_config,
@@ -198,7 +198,7 @@ def test_lease_is_exclusive_and_stale_leases_are_taken_over(db_url: str) -> None
         assert lease.held
     assert store.read("run_locks").empty
     now = datetime.now(UTC)
-    locks = RunLock.__table__
+    locks = RunLockRow.__table__
     stale = [  # a dead process here; a silent holder elsewhere whose lease ran out
         ("a", socket.gethostname(), 2**22 + 7, now + timedelta(hours=1)),
         ("b", "elsewhere", 1, now - timedelta(seconds=1)),

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from growth.data.schema import LIFECYCLES, TABLES
-from growth.world import World, WorldConfig, generate_world
+from growth.world import World, WorldConfig, generate_world, load_scenario
 from growth.world._sampling import join_tokens
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -300,6 +300,22 @@ def test_scenario_files_load_and_bad_config_is_rejected() -> None:
         WorldConfig(lifecycle_shares=bad)
     with pytest.raises(ValidationError, match="n_candidates"):
         WorldConfig(n_items=20, n_categories=5, n_merchants=5, n_candidates=30)
+
+
+def test_load_scenario_resolves_names_and_applies_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare scenario name is found in the data root; n_users/seed override the file."""
+    by_path = WorldConfig.from_toml(SCENARIOS / "small.toml")
+    assert load_scenario(SCENARIOS / "small.toml") == by_path
+    monkeypatch.chdir(SCENARIOS.parents[1])  # the data root is ./data
+    assert load_scenario("small") == by_path
+    tuned = load_scenario("small", n_users=500, seed=9)
+    assert (tuned.n_users, tuned.seed) == (500, 9)
+    assert tuned == by_path.model_copy(update={"n_users": 500, "seed": 9})
+    monkeypatch.setenv("GROWTH_DATA_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="unknown scenario 'small'"):
+        load_scenario("small")
 
 
 def test_small_scenario_generates_with_progress_bar() -> None:

@@ -5,7 +5,8 @@ A *dataset* is a folder of tables (one parquet or CSV file per table, named
 MovieLens adapter writes it, real data can be exported into it, and everything
 downstream (predictors, decision problems, the nightly job) consumes only this
 format.  ``growth.data.validation`` checks a table against its :class:`TableSchema`
-and names the file, column and row at fault.
+and names the file, column and row at fault; the SQL store checks its result rows
+with the same engine, against schemas it derives from its tables.
 
 Domain feature columns are open-ended: any column of ``users`` whose name starts
 with ``src_`` (the source domain, e.g. the payments app) or ``tgt_`` (the target
@@ -64,8 +65,9 @@ class Column:
     """One column of a table.
 
     ``nullable`` allows NaN/None; ``min``/``max`` bound numeric values
-    (inclusive); ``choices`` restricts string values; ``unique`` forbids
-    duplicates; ``references`` names ``"table.column"`` every value must exist in.
+    (inclusive); ``choices`` restricts string values; ``max_length`` bounds the
+    characters of a string (a SQL ``VARCHAR(n)``); ``unique`` forbids duplicates;
+    ``references`` names ``"table.column"`` every value must exist in.
     """
 
     name: str
@@ -74,6 +76,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] | None = None
+    max_length: int | None = None
     unique: bool = False
     references: str | None = None
     doc: str = ""
@@ -81,14 +84,26 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSchema:
-    """A table: its required columns and whether domain feature columns are allowed."""
+    """A table: its required and optional columns, and how strictly rows are read.
+
+    ``feature_prefixes`` (users only) admits the open-ended ``src_*``/``tgt_*``
+    feature columns; ``required`` says whether a dataset must contain the table.
+    Tables read from files keep the defaults: columns the schema does not name pass
+    through, and text is parsed (numbers, ``true``/``false``, ISO datetimes; ``""`` is
+    missing).  ``closed`` refuses columns the schema does not name; ``typed`` says the
+    values come typed from Python code rather than as text, so text is never parsed
+    into a number or a bool, and a bool where a number belongs is refused as a mistake
+    (the SQL store's result rows are both).
+    """
 
     name: str
     columns: tuple[Column, ...]
     doc: str = ""
-    feature_prefixes: tuple[str, ...] = ()  # users only: src_*/tgt_* feature columns
-    required: bool = True  # whether a dataset must contain this table
+    feature_prefixes: tuple[str, ...] = ()
+    required: bool = True
     optional_columns: tuple[Column, ...] = field(default=())
+    closed: bool = False
+    typed: bool = False
 
     def column(self, name: str) -> Column:
         for col in (*self.columns, *self.optional_columns):
@@ -99,13 +114,6 @@ class TableSchema:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
-
-
-def feature_kind(column_name: str, is_numeric: bool) -> ColumnKind:
-    """Kind of a domain feature column from its name and dtype."""
-    if column_name.endswith(MULTI_SUFFIXES):
-        return "multi"
-    return "float" if is_numeric else "str"
 
 
 USERS = TableSchema(

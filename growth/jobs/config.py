@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
 
+KIND = "nightly"
+"""The ``kind`` of the nightly job's runs and of its lease."""
+
 
 class NightlyConfig(BaseModel):
     """Everything one nightly run needs; ``scenario`` or ``data_dir`` says where data comes from."""

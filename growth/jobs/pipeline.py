@@ -15,19 +15,24 @@ Stages (each timed and logged):
    under fatigue caps, gaps, hourly capacity and industry shares;
 7. ``install``: fit channel response curves from history, split the
    acquisition budget, trace the installs-versus-retention Pareto front;
-8. ``store``: write the run and all its rows in one transaction.
+8. ``store``: hand the run's rows and summary to the run writer, which writes them
+   in one transaction when the run closes.
+
+The pipeline writes into a run it is given (:func:`run_pipeline`): the code that
+opens the run owns it (:func:`growth.jobs.production.run_nightly_job` opens it under
+the lease; :func:`run_nightly` opens one without a lease).  Each stage says on the
+console what it does and how far it got (a :class:`~growth.jobs.stages.StageClock`).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from rich.console import Console
 
 from growth.campaigns import coupons as coupon_campaign
 from growth.campaigns import install as install_campaign
@@ -37,12 +42,14 @@ from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.campaigns.install import InstallPlan, channel_names, fit_channel_models, plan_install
 from growth.campaigns.push import PushPlan, plan_push
 from growth.data.dataset import Dataset
-from growth.jobs.config import NightlyConfig
+from growth.jobs.config import KIND, NightlyConfig
+from growth.jobs.stages import StageClock
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import torch_threads, train_models, uses_raw_frame
-from growth.store import Store
+from growth.store import RunWriter, Store
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from growth.world import World
 
 
 @dataclass
@@ -91,38 +98,44 @@ def holdout_summary(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
     }
 
 
-class StageTimer:
-    """Times named stages and logs them; ``timings`` keeps seconds per stage."""
-
-    def __init__(self, report: Callable[[str], None] | None = None) -> None:
-        self.timings: dict[str, float] = {}
-        self.report = report
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        log.info("stage %s: started", name)
-        if self.report:
-            self.report(name)
-        yield
-        self.timings[name] = time.perf_counter() - start
-        log.info("stage %s: done in %.2f s", name, self.timings[name])
-
-
-def load_data(config: NightlyConfig, *, progress: bool = False):
+def load_data(config: NightlyConfig, *, progress: bool = False) -> tuple[Dataset, World | None]:
     """The dataset and, for a simulated world, the world itself (else ``None``)."""
     if config.data_dir is not None:
         from growth.data.io import read_dataset
 
         return read_dataset(config.data_dir), None
-    from growth.world import WorldConfig, generate_world
+    from growth.world import generate_world, load_scenario
 
-    overrides = {"n_users": config.n_users, "seed": config.seed}
-    world_config = WorldConfig.from_toml(
-        config.scenario, **{k: v for k, v in overrides.items() if v is not None}
-    )
+    world_config = load_scenario(config.scenario, n_users=config.n_users, seed=config.seed)
     world = generate_world(world_config, progress=progress)
     return world.dataset, world
+
+
+def planned_stages(config: NightlyConfig) -> list[str]:
+    """The stages a run of ``config`` means to run, in order (a stage may still be skipped
+    when the data lacks its tables)."""
+    stages = ["data", "train", "score", "coupons"]
+    if config.data_dir is None:
+        stages.append("truth")
+    if config.push.enabled:
+        stages.append("push")
+    if config.install.enabled:
+        stages.append("install")
+    return [*stages, "store"]
+
+
+def open_run(
+    store: Store, config: NightlyConfig, *, before_commit: Callable[[], None] | None = None
+) -> AbstractContextManager[RunWriter]:
+    """The nightly run of ``config`` in ``store`` (see :meth:`growth.store.Store.run`)."""
+    return store.run(
+        kind=KIND,
+        config=config.model_dump(mode="json"),
+        operator=config.operator,
+        campaign_date=config.campaign_date,
+        campaign=config.campaign,
+        before_commit=before_commit,
+    )
 
 
 def run_nightly(
@@ -130,89 +143,118 @@ def run_nightly(
     *,
     store: Store | None = None,
     progress: bool = False,
-    report: Callable[[str], None] | None = None,
+    console: Console | None = None,
 ) -> NightlyResult:
-    """Run the whole job and write it to ``store`` (default: ``Store()``) in one transaction."""
+    """Open a run in ``store`` (default: ``Store()``) and run the whole job into it.
+
+    No lease is taken: the production entry point is
+    :func:`growth.jobs.production.run_nightly_job`.
+    """
     store = store or Store()
-    timer = StageTimer(report)
-    with store.run(
-        kind="nightly",
-        config=config.model_dump(mode="json"),
-        operator=config.operator,
-        campaign_date=config.campaign_date,
-        campaign=config.campaign,
-    ) as run:
-        with timer("data"):
-            dataset, world = load_data(config, progress=progress)
-            segments = dataset.users["lifecycle"].value_counts().sort_index()
-        with timer("train"):
-            features = ConversionFeatures(dataset)
-            seed = world.config.seed if world is not None else (config.seed or 0)
-            models = train_models(
-                features,
-                predictor=config.predictor,
-                holdout_fraction=config.holdout_fraction,
-                max_train_rows=config.max_train_rows,
-                torch_threads=config.torch_threads,
-                seed=seed,
-            )
-        # torch's thread setting is OpenMP's too: only a torch model scores under it
-        threads = config.torch_threads if uses_raw_frame(models.conversion) else None
-        with timer("score"), torch_threads(threads):
-            decision = predicted_coupon_decision(
-                features, models.conversion, models.basket, progress=progress
-            )
-        with timer("coupons"):
-            plan = plan_coupons(decision, config.coupons)
-            coupon_front = plan.campaign.front()
-        truth = None
-        if world is not None:
-            with timer("truth"):
-                truth = coupon_campaign.score_against_truth(world, plan)
-        push = push_truth = None
-        if config.push.enabled and dataset.push_candidates is not None:
-            with timer("push"):
-                push = plan_push(features, config.push, seed=seed)
-                if world is not None:
-                    push_truth = push_campaign.score_against_truth(world, push)
-        install = install_truth = None
-        if config.install.enabled and dataset.channel_history is not None:
-            with timer("install"):
-                install = plan_install(
-                    fit_channel_models(dataset), channel_names(dataset), config.install, seed=seed
-                )
-                if not install.feasible:
-                    raise ValueError(f"install control is infeasible: {install.split.message}")
-                if world is not None:
-                    install_truth = install_campaign.score_against_truth(world, install)
-        with timer("store"):
-            metrics = models.metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
-            run.add_model_metrics(
-                metrics[["model", "dataset", "segment", "metric", "value", "seed"]]
-            )
-            run.add_coupon_allocations(decision.plan_frame(plan.choice))
-            run.add_pareto_points(coupon_front)
-            if push is not None:
-                run.add_push_schedule(push.frame())
-            if install is not None:
-                run.add_channel_plan(install.channel_plan_frame())
-                run.add_pareto_points(install.pareto_frame())
-            result = NightlyResult(
-                run_id=run.id,
-                config=config,
-                segments=segments,
-                metrics=models.metrics,
-                plan=plan,
-                truth=truth,
-                push=push,
-                push_truth=push_truth,
-                install=install,
-                install_truth=install_truth,
-                timings=timer.timings,
-                predictor=models.predictor,
-            )
-            run.summary = result.summary()
+    clock = StageClock(planned_stages(config), console=console)
+    with open_run(store, config) as run:
+        return run_pipeline(config, run, clock, progress=progress)
+
+
+def run_pipeline(
+    config: NightlyConfig, run: RunWriter, clock: StageClock, *, progress: bool = False
+) -> NightlyResult:
+    """Run every stage of ``config`` under ``clock``, handing the rows and summary to ``run``.
+
+    ``progress`` shows progress bars inside the long stages (world generation, scoring).
+    """
+    with clock("data") as stage:
+        dataset, world = load_data(config, progress=progress)
+        segments = dataset.users["lifecycle"].value_counts().sort_index()
+        stage.detail = f"{len(dataset.users):,} users, {len(dataset.exposures):,} exposures"
+    seed = world.config.seed if world is not None else (config.seed or 0)
+    with clock("train") as stage:
+        features = ConversionFeatures(dataset)
+        models = train_models(
+            features,
+            predictor=config.predictor,
+            holdout_fraction=config.holdout_fraction,
+            max_train_rows=config.max_train_rows,
+            torch_threads=config.torch_threads,
+            seed=seed,
+        )
+        stage.detail = f"conversion model {models.predictor}"
+    # torch's thread setting is OpenMP's too: only a torch model scores under it
+    threads = config.torch_threads if uses_raw_frame(models.conversion) else None
+    with clock("score") as stage, torch_threads(threads):
+        decision = predicted_coupon_decision(
+            features, models.conversion, models.basket, progress=progress
+        )
+        stage.detail = f"{decision.n_users:,} users x {len(decision.option_ids)} coupon options"
+    with clock("coupons") as stage:
+        plan = plan_coupons(decision, config.coupons)
+        coupon_front = plan.campaign.front()
+        stage.detail = f"{int((plan.choice >= 0).sum()):,} users get a coupon"
+    result = NightlyResult(
+        run_id=run.id,
+        config=config,
+        segments=segments,
+        metrics=models.metrics,
+        plan=plan,
+        truth=None,
+        timings=clock.timings,
+        predictor=models.predictor,
+    )
+    if world is not None:
+        with clock("truth"):
+            result.truth = coupon_campaign.score_against_truth(world, plan)
+    _push_and_install(result, dataset, features, world, clock, seed)
+    with clock("store") as stage:
+        metrics = models.metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
+        run.add_model_metrics(metrics[["model", "dataset", "segment", "metric", "value", "seed"]])
+        run.add_coupon_allocations(decision.plan_frame(plan.choice))
+        run.add_pareto_points(coupon_front)
+        if result.push is not None:
+            run.add_push_schedule(result.push.frame())
+        if result.install is not None:
+            run.add_channel_plan(result.install.channel_plan_frame())
+            run.add_pareto_points(result.install.pareto_frame())
+        run.summary = result.summary()
+        stage.detail = f"{sum(run.row_counts().values()):,} result rows"
     return result
+
+
+def _push_and_install(
+    result: NightlyResult,
+    dataset: Dataset,
+    features: ConversionFeatures,
+    world: World | None,
+    clock: StageClock,
+    seed: int,
+) -> None:
+    """Plan the day's pushes and the acquisition split into ``result`` (each scored against
+    the world's truth when there is a world), if enabled and the data has their tables."""
+    config = result.config
+    if config.push.enabled and _has(clock, "push", dataset.push_candidates, "push candidates"):
+        with clock("push") as stage:
+            result.push = plan_push(features, config.push, seed=seed)
+            if world is not None:
+                result.push_truth = push_campaign.score_against_truth(world, result.push)
+            stage.detail = f"{len(result.push.schedule.pushes):,} pushes"
+    if config.install.enabled and _has(
+        clock, "install", dataset.channel_history, "channel history"
+    ):
+        with clock("install") as stage:
+            result.install = plan_install(
+                fit_channel_models(dataset), channel_names(dataset), config.install, seed=seed
+            )
+            if not result.install.feasible:
+                raise ValueError(f"install control is infeasible: {result.install.split.message}")
+            if world is not None:
+                result.install_truth = install_campaign.score_against_truth(world, result.install)
+            stage.detail = f"{len(result.install.front)} Pareto points"
+
+
+def _has(clock: StageClock, stage: str, table: pd.DataFrame | None, what: str) -> bool:
+    """Whether the data has the table ``stage`` needs; if not, the stage is skipped."""
+    if table is None:
+        clock.skip(stage, f"the data has no {what}")
+    return table is not None
 
 
 def _dataset_name(dataset: Dataset, config: NightlyConfig) -> str:

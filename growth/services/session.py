@@ -25,9 +25,9 @@ from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import TrainedModels, sample_rows, train_models
-from growth.paths import default_db_url, scenario_names, scenario_path
+from growth.paths import default_db_url, scenario_names
 from growth.store import ENV_VAR, Store
-from growth.world import World, WorldConfig, generate_world
+from growth.world import World, WorldConfig, generate_world, load_scenario
 
 SCENARIO_ENV = "GROWTH_APP_SCENARIO"
 USERS_ENV = "GROWTH_APP_USERS"
@@ -71,11 +71,9 @@ def app_users() -> int | None:
 def world_config(scenario: str, n_users: int | None = None, seed: int | None = None) -> WorldConfig:
     """The scenario's :class:`WorldConfig`, with ``n_users``/``seed`` overrides when given."""
     try:
-        path = scenario_path(scenario)
+        return load_scenario(scenario, n_users=n_users, seed=seed)
     except FileNotFoundError as exc:
         raise ValueError(str(exc)) from None
-    overrides = {k: v for k, v in (("n_users", n_users), ("seed", seed)) if v is not None}
-    return WorldConfig.from_toml(path, **overrides)
 
 
 def load_world(scenario: str, n_users: int | None = None, seed: int | None = None) -> World:

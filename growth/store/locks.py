@@ -23,7 +23,6 @@ import os
 import socket
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,11 @@ from typing import Any
 from sqlalchemy import Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from growth.store.models import RunLock
+from growth.store.models import RunLockRow
 
 log = logging.getLogger(__name__)
 
-_LOCKS: Table = RunLock.__table__  # type: ignore[assignment]
+_LOCKS: Table = RunLockRow.__table__  # type: ignore[assignment]
 
 
 class RunInProgress(RuntimeError):
@@ -44,26 +43,6 @@ class RunInProgress(RuntimeError):
     def __init__(self, message: str, holder: dict[str, Any]) -> None:
         super().__init__(message)
         self.holder = holder
-
-
-@dataclass(frozen=True)
-class StageTiming:
-    """Wall time of one stage of a run (``status``: 'succeeded' or 'failed')."""
-
-    stage: str
-    started_at: datetime
-    duration_s: float
-    status: str = "succeeded"
-
-    def __post_init__(self) -> None:
-        if self.started_at.tzinfo is None:
-            raise ValueError(f"stage {self.stage!r}: started_at must be timezone-aware")
-        if not self.duration_s >= 0:
-            raise ValueError(f"stage {self.stage!r}: duration_s {self.duration_s!r} is negative")
-        if self.status not in ("succeeded", "failed"):
-            raise ValueError(
-                f"stage {self.stage!r}: status {self.status!r} is not succeeded/failed"
-            )
 
 
 def _now() -> datetime:

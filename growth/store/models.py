@@ -2,13 +2,15 @@
 
 Table names are a public contract (analysts and the app query them); columns may
 be extended.  Every result table has a surrogate ``id``, a ``run_id`` foreign key
-to :class:`Run` and an index on ``run_id``.  The DDL is portable: it is created
+to :class:`RunRow` and an index on ``run_id``.  The DDL is portable: it is created
 on SQLite by :class:`growth.store.Store` and is written so that PostgreSQL (and
 Alembic, which reads ``Base.metadata`` and its naming convention) can use it as is.
 
-Column ``info`` carries the extra checks :meth:`growth.store.RunWriter` applies
-when rows are added (``choices``, ``min``, ``max``), so the rules live next to
-the columns they govern.
+Column ``info`` carries the extra checks applied when rows are added (``choices``,
+``min``, ``max``; :func:`growth.store.rows.result_schema` turns each table into the
+data engine's schema), so the rules live next to the columns they govern.  The ORM
+classes end in ``Row`` (``CouponAllocationRow``): the plain names belong to the
+optimizers' results.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Run(Base):
+class RunRow(Base):
     """One execution of a job (nightly, coupons, push, install, ...).
 
     ``config`` and ``summary`` are JSON text (portable; PostgreSQL can cast them
@@ -137,7 +139,7 @@ class Run(Base):
     superseded_by: Mapped[int | None] = mapped_column(Integer)
 
 
-class RunStage(Base):
+class RunStageRow(Base):
     """Wall time of one stage of a run, in execution order (written when the run closes)."""
 
     __tablename__ = "run_stages"
@@ -150,7 +152,7 @@ class RunStage(Base):
     status: Mapped[str] = mapped_column(String(16))
 
 
-class RunLock(Base):
+class RunLockRow(Base):
     """Exclusive lease on a (job, campaign date, campaign): one row per run in progress.
 
     Inserted in its own transaction before a run starts (the primary key makes a
@@ -173,7 +175,7 @@ class RunLock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class RunResult:
+class ResultRowMixin:
     """Mixin: surrogate key plus the indexed foreign key to the owning run."""
 
     id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True, autoincrement=True, sort_order=-2)
@@ -182,7 +184,7 @@ class RunResult:
     )
 
 
-class ModelMetric(RunResult, Base):
+class ModelMetricRow(ResultRowMixin, Base):
     """One evaluation number: a model's metric on a dataset and segment (and seed)."""
 
     __tablename__ = "model_metrics"
@@ -195,7 +197,7 @@ class ModelMetric(RunResult, Base):
     seed: Mapped[int | None] = mapped_column(Integer)
 
 
-class CouponAllocation(RunResult, Base):
+class CouponAllocationRow(ResultRowMixin, Base):
     """The coupon option chosen for one user, with its predicted effect and cost.
 
     ``expected_value`` is the expected *incremental* conversions (uplift over no
@@ -214,7 +216,7 @@ class CouponAllocation(RunResult, Base):
     expected_gmv: Mapped[float | None] = mapped_column(Float)
 
 
-class PushSchedule(RunResult, Base):
+class PushScheduleRow(ResultRowMixin, Base):
     """One scheduled push: which message a user gets, at which hour of the day."""
 
     __tablename__ = "push_schedules"
@@ -227,7 +229,7 @@ class PushSchedule(RunResult, Base):
     expected_open: Mapped[float] = mapped_column(Float, info={"min": 0.0, "max": 1.0})
 
 
-class ChannelPlan(RunResult, Base):
+class ChannelPlanRow(ResultRowMixin, Base):
     """Spend on one acquisition channel in one named plan, with the funnel it buys.
 
     ``installs_lo``/``installs_hi`` bound the installs when the plan was solved
@@ -247,7 +249,7 @@ class ChannelPlan(RunResult, Base):
     installs_hi: Mapped[float | None] = mapped_column(Float)
 
 
-class ParetoPoint(RunResult, Base):
+class ParetoPointRow(ResultRowMixin, Base):
     """One point of a trade-off front; metrics that do not apply to a front are NULL."""
 
     __tablename__ = "pareto_points"
@@ -266,11 +268,11 @@ class ParetoPoint(RunResult, Base):
 
 
 RESULT_MODELS: tuple[type[Any], ...] = (
-    ModelMetric,
-    CouponAllocation,
-    PushSchedule,
-    ChannelPlan,
-    ParetoPoint,
+    ModelMetricRow,
+    CouponAllocationRow,
+    PushScheduleRow,
+    ChannelPlanRow,
+    ParetoPointRow,
 )
 """Tables a :class:`growth.store.RunWriter` fills, in write order."""
 

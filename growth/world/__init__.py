@@ -43,7 +43,7 @@ True
 """
 
 from growth.world.channels import ChannelTruth
-from growth.world.config import WorldConfig
+from growth.world.config import WorldConfig, load_scenario
 from growth.world.coupons import CouponCatalogue
 from growth.world.world import CouponTruth, World, generate_world
 
@@ -54,4 +54,5 @@ __all__ = [
     "World",
     "WorldConfig",
     "generate_world",
+    "load_scenario",
 ]

@@ -4,7 +4,8 @@ Every knob of the generative model lives here with a sensible default, so a
 scenario file only names what it changes.  Scenario files are TOML with the same
 keys as the fields below (``[lifecycle_shares]`` and the other mappings are TOML
 tables); unknown keys are an error so that a typo cannot silently fall back to a
-default.
+default.  :func:`load_scenario` is the one place where a scenario (a file, or a bare
+name looked up in the data root's scenarios folder) plus overrides becomes a config.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from growth.data.schema import LIFECYCLES
+from growth.paths import scenario_path
 
 DEFAULT_LIFECYCLE_SHARES: dict[str, float] = {
     "potential": 0.25,
@@ -201,3 +203,19 @@ class WorldConfig(BaseModel):
     def end_timestamp(self) -> dt.datetime:
         """Midnight at the end of ``end_date``: every log timestamp lies before it."""
         return dt.datetime.combine(self.end_date + dt.timedelta(days=1), dt.time())
+
+
+def load_scenario(
+    scenario: str | Path, *, n_users: int | None = None, seed: int | None = None
+) -> WorldConfig:
+    """The :class:`WorldConfig` of a scenario, with ``n_users``/``seed`` overrides when given.
+
+    ``scenario`` is a TOML path, or a bare name such as ``"small"`` looked up in the
+    data root's scenarios folder (:func:`growth.paths.scenario_path`).  Raises
+    ``FileNotFoundError`` naming the available scenarios for an unknown name.
+
+    >>> load_scenario("small", n_users=500).n_users
+    500
+    """
+    overrides = {key: v for key, v in (("n_users", n_users), ("seed", seed)) if v is not None}
+    return WorldConfig.from_toml(scenario_path(scenario), **overrides)

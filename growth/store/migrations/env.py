@@ -64,7 +64,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _migrate(connection)
         return
-    from growth.store.store import make_engine, resolve_url
+    from growth.store.engine import make_engine, resolve_url
 
     engine = make_engine(resolve_url(config.get_main_option("sqlalchemy.url") or None))
     try:

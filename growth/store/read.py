@@ -1,0 +1,87 @@
+"""Reading the store: read-only connections and typed frames of its tables and views.
+
+SQLite returns dates and times as text and booleans as 0/1, and a column whose
+values are all NULL comes back as ``None`` objects; :func:`typed` gives each store
+table's or view's columns their types whatever the backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Boolean, Connection, CursorResult, Engine, Float, Integer
+
+from growth.store.models import Base
+from growth.store.views import VIEWS
+
+READ_ONLY_SQL = re.compile(
+    r"^\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*(select|with|values)\b", re.I | re.S
+)
+"""What :meth:`growth.store.Store.query` accepts: a statement starting SELECT, WITH or VALUES."""
+
+_TEMPORAL = {"campaign_date": "date", "started_at": "utc", "finished_at": "utc"}
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection that cannot change the database (SQLite query_only / PG READ ONLY)."""
+    backend = engine.dialect.name
+    with engine.connect() as conn:
+        if backend == "sqlite":
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+        elif backend == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            if backend == "sqlite":
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+                conn.commit()
+
+
+def frame(result: CursorResult[Any]) -> pd.DataFrame:
+    """A frame of an untyped (text / ``*``) select.
+
+    Rows come from the DBAPI cursor as plain tuples: such a select has no result
+    processors to apply, and pandas builds a frame from tuples much faster than
+    from SQLAlchemy ``Row`` objects.
+    """
+    keys = list(result.keys())
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    return pd.DataFrame.from_records(rows, columns=keys)
+
+
+def _column_types(name: str) -> tuple[set[str], set[str], set[str]]:
+    """Float, nullable-int and bool columns of a store table or view, by name."""
+    if name in VIEWS:
+        return set(VIEWS[name].floats), set(), {"chosen"} if name == "v_pareto_points" else set()
+    columns = Base.metadata.tables[name].columns
+    floats = {c.name for c in columns if isinstance(c.type, Float)}
+    ints = {c.name for c in columns if c.nullable and isinstance(c.type, Integer)}
+    bools = {c.name for c in columns if isinstance(c.type, Boolean)}
+    return floats, ints, bools
+
+
+def typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Give a store table's or view's columns their types (in place; returns ``frame``).
+
+    Dates -> datetime64, timestamps -> UTC datetime64, floats -> float64 with NaN,
+    nullable ints -> ``Int64``, bools -> bool (when no value is NULL).
+    """
+    floats, ints, bools = _column_types(name)
+    for col in frame.columns:
+        if col in _TEMPORAL:
+            frame[col] = pd.to_datetime(frame[col], utc=_TEMPORAL[col] == "utc", format="ISO8601")
+        elif col in floats:
+            frame[col] = pd.to_numeric(frame[col], errors="raise").astype("float64")
+        elif col in ints:
+            frame[col] = pd.to_numeric(frame[col], errors="raise").astype("Int64")
+        elif col in bools and frame[col].notna().all():
+            frame[col] = frame[col].astype(bool)
+    return frame
