@@ -11,6 +11,7 @@ pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 from streamlit.testing.v1 import AppTest
 
+from growth import cli
 from growth import services as svc
 from growth.campaigns.coupons import CouponCampaign, plan_coupons, true_coupon_decision
 from growth.campaigns.settings import CouponSettings, InstallSettings
@@ -144,14 +145,14 @@ def test_value_vs_budget_is_monotone(app_env):
 
 def test_launch_command_and_settings():
     """The launch command runs the app's entry headless on the requested port."""
-    cmd = svc.app_command(8765)
+    cmd = cli.app_command(8765)
     assert cmd[-8:] == [
         "--server.headless", "true", "--server.port", "8765",
         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     assert Path(cmd[4]).is_file()
     with pytest.raises(ValueError, match="port"):
-        svc.launch_app(port=70_000)
+        cli.launch_app(port=70_000)
     assert InstallSettings(budget=1.0).objective == "retained"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from growth import services as svc
+from growth import cli
 from growth.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,7 +46,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> 
 @pytest.fixture
 def app_server(tmp_path):
     """``streamlit run app/Home.py`` on a free loopback port with a tmp SQLite store."""
-    port = svc.free_port()
+    port = cli.free_port()
     db_url = f"sqlite:///{tmp_path / 'browser.db'}"
     env = {
         **os.environ,
@@ -57,7 +57,7 @@ def app_server(tmp_path):
     }
     log = (tmp_path / "streamlit.log").open("w")
     proc = subprocess.Popen(
-        svc.app_command(port), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        cli.app_command(port), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -29,7 +29,6 @@ from growth.services.install import (
     plan_install,
     response_curves,
 )
-from growth.services.launch import app_command, app_entry, free_port, launch_app
 from growth.services.models import (
     calibration_frame,
     csde_attention,
@@ -69,8 +68,6 @@ __all__ = [
     "PushSettings",
     "World",
     "allocation_by_segment",
-    "app_command",
-    "app_entry",
     "app_users",
     "calibration_frame",
     "channel_table",
@@ -84,8 +81,6 @@ __all__ = [
     "default_scenario",
     "fatigue_stats",
     "fit_channel_models",
-    "free_port",
-    "launch_app",
     "lifecycle_segments",
     "limits_from_table",
     "load_world",
