@@ -53,17 +53,19 @@ import pandas as pd
 from growth.data.movielens import load_movielens
 from growth.modeling.features import ConversionFeatures
 from growth.world import WorldConfig, generate_world
+from predictors.base import constructor_params
 from predictors.features import FeatureSpec
-from predictors.lgbm import LightGBMModel
 from predictors.metrics import segment_metrics
-from predictors.models import REGISTRY
-from predictors.tabular import encode_tabular
-from predictors.torch.base import TorchEstimator, constructor_params
+from predictors.registry import get_predictor, predictor_names
 
 AUX_COLUMN = "aux_label"
 TARGET_ONLY_DOMAINS = ("user", "target", "item", "treatment")
 SEGMENT_ORDER = ("all", "active", "new", "lost", "potential")
 TABLE_METRICS = ("auc", "logloss", "ece")
+TARGET_ONLY_MODELS = ("lightgbm",)
+"""Models that also run on target features only (a second row of the table)."""
+REGISTRY: dict[str, type] = {name: get_predictor(name) for name in predictor_names("conversion")}
+"""The registered conversion models by name: the benchmark's default models."""
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,10 @@ def world_split(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     world = generate_world(WorldConfig(n_users=n_users, seed=seed))
     features = ConversionFeatures(world.dataset)
-    frame = features.exposure_frame(raw=True)
+    frame = features.exposure_frame()
     test_user = np.random.default_rng(seed).random(len(features.user_ids)) < test_fraction
     test = test_user[frame.user_pos]
-    spec = features.raw_spec()
+    spec = features.spec
     X_train = frame.X.loc[~test].reset_index(drop=True)
     y_train = frame.y[~test]
     return BenchmarkSplit(
@@ -148,14 +150,14 @@ def movielens_split(path: str | Path, **options: Any) -> BenchmarkSplit:
     """
     ml = load_movielens(path, **options)
     features = ConversionFeatures(ml.dataset)
-    target = features.exposure_frame(domain="target", raw=True)
-    source = features.exposure_frame(domain="source", raw=True)
+    target = features.exposure_frame(domain="target")
+    source = features.exposure_frame(domain="source")
     cut = np.datetime64(ml.split_time.tz_localize(None) if ml.split_time.tz else ml.split_time)
     train = target.timestamp < cut
     aux = source.timestamp < cut
     return BenchmarkSplit(
         dataset="movielens",
-        spec=features.raw_spec(),
+        spec=features.spec,
         X_train=target.X.loc[train].reset_index(drop=True),
         y_train=target.y[train],
         X_test=target.X.loc[~train].reset_index(drop=True),
@@ -182,7 +184,8 @@ def default_variants(
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[ModelVariant]:
-    """Both LightGBM variants, then every other registered model (all domains), by name.
+    """Every model on all domains, by name; those of :data:`TARGET_ONLY_MODELS` also on
+    target features only (listed first).
 
     ``params`` maps a registry name to constructor overrides (e.g. ``{"mlp": {"epochs": 3}}``).
     """
@@ -190,7 +193,7 @@ def default_variants(
     variants = []
     for name in sorted(registry):
         extra = dict(params.get(name, {}))
-        if registry[name] is LightGBMModel:
+        if name in TARGET_ONLY_MODELS:
             variants.append(ModelVariant("lightgbm_target", name, TARGET_ONLY_DOMAINS, extra))
             variants.append(ModelVariant("lightgbm_target_source", name, None, extra))
         else:
@@ -229,17 +232,6 @@ def fit_predict(
         raise ValueError(f"unknown model {variant.model!r}; registered: {sorted(registry)}")
     cls = registry[variant.model]
     spec = restrict(split.spec, variant.domains)
-    if not issubclass(cls, TorchEstimator):
-        fitted = spec.fit(split.X_train)
-        table = encode_tabular(fitted, split.X_train)
-        categorical = [f.name for f in fitted.fields if f.kind == "categorical"]
-        model = cls(**{"seed": seed, **variant.params})
-        start = time.perf_counter()
-        model.fit(table, split.y_train, categorical=categorical)
-        seconds = time.perf_counter() - start
-        p = model.predict_proba(encode_tabular(fitted, split.X_test))[:, 1]
-        return FitResult(p, seconds, len(table) / seconds, len(table))
-
     X, y, weight = split.X_train, split.y_train, None
     if "aux_column" in constructor_params(cls) and len(split.X_aux):
         X = pd.concat(
@@ -253,23 +245,27 @@ def fit_predict(
         weight = np.concatenate([np.ones(len(split.y_train)), np.zeros(len(split.y_aux))])
     model = cls(spec, **{"seed": seed, **variant.params})
     seen = 0
-    plain_loss = model.loss
+    plain_loss = getattr(model, "loss", None)  # models trained in mini-batches have one
 
     def counting_loss(module, batch, target, w):  # rows through the training loss
         nonlocal seen
         seen += len(target)
         return plain_loss(module, batch, target, w)
 
-    model.loss = counting_loss
+    if plain_loss is not None:
+        model.loss = counting_loss
     start = time.perf_counter()
     try:
-        model.fit(X, y, sample_weight=weight)
+        model.fit(X, y, **({} if weight is None else {"sample_weight": weight}))
     finally:
-        del model.loss
+        if plain_loss is not None:
+            del model.loss
     seconds = time.perf_counter() - start
     p = model.predict_proba(split.X_test)[:, 1]
-    # a model with its own training loop (no call to loss()) reports NaN: not measured
-    return FitResult(p, seconds, seen / seconds if seen else float("nan"), len(X))
+    # rows through the loss per second; a model without a loss hook: training rows per
+    # second of fit; a model with its own training loop (no call to loss()): NaN
+    rate = seen / seconds if seen else (len(X) / seconds if plain_loss is None else float("nan"))
+    return FitResult(p, seconds, rate, len(X))
 
 
 @dataclass

@@ -20,10 +20,10 @@ from growth.modeling.training import (
     candidate_predictors,
     choose_model,
     sample_rows,
-    torch_threads,
     train_models,
 )
 from growth.world import WorldConfig, generate_world
+from predictors.torch.base import using_torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +67,16 @@ def test_auto_stores_the_resolved_name_in_metrics(features):
     assert set(models.metrics["model"]) == {"lightgbm"}
 
 
-def test_max_train_rows_caps_torch_training_but_keeps_the_whole_holdout(features):
-    """A torch model learns from max_train_rows older rows; the holdout and LightGBM are whole."""
-    full = train_models(features, predictor="lightgbm", max_train_rows=100, seed=1)
-    capped = train_models(features, predictor="mlp", max_train_rows=100, seed=1)
-    assert full.n_train > 100 and capped.n_train == 100
-    assert capped.n_holdout == full.n_holdout
-    n_eval = capped.metrics.query("segment == 'all' and metric == 'n'")["value"].iloc[0]
-    assert n_eval == full.n_holdout
+def test_max_train_rows_caps_every_model_but_keeps_the_whole_holdout(features):
+    """Every conversion model learns from max_train_rows older rows (None: all); the holdout
+    is whole."""
+    full = train_models(features, predictor="lightgbm", max_train_rows=None, seed=1)
+    for name in ("lightgbm", "mlp"):
+        capped = train_models(features, predictor=name, max_train_rows=100, seed=1)
+        assert full.n_train > 100 and capped.n_train == 100
+        assert capped.n_holdout == full.n_holdout
+        n_eval = capped.metrics.query("segment == 'all' and metric == 'n'")["value"].iloc[0]
+        assert n_eval == full.n_holdout
 
 
 def test_sample_rows_is_a_seeded_ordered_subset():
@@ -103,10 +105,10 @@ def test_nightly_config_defaults_to_auto_and_rejects_unknown_predictors():
 def test_torch_threads_sets_and_restores_the_thread_count():
     """Inside the block torch uses the asked threads; afterwards the previous count is back."""
     before = torch.get_num_threads()
-    with torch_threads(before + 1):
+    with using_torch_threads(before + 1):
         assert torch.get_num_threads() == before + 1
     assert torch.get_num_threads() == before
-    with torch_threads(None):
+    with using_torch_threads(None):
         assert torch.get_num_threads() == before
 
 
@@ -138,11 +140,21 @@ def test_holdout_qini_prefers_the_worlds_true_uplift_to_its_reverse():
     none = feats.option_ids.index("none")
     truth = world.conversion.prob  # positions equal the world's user and item indices
 
-    def mirrored(u, i, k):
-        return 2 * truth(u, i, np.full_like(k, none)) - truth(u, i, k)
+    def true(rows, k):
+        return truth(frame.user_pos[rows], frame.item_pos[rows], np.full(len(rows), k))
 
-    good = holdout_qini(truth, feats, frame, holdout)
-    bad = holdout_qini(mirrored, feats, frame, holdout)
+    def mirrored(rows, k):
+        return 2 * true(rows, none) - true(rows, k)
+
+    def logged(predict):  # the holdout rows under the options they were shown
+        held = np.flatnonzero(holdout)
+        shown, p = frame.option_pos[held], np.zeros(len(held))
+        for k in np.unique(shown):
+            p[shown == k] = predict(held[shown == k], k)
+        return p
+
+    good = holdout_qini(true, feats, frame, holdout, logged(true))
+    bad = holdout_qini(mirrored, feats, frame, holdout, logged(mirrored))
     assert good.value > 0 > bad.value
     assert good.folds.shape == (SELECTION_FOLDS,)
     assert np.nanmean(good.folds) > 0 > np.nanmean(bad.folds)  # every fold is an experiment

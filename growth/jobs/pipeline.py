@@ -42,7 +42,7 @@ from growth.campaigns.push.truth import score_push_against_truth
 from growth.data.dataset import Dataset
 from growth.jobs.config import NightlyConfig
 from growth.modeling.features import ConversionFeatures
-from growth.modeling.training import torch_threads, train_models, uses_raw_frame
+from growth.modeling.training import train_models
 from growth.store import Store
 
 log = logging.getLogger(__name__)
@@ -173,12 +173,15 @@ def run_nightly(
                 max_train_rows=config.max_train_rows,
                 torch_threads=config.torch_threads,
                 seed=seed,
+                progress=progress,
             )
-        # torch's thread setting is OpenMP's too: only a torch model scores under it
-        threads = config.torch_threads if uses_raw_frame(models.conversion) else None
-        with timer("score"), torch_threads(threads):
+        with timer("score"):
             decision = predicted_coupon_decision(
-                features, models.conversion, models.basket, progress=progress
+                features,
+                models.conversion,
+                models.basket,
+                progress=progress,
+                torch_threads=config.torch_threads,
             )
         with timer("coupons"):
             plan = solve_coupon_plan(decision, config.coupons)

@@ -58,14 +58,14 @@ from torch import nn
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
 from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, CSDEParts
-from predictors.torch.base import PREDICT_BATCH, TrainConfig
+from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
 from predictors.torch.inputs import batch_size_of, take
 from predictors.torch.staged import TwoStageEstimator, masked_bce, masked_mean
 
 SUMMARY_ROWS = 20_000  # training rows (a seeded sample) that ``attention_`` summarises
 
 
-class CSDEConfig(TrainConfig):
+class CSDEConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`CSDEModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -118,54 +118,8 @@ class CSDEModel(TwoStageEstimator):
         "stage1_epochs": 1,
     }
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        user_dim: int = 32,
-        tower_hidden: tuple[int, ...] = (64,),
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        similarity: Literal["l2", "adversarial"] = "l2",
-        stage1_epochs: int = 4,
-        lambda_sim: float = 10.0,
-        lambda_gen: float = 1.0,
-        min_target_coverage: float = 0.5,
-        pooling: Literal["sum", "concat"] = "concat",
-        field_skip: bool = True,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 20,
-        patience: int = 3,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            user_dim=user_dim,
-            tower_hidden=tower_hidden,
-            hidden=hidden,
-            dropout=dropout,
-            similarity=similarity,
-            stage1_epochs=stage1_epochs,
-            lambda_sim=lambda_sim,
-            lambda_gen=lambda_gen,
-            min_target_coverage=min_target_coverage,
-            pooling=pooling,
-            field_skip=field_skip,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
+    def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
+        super().__init__(feature_spec, **params)
         self.attention_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ hooks

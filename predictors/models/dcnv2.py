@@ -17,12 +17,12 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.base import MiniBatchConfig, TorchEstimator
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, CrossNetV2, FieldEmbedding
 
 
-class DCNv2Config(TrainConfig):
+class DCNv2Config(MiniBatchConfig):
     """Hyper-parameters of :class:`DCNv2Model`; names equal its constructor arguments.
 
     ``cross_rank`` factorises each cross matrix as ``U V^T`` of that rank (the
@@ -74,41 +74,6 @@ class DCNv2Model(TorchEstimator):
         "hidden": (32,),
         "cross_layers": 2,
     }
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        cross_layers: int = 2,
-        cross_rank: int | None = 32,
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            cross_layers=cross_layers,
-            cross_rank=cross_rank,
-            hidden=hidden,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return DCNv2Net(spec, self.config_)

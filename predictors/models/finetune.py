@@ -28,12 +28,12 @@ from torch import nn
 
 from predictors.features import FeatureSpec
 from predictors.models.shared_bottom import AuxLabels, MultiTaskEstimator, input_spec
-from predictors.torch.base import TrainConfig
+from predictors.torch.base import MiniBatchConfig
 from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP, FieldEmbedding
 
 
-class FineTuneConfig(TrainConfig):
+class FineTuneConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`FineTuneModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -81,43 +81,6 @@ class FineTuneModel(MultiTaskEstimator):
         "pretrain_epochs": 1,
     }
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        aux_column: str = "aux_label",
-        pretrain_epochs: int = 5,
-        finetune_lr_scale: float = 0.5,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            hidden=hidden,
-            dropout=dropout,
-            aux_column=aux_column,
-            pretrain_epochs=pretrain_epochs,
-            finetune_lr_scale=finetune_lr_scale,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
-
     def build(self, spec: FeatureSpec) -> nn.Module:
         return FineTuneNet(spec, self.config_)
 
@@ -128,6 +91,7 @@ class FineTuneModel(MultiTaskEstimator):
         train: tuple[Batch, torch.Tensor, torch.Tensor | None],
         valid: tuple[Batch, torch.Tensor, torch.Tensor | None] | None,
         generator: torch.Generator,
+        context: Any = None,
     ) -> None:
         data, target, weight = train
         history: list[dict[str, Any]] = []

@@ -15,12 +15,12 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.base import MiniBatchConfig, TorchEstimator
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, FieldEmbedding
 
 
-class MLPConfig(TrainConfig):
+class MLPConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`MLPModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -55,37 +55,6 @@ class MLPModel(TorchEstimator):
     name = "mlp"
     Config = MLPConfig
     tiny_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 256, "hidden": (32,)}
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            hidden=hidden,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return MLPNet(spec, self.config_)

@@ -25,12 +25,12 @@ from predictors.models.shared_bottom import (
     fill_aux_column,
     input_spec,
 )
-from predictors.torch.base import PREDICT_BATCH, TrainConfig
+from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
 from predictors.torch.inputs import Batch, batch_size_of, take
 from predictors.torch.layers import MLP, FieldEmbedding, MixtureOfExperts
 
 
-class MMOEConfig(TrainConfig):
+class MMOEConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`MMOEModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -93,45 +93,6 @@ class MMOEModel(MultiTaskEstimator):
         "expert_hidden": (16,),
         "tower_hidden": (8,),
     }
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        n_experts: int = 4,
-        expert_hidden: tuple[int, ...] = (64,),
-        tower_hidden: tuple[int, ...] = (32,),
-        dropout: float = 0.1,
-        aux_column: str = "aux_label",
-        aux_weight: float = 1.0,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            n_experts=n_experts,
-            expert_hidden=expert_hidden,
-            tower_hidden=tower_hidden,
-            dropout=dropout,
-            aux_column=aux_column,
-            aux_weight=aux_weight,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return MMOENet(spec, self.config_)

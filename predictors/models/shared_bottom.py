@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from predictors.features import FeatureSpec, Field
-from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.base import MiniBatchConfig, TorchEstimator
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, FieldEmbedding
 
@@ -144,25 +144,19 @@ class MultiTaskEstimator(TorchEstimator):
 
         Rows with only an auxiliary label should get ``sample_weight`` 0.
         """
-        column = self.get_params().get("aux_column", "aux_label")
-        spec, X = with_aux_field(self.feature_spec, X, column)
+        cfg = self._validated_config()
+        spec, X = with_aux_field(self.feature_spec, X, cfg.aux_column)
         if eval_set is not None:
             X_valid, y_valid = eval_set
-            X_valid = with_aux_field(self.feature_spec, X_valid, column)[1]
+            X_valid = with_aux_field(self.feature_spec, X_valid, cfg.aux_column)[1]
             eval_set = (fill_aux_column(spec, X_valid), y_valid)
-        original = self.feature_spec
-        self.feature_spec = spec
-        try:
-            super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
-        finally:
-            self.feature_spec = original
+        encoder, _, train, valid, _ = self._prepare(X, y, sample_weight, eval_set, cfg, spec)
+        self._fit_module(cfg, encoder, train, valid)
         return self
 
-    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
-        """Logits ``(n,)`` of the main task; the auxiliary column is not needed."""
-        if self.feature_spec_ is not None:
-            X = fill_aux_column(self.feature_spec_, X)
-        return super().decision_function(X)
+    def complete_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with the auxiliary column added (missing) when absent: prediction needs no label."""
+        return fill_aux_column(self.feature_spec_, X)
 
     def loss(
         self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
@@ -182,7 +176,7 @@ class MultiTaskEstimator(TorchEstimator):
         return total
 
 
-class SharedBottomConfig(TrainConfig):
+class SharedBottomConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`SharedBottomModel`; names equal its constructor arguments."""
 
     embedding_dim: int = PydanticField(16, ge=1)
@@ -236,43 +230,6 @@ class SharedBottomModel(MultiTaskEstimator):
         "bottom_hidden": (32,),
         "tower_hidden": (16,),
     }
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        bottom_hidden: tuple[int, ...] = (128,),
-        tower_hidden: tuple[int, ...] = (64,),
-        dropout: float = 0.1,
-        aux_column: str = "aux_label",
-        aux_weight: float = 1.0,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            bottom_hidden=bottom_hidden,
-            tower_hidden=tower_hidden,
-            dropout=dropout,
-            aux_column=aux_column,
-            aux_weight=aux_weight,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return SharedBottomNet(spec, self.config_)
