@@ -101,6 +101,11 @@ class Estimator:
         """Constructor keyword arguments (not the feature spec)."""
         return {key: getattr(self, key) for key in self.Config.model_fields}
 
+    @classmethod
+    def _saved_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameters read back from JSON, typed by ``Config`` again (lists become tuples)."""
+        return cls.Config(**params).model_dump()
+
     def _validated_config(self) -> Any:
         """The parameters checked against ``Config`` (called when ``fit`` starts)."""
         try:

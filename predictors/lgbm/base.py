@@ -191,7 +191,8 @@ class LightGBMEstimator(Estimator):
         meta = json.loads((folder / "config.json").read_text())
         if meta.get("model") != cls.name:
             raise ValueError(f"{folder} holds a {meta.get('model')!r} model, not {cls.name!r}")
-        model = cls(FeatureSpec.from_dict(meta["feature_spec"]), **meta["params"])
+        spec = FeatureSpec.from_dict(meta["feature_spec"])
+        model = cls(spec, **cls._saved_params(meta["params"]))
         model.booster_ = lgb.Booster(model_file=str(folder / "model.txt"))
         model.feature_spec_ = FeatureSpec.from_dict(meta["fitted_spec"])
         model.feature_names_in_ = tabular_columns(model.feature_spec_)[0]

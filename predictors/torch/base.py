@@ -449,7 +449,7 @@ class TorchEstimator(Estimator):
         if meta.get("model") != cls.name:
             raise ValueError(f"{folder} holds a {meta.get('model')!r} model, not {cls.name!r}")
         encoder = FrameEncoder.from_dict(meta["encoder"])
-        model = cls(encoder.spec, **meta["params"])
+        model = cls(encoder.spec, **cls._saved_params(meta["params"]))
         model.config_ = model._validated_config()
         model.encoder_, model.feature_spec_ = encoder, encoder.spec
         module = model.build(encoder.spec)
