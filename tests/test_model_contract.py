@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from predictors.base import NotFittedError
+from predictors.examples import DOMAINS, two_domain_frame
 from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.registry import REGISTRY, get_predictor, load_model, predictor_names
 from predictors.torch.base import TorchEstimator
 
-DOMAINS = {"src_": "source", "tgt_": "target", "coupon_": "treatment"}
 ENTITY_COLUMNS = [
     "src_spend",
     "src_visits",
@@ -33,47 +33,8 @@ NAMES = predictor_names()
 
 
 def make_world(n: int = 3_000, *, seed: int = 0, src_missing: float = 0.0) -> tuple:
-    """A two-domain frame: src_* numeric + sequence, tgt_* numeric + tags + categorical, coupons.
-
-    Returns ``(X, y, order_value)``: 0/1 labels and a log-normal order value on the
-    converting rows (NaN elsewhere) that grows with the same signal.
-    """
-    rng = np.random.default_rng(seed)
-
-    def tokens(max_len: int, n_tokens: int) -> tuple[pd.Series, np.ndarray]:
-        lists = [rng.integers(0, n_tokens, k) for k in rng.integers(0, max_len + 1, n)]
-        has_zero = np.array([bool((t == 0).any()) for t in lists])
-        return pd.Series(["|".join(map(str, t)) for t in lists]), has_zero
-
-    src_seq, src_hit = tokens(5, 20)
-    tgt_tags, tgt_hit = tokens(3, 8)
-    X = pd.DataFrame(
-        {
-            "src_spend": rng.normal(size=n),
-            "src_visits": rng.poisson(3.0, size=n).astype(float),
-            "src_item_seq": src_seq,
-            "tgt_power": rng.normal(500.0, 100.0, size=n),
-            "tgt_user_tags": tgt_tags,
-            "tgt_tier": rng.choice(["gold", "silver", "bronze"], size=n),
-            "coupon_type": rng.choice(["none", "red_packet", "full_reduction"], size=n),
-            "coupon_face": rng.choice([0.0, 5.0, 10.0], size=n),
-        }
-    )
-    logit = (
-        -0.3
-        + 1.5 * X["src_spend"]
-        + 1.0 * src_hit
-        - (X["tgt_power"] - 500.0) / 100.0
-        + 1.2 * tgt_hit
-        + 0.8 * (X["tgt_tier"] == "gold")
-        + 0.08 * X["coupon_face"]
-    )
-    gone = rng.random(n) < src_missing
-    X.loc[gone, ["src_spend", "src_visits"]] = np.nan
-    X.loc[gone, "src_item_seq"] = ""
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit.to_numpy()))).astype(np.int8)
-    value = np.exp(3.0 + 0.4 * logit.to_numpy() + rng.normal(0.0, 0.2, n))
-    return X, y, np.where(y == 1, value, np.nan)
+    """``(X, y, order_value)`` of the two-domain example frame (see :mod:`predictors.examples`)."""
+    return two_domain_frame(n, seed=seed, src_missing=src_missing)
 
 
 def target(name: str, y: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,6 +104,21 @@ def test_nightly_config_defaults_to_auto_and_rejects_unknown_predictors():
         NightlyConfig(predictor="nope")
     with pytest.raises(ValidationError, match="max_train_rows"):
         NightlyConfig(max_train_rows=-1)
+
+
+def test_validating_a_nightly_config_imports_neither_torch_nor_the_optimizers():
+    """The predictor is validated by name: a fresh interpreter loads no torch, LightGBM or solver."""
+    code = (
+        "import sys; from growth.jobs.config import NightlyConfig; "
+        "NightlyConfig(predictor='csde'); NightlyConfig(predictor='lightgbm'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightgbm', 'optimizers'}))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_torch_threads_sets_and_restores_the_thread_count():

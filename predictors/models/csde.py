@@ -99,11 +99,15 @@ class CSDEModel(TwoStageEstimator):
     training row has (over a seeded sample of at most ``SUMMARY_ROWS`` rows);
     :meth:`attention_weights` gives the weights per row.
 
-    Example::
+    Example:
 
-        model = CSDEModel(spec, similarity="l2", epochs=8, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
-        w = model.attention_weights(X)      # columns target, source, csde
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = CSDEModel(spec, similarity="l2", epochs=2, stage1_epochs=1, seed=1).fit(X, y)
+    >>> list(model.attention_weights(X).columns)
+    ['target', 'source', 'csde']
     """
 
     name = "csde"

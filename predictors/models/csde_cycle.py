@@ -53,10 +53,15 @@ class CSDECycleModel(TwoStageEstimator):
     ``feature_spec`` needs fields of domains ``source`` and ``target``; domain
     ``user`` (demographics) joins the source side; every other domain is context.
 
-    Example::
+    Example:
 
-        model = CSDECycleModel(spec, epochs=8, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = CSDECycleModel(spec, epochs=2, stage1_epochs=1, seed=1).fit(X, y)
+    >>> model.predict_proba(X).shape
+    (600, 2)
     """
 
     name = "csde_cycle"

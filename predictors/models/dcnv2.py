@@ -59,11 +59,15 @@ class DCNv2Net(nn.Module):
 class DCNv2Model(TorchEstimator):
     """Conversion probability from a DCN-v2 over all fields of ``feature_spec``.
 
-    Example::
+    Example:
 
-        model = DCNv2Model(spec, cross_layers=2, epochs=5, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
-        len(model.module_.cross.layers)  # 2
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = DCNv2Model(spec, cross_layers=2, epochs=1, seed=1).fit(X, y)
+    >>> len(model.module_.cross.layers)
+    2
     """
 
     name = "dcnv2"

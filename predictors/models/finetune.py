@@ -27,10 +27,10 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.models.shared_bottom import AuxLabels, MultiTaskEstimator, input_spec
 from predictors.torch.base import MiniBatchConfig
 from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP, FieldEmbedding
+from predictors.torch.multitask import AuxLabels, MultiTaskEstimator, input_spec
 
 
 class FineTuneConfig(MiniBatchConfig):
@@ -64,12 +64,18 @@ class FineTuneNet(nn.Module):
 class FineTuneModel(MultiTaskEstimator):
     """Pretrain on auxiliary (source) labels, then fine-tune on ``y`` (see the module docstring).
 
-    Example::
+    Example:
 
-        X["aux_label"] = source_label  # NaN on target rows
-        w = X["aux_label"].isna().astype(float)  # target rows only in phase 2
-        model = FineTuneModel(spec, pretrain_epochs=3).fit(X, y, sample_weight=w)
-        [h["phase"] for h in model.history_]  # ['pretrain'] * 3 + ['finetune', ...]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> rows = X.assign(aux_label=y.astype(float))
+    >>> rows.loc[300:, "aux_label"] = float("nan")  # NaN on target rows
+    >>> w = rows["aux_label"].isna().astype(float)  # target rows only in phase 2
+    >>> model = FineTuneModel(spec, pretrain_epochs=1, epochs=1, seed=1)
+    >>> [h["phase"] for h in model.fit(rows, y, sample_weight=w).history_]
+    ['pretrain', 'finetune']
     """
 
     name = "finetune"

@@ -142,12 +142,16 @@ class MAMLModel(TorchEstimator):
     one task and meta-training learns an initialisation that adapts fast to any
     small sample.
 
-    Example::
+    Example:
 
-        model = MAMLModel(spec, segment_columns=("region", "age_band", "lifecycle"))
-        model.fit(X_warm, y_warm)
-        cold = model.adapt(X_support, y_support)          # a copy; model is unchanged
-        p = cold.predict_proba(X_query)[:, 1]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = MAMLModel(spec, segment_columns=("tgt_tier",), epochs=1, hidden=(16,), seed=1)
+    >>> cold = model.fit(X, y).adapt(X.head(20), y[:20])  # a copy; model is unchanged
+    >>> cold.predict_proba(X.tail(5)).shape
+    (5, 2)
     """
 
     name = "maml"

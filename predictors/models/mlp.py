@@ -45,11 +45,15 @@ class MLPNet(nn.Module):
 class MLPModel(TorchEstimator):
     """Conversion probability from an MLP over all fields of ``feature_spec``.
 
-    Example::
+    Example:
 
-        spec = FeatureSpec.infer(X, {"src_": "source", "tgt_": "target"})
-        model = MLPModel(spec, epochs=5, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = MLPModel(spec, epochs=1, hidden=(16,), seed=1).fit(X, y)
+    >>> model.predict_proba(X).shape
+    (600, 2)
     """
 
     name = "mlp"

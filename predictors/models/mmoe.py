@@ -3,7 +3,7 @@
 Where a shared bottom forces both tasks through the same representation, MMOE
 lets each task mix the experts it needs, so a weakly related auxiliary task
 (source-domain conversion) hurts the main one less.  The auxiliary label rides
-in ``X[aux_column]`` exactly as for :mod:`predictors.models.shared_bottom`;
+in ``X[aux_column]`` exactly as for every model of :mod:`predictors.torch.multitask`;
 :meth:`MMOEModel.gates` exposes the per-row gate weights.
 """
 
@@ -19,15 +19,15 @@ from torch import nn
 
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
-from predictors.models.shared_bottom import (
+from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
+from predictors.torch.inputs import Batch, batch_size_of, take
+from predictors.torch.layers import MLP, FieldEmbedding, MixtureOfExperts
+from predictors.torch.multitask import (
     AuxLabels,
     MultiTaskEstimator,
     fill_aux_column,
     input_spec,
 )
-from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
-from predictors.torch.inputs import Batch, batch_size_of, take
-from predictors.torch.layers import MLP, FieldEmbedding, MixtureOfExperts
 
 
 class MMOEConfig(MiniBatchConfig):
@@ -77,11 +77,16 @@ class MMOENet(nn.Module):
 class MMOEModel(MultiTaskEstimator):
     """Multi-gate mixture-of-experts over all domains; task 0 is ``y``, task 1 ``X[aux_column]``.
 
-    Example::
+    Example:
 
-        X["aux_label"] = aux  # 0/1, NaN where unknown
-        model = MMOEModel(spec, n_experts=4).fit(X, y, sample_weight=w)
-        model.gates(X).shape  # (rows, tasks, experts); each gate sums to 1
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> rows = X.assign(aux_label=(X["src_spend"] > 0).astype(float))  # 0/1, NaN where unknown
+    >>> model = MMOEModel(spec, n_experts=4, epochs=1, seed=1).fit(rows, y)
+    >>> model.gates(X).shape  # (rows, tasks, experts); each gate sums to 1
+    (600, 2, 4)
     """
 
     name = "mmoe"
