@@ -70,6 +70,9 @@ class Estimator:
     task: ClassVar[Literal["classifier", "regressor"]] = "classifier"
     Config: ClassVar[type[BaseModel]]
     tiny_params: ClassVar[dict[str, Any]] = {}
+    trains_on_sample: ClassVar[bool] = False
+    """Whether a job caps this model's training rows (``max_train_rows``): True for models
+    whose training cost per row is high (the torch models)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

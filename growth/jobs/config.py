@@ -32,8 +32,9 @@ class NightlyConfig(BaseModel):
     max_train_rows: int | None = Field(
         300_000,
         ge=0,
-        description="the models train on a seeded sample of at most this many of the older "
-        "exposures (0 or None: all); the holdout is always whole",
+        description="a model that trains on a sample (the torch models) learns from a seeded "
+        "sample of at most this many of the older exposures (0 or None: all); the holdout "
+        "is always whole",
     )
     torch_threads: int | None = Field(
         1,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from growth.modeling.features import ConversionFeatures, ExposureFrame
 from growth.modeling.sampling import chronological_split, sample_rows
@@ -41,38 +43,64 @@ class TrainedModels:
     conversion: Any  # a registered conversion estimator
     basket: BasketSizeModel
     metrics: pd.DataFrame
-    n_train: int  # rows the models learnt from
+    n_train: int  # rows the conversion model learnt from
     n_holdout: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Rows:
-    """The exposure rows models learn from and are judged on, built once for every model."""
+    """The exposure rows models learn from and are judged on, each built once for every model."""
 
     frame: ExposureFrame
-    train: np.ndarray  # positions in ``frame``
+    older: np.ndarray  # positions in ``frame`` of the rows before the holdout
+    sample: np.ndarray  # a seeded sample of ``older`` (at most ``max_train_rows``)
     holdout: np.ndarray  # boolean mask over ``frame``
-    X_train: pd.DataFrame
-    X_holdout: pd.DataFrame
+    built: dict[int, pd.DataFrame] = field(default_factory=dict)
+
+    def training(self, model: Any) -> np.ndarray:
+        """The rows ``model`` learns from: the sample if it trains on one, else every older row."""
+        return self.sample if model.trains_on_sample else self.older
+
+    def X(self, rows: np.ndarray) -> pd.DataFrame:
+        """Raw rows of ``rows`` (``older`` or ``sample``), built at most once each."""
+        if len(rows) not in self.built:
+            every = self.built.get(len(self.older))
+            self.built[len(rows)] = (
+                self.frame.rows(rows)
+                if every is None
+                else every.iloc[np.searchsorted(self.older, rows)].reset_index(drop=True)
+            )
+        return self.built[len(rows)]
+
+    @cached_property
+    def X_holdout(self) -> pd.DataFrame:
+        return self.frame.rows(np.flatnonzero(self.holdout))
 
 
 def _fit_conversion(
     name: str, features: ConversionFeatures, rows: _Rows, *, seed: int, progress: bool
 ) -> FittedCandidate:
-    """Fit predictor ``name`` on the training rows, evaluate it by segment on the holdout."""
+    """Fit predictor ``name`` on its training rows, evaluate it by segment on the holdout."""
     frame, holdout = rows.frame, rows.holdout
     model = get_predictor(name)(features.spec, seed=seed, verbose=progress)
-    model.fit(rows.X_train, frame.y[rows.train])
+    train = rows.training(model)
+    log.info(
+        "%s: training on %d of %d older rows, %d torch threads",
+        name,
+        len(train),
+        len(rows.older),
+        torch.get_num_threads(),
+    )
+    model.fit(rows.X(train), frame.y[train])
     p = model.predict_proba(rows.X_holdout)[:, 1]
     metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
-    qini = holdout_qini(
-        counterfactual(model, features, frame), features, frame, holdout, p, seed=seed
-    )
+    predict = counterfactual(model, features, frame)
+    qini = holdout_qini(predict, features, frame, holdout, p, seed=seed)
     metrics.loc[len(metrics)] = {"segment": "all", "metric": "qini", "value": qini.value}
     metrics.insert(0, "model", name)
     auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
     log.info("%s: holdout AUC %.4f, Qini %.6f on %d rows", name, auc, qini.value, holdout.sum())
-    return FittedCandidate(name, model, metrics, len(rows.train), qini)
+    return FittedCandidate(name, model, metrics, len(train), qini)
 
 
 def train_models(
@@ -92,11 +120,12 @@ def train_models(
     :func:`candidate_predictors`: with several candidates :func:`choose_model`
     picks by holdout :data:`SELECTION_METRIC`).  Every model reads the same
     :meth:`ConversionFeatures.raw_frame` rows described by ``features.spec``.
-    ``max_train_rows`` caps the rows every conversion model learns from at a
-    seeded sample of the older exposures (None: all of them); the holdout is
-    always the whole newest ``holdout_fraction``.  The basket model learns from
-    every older exposure that converted with an order value (a small share of
-    the log).  ``torch_threads`` sets torch's threads while the models train
+    ``max_train_rows`` caps the rows of every model that declares it trains on
+    a sample (``trains_on_sample``: the torch models, whose cost per row is
+    high) at a seeded sample of the older exposures (None: all of them); the
+    other models learn from every older exposure, the basket model from those
+    that converted with an order value.  The holdout is always the whole newest
+    ``holdout_fraction``.  ``torch_threads`` sets torch's threads while the models train
     (None: leave them).  ``progress`` shows each model's training progress on
     the console.
     """
@@ -105,19 +134,12 @@ def train_models(
     frame = features.exposure_frame()
     holdout = chronological_split(frame, holdout_fraction)
     older = np.flatnonzero(~holdout)
-    train = sample_rows(older, max_train_rows, seed=seed)
-    rows = _Rows(frame, train, holdout, frame.rows(train), frame.rows(np.flatnonzero(holdout)))
+    rows = _Rows(frame, older, sample_rows(older, max_train_rows, seed=seed), holdout)
     with using_torch_threads(torch_threads):
-        fitted = []
-        for name in candidate_predictors(predictor, features):
-            log.info(
-                "%s: training on %d of %d older rows, %s torch threads",
-                name,
-                len(train),
-                len(older),
-                torch_threads or "default",
-            )
-            fitted.append(_fit_conversion(name, features, rows, seed=seed, progress=progress))
+        fitted = [
+            _fit_conversion(name, features, rows, seed=seed, progress=progress)
+            for name in candidate_predictors(predictor, features)
+        ]
     best, why = choose_model(fitted)
     if len(fitted) > 1:
         log.info("auto: %s chosen by holdout %s (%s)", best.name, SELECTION_METRIC, why)
@@ -130,6 +152,6 @@ def train_models(
         conversion=best.model,
         basket=basket,
         metrics=pd.concat([f.metrics for f in fitted], ignore_index=True),
-        n_train=len(train),
+        n_train=best.n_train,
         n_holdout=int(holdout.sum()),
     )

@@ -127,6 +127,7 @@ class TorchEstimator(Estimator):
     Config: ClassVar[type[TrainConfig]] = MiniBatchConfig
     max_tokens: ClassVar[int] = 32  # cap on the padded length of multi fields
     tiny_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 256}  # for tests
+    trains_on_sample: ClassVar[bool] = True
 
     def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
         super().__init__(feature_spec, **params)
