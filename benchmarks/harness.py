@@ -26,11 +26,13 @@ task teaches the shared layers to predict from source features alone.  The
 auxiliary rows reach the model with ``sample_weight`` 0 (they train the
 auxiliary head / the pretraining phase, never the main head).
 
-LightGBM runs twice: on target features only (domains user, target, item,
-treatment) and on target + source features.  Every other registered model uses
-all domains.  Training throughput is the number of rows passed through the
-training loss per second of ``fit`` (torch models), or training rows per
-second of the whole ``fit`` (LightGBM, which has no epochs).
+Every registered conversion model reads the same raw frames and its
+feature spec; those of :data:`TARGET_ONLY_MODELS` (LightGBM) run twice: on
+target features only (domains user, target, item, treatment) and on target +
+source features.  Training throughput is the number of rows passed through the
+training loss per second of ``fit`` (models trained in mini-batches), or
+training rows per second of the whole ``fit`` (models without a loss hook,
+such as LightGBM).
 
 Example::
 
@@ -64,7 +66,7 @@ SEGMENT_ORDER = ("all", "active", "new", "lost", "potential")
 TABLE_METRICS = ("auc", "logloss", "ece")
 TARGET_ONLY_MODELS = ("lightgbm",)
 """Models that also run on target features only (a second row of the table)."""
-REGISTRY: dict[str, type] = {name: get_predictor(name) for name in predictor_names("conversion")}
+CONVERSION_MODELS: dict[str, type] = {n: get_predictor(n) for n in predictor_names("conversion")}
 """The registered conversion models by name: the benchmark's default models."""
 
 
@@ -180,7 +182,7 @@ class ModelVariant:
 
 
 def default_variants(
-    registry: Mapping[str, type] = REGISTRY,
+    registry: Mapping[str, type] = CONVERSION_MODELS,
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[ModelVariant]:
@@ -225,7 +227,7 @@ def fit_predict(
     variant: ModelVariant,
     split: BenchmarkSplit,
     seed: int,
-    registry: Mapping[str, type] = REGISTRY,
+    registry: Mapping[str, type] = CONVERSION_MODELS,
 ) -> FitResult:
     """Fit ``variant`` on ``split``'s training (and, if it takes them, auxiliary) rows; score the test set."""
     if variant.model not in registry:
@@ -284,7 +286,7 @@ def run_benchmark(
     *,
     variants: Sequence[ModelVariant] | None = None,
     seeds: Iterable[int] = (0, 1, 2),
-    registry: Mapping[str, type] = REGISTRY,
+    registry: Mapping[str, type] = CONVERSION_MODELS,
     skip_errors: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> BenchmarkResult:

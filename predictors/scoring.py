@@ -53,24 +53,12 @@ def join_rows(
     return frame
 
 
-class FrameScorer:
-    """The plain :class:`GroupedScorer` of any classifier with ``predict_proba``: it joins
-    the rows and scores them (no saving; a reference and a fallback)."""
+class ContextRows:
+    """Base rows kept as entity positions plus their context columns; a subclass scores
+    ``(entity_index, context)`` in :meth:`_score` (the rows are joined only there)."""
 
-    def __init__(self, model, entities: pd.DataFrame) -> None:
-        self.model, self.entities = model, entities
-
-    def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> FrameRows:
-        return FrameRows(self, np.asarray(entity_index), context.reset_index(drop=True))
-
-
-class FrameRows:
-    """Base rows of a :class:`FrameScorer`."""
-
-    def __init__(
-        self, scorer: FrameScorer, entity_index: np.ndarray, context: pd.DataFrame
-    ) -> None:
-        self.scorer, self.entity_index, self.context = scorer, entity_index, context
+    def __init__(self, entity_index: np.ndarray, context: pd.DataFrame) -> None:
+        self.entity_index, self.context = np.asarray(entity_index), context.reset_index(drop=True)
 
     def predict(self) -> np.ndarray:
         return self._score(self.entity_index, self.context)
@@ -80,6 +68,30 @@ class FrameRows:
         for col in replaced.columns:
             context[col] = replaced[col].to_numpy()
         return self._score(self.entity_index[rows], context)
+
+    def _score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FrameScorer:
+    """The plain :class:`GroupedScorer` of any classifier with ``predict_proba``: it joins
+    the rows and scores them (no saving; a reference and a fallback)."""
+
+    def __init__(self, model, entities: pd.DataFrame) -> None:
+        self.model, self.entities = model, entities
+
+    def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> FrameRows:
+        return FrameRows(self, entity_index, context)
+
+
+class FrameRows(ContextRows):
+    """Base rows of a :class:`FrameScorer`."""
+
+    def __init__(
+        self, scorer: FrameScorer, entity_index: np.ndarray, context: pd.DataFrame
+    ) -> None:
+        super().__init__(entity_index, context)
+        self.scorer = scorer
 
     def _score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
         joined = join_rows(self.scorer.entities, entity_index, context)

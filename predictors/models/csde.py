@@ -28,9 +28,8 @@ or summed with ``pooling="sum"``) form the user vector, which joins the match
 demographics, item and coupon-option fields before the prediction MLP. With
 ``field_skip`` (default) that MLP also reads the target and source field
 embeddings themselves: the towers are narrow, and without the skip CSDE trailed
-a plain MLP over all fields on the simulated world (overall AUC 0.752 vs 0.760,
-20k users); with it, it matches the MLP on active users and keeps the generated
-embedding for new ones. The target domain counts as present when at least
+a plain MLP over all fields (``benchmarks/README.md``); with it, it matches the
+MLP on active users and keeps the generated embedding for new ones. The target domain counts as present when at least
 ``min_target_coverage`` of its fields are (the rule that also picks stage 1's
 real embeddings): in the simulated world a new user knows only
 ``tgt_days_since_visit`` and so leans on the source and generated embeddings.
@@ -80,8 +79,7 @@ class CSDEConfig(MiniBatchConfig):
     min_target_coverage: float = Field(0.5, gt=0, le=1)
     pooling: Literal["sum", "concat"] = "concat"
     field_skip: bool = True
-    # tuned on the simulated world (benchmarks/README.md): a lower rate, trained longer, and a
-    # similarity weight of 10 (1 and 30 were measured too)
+    # defaults tuned on the simulated world (benchmarks/README.md)
     lr: float = Field(1e-3, gt=0)
     epochs: int = Field(20, ge=1)
     patience: int = Field(3, ge=1)

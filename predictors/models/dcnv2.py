@@ -27,9 +27,9 @@ class DCNv2Config(MiniBatchConfig):
 
     ``cross_rank`` factorises each cross matrix as ``U V^T`` of that rank (the
     paper's low-rank variant); ``None`` uses full ``width x width`` matrices.  The
-    input is wide (36 fields x 16 = 576 on the world), so three full cross layers
-    hold ~1M weights and trained at 0.19x the MLP's samples/s; two rank-32 layers
-    train at 0.60x with the same AUC (``bench_predictors.py --n-users 5000``, 3 seeds).
+    input (every field's embedding) is wide, so full cross layers are large and
+    slow to train; the low-rank default trains much faster at the same AUC
+    (``benchmarks/README.md``).
     """
 
     embedding_dim: int = Field(16, ge=1)

@@ -233,9 +233,8 @@ class TorchEstimator(Estimator):
 
         Networks trained with dropout under-predict rare events at evaluation
         (the sigmoid is convex below 0.5, so the noise they were fitted under
-        raised their mean probability): on the simulated world CSDE's holdout
-        conversion rate came out 5-7 % low by coupon type, and a plan's real
-        spend overran its budget by as much.  Two parameters fitted on the
+        raised their mean probability), and a plan's real spend then overruns
+        its budget (``benchmarks/README.md``).  Two parameters fitted on the
         validation rows remove that bias without changing the ranking (``a > 0``).
         """
         z = self._logits(module, data).double().numpy()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from predictors.scoring import ContextRows
 from predictors.torch.inputs import take
 
 if TYPE_CHECKING:
@@ -31,25 +32,17 @@ class BatchScorer:
         self.entity_batch = model.encoder_.encode(entities, fields=self.entity_fields)
 
     def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> BatchRows:
-        return BatchRows(self, np.asarray(entity_index), self.model.complete_frame(context))
+        return BatchRows(self, entity_index, self.model.complete_frame(context))
 
 
-class BatchRows:
+class BatchRows(ContextRows):
     """Base rows of a :class:`BatchScorer`: entity positions plus their context columns."""
 
     def __init__(
         self, scorer: BatchScorer, entity_index: np.ndarray, context: pd.DataFrame
     ) -> None:
-        self.scorer, self.entity_index, self.context = scorer, entity_index, context
-
-    def predict(self) -> np.ndarray:
-        return self._score(self.entity_index, self.context)
-
-    def predict_variants(self, rows: np.ndarray, replaced: pd.DataFrame) -> np.ndarray:
-        context = self.context.iloc[rows].reset_index(drop=True)
-        for col in replaced.columns:
-            context[col] = replaced[col].to_numpy()
-        return self._score(self.entity_index[rows], context)
+        super().__init__(entity_index, context)
+        self.scorer = scorer
 
     def _score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
         s = self.scorer
