@@ -68,7 +68,7 @@ def split_world(
     """Warm training rows and the cold segments of one generated world."""
     world = generate_world(WorldConfig(n_users=n_users, seed=seed))
     features = ConversionFeatures(world.dataset)
-    exposures = features.exposure_frame(raw=True)
+    exposures = features.exposure_frame()
     X, y = exposures.X, exposures.y
     cell = X[list(CELL_COLUMNS)].astype(str).agg("|".join, axis=1).to_numpy()
     cells = np.unique(cell)
@@ -92,7 +92,7 @@ def split_world(
             )
         )
     warm = ~cold
-    return features.raw_spec(), X[warm].reset_index(drop=True), y[warm], segments
+    return features.spec, X[warm].reset_index(drop=True), y[warm], segments
 
 
 def finetune(model: MLPModel, X: pd.DataFrame, y: np.ndarray, steps: int, lr: float) -> MLPModel:

@@ -1,8 +1,8 @@
 """Benchmark every registered conversion predictor on the simulated world and MovieLens-100k.
 
 Rows: LightGBM on target features only and on target + source features, then
-every other model in ``predictors.models.REGISTRY`` (a model that raises is
-skipped with a printed note).  Columns: AUC, log loss and calibration error
+every other registered conversion model (``benchmarks.harness.CONVERSION_MODELS``;
+a model that raises is skipped with a printed note).  Columns: AUC, log loss and calibration error
 overall and by lifecycle segment (mean±std over seeds), and training
 samples/s.  Splits and the auxiliary rows of the multi-task / fine-tune
 models are described in :mod:`benchmarks.harness`.
@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from benchmarks.harness import (
+    CONVERSION_MODELS,
     BenchmarkSplit,
     default_variants,
     format_table,
@@ -45,7 +46,7 @@ from benchmarks.harness import (
     store_benchmark,
     world_split,
 )
-from predictors.models import REGISTRY
+from predictors.base import constructor_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,13 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    unknown = sorted(set(args.models or ()) - set(REGISTRY))
+    unknown = sorted(set(args.models or ()) - set(CONVERSION_MODELS))
     if unknown:
-        parser.error(f"unknown models {unknown}; registered: {sorted(REGISTRY)}")
-    registry = {k: v for k, v in REGISTRY.items() if args.models is None or k in args.models}
+        parser.error(f"unknown models {unknown}; registered: {sorted(CONVERSION_MODELS)}")
+    registry = {
+        k: v for k, v in CONVERSION_MODELS.items() if args.models is None or k in args.models
+    }
     params = {}
     if args.epochs is not None:
-        params = {name: {"epochs": args.epochs} for name in registry if name != "lightgbm"}
+        params = {
+            name: {"epochs": args.epochs}
+            for name, cls in registry.items()
+            if "epochs" in constructor_params(cls)
+        }
 
     datasets = {}
     for name in args.datasets:

@@ -26,11 +26,13 @@ task teaches the shared layers to predict from source features alone.  The
 auxiliary rows reach the model with ``sample_weight`` 0 (they train the
 auxiliary head / the pretraining phase, never the main head).
 
-LightGBM runs twice: on target features only (domains user, target, item,
-treatment) and on target + source features.  Every other registered model uses
-all domains.  Training throughput is the number of rows passed through the
-training loss per second of ``fit`` (torch models), or training rows per
-second of the whole ``fit`` (LightGBM, which has no epochs).
+Every registered conversion model reads the same raw frames and its
+feature spec; those of :data:`TARGET_ONLY_MODELS` (LightGBM) run twice: on
+target features only (domains user, target, item, treatment) and on target +
+source features.  Training throughput is the number of rows passed through the
+training loss per second of ``fit`` (models trained in mini-batches), or
+training rows per second of the whole ``fit`` (models without a loss hook,
+such as LightGBM).
 
 Example::
 
@@ -53,17 +55,19 @@ import pandas as pd
 from growth.data.movielens import load_movielens
 from growth.modeling.features import ConversionFeatures
 from growth.world import WorldConfig, generate_world
+from predictors.base import constructor_params
 from predictors.features import FeatureSpec
-from predictors.lgbm import LightGBMModel
 from predictors.metrics import segment_metrics
-from predictors.models import REGISTRY
-from predictors.tabular import encode_tabular
-from predictors.torch.base import TorchEstimator, constructor_params
+from predictors.registry import get_predictor, predictor_names
 
 AUX_COLUMN = "aux_label"
 TARGET_ONLY_DOMAINS = ("user", "target", "item", "treatment")
 SEGMENT_ORDER = ("all", "active", "new", "lost", "potential")
 TABLE_METRICS = ("auc", "logloss", "ece")
+TARGET_ONLY_MODELS = ("lightgbm",)
+"""Models that also run on target features only (a second row of the table)."""
+CONVERSION_MODELS: dict[str, type] = {n: get_predictor(n) for n in predictor_names("conversion")}
+"""The registered conversion models by name: the benchmark's default models."""
 
 
 @dataclass(frozen=True)
@@ -121,10 +125,10 @@ def world_split(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     world = generate_world(WorldConfig(n_users=n_users, seed=seed))
     features = ConversionFeatures(world.dataset)
-    frame = features.exposure_frame(raw=True)
+    frame = features.exposure_frame()
     test_user = np.random.default_rng(seed).random(len(features.user_ids)) < test_fraction
     test = test_user[frame.user_pos]
-    spec = features.raw_spec()
+    spec = features.spec
     X_train = frame.X.loc[~test].reset_index(drop=True)
     y_train = frame.y[~test]
     return BenchmarkSplit(
@@ -148,14 +152,14 @@ def movielens_split(path: str | Path, **options: Any) -> BenchmarkSplit:
     """
     ml = load_movielens(path, **options)
     features = ConversionFeatures(ml.dataset)
-    target = features.exposure_frame(domain="target", raw=True)
-    source = features.exposure_frame(domain="source", raw=True)
+    target = features.exposure_frame(domain="target")
+    source = features.exposure_frame(domain="source")
     cut = np.datetime64(ml.split_time.tz_localize(None) if ml.split_time.tz else ml.split_time)
     train = target.timestamp < cut
     aux = source.timestamp < cut
     return BenchmarkSplit(
         dataset="movielens",
-        spec=features.raw_spec(),
+        spec=features.spec,
         X_train=target.X.loc[train].reset_index(drop=True),
         y_train=target.y[train],
         X_test=target.X.loc[~train].reset_index(drop=True),
@@ -178,11 +182,12 @@ class ModelVariant:
 
 
 def default_variants(
-    registry: Mapping[str, type] = REGISTRY,
+    registry: Mapping[str, type] = CONVERSION_MODELS,
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[ModelVariant]:
-    """Both LightGBM variants, then every other registered model (all domains), by name.
+    """Every model on all domains, by name; those of :data:`TARGET_ONLY_MODELS` also on
+    target features only (listed first).
 
     ``params`` maps a registry name to constructor overrides (e.g. ``{"mlp": {"epochs": 3}}``).
     """
@@ -190,7 +195,7 @@ def default_variants(
     variants = []
     for name in sorted(registry):
         extra = dict(params.get(name, {}))
-        if registry[name] is LightGBMModel:
+        if name in TARGET_ONLY_MODELS:
             variants.append(ModelVariant("lightgbm_target", name, TARGET_ONLY_DOMAINS, extra))
             variants.append(ModelVariant("lightgbm_target_source", name, None, extra))
         else:
@@ -222,24 +227,13 @@ def fit_predict(
     variant: ModelVariant,
     split: BenchmarkSplit,
     seed: int,
-    registry: Mapping[str, type] = REGISTRY,
+    registry: Mapping[str, type] = CONVERSION_MODELS,
 ) -> FitResult:
     """Fit ``variant`` on ``split``'s training (and, if it takes them, auxiliary) rows; score the test set."""
     if variant.model not in registry:
         raise ValueError(f"unknown model {variant.model!r}; registered: {sorted(registry)}")
     cls = registry[variant.model]
     spec = restrict(split.spec, variant.domains)
-    if not issubclass(cls, TorchEstimator):
-        fitted = spec.fit(split.X_train)
-        table = encode_tabular(fitted, split.X_train)
-        categorical = [f.name for f in fitted.fields if f.kind == "categorical"]
-        model = cls(**{"seed": seed, **variant.params})
-        start = time.perf_counter()
-        model.fit(table, split.y_train, categorical=categorical)
-        seconds = time.perf_counter() - start
-        p = model.predict_proba(encode_tabular(fitted, split.X_test))[:, 1]
-        return FitResult(p, seconds, len(table) / seconds, len(table))
-
     X, y, weight = split.X_train, split.y_train, None
     if "aux_column" in constructor_params(cls) and len(split.X_aux):
         X = pd.concat(
@@ -253,23 +247,27 @@ def fit_predict(
         weight = np.concatenate([np.ones(len(split.y_train)), np.zeros(len(split.y_aux))])
     model = cls(spec, **{"seed": seed, **variant.params})
     seen = 0
-    plain_loss = model.loss
+    plain_loss = getattr(model, "loss", None)  # models trained in mini-batches have one
 
     def counting_loss(module, batch, target, w):  # rows through the training loss
         nonlocal seen
         seen += len(target)
         return plain_loss(module, batch, target, w)
 
-    model.loss = counting_loss
+    if plain_loss is not None:
+        model.loss = counting_loss
     start = time.perf_counter()
     try:
-        model.fit(X, y, sample_weight=weight)
+        model.fit(X, y, **({} if weight is None else {"sample_weight": weight}))
     finally:
-        del model.loss
+        if plain_loss is not None:
+            del model.loss
     seconds = time.perf_counter() - start
     p = model.predict_proba(split.X_test)[:, 1]
-    # a model with its own training loop (no call to loss()) reports NaN: not measured
-    return FitResult(p, seconds, seen / seconds if seen else float("nan"), len(X))
+    # rows through the loss per second; a model without a loss hook: training rows per
+    # second of fit; a model with its own training loop (no call to loss()): NaN
+    rate = seen / seconds if seen else (len(X) / seconds if plain_loss is None else float("nan"))
+    return FitResult(p, seconds, rate, len(X))
 
 
 @dataclass
@@ -288,7 +286,7 @@ def run_benchmark(
     *,
     variants: Sequence[ModelVariant] | None = None,
     seeds: Iterable[int] = (0, 1, 2),
-    registry: Mapping[str, type] = REGISTRY,
+    registry: Mapping[str, type] = CONVERSION_MODELS,
     skip_errors: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> BenchmarkResult:

@@ -2,95 +2,89 @@
 
 A full-reduction coupon ("spend X, get Y off") is only redeemed when the basket
 reaches X.  This model regresses the log order value of converted exposures on
-user and item features (LightGBM, L2 loss) and turns the residual spread into
-``P(basket >= threshold)`` under a log-normal error.
+the row's features (LightGBM, L2 loss) and turns the residual spread into
+``P(basket >= threshold)`` under a log-normal error.  Categorical codes enter as
+ordered numbers (the model does not declare them categorical to LightGBM).
 """
 
 from __future__ import annotations
 
-import lightgbm as lgb
+from typing import Any, ClassVar
+
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from scipy.stats import norm
 
-from predictors.base import check_columns, check_is_fitted
+from predictors.base import check_is_fitted, check_regression_target
+from predictors.lgbm.base import LightGBMConfig, LightGBMEstimator
+
+MIN_ORDERS = 20
+"""Rows with a positive order value the model needs to fit."""
 
 
-class BasketSizeModel:
-    """LightGBM regression of ``log(order_value)`` with a log-normal residual."""
+class BasketSizeConfig(LightGBMConfig):
+    """Hyper-parameters of :class:`BasketSizeModel`."""
 
-    name = "basket_lightgbm"
+    n_estimators: int = Field(200, ge=1)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(15, ge=2)
+    min_child_samples: int = Field(20, ge=1)
+    feature_fraction: float = Field(1.0, gt=0, le=1)
+    early_stopping_rounds: int = Field(20, ge=1)
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
 
-    def __init__(
-        self,
-        *,
-        n_estimators: int = 200,
-        learning_rate: float = 0.05,
-        num_leaves: int = 15,
-        validation_fraction: float = 0.2,
-        n_jobs: int = 0,
-        seed: int = 0,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.validation_fraction = validation_fraction
-        self.n_jobs = n_jobs
-        self.seed = seed
-        self.booster_: lgb.Booster | None = None
+
+class BasketSizeModel(LightGBMEstimator):
+    """LightGBM regression of ``log(order_value)`` with a log-normal residual ``sigma_``.
+
+    Example:
+
+    >>> from predictors.features import FeatureSpec
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"tgt_power": rng.normal(size=300)})
+    >>> value = np.exp(3.0 + 0.5 * X["tgt_power"].to_numpy() + rng.normal(0, 0.2, 300))
+    >>> model = BasketSizeModel(FeatureSpec.infer(X, {"tgt_": "target"}), n_estimators=30).fit(X, value)
+    >>> model.prob_at_least(X.head(2), np.array([0.0, 1e6])).round(3).tolist()
+    [1.0, 0.0]
+    """
+
+    name = "basket_size"
+    task = "regressor"
+    Config = BasketSizeConfig
+    objective = "regression"
+    declare_categorical = False
+    extra_state = ("sigma_",)
+    tiny_params: ClassVar[dict[str, Any]] = {"n_estimators": 40}
+
+    def __init__(self, feature_spec, **params: Any) -> None:
+        super().__init__(feature_spec, **params)
         self.sigma_: float | None = None
-        self.feature_names_in_: list[str] | None = None
 
-    def fit(self, X: pd.DataFrame, order_value: np.ndarray) -> BasketSizeModel:
-        """Fit on rows with a positive, finite order value (others are ignored)."""
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
-        value = np.asarray(order_value, dtype=np.float64)
-        if value.shape != (len(X),):
-            raise ValueError(f"order_value must have one entry per row of X ({len(X)})")
+    def fit(self, X: pd.DataFrame, order_value: Any) -> BasketSizeModel:
+        """Fit on the rows with a positive, finite order value (others are ignored)."""
+        cfg = self._validated_config()
+        value = check_regression_target(X, order_value)
         keep = np.isfinite(value) & (value > 0)
-        if keep.sum() < 20:
+        if keep.sum() < MIN_ORDERS:
             raise ValueError(
-                f"only {int(keep.sum())} rows have a positive order value; "
-                "the basket model needs at least 20 converted exposures with order_value"
+                f"only {int(keep.sum())} rows have a positive order value; the basket model "
+                f"needs at least {MIN_ORDERS} converted exposures with order_value"
             )
-        Xk, yk = X.loc[keep], np.log(value[keep])
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(Xk))
-        n_valid = max(1, int(self.validation_fraction * len(Xk)))
-        valid, train = order[:n_valid], order[n_valid:]
-        params = {
-            "objective": "regression",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "num_threads": self.n_jobs,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
-        }
-        dtrain = lgb.Dataset(Xk.iloc[train], yk[train])
-        dvalid = lgb.Dataset(Xk.iloc[valid], yk[valid], reference=dtrain)
-        self.booster_ = lgb.train(
-            params,
-            dtrain,
-            num_boost_round=self.n_estimators,
-            valid_sets=[dvalid],
-            callbacks=[lgb.early_stopping(20, verbose=False)],
-        )
-        residual = yk[valid] - self.booster_.predict(Xk.iloc[valid])
-        self.sigma_ = float(max(np.std(residual), 1e-3))
-        self.feature_names_in_ = list(X.columns)
+        table, target = self._encode_for_fit(X.loc[keep]), np.log(value[keep])
+        valid, train = self._split(len(table), cfg.validation_fraction, cfg.seed, at_least_one=True)
+        self._train(cfg, (table.iloc[train], target[train]), (table.iloc[valid], target[valid]))
+        fitted = self._predict_block(table.iloc[valid].to_numpy(np.float32))
+        self.sigma_ = float(max(np.std(target[valid] - fitted), 1e-3))
         return self
 
-    def predict_log_basket(self, X: pd.DataFrame) -> np.ndarray:
-        check_is_fitted(self, "booster_")
-        check_columns(X, self.feature_names_in_, type(self).__name__)
-        return np.asarray(self.booster_.predict(X[self.feature_names_in_]))
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted ``log(order_value)`` per row, ``(n,)``."""
+        return self._predict_block(self._encoded(X))
 
     def prob_at_least(self, X: pd.DataFrame, threshold: np.ndarray) -> np.ndarray:
         """``P(basket >= threshold)`` per row; 1 where the threshold is 0."""
-        return self.reach_probability(self.predict_log_basket(X), threshold)
+        return self.reach_probability(self.predict(X), threshold)
 
     def reach_probability(self, log_basket: np.ndarray, threshold: np.ndarray) -> np.ndarray:
         """``P(basket >= threshold)`` from predicted log baskets (broadcasts)."""
@@ -100,3 +94,8 @@ class BasketSizeModel:
         with np.errstate(divide="ignore"):
             z = (mu - np.log(np.maximum(threshold, 1e-12))) / self.sigma_
         return np.where(threshold > 0, norm.cdf(z), 1.0)
+
+    def expected_basket(self, log_basket: np.ndarray) -> np.ndarray:
+        """Mean order value ``exp(mu + sigma^2 / 2)`` of the log-normal from predicted log baskets."""
+        check_is_fitted(self, "sigma_")
+        return np.exp(np.asarray(log_basket) + 0.5 * self.sigma_**2)

@@ -125,12 +125,19 @@ class FeatureSpec:
         ]
         return cls(fields=tuple(fields))
 
-    def fit(self, frame: pd.DataFrame) -> FeatureSpec:
-        """Return a copy with vocabularies and token counts learned from ``frame``."""
-        self.check_columns(frame)
+    def fit(self, *frames: pd.DataFrame) -> FeatureSpec:
+        """Return a copy with vocabularies and token counts learned from ``frames``.
+
+        Each field learns from the first frame that has its column, so a spec of
+        joined rows can learn from the tables they are joined from (users, items,
+        coupon options) instead of from whichever rows a model trains on.
+        """
+        if not frames:
+            raise TypeError("fit needs at least one frame")
+        self.check_columns(*frames)
         fitted = []
         for f in self.fields:
-            col = frame[f.name]
+            col = next(frame[f.name] for frame in frames if f.name in frame.columns)
             if f.kind == "categorical":
                 values = sorted(col.dropna().astype(str).unique())
                 fitted.append(replace(f, vocab=("<unk>", *values)))
@@ -169,9 +176,9 @@ class FeatureSpec:
                     f"{model} needs fields of domain {needed!r}; the spec has domains {self.domains}"
                 )
 
-    def check_columns(self, frame: pd.DataFrame) -> None:
-        """Raise a ValueError naming every missing column."""
-        missing = [n for n in self.names if n not in frame.columns]
+    def check_columns(self, *frames: pd.DataFrame) -> None:
+        """Raise a ValueError naming every column that none of ``frames`` has."""
+        missing = [n for n in self.names if not any(n in frame.columns for frame in frames)]
         if missing:
             raise ValueError(
                 f"input frame lacks feature columns {missing}; "

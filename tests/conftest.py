@@ -52,5 +52,5 @@ def two_domain_rows():
     from growth.world import WorldConfig, generate_world
 
     features = ConversionFeatures(generate_world(WorldConfig(n_users=2_000, seed=3)).dataset)
-    frame = features.exposure_frame(raw=True)
-    return frame.X, frame.y, frame.segment, features.raw_spec()
+    frame = features.exposure_frame()
+    return frame.X, frame.y, frame.segment, features.spec

@@ -24,7 +24,7 @@ from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import available_predictors, train_models
 from growth.store import Store
 from growth.world import WorldConfig, generate_world
-from predictors.models import REGISTRY
+from predictors.registry import predictor_names
 
 TINY_TORCH = {"epochs": 1, "batch_size": 512}
 VARIANTS = [
@@ -101,7 +101,7 @@ def test_default_variants_cover_the_registry():
     """Both LightGBM variants plus one row for every other registered model."""
     labels = [v.label for v in default_variants()]
     assert "lightgbm_target" in labels and "lightgbm_target_source" in labels
-    assert set(REGISTRY) - {"lightgbm"} <= set(labels)
+    assert set(predictor_names("conversion")) - {"lightgbm"} <= set(labels)
     with pytest.raises(ValueError, match="'nowhere'"):
         fit_predict(ModelVariant("x", "lightgbm", ("nowhere",)), tiny_world(0), 0)
 

@@ -9,7 +9,9 @@ from growth import services as svc
 from growth.campaigns.coupons.scoring import _coupon_order, predicted_coupon_decision
 from growth.modeling.features import ConversionFeatures
 from predictors.basket import BasketSizeModel
-from predictors.lgbm import LightGBMModel
+from predictors.lgbm import LightGBMModel, split_trees
+from predictors.scoring import FrameScorer
+from predictors.tabular import encode_tabular
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +19,8 @@ def small() -> tuple[ConversionFeatures, LightGBMModel, BasketSizeModel]:
     """A small world's features with a quick LightGBM conversion model and a basket model."""
     features = svc.conversion_features(svc.load_world("small", 800))
     ex = features.exposure_frame()
-    model = LightGBMModel(n_estimators=40, seed=0).fit(ex.X, ex.y, categorical=features.categorical)
-    basket = BasketSizeModel(n_estimators=30, seed=0).fit(ex.X, ex.order_value)
+    model = LightGBMModel(features.spec, n_estimators=40, seed=0).fit(ex.X, ex.y)
+    basket = BasketSizeModel(features.spec, n_estimators=30, seed=0).fit(ex.X, ex.order_value)
     return features, model, basket
 
 
@@ -33,6 +35,9 @@ class MerchantBlindModel:
         p = 1.0 / (1.0 + np.exp(-logit.to_numpy(np.float64)))
         return np.column_stack([1.0 - p, p])
 
+    def grouped_scorer(self, entities, varying=()):
+        return FrameScorer(self, entities)
+
 
 def _scored_every_row(features, model, basket) -> dict[str, np.ndarray]:
     """Reference: score every (user, candidate, option) row with ``model`` and average per user."""
@@ -42,10 +47,10 @@ def _scored_every_row(features, model, basket) -> dict[str, np.ndarray]:
     i = features.item_positions(cand["item_id"].to_numpy())
     n, k1, m = len(features.user_ids), len(order), len(u)
     opt = np.repeat(order, m)
-    X = features.frame(np.tile(u, k1), np.tile(i, k1), opt)
+    X = features.raw_frame(np.tile(u, k1), np.tile(i, k1), opt)
     p = model.predict_proba(X)[:, 1].reshape(k1, m)
     applies = features.applicable(np.tile(i, k1), opt).reshape(k1, m)
-    log_basket = basket.predict_log_basket(X.iloc[:m])
+    log_basket = basket.predict(X.iloc[:m])
     reach = basket.reach_probability(log_basket[None, :], features.threshold[order][:, None])
     denom = np.maximum(np.bincount(u, minlength=n), 1)[:, None]
     total = lambda w: np.stack([np.bincount(u, weights=w[j], minlength=n) for j in range(k1)], 1)  # noqa: E731
@@ -60,21 +65,22 @@ def _scored_every_row(features, model, basket) -> dict[str, np.ndarray]:
 def test_tree_split_reproduces_lightgbm_probabilities(small):
     """Fixed trees + option trees give LightGBM's own probabilities (only the sum is regrouped)."""
     features, model, _ = small
-    split = model.split_trees(features.option_columns)
+    names = model.feature_names_in_
+    split = split_trees(model.booster_, names, features.option_columns, model.best_iteration_)
     assert split.n_fixed_trees + split.n_varying_trees == model.best_iteration_
     assert split.n_varying_trees > 0
     rng = np.random.default_rng(0)
     n = 3000
-    X = features.frame(
+    X = features.raw_frame(
         rng.integers(0, len(features.user_ids), n),
         rng.integers(0, len(features.item_ids), n),
         rng.integers(0, len(features.option_ids), n),
     )
-    block = X.to_numpy()
+    block = encode_tabular(model.feature_spec_, X).to_numpy()
     p = split.proba(split.raw_fixed(block) + split.raw_varying(block))
     np.testing.assert_allclose(p, model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="not columns the model was fitted on"):
-        model.split_trees(["no_such_column"])
+        split_trees(model.booster_, names, ["no_such_column"], model.best_iteration_)
 
 
 def test_rule_skipped_merchant_rows_match_scoring_them(small):
@@ -107,23 +113,24 @@ def test_lightgbm_decision_equals_plain_scoring_with_the_rule(small):
 
 def test_torch_scoring_from_encoded_users_equals_raw_frame_rows(small):
     """Encoding the users table once gives the probabilities of encoding raw_frame rows."""
-    from growth.campaigns.coupons.scoring import _ConversionScorer
-    from predictors.models import REGISTRY
+    from predictors.models import MLPModel
 
     features, _, basket = small
-    ex = features.exposure_frame(raw=True)
-    model = REGISTRY["mlp"](features.raw_spec(), epochs=1, batch_size=256, seed=0)
+    ex = features.exposure_frame()
+    model = MLPModel(features.spec, epochs=1, batch_size=256, seed=0)
     model.fit(ex.X, ex.y)
-    scorer = _ConversionScorer(features, model)
-    assert scorer.user_batch is not None, "the world's raw spec is all user and context columns"
+    scorer = model.grouped_scorer(features.user_frame, features.option_columns)
+    assert set(scorer.context_fields) == set(features.context_columns), "only context per row"
     rng = np.random.default_rng(1)
     m = 500
     u = rng.integers(0, len(features.user_ids), m)
     i = rng.integers(0, len(features.item_ids), m)
     opt = rng.integers(0, len(features.option_ids), m)
-    base = features.frame(u, i, np.zeros(m, np.int64)).to_numpy()
-    rows = np.arange(m)
+    base = scorer.rows(u, features.context_frame(i, np.zeros(m, np.int64)))
+    options = features.context_frame(i, opt, options_only=True)
     expected = model.predict_proba(features.raw_frame(u, i, opt))[:, 1]
-    np.testing.assert_allclose(scorer(base, u, i, rows, opt), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        base.predict_variants(np.arange(m), options), expected, rtol=0, atol=1e-6
+    )
     decision = predicted_coupon_decision(features, model, basket, chunk_users=150)
     assert np.isfinite(decision.conversion).all() and (decision.conversion > 0).any()

@@ -1,93 +1,61 @@
-"""The estimator contract, run over every model in predictors.models.REGISTRY.
+"""The estimator contract, run over every predictor in predictors.registry.REGISTRY.
 
-Torch models take the FeatureSpec first and a raw frame in ``fit``; LightGBM
-takes the tabular encoding of the same frame.  A model added to the registry
-is covered here automatically (it only needs a small ``tiny_params``).
+Every model takes the FeatureSpec first and the raw frame in ``fit``; a model
+added to the registry is covered here automatically (it only needs a small
+``tiny_params``).  Classifiers are checked on a 0/1 label, the regressor on an
+order value that only the converting rows have.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from predictors.base import NotFittedError
+from predictors.examples import DOMAINS, two_domain_frame
 from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
-from predictors.models import REGISTRY, load_model
-from predictors.tabular import encode_tabular
+from predictors.registry import REGISTRY, get_predictor, load_model, predictor_names
 from predictors.torch.base import TorchEstimator
 
-DOMAINS = {"src_": "source", "tgt_": "target", "coupon_": "treatment"}
-LIGHTGBM_TINY = {"n_estimators": 40, "min_child_samples": 20}
+ENTITY_COLUMNS = [
+    "src_spend",
+    "src_visits",
+    "src_item_seq",
+    "tgt_power",
+    "tgt_user_tags",
+    "tgt_tier",
+]
+NAMES = predictor_names()
 
 
 def make_world(n: int = 3_000, *, seed: int = 0, src_missing: float = 0.0) -> tuple:
-    """A two-domain frame: src_* numeric + sequence, tgt_* numeric + tags + categorical, coupons."""
-    rng = np.random.default_rng(seed)
-
-    def tokens(max_len: int, n_tokens: int) -> tuple[pd.Series, np.ndarray]:
-        lists = [rng.integers(0, n_tokens, k) for k in rng.integers(0, max_len + 1, n)]
-        has_zero = np.array([bool((t == 0).any()) for t in lists])
-        return pd.Series(["|".join(map(str, t)) for t in lists]), has_zero
-
-    src_seq, src_hit = tokens(5, 20)
-    tgt_tags, tgt_hit = tokens(3, 8)
-    X = pd.DataFrame(
-        {
-            "src_spend": rng.normal(size=n),
-            "src_visits": rng.poisson(3.0, size=n).astype(float),
-            "src_item_seq": src_seq,
-            "tgt_power": rng.normal(500.0, 100.0, size=n),
-            "tgt_user_tags": tgt_tags,
-            "tgt_tier": rng.choice(["gold", "silver", "bronze"], size=n),
-            "coupon_type": rng.choice(["none", "red_packet", "full_reduction"], size=n),
-            "coupon_face": rng.choice([0.0, 5.0, 10.0], size=n),
-        }
-    )
-    logit = (
-        -0.3
-        + 1.5 * X["src_spend"]
-        + 1.0 * src_hit
-        - (X["tgt_power"] - 500.0) / 100.0
-        + 1.2 * tgt_hit
-        + 0.8 * (X["tgt_tier"] == "gold")
-        + 0.08 * X["coupon_face"]
-    )
-    gone = rng.random(n) < src_missing
-    X.loc[gone, ["src_spend", "src_visits"]] = np.nan
-    X.loc[gone, "src_item_seq"] = ""
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit.to_numpy()))).astype(np.int8)
-    return X, y
+    """``(X, y, order_value)`` of the two-domain example frame (see :mod:`predictors.examples`)."""
+    return two_domain_frame(n, seed=seed, src_missing=src_missing)
 
 
-class Subject:
-    """Uniform handle on a registered model: builds it tiny and feeds it its input format."""
+def target(name: str, y: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """What model ``name`` learns: the order value for the regressor, else the label."""
+    return value if get_predictor(name).task == "regressor" else y
 
-    def __init__(self, name: str, spec: FeatureSpec, **overrides: Any) -> None:
-        self.cls = REGISTRY[name]
-        self.torch = issubclass(self.cls, TorchEstimator)
-        self.spec = spec
-        params = dict(self.cls.tiny_params if self.torch else LIGHTGBM_TINY) | overrides
-        self.model = self.cls(spec, **params) if self.torch else self.cls(**params)
 
-    def inputs(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X if self.torch else encode_tabular(self.spec.fit(X), X)
+def score(model, X: pd.DataFrame) -> np.ndarray:
+    """The regressor's prediction or a classifier's ``(n, 2)`` probabilities."""
+    return model.predict(X) if model.task == "regressor" else model.predict_proba(X)
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Subject:
-        self.model.fit(self.inputs(X), y)
-        return self
 
-    def proba(self, X: pd.DataFrame, model: Any = None) -> np.ndarray:
-        return (model or self.model).predict_proba(self.inputs(X))
+def tiny(name: str, spec: FeatureSpec, **overrides):
+    cls = get_predictor(name)
+    return cls(spec, **{**cls.tiny_params, **overrides})
 
 
 @pytest.fixture(scope="module")
-def world() -> tuple[pd.DataFrame, np.ndarray, FeatureSpec]:
-    X, y = make_world()
-    return X, y, FeatureSpec.infer(X, DOMAINS)
+def world() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, FeatureSpec]:
+    X, y, value = make_world()
+    return X, y, value, FeatureSpec.infer(X, DOMAINS)
 
 
 class _FittedCache(dict):
@@ -97,83 +65,160 @@ class _FittedCache(dict):
         super().__init__()
         self.world = world
 
-    def __missing__(self, name: str) -> Subject:
-        X, y, spec = self.world
-        self[name] = Subject(name, spec).fit(X, y)
+    def __missing__(self, name: str):
+        X, y, value, spec = self.world
+        self[name] = tiny(name, spec).fit(X, target(name, y, value))
         return self[name]
 
 
 @pytest.fixture(scope="module")
-def fitted(world) -> dict[str, Subject]:
+def fitted(world) -> dict:
     return _FittedCache(world)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_probabilities_are_a_distribution_and_rank_the_signal(name, world, fitted):
-    """predict_proba gives (n, 2) rows in [0, 1] summing to one that rank the synthetic signal."""
-    X, y, _ = world
-    p = fitted[name].proba(X)
-    assert p.shape == (len(X), 2)
-    assert ((p >= 0) & (p <= 1)).all()
-    np.testing.assert_allclose(p.sum(axis=1), 1.0)
-    assert binary_metrics(y, p[:, 1])["auc"] > 0.7
+def test_registry_lists_every_task_without_importing_models():
+    """Every entry names a task; the conversion names are what the nightly job accepts."""
+    assert {e.task for e in REGISTRY.values()} == {"conversion", "open", "basket"}
+    assert "lightgbm" in predictor_names("conversion") and "csde" in predictor_names("conversion")
+    with pytest.raises(ValueError, match="unknown predictor 'nope'"):
+        get_predictor("nope")
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", NAMES)
+def test_constructor_is_the_config(name):
+    """The keyword-only constructor arguments are the Config's fields with its defaults."""
+    cls = get_predictor(name)
+    params = inspect.signature(cls).parameters
+    assert next(iter(params)) == "feature_spec"
+    keyword = {p.name: p.default for p in params.values() if p.kind is p.KEYWORD_ONLY}
+    config = cls.Config.model_fields
+    assert keyword == {k: f.get_default(call_default_factory=True) for k, f in config.items()}
+    model = cls(FeatureSpec(fields=()))
+    assert model.get_params() == keyword
+    with pytest.raises(TypeError, match="unknown parameters"):
+        cls(FeatureSpec(fields=()), not_a_parameter=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_invalid_parameters_are_refused_when_fit_starts(name, world):
+    """A parameter outside its Config's limits is stored, then refused by fit naming it."""
+    X, y, value, spec = world
+    model = tiny(name, spec, seed="not a seed")
+    assert model.get_params()["seed"] == "not a seed"
+    with pytest.raises(ValueError, match="seed"):
+        model.fit(X, target(name, y, value))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fit_changes_only_fitted_attributes(name, world):
+    """After fit, every attribute not ending in '_' is what the constructor stored."""
+    X, y, value, spec = world
+    model = tiny(name, spec)
+    before = {k: v for k, v in vars(model).items() if not k.endswith("_")}
+    model.fit(X.iloc[:1_500], target(name, y, value)[:1_500])
+    after = {k: v for k, v in vars(model).items() if not k.endswith("_")}
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scores_rank_the_signal(name, world, fitted):
+    """Classifiers: (n, 2) rows in [0, 1] summing to one that rank the label; the regressor:
+    finite log order values that follow the order value."""
+    X, y, value, _ = world
+    out = score(fitted[name], X)
+    if fitted[name].task == "regressor":
+        assert out.shape == (len(X),) and np.isfinite(out).all()
+        sold = np.isfinite(value)
+        assert np.corrcoef(out[sold], np.log(value[sold]))[0, 1] > 0.7
+        return
+    assert out.shape == (len(X), 2)
+    assert ((out >= 0) & (out <= 1)).all()
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    assert binary_metrics(y, out[:, 1])["auc"] > 0.7
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_save_load_round_trip_gives_identical_predictions(name, world, fitted, tmp_path):
     """A saved model reloads (by class and via load_model) and predicts exactly the same."""
-    X, _, _ = world
-    subject = fitted[name]
-    subject.model.save(tmp_path / name)
-    for again in (subject.cls.load(tmp_path / name), load_model(tmp_path / name)):
-        np.testing.assert_array_equal(subject.proba(X), subject.proba(X, again))
+    X = world[0]
+    model = fitted[name]
+    model.save(tmp_path / name)
+    for again in (type(model).load(tmp_path / name), load_model(tmp_path / name)):
+        np.testing.assert_array_equal(score(model, X), score(again, X))
+        assert again.get_params() == model.get_params()
     assert (tmp_path / name / "config.json").is_file()
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_model(name, world):
     """Two fits with the same seed predict identically."""
-    X, y, spec = world
-    X, y = X.iloc[:800], y[:800]
-    a = Subject(name, spec, seed=7).fit(X, y)
-    b = Subject(name, spec, seed=7).fit(X, y)
-    np.testing.assert_array_equal(a.proba(X), b.proba(X))
+    X, y, value, spec = world
+    X, t = X.iloc[:800], target(name, y, value)[:800]
+    a = tiny(name, spec, seed=7).fit(X, t)
+    b = tiny(name, spec, seed=7).fit(X, t)
+    np.testing.assert_array_equal(score(a, X), score(b, X))
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", NAMES)
 def test_rows_without_a_source_domain_are_scored(name):
     """With 30% of rows missing every src_* field, fit works and those rows get finite scores."""
-    X, y = make_world(1_200, seed=3, src_missing=0.3)
-    spec = FeatureSpec.infer(X, DOMAINS)
-    subject = Subject(name, spec).fit(X, y)
+    X, y, value = make_world(1_200, seed=3, src_missing=0.3)
+    model = tiny(name, FeatureSpec.infer(X, DOMAINS)).fit(X, target(name, y, value))
     gone = X["src_spend"].isna().to_numpy()
     assert 0.2 < gone.mean() < 0.4
-    p = subject.proba(X)[:, 1]
-    assert np.isfinite(p).all()
-    assert binary_metrics(y, p)["auc"] > 0.6
+    out = score(model, X)
+    assert np.isfinite(out).all()
+    if model.task == "classifier":
+        assert binary_metrics(y, out[:, 1])["auc"] > 0.6
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", NAMES)
 def test_unfitted_and_missing_column_errors(name, world, fitted):
-    """predict before fit raises NotFittedError; a missing column raises ValueError naming it."""
-    X, _, spec = world
+    """Scoring before fit raises NotFittedError; a missing column raises ValueError naming it."""
+    X, _, _, spec = world
     with pytest.raises(NotFittedError, match="call fit"):
-        Subject(name, spec).proba(X)
+        score(tiny(name, spec), X)
     with pytest.raises(ValueError, match="tgt_power"):
-        fitted[name].model.predict_proba(fitted[name].inputs(X).drop(columns="tgt_power"))
+        score(fitted[name], X.drop(columns="tgt_power"))
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n, c in REGISTRY.items() if issubclass(c, TorchEstimator))
-)
+@pytest.mark.parametrize("name", NAMES)
+def test_grouped_scorer_matches_scoring_the_joined_rows(name, world, fitted):
+    """Entities encoded once + context rows score as the joined rows; variants with the
+    varying columns replaced score as the rows so changed."""
+    X, _, _, _ = world
+    model = fitted[name]
+    users = X[ENTITY_COLUMNS].iloc[::-1].reset_index(drop=True)  # a table in another order
+    index = np.arange(len(X))[::-1].copy()
+    rows = model.grouped_scorer(users, ["coupon_face"]).rows(index, X.drop(columns=ENTITY_COLUMNS))
+    column = 0 if model.task == "regressor" else 1
+
+    def direct(frame: pd.DataFrame) -> np.ndarray:
+        out = score(model, frame)
+        return out if out.ndim == 1 else out[:, column]
+
+    np.testing.assert_allclose(rows.predict(), direct(X), rtol=1e-6, atol=1e-9)
+    picked = np.arange(0, len(X), 7)
+    replaced = pd.DataFrame({"coupon_face": np.full(len(picked), 10.0)})
+    expected = direct(X.iloc[picked].assign(coupon_face=10.0))
+    np.testing.assert_allclose(
+        rows.predict_variants(picked, replaced), expected, rtol=1e-6, atol=1e-9
+    )
+
+
+TORCH = [n for n in predictor_names("conversion") if issubclass(get_predictor(n), TorchEstimator)]
+
+
+@pytest.mark.parametrize("name", TORCH)
 def test_torch_model_learns_heterogeneous_fields_from_a_raw_frame(name, world):
     """An unfitted spec is fitted on the raw frame; every field kind reaches the model."""
-    X, y, spec = world
-    model = Subject(name, spec).fit(X.iloc[:500], y[:500]).model
+    X, y, _, spec = world
+    model = tiny(name, spec).fit(X.iloc[:500], y[:500])
     assert not spec.fitted and model.feature_spec_.fitted
     kinds = {f.kind for f in model.feature_spec_.fields}
     assert kinds == {"numeric", "categorical", "multi"}
     assert model.feature_spec_.domains == ("source", "target", "treatment")
     assert len(model.history_) >= 1 and model.best_epoch_ is not None
     with pytest.raises(ValueError, match="src_item_seq"):
-        Subject(name, spec).fit(X.drop(columns="src_item_seq"), y)
+        tiny(name, spec).fit(X.drop(columns="src_item_seq"), y)

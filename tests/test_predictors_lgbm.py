@@ -13,6 +13,8 @@ from predictors.lgbm import LightGBMModel
 from predictors.metrics import binary_metrics, expected_calibration_error, segment_metrics
 from predictors.tabular import encode_tabular
 
+DOMAINS = {"src_": "source", "tgt_": "target", "region": "user"}
+
 
 @pytest.fixture
 def toy() -> tuple[pd.DataFrame, np.ndarray]:
@@ -33,7 +35,9 @@ def toy() -> tuple[pd.DataFrame, np.ndarray]:
 def test_fit_predict_proba_ranks_and_is_a_distribution(toy):
     """predict_proba returns (n, 2) rows summing to one and ranks a learnable signal."""
     X, y = toy
-    model = LightGBMModel(n_estimators=80, seed=1).fit(X, y, categorical=["region"])
+    spec = FeatureSpec.infer(X, DOMAINS, categorical=["region"])
+    model = LightGBMModel(spec, n_estimators=80, seed=1).fit(X, y)
+    assert model.categorical_ == ["region"]
     p = model.predict_proba(X)
     assert p.shape == (len(X), 2)
     assert np.allclose(p.sum(axis=1), 1.0)
@@ -44,7 +48,7 @@ def test_fit_predict_proba_ranks_and_is_a_distribution(toy):
 def test_save_load_round_trip_gives_identical_predictions(toy, tmp_path):
     """A saved model reloads from text + JSON and predicts exactly the same."""
     X, y = toy
-    model = LightGBMModel(n_estimators=40, seed=2).fit(X, y)
+    model = LightGBMModel(FeatureSpec.infer(X, DOMAINS), n_estimators=40, seed=2).fit(X, y)
     model.save(tmp_path / "m")
     again = LightGBMModel.load(tmp_path / "m")
     np.testing.assert_array_equal(model.predict_proba(X), again.predict_proba(X))
@@ -54,24 +58,28 @@ def test_save_load_round_trip_gives_identical_predictions(toy, tmp_path):
 def test_same_seed_same_model(toy):
     """Training is deterministic given the seed."""
     X, y = toy
-    a = LightGBMModel(n_estimators=30, seed=3).fit(X, y).predict_proba(X)
-    b = LightGBMModel(n_estimators=30, seed=3).fit(X, y).predict_proba(X)
+    spec = FeatureSpec.infer(X, DOMAINS)
+    a = LightGBMModel(spec, n_estimators=30, seed=3).fit(X, y).predict_proba(X)
+    b = LightGBMModel(spec, n_estimators=30, seed=3).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
 
 
 def test_contract_errors_are_clear(toy):
     """Unfitted use, bad labels, unknown parameters and missing columns are refused with a fix."""
     X, y = toy
+    spec = FeatureSpec.infer(X, DOMAINS)
     with pytest.raises(NotFittedError, match="call fit"):
-        LightGBMModel().predict_proba(X)
+        LightGBMModel(spec).predict_proba(X)
     with pytest.raises(ValueError, match="row 0 has 2"):
-        LightGBMModel().fit(X, np.r_[2, y[1:]])
+        LightGBMModel(spec).fit(X, np.r_[2, y[1:]])
     with pytest.raises(ValueError, match="single class"):
-        LightGBMModel().fit(X, np.zeros(len(X)))
-    with pytest.raises(TypeError, match="unknown LightGBMModel parameters"):
-        LightGBMModel(n_trees=3).fit(X, y)
-    model = LightGBMModel(n_estimators=5).fit(X, y)
-    with pytest.raises(ValueError, match=r"lacks: \['tgt_power'\]"):
+        LightGBMModel(spec).fit(X, np.zeros(len(X)))
+    with pytest.raises(TypeError, match=r"LightGBMModel got unknown parameters \['n_trees'\]"):
+        LightGBMModel(spec, n_trees=3)
+    with pytest.raises(ValueError, match="learning_rate"):
+        LightGBMModel(spec, learning_rate=2.0).fit(X, y)
+    model = LightGBMModel(spec, n_estimators=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"lacks feature columns \['tgt_power'\]"):
         model.predict_proba(X.drop(columns="tgt_power"))
 
 
@@ -106,7 +114,8 @@ def test_basket_model_prices_thresholds():
     X = pd.DataFrame({"power": rng.normal(size=n)})
     value = np.exp(3.5 + 0.6 * X["power"].to_numpy() + rng.normal(0, 0.2, n))
     value[rng.random(n) < 0.5] = np.nan  # not converted: no order value
-    model = BasketSizeModel(n_estimators=60, seed=0).fit(X, value)
+    spec = FeatureSpec.infer(X, {"power": "user"})
+    model = BasketSizeModel(spec, n_estimators=60, seed=0).fit(X, value)
     probe = pd.DataFrame({"power": [0.0, 0.0, 0.0, 1.5]})
     p = model.prob_at_least(probe, np.array([0.0, 20.0, 60.0, 60.0]))
     assert p[0] == 1.0

@@ -8,14 +8,8 @@ import pytest
 import torch
 
 from predictors.features import FeatureSpec, Field
-from predictors.models.csde import CSDEModel
-from predictors.models.dcnv2 import DCNv2Model
-from predictors.models.finetune import FineTuneModel
-from predictors.models.maml import MAMLModel
 from predictors.models.mlp import MLPModel
-from predictors.models.mmoe import MMOEModel
-from predictors.models.shared_bottom import SharedBottomModel as SBModel
-from predictors.torch.base import TorchEstimator, constructor_params
+from predictors.torch.base import TorchEstimator
 from predictors.torch.inputs import (
     NUMERIC_BUCKETS,
     FrameEncoder,
@@ -199,14 +193,6 @@ def test_attention_pooling_masks_absent_items(kind):
     torch.testing.assert_close(weights[:2].sum(1), torch.ones(2))
     assert (weights[1, [1, 3]] == 0).all() and (weights[2] == 0).all()
     assert (pooled[2] == 0).all()
-
-
-def test_constructor_matches_config():
-    """Every torch model's keyword arguments equal its Config fields, defaults included."""
-    for cls in (MLPModel, CSDEModel, MAMLModel, DCNv2Model, FineTuneModel, MMOEModel, SBModel):
-        params = constructor_params(cls)
-        defaults = {k: v.default for k, v in cls.Config.model_fields.items()}
-        assert params == defaults
 
 
 def test_invalid_params_and_weights_are_refused(encoder, frame):

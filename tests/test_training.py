@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,10 +24,10 @@ from growth.modeling.training import (
     candidate_predictors,
     choose_model,
     sample_rows,
-    torch_threads,
     train_models,
 )
 from growth.world import WorldConfig, generate_world
+from predictors.torch.base import using_torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,8 @@ def test_auto_stores_the_resolved_name_in_metrics(features):
 
 
 def test_max_train_rows_caps_torch_training_but_keeps_the_whole_holdout(features):
-    """A torch model learns from max_train_rows older rows; the holdout and LightGBM are whole."""
+    """A model that trains on a sample (torch) learns from max_train_rows older rows; the
+    holdout and LightGBM are whole."""
     full = train_models(features, predictor="lightgbm", max_train_rows=100, seed=1)
     capped = train_models(features, predictor="mlp", max_train_rows=100, seed=1)
     assert full.n_train > 100 and capped.n_train == 100
@@ -100,13 +105,28 @@ def test_nightly_config_defaults_to_auto_and_rejects_unknown_predictors():
         NightlyConfig(max_train_rows=-1)
 
 
+def test_validating_a_nightly_config_imports_neither_torch_nor_the_optimizers():
+    """The predictor is validated by name: a fresh interpreter loads no torch, LightGBM or solver."""
+    code = (
+        "import sys; from growth.jobs.config import NightlyConfig; "
+        "NightlyConfig(predictor='csde'); NightlyConfig(predictor='lightgbm'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightgbm', 'optimizers'}))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
 def test_torch_threads_sets_and_restores_the_thread_count():
     """Inside the block torch uses the asked threads; afterwards the previous count is back."""
     before = torch.get_num_threads()
-    with torch_threads(before + 1):
+    with using_torch_threads(before + 1):
         assert torch.get_num_threads() == before + 1
     assert torch.get_num_threads() == before
-    with torch_threads(None):
+    with using_torch_threads(None):
         assert torch.get_num_threads() == before
 
 
@@ -138,11 +158,21 @@ def test_holdout_qini_prefers_the_worlds_true_uplift_to_its_reverse():
     none = feats.option_ids.index("none")
     truth = world.conversion.prob  # positions equal the world's user and item indices
 
-    def mirrored(u, i, k):
-        return 2 * truth(u, i, np.full_like(k, none)) - truth(u, i, k)
+    def true(rows, k):
+        return truth(frame.user_pos[rows], frame.item_pos[rows], np.full(len(rows), k))
 
-    good = holdout_qini(truth, feats, frame, holdout)
-    bad = holdout_qini(mirrored, feats, frame, holdout)
+    def mirrored(rows, k):
+        return 2 * true(rows, none) - true(rows, k)
+
+    def logged(predict):  # the holdout rows under the options they were shown
+        held = np.flatnonzero(holdout)
+        shown, p = frame.option_pos[held], np.zeros(len(held))
+        for k in np.unique(shown):
+            p[shown == k] = predict(held[shown == k], k)
+        return p
+
+    good = holdout_qini(true, feats, frame, holdout, logged(true))
+    bad = holdout_qini(mirrored, feats, frame, holdout, logged(mirrored))
     assert good.value > 0 > bad.value
     assert good.folds.shape == (SELECTION_FOLDS,)
     assert np.nanmean(good.folds) > 0 > np.nanmean(bad.folds)  # every fold is an experiment

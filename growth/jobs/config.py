@@ -30,19 +30,20 @@ class NightlyConfig(BaseModel):
         "auto",
         description="conversion model by name; auto: with source-domain features csde, "
         "unless lightgbm, trained beside it, has a clearly better holdout Qini "
-        "(growth.modeling.training.choose_model), else lightgbm",
+        "(growth.modeling.selection.choose_model), else lightgbm",
     )
     max_train_rows: int | None = Field(
-        300_000,  # of the 100k-user demo's 480k: CSDE trains in ~105 s on one thread
+        300_000,
         ge=0,
-        description="a torch conversion model trains on a seeded sample of at most this many "
-        "of the older exposures (0 or None: all); the holdout is always whole",
+        description="a model that trains on a sample (the torch models) learns from a seeded "
+        "sample of at most this many of the older exposures (0 or None: all); the holdout "
+        "is always whole",
     )
     torch_threads: int | None = Field(
         1,
         ge=1,
         description="torch threads while training and scoring (None: torch's default, all "
-        "cores); on 2 shared cores, 2 threads trained CSDE 6-10x slower than 1",
+        "cores); LightGBM states its own thread count",
     )
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     coupons: CouponSettings = Field(default_factory=CouponSettings)
@@ -52,9 +53,7 @@ class NightlyConfig(BaseModel):
     @field_validator("predictor")
     @classmethod
     def _known_predictor(cls, value: str) -> str:
-        from growth.modeling.training import (
-            available_predictors,  # imports torch: only when validating
-        )
+        from growth.modeling.selection import available_predictors  # names only: no torch
 
         names = available_predictors()
         if value not in names:

@@ -45,7 +45,7 @@ from growth.data.dataset import Dataset
 from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.stages import StageClock
 from growth.modeling.features import ConversionFeatures
-from growth.modeling.training import torch_threads, train_models, uses_raw_frame
+from growth.modeling.training import train_models
 from growth.store import RunWriter, Store
 
 if TYPE_CHECKING:
@@ -177,13 +177,16 @@ def run_pipeline(
             max_train_rows=config.max_train_rows,
             torch_threads=config.torch_threads,
             seed=seed,
+            progress=progress,
         )
         stage.detail = f"conversion model {models.predictor}"
-    # torch's thread setting is OpenMP's too: only a torch model scores under it
-    threads = config.torch_threads if uses_raw_frame(models.conversion) else None
-    with clock("score") as stage, torch_threads(threads):
+    with clock("score") as stage:
         decision = predicted_coupon_decision(
-            features, models.conversion, models.basket, progress=progress
+            features,
+            models.conversion,
+            models.basket,
+            progress=progress,
+            torch_threads=config.torch_threads,
         )
         stage.detail = f"{decision.n_users:,} users x {len(decision.option_ids)} coupon options"
     with clock("coupons") as stage:

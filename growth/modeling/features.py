@@ -1,16 +1,17 @@
 """From dataset tables to model inputs: (user, item, coupon option) rows.
 
-User, item and coupon features are encoded once per table; a row of a training
-or scoring frame is then a gather of the three encodings plus a few
-cross features that a human analyst would also compute (coupon face value
-relative to the item price, whether a merchant coupon matches the item's
-merchant).  Everything is vectorised, so scoring millions of
-(user, candidate, option) rows is a matter of indexing.
+A row is a user's feature columns as they are, joined with the item's and the
+coupon option's columns and a few cross features that a human analyst would
+also compute (coupon face value relative to the item price, whether a merchant
+coupon matches the item's merchant).  Every model reads these rows and encodes
+them itself; the item, option and cross columns are gathers from small tables,
+so building millions of (user, candidate, option) rows is a matter of indexing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ import pandas as pd
 from growth.data.dataset import Dataset
 from growth.data.schema import NO_COUPON, SOURCE_PREFIX, TARGET_PREFIX
 from predictors.features import FeatureSpec
-from predictors.tabular import encode_tabular, tabular_columns
+from predictors.scoring import join_rows
+from predictors.tabular import encode_tabular
 
 USER_DOMAINS = {
     SOURCE_PREFIX: "source",
@@ -37,35 +39,51 @@ CROSS_COLUMNS = ("coupon_face_over_price", "coupon_threshold_over_price", "coupo
 
 @dataclass(frozen=True)
 class ExposureFrame:
-    """A training/evaluation frame built from the exposure log."""
+    """Exposure-log rows of one domain, in timestamp order: labels, segments and positions.
 
-    X: pd.DataFrame
+    The model rows themselves are built on demand (:meth:`rows`), only for the
+    rows a model trains or is evaluated on.
+    """
+
+    features: ConversionFeatures
     y: np.ndarray
     segment: np.ndarray  # lifecycle of the user, per row
     timestamp: np.ndarray  # datetime64[ns], per row
     user_pos: np.ndarray  # row position of the user in ``users``
     order_value: np.ndarray  # NaN where not converted or not logged
-    item_pos: np.ndarray | None = None  # row position of the item in ``items``
-    option_pos: np.ndarray | None = None  # coupons-table position of the logged treatment
+    item_pos: np.ndarray  # row position of the item in ``items``
+    option_pos: np.ndarray  # coupons-table position of the logged treatment
+
+    def rows(self, index: np.ndarray | slice = slice(None)) -> pd.DataFrame:
+        """:meth:`ConversionFeatures.raw_frame` rows of ``index`` (positions in this frame)."""
+        return self.features.raw_frame(
+            self.user_pos[index], self.item_pos[index], self.option_pos[index]
+        )
+
+    @cached_property
+    def X(self) -> pd.DataFrame:
+        """Every row (:meth:`rows` of all)."""
+        return self.rows()
 
 
 class ConversionFeatures:
     """Encodes a dataset's users, items and coupon options for conversion models.
 
-    ``user_domains`` selects which users-table columns are features (a prefix or
-    an exact name mapped to a domain name); pass a subset (e.g. only
-    ``{"src_": "source"}``) to train on one domain.
+    A model row is a user's feature columns as they are (:attr:`user_frame`)
+    joined with *context* columns: the item's ``item_*`` columns, the coupon
+    option's ``coupon_*`` columns and the cross features (:meth:`context_frame`).
+    :attr:`spec` describes those rows; its vocabularies are learned from the
+    users, items and coupons tables, so they do not depend on which rows a model
+    trains on.
     """
 
-    def __init__(self, dataset: Dataset, *, user_domains: dict[str, str] | None = None) -> None:
+    def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         users = dataset.users.reset_index(drop=True)
         self.user_ids = users["user_id"].to_numpy()
         self._user_pos = pd.Index(self.user_ids)
         self.lifecycle = users["lifecycle"].astype(str).to_numpy()
-        domains = USER_DOMAINS if user_domains is None else user_domains
-        self.user_spec = FeatureSpec.infer(users, domains, categorical=("has_source",)).fit(users)
-        self.user_table = encode_tabular(self.user_spec, users).reset_index(drop=True)
+        self.user_frame = users.drop(columns="user_id")
 
         items = dataset.items.reset_index(drop=True)
         self.item_ids = items["item_id"].to_numpy()
@@ -94,26 +112,20 @@ class ConversionFeatures:
         self.coupon_merchant = coupons["merchant_id"].fillna(-1).to_numpy(np.int64)
         self.coupon_table = pd.DataFrame(
             {
-                "coupon_type": coupons["type"].map(COUPON_TYPE_CODES).to_numpy(np.int32),
+                "coupon_type": coupons["type"].map(COUPON_TYPE_CODES).to_numpy(np.float32),
                 "coupon_face": self.face_value.astype(np.float32),
                 "coupon_threshold": self.threshold.astype(np.float32),
             }
         )
-        user_cols, user_cat = tabular_columns(self.user_spec)
-        self.columns = [
-            *user_cols,
-            *self.item_table.columns,
-            *self.coupon_table.columns,
-            *CROSS_COLUMNS,
-        ]
-        self._user_matrix = self.user_table.to_numpy(np.float32)
         self._item_matrix = self.item_table.to_numpy(np.float32)
         self._coupon_matrix = self.coupon_table.to_numpy(np.float32)
-        self.categorical = [
-            *user_cat,
-            *(f"item_{c}" for c in ITEM_CATEGORICAL if f"item_{c}" in self.item_table),
-            "coupon_type",
-        ]
+        every_option = np.arange(len(self.option_ids))
+        self.spec = self._unfitted_spec().fit(
+            self.user_frame, self.item_table, self.context_frame(every_option * 0, every_option)
+        )
+        user_fields = self.spec.select(lambda f: f.name in self.user_frame.columns)
+        self.user_table = encode_tabular(user_fields, self.user_frame)
+        """The user fields of :attr:`spec` encoded by :func:`~predictors.tabular.encode_tabular`."""
 
     # positions -------------------------------------------------------------
     def user_positions(self, user_ids: np.ndarray, *, what: str = "user ids") -> np.ndarray:
@@ -140,8 +152,18 @@ class ConversionFeatures:
 
     # frames ----------------------------------------------------------------
     @property
+    def user_columns(self) -> list[str]:
+        """Columns of :meth:`raw_frame` copied from the users table as they are."""
+        return list(self.user_frame.columns)
+
+    @property
+    def context_columns(self) -> list[str]:
+        """Columns of :meth:`context_frame`: item, coupon option and cross columns."""
+        return [*self.item_table.columns, *self.option_columns]
+
+    @property
     def option_columns(self) -> list[str]:
-        """Columns of :meth:`frame` that depend on the coupon option (the rest are user/item)."""
+        """Columns of :meth:`context_frame` that depend on the coupon option."""
         return [*self.coupon_table.columns, *CROSS_COLUMNS]
 
     def applicable(self, item_pos: np.ndarray, option_pos: np.ndarray) -> np.ndarray:
@@ -159,74 +181,40 @@ class ConversionFeatures:
             self.coupon_merchant[option_pos] != self._item_merchant[item_pos]
         )
 
-    def frame(
-        self, user_pos: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
+    def context_frame(
+        self, item_pos: np.ndarray, option_pos: np.ndarray, *, options_only: bool = False
     ) -> pd.DataFrame:
-        """Feature rows for aligned arrays of user, item and option positions.
+        """float32 context columns of aligned item and option positions.
 
-        The result is one float32 block (categorical codes are whole numbers), so
-        building it is a few gathers and models read it without conversion.
+        ``options_only`` gives only :attr:`option_columns` (a row re-targeted to
+        another coupon option changes nothing else).
         """
-        block = np.empty((len(user_pos), len(self.columns)), dtype=np.float32)
-        a, b = self._user_matrix.shape[1], self._item_matrix.shape[1]
-        np.take(self._user_matrix, user_pos, axis=0, out=block[:, :a])
-        np.take(self._item_matrix, item_pos, axis=0, out=block[:, a : a + b])
-        self._write_option_columns(block, item_pos, option_pos)
-        return pd.DataFrame(block, columns=self.columns, copy=False)
-
-    def option_rows(
-        self, base: np.ndarray, rows: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
-    ) -> np.ndarray:
-        """The :meth:`frame` block of ``base[rows]`` re-targeted to other coupon options.
-
-        ``base`` is a (m, F) :meth:`frame` block; ``rows`` (r,) picks its rows,
-        ``item_pos``/``option_pos`` (r,) are their items and the new options.  Only
-        the option columns are recomputed, so scoring every option of one
-        (user, item) gathers the user and item features once.
-        """
-        block = np.take(base, rows, axis=0)  # (r, F)
-        self._write_option_columns(block, item_pos, option_pos)
-        return block
-
-    def _write_option_columns(
-        self, block: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
-    ) -> None:
-        """Fill the coupon and cross columns (the last six) of a (n, F) float32 block."""
+        n = len(option_pos)
+        a = 0 if options_only else self._item_matrix.shape[1]
+        block = np.empty((n, a + len(self.option_columns)), dtype=np.float32)
+        if a:
+            np.take(self._item_matrix, item_pos, axis=0, out=block[:, :a])
         price = np.maximum(self._item_price[item_pos], 1e-6)
-        c = len(self.columns) - len(CROSS_COLUMNS) - self._coupon_matrix.shape[1]
-        np.take(self._coupon_matrix, option_pos, axis=0, out=block[:, c : c + 3])
-        block[:, c + 3] = self.face_value[option_pos] / price
-        block[:, c + 4] = self.threshold[option_pos] / price
-        block[:, c + 5] = self.applicable(item_pos, option_pos)
+        np.take(self._coupon_matrix, option_pos, axis=0, out=block[:, a : a + 3])
+        block[:, a + 3] = self.face_value[option_pos] / price
+        block[:, a + 4] = self.threshold[option_pos] / price
+        block[:, a + 5] = self.applicable(item_pos, option_pos)
+        columns = self.option_columns if options_only else self.context_columns
+        return pd.DataFrame(block, columns=columns, copy=False)
 
     def raw_frame(
         self, user_pos: np.ndarray, item_pos: np.ndarray, option_pos: np.ndarray
     ) -> pd.DataFrame:
-        """Un-encoded rows for models that embed fields themselves (the torch predictors).
+        """Model rows of aligned user, item and option positions (described by :attr:`spec`).
 
-        Columns: the users table's feature columns as they are (``src_*``, ``tgt_*``
-        including ``|``-strings, demographics, lifecycle), ``item_*`` and
-        ``coupon_*`` columns and the cross features; describe them with
-        :meth:`raw_spec`.
+        Columns: the users table's feature columns as they are (``src_*``,
+        ``tgt_*`` including ``|``-strings, demographics, lifecycle), then
+        :meth:`context_frame`'s.
         """
-        frame = self.dataset.users[self.raw_user_columns].take(user_pos).reset_index(drop=True)
-        tab = self.frame(user_pos, item_pos, option_pos)
-        for col in self.raw_context_columns:
-            frame[col] = tab[col].to_numpy()
-        return frame
+        return join_rows(self.user_frame, user_pos, self.context_frame(item_pos, option_pos))
 
-    @property
-    def raw_user_columns(self) -> list[str]:
-        """Columns of :meth:`raw_frame` copied from the users table as they are."""
-        return [c for c in self.dataset.users.columns if c != "user_id"]
-
-    @property
-    def raw_context_columns(self) -> list[str]:
-        """Columns of :meth:`raw_frame` taken from :meth:`frame` (item, coupon, cross)."""
-        return [*self.item_table.columns, *self.coupon_table.columns, *CROSS_COLUMNS]
-
-    def raw_spec(self) -> FeatureSpec:
-        """Unfitted spec of :meth:`raw_frame`: domains source, target, user, item, treatment.
+    def _unfitted_spec(self) -> FeatureSpec:
+        """Spec of :meth:`raw_frame`: domains source, target, user, item, treatment.
 
         Every ``*_seq`` user field names ``item_category`` as its target field:
         the schema shares their tokens with the items' ``category``.
@@ -236,7 +224,7 @@ class ConversionFeatures:
         domains = {
             **USER_DOMAINS,
             **{c: "item" for c in self.item_table.columns},
-            **{c: "treatment" for c in (*self.coupon_table.columns, *CROSS_COLUMNS)},
+            **{c: "treatment" for c in self.option_columns},
         }
         categorical = [
             "has_source",
@@ -244,14 +232,11 @@ class ConversionFeatures:
             "coupon_type",
         ]
         # the schema's *_seq tokens are item categories: link them for target attention
-        targets = {c: "item_category" for c in self.raw_user_columns if c.endswith("_seq")}
+        targets = {c: "item_category" for c in self.user_columns if c.endswith("_seq")}
         return FeatureSpec.infer(probe, domains, categorical=categorical, targets=targets)
 
-    def exposure_frame(self, *, domain: str = "target", raw: bool = False) -> ExposureFrame:
-        """Training rows from the exposure log of one domain, in timestamp order.
-
-        ``raw=True`` gives :meth:`raw_frame` rows instead of the tabular encoding.
-        """
+    def exposure_frame(self, *, domain: str = "target") -> ExposureFrame:
+        """Training rows (:meth:`raw_frame`) from the exposure log of one domain, in timestamp order."""
         log = self.dataset.exposures
         log = log[log["domain"] == domain].sort_values("timestamp", kind="stable")
         if log.empty:
@@ -264,9 +249,8 @@ class ConversionFeatures:
             if "order_value" in log
             else np.full(len(log), np.nan)
         )
-        build = self.raw_frame if raw else self.frame
         return ExposureFrame(
-            X=build(user_pos, item_pos, option_pos),
+            features=self,
             y=log["label"].to_numpy(np.int8),
             segment=self.lifecycle[user_pos],
             timestamp=log["timestamp"].to_numpy(),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,15 +13,11 @@ import pandas as pd
 from growth.data.schema import NO_COUPON
 from growth.modeling.features import ConversionFeatures, ExposureFrame
 from growth.modeling.sampling import sample_rows
-from predictors.lgbm import LightGBMModel
 from predictors.metrics import qini_coefficient
-from predictors.models import REGISTRY
-from predictors.torch.base import TorchEstimator
+from predictors.registry import predictor_names
 
 log = logging.getLogger(__name__)
 
-PREDICTORS = {"lightgbm": LightGBMModel}
-"""Tabular conversion models the nightly job can use, by name; torch models come from REGISTRY."""
 AUTO = "auto"
 """Predictor name resolved per dataset by :func:`candidate_predictors` and the holdout."""
 
@@ -49,9 +47,8 @@ QINI_MAX_ROWS = 300_000
 
 
 def available_predictors() -> list[str]:
-    """Every predictor name ``train_models`` accepts: ``auto``, the tabular ones, the torch REGISTRY."""
-    torch_models = {n for n, c in REGISTRY.items() if issubclass(c, TorchEstimator)}
-    return [AUTO, *sorted(set(PREDICTORS) | torch_models)]
+    """Every predictor name ``train_models`` accepts: ``auto`` and the registered conversion models."""
+    return [AUTO, *predictor_names("conversion")]
 
 
 def has_source_domain(features: ConversionFeatures) -> bool:
@@ -59,7 +56,7 @@ def has_source_domain(features: ConversionFeatures) -> bool:
 
     Missing is NaN for numbers and NaN or ``""`` for strings (empty tags or sequences).
     """
-    names = [f.name for f in features.raw_spec().of_domain("source")]
+    names = [f.name for f in features.spec.of_domain("source")]
     for name in names:
         column = features.dataset.users[name]
         present = column.notna()
@@ -81,7 +78,7 @@ def candidate_predictors(predictor: str, features: ConversionFeatures) -> list[s
     """
     if predictor != AUTO:
         return [predictor]
-    source = has_source_domain(features) and CROSS_DOMAIN_PREDICTOR in REGISTRY
+    source = has_source_domain(features) and CROSS_DOMAIN_PREDICTOR in predictor_names()
     chosen = [CROSS_DOMAIN_PREDICTOR, FALLBACK_PREDICTOR] if source else [FALLBACK_PREDICTOR]
     log.info(
         "predictor auto -> %s (%s)",
@@ -104,7 +101,7 @@ class FittedCandidate:
     """One conversion model fitted on the older rows and scored on the holdout."""
 
     name: str
-    model: LightGBMModel | TorchEstimator
+    model: Any  # a registered conversion estimator
     metrics: pd.DataFrame
     n_train: int
     qini: HoldoutQini
@@ -138,11 +135,34 @@ def choose_model(fitted: list[FittedCandidate]) -> tuple[FittedCandidate, str]:
     return best, "; ".join(reasons)
 
 
+Counterfactual = Callable[[np.ndarray, int], np.ndarray]
+"""``predict(rows, option)``: probabilities of exposure rows ``rows`` had ``option`` been shown."""
+
+
+def counterfactual(
+    model: Any, features: ConversionFeatures, frame: ExposureFrame
+) -> Counterfactual:
+    """:data:`Counterfactual` of a fitted conversion model: its grouped scorer (users
+    encoded once) re-targets the logged rows to another coupon option."""
+    scorer = model.grouped_scorer(features.user_frame, features.option_columns)
+
+    def predict(rows: np.ndarray, option: int) -> np.ndarray:
+        i = frame.item_pos[rows]
+        logged = scorer.rows(
+            frame.user_pos[rows], features.context_frame(i, frame.option_pos[rows])
+        )
+        other = features.context_frame(i, np.full(len(rows), option), options_only=True)
+        return logged.predict_variants(np.arange(len(rows)), other)
+
+    return predict
+
+
 def holdout_qini(
-    predict,
+    predict: Counterfactual,
     features: ConversionFeatures,
     frame: ExposureFrame,
     holdout: np.ndarray,
+    p_holdout: np.ndarray,
     *,
     max_rows: int = QINI_MAX_ROWS,
     n_folds: int = SELECTION_FOLDS,
@@ -153,29 +173,33 @@ def holdout_qini(
     The exposure log's coupons are randomised, so for option ``k`` its rows and
     the 'none' rows form an experiment: rank both by the predicted uplift
     ``p(k) - p(none)`` of the same (user, item) and score the ranking with
-    :func:`predictors.metrics.qini_coefficient`.  ``predict(user_pos,
-    item_pos, option_pos)`` gives conversion probabilities; a merchant coupon on
-    another merchant's item has uplift 0 by the scoring rule.  At most
-    ``max_rows`` holdout rows (seeded sample) are used.  The same score on each
-    of ``n_folds`` seeded user folds measures its noise (:func:`choose_model`).
+    :func:`predictors.metrics.qini_coefficient`.  ``p_holdout`` are the model's
+    probabilities of the holdout rows under their logged options (already
+    computed for the holdout metrics); ``predict`` gives the other option of
+    each pair (:func:`counterfactual`).  A merchant coupon on another merchant's
+    item has uplift 0 by the scoring rule.  At most ``max_rows`` holdout rows
+    (seeded sample) are used.  The same score on each of ``n_folds`` seeded
+    user folds measures its noise (:func:`choose_model`).
     """
-    if frame.item_pos is None or frame.option_pos is None:
-        raise ValueError("holdout_qini needs an ExposureFrame with item and option positions")
     none = features.option_ids.index(NO_COUPON)
-    idx = sample_rows(np.flatnonzero(holdout), max_rows, seed=seed)
+    held = np.flatnonzero(holdout)
+    idx = sample_rows(held, max_rows, seed=seed)
     u, i, t, y = frame.user_pos[idx], frame.item_pos[idx], frame.option_pos[idx], frame.y[idx]
+    p_logged = np.asarray(p_holdout, dtype=np.float64)[np.searchsorted(held, idx)]
     user_fold = np.random.default_rng(seed).integers(0, n_folds, size=len(features.user_ids))
     fold = user_fold[u]
     control = t == none
-    p_none = predict(u, i, np.full(len(idx), none))
+    p_none = p_logged.copy()
+    p_none[~control] = predict(idx[~control], none)
     experiments = []  # (rows, treated, uplift) per coupon option
     for k in range(len(features.option_ids)):
         rows = np.flatnonzero((t == k) | control)
         if k == none or not (t[rows] == k).any():
             continue
-        k_rows = np.full(len(rows), k)
-        uplift = predict(u[rows], i[rows], k_rows) - p_none[rows]
-        uplift[features.inapplicable(i[rows], k_rows)] = 0.0
+        p_k = p_logged[rows].copy()
+        p_k[control[rows]] = predict(idx[rows[control[rows]]], k)
+        uplift = p_k - p_none[rows]
+        uplift[features.inapplicable(i[rows], np.full(len(rows), k))] = 0.0
         experiments.append((rows, t[rows] == k, uplift))
 
     def score(in_fold: np.ndarray | None) -> float:

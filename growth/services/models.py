@@ -39,9 +39,9 @@ def stored_model_metrics(db: Store) -> pd.DataFrame:
 
 def csde_available() -> bool:
     """Whether the CSDE predictor is registered."""
-    from predictors.models import REGISTRY
+    from predictors.registry import predictor_names
 
-    return "csde" in REGISTRY
+    return "csde" in predictor_names("conversion")
 
 
 def csde_attention(
@@ -54,18 +54,19 @@ def csde_attention(
     its own target-domain history, its source-domain history and the generated
     cross-domain embedding.
     """
-    from predictors.models import REGISTRY
+    from predictors.registry import get_predictor, predictor_names
 
-    if "csde" not in REGISTRY:
-        raise LookupError("the CSDE predictor is not registered in predictors.models.REGISTRY")
+    if "csde" not in predictor_names("conversion"):
+        raise LookupError("the CSDE predictor is not registered in predictors.registry.REGISTRY")
     features = sample_exposures(features, max_rows, seed=seed)  # never encode the whole log
-    frame = features.exposure_frame(raw=True)
+    frame = features.exposure_frame()
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(frame.y), size=min(max_rows, len(frame.y)), replace=False))
     X = frame.X.iloc[rows].reset_index(drop=True)
     y = frame.y[rows]
-    params = {**REGISTRY["csde"].tiny_params, "epochs": epochs, "seed": seed}
-    model = REGISTRY["csde"](features.raw_spec(), **params).fit(X, y)
+    csde = get_predictor("csde")
+    params = {**csde.tiny_params, "epochs": epochs, "seed": seed}
+    model = csde(features.spec, **params).fit(X, y)
     weights = model.attention_weights(X)
     weights["segment"] = frame.segment[rows]
     table = weights.groupby("segment").mean()

@@ -28,9 +28,8 @@ or summed with ``pooling="sum"``) form the user vector, which joins the match
 demographics, item and coupon-option fields before the prediction MLP. With
 ``field_skip`` (default) that MLP also reads the target and source field
 embeddings themselves: the towers are narrow, and without the skip CSDE trailed
-a plain MLP over all fields on the simulated world (overall AUC 0.752 vs 0.760,
-20k users); with it, it matches the MLP on active users and keeps the generated
-embedding for new ones. The target domain counts as present when at least
+a plain MLP over all fields (``benchmarks/README.md``); with it, it matches the
+MLP on active users and keeps the generated embedding for new ones. The target domain counts as present when at least
 ``min_target_coverage`` of its fields are (the rule that also picks stage 1's
 real embeddings): in the simulated world a new user knows only
 ``tgt_days_since_visit`` and so leans on the source and generated embeddings.
@@ -58,14 +57,14 @@ from torch import nn
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
 from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, CSDEParts
-from predictors.torch.base import PREDICT_BATCH, TrainConfig
+from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
 from predictors.torch.inputs import batch_size_of, take
 from predictors.torch.staged import TwoStageEstimator, masked_bce, masked_mean
 
 SUMMARY_ROWS = 20_000  # training rows (a seeded sample) that ``attention_`` summarises
 
 
-class CSDEConfig(TrainConfig):
+class CSDEConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`CSDEModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -80,8 +79,7 @@ class CSDEConfig(TrainConfig):
     min_target_coverage: float = Field(0.5, gt=0, le=1)
     pooling: Literal["sum", "concat"] = "concat"
     field_skip: bool = True
-    # tuned on the simulated world (benchmarks/README.md): a lower rate, trained longer, and a
-    # similarity weight of 10 (1 and 30 were measured too)
+    # defaults tuned on the simulated world (benchmarks/README.md)
     lr: float = Field(1e-3, gt=0)
     epochs: int = Field(20, ge=1)
     patience: int = Field(3, ge=1)
@@ -99,11 +97,15 @@ class CSDEModel(TwoStageEstimator):
     training row has (over a seeded sample of at most ``SUMMARY_ROWS`` rows);
     :meth:`attention_weights` gives the weights per row.
 
-    Example::
+    Example:
 
-        model = CSDEModel(spec, similarity="l2", epochs=8, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
-        w = model.attention_weights(X)      # columns target, source, csde
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = CSDEModel(spec, similarity="l2", epochs=2, stage1_epochs=1, seed=1).fit(X, y)
+    >>> list(model.attention_weights(X).columns)
+    ['target', 'source', 'csde']
     """
 
     name = "csde"
@@ -118,54 +120,8 @@ class CSDEModel(TwoStageEstimator):
         "stage1_epochs": 1,
     }
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        user_dim: int = 32,
-        tower_hidden: tuple[int, ...] = (64,),
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        similarity: Literal["l2", "adversarial"] = "l2",
-        stage1_epochs: int = 4,
-        lambda_sim: float = 10.0,
-        lambda_gen: float = 1.0,
-        min_target_coverage: float = 0.5,
-        pooling: Literal["sum", "concat"] = "concat",
-        field_skip: bool = True,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 20,
-        patience: int = 3,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            user_dim=user_dim,
-            tower_hidden=tower_hidden,
-            hidden=hidden,
-            dropout=dropout,
-            similarity=similarity,
-            stage1_epochs=stage1_epochs,
-            lambda_sim=lambda_sim,
-            lambda_gen=lambda_gen,
-            min_target_coverage=min_target_coverage,
-            pooling=pooling,
-            field_skip=field_skip,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
+    def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
+        super().__init__(feature_spec, **params)
         self.attention_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ hooks

@@ -17,19 +17,19 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.base import MiniBatchConfig, TorchEstimator
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, CrossNetV2, FieldEmbedding
 
 
-class DCNv2Config(TrainConfig):
+class DCNv2Config(MiniBatchConfig):
     """Hyper-parameters of :class:`DCNv2Model`; names equal its constructor arguments.
 
     ``cross_rank`` factorises each cross matrix as ``U V^T`` of that rank (the
     paper's low-rank variant); ``None`` uses full ``width x width`` matrices.  The
-    input is wide (36 fields x 16 = 576 on the world), so three full cross layers
-    hold ~1M weights and trained at 0.19x the MLP's samples/s; two rank-32 layers
-    train at 0.60x with the same AUC (``bench_predictors.py --n-users 5000``, 3 seeds).
+    input (every field's embedding) is wide, so full cross layers are large and
+    slow to train; the low-rank default trains much faster at the same AUC
+    (``benchmarks/README.md``).
     """
 
     embedding_dim: int = Field(16, ge=1)
@@ -59,11 +59,15 @@ class DCNv2Net(nn.Module):
 class DCNv2Model(TorchEstimator):
     """Conversion probability from a DCN-v2 over all fields of ``feature_spec``.
 
-    Example::
+    Example:
 
-        model = DCNv2Model(spec, cross_layers=2, epochs=5, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
-        len(model.module_.cross.layers)  # 2
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = DCNv2Model(spec, cross_layers=2, epochs=1, seed=1).fit(X, y)
+    >>> len(model.module_.cross.layers)
+    2
     """
 
     name = "dcnv2"
@@ -74,41 +78,6 @@ class DCNv2Model(TorchEstimator):
         "hidden": (32,),
         "cross_layers": 2,
     }
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        cross_layers: int = 2,
-        cross_rank: int | None = 32,
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            cross_layers=cross_layers,
-            cross_rank=cross_rank,
-            hidden=hidden,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return DCNv2Net(spec, self.config_)

@@ -27,13 +27,13 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.models.shared_bottom import AuxLabels, MultiTaskEstimator, input_spec
-from predictors.torch.base import TrainConfig
+from predictors.torch.base import MiniBatchConfig
 from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP, FieldEmbedding
+from predictors.torch.multitask import AuxLabels, MultiTaskEstimator, input_spec
 
 
-class FineTuneConfig(TrainConfig):
+class FineTuneConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`FineTuneModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -64,12 +64,18 @@ class FineTuneNet(nn.Module):
 class FineTuneModel(MultiTaskEstimator):
     """Pretrain on auxiliary (source) labels, then fine-tune on ``y`` (see the module docstring).
 
-    Example::
+    Example:
 
-        X["aux_label"] = source_label  # NaN on target rows
-        w = X["aux_label"].isna().astype(float)  # target rows only in phase 2
-        model = FineTuneModel(spec, pretrain_epochs=3).fit(X, y, sample_weight=w)
-        [h["phase"] for h in model.history_]  # ['pretrain'] * 3 + ['finetune', ...]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> rows = X.assign(aux_label=y.astype(float))
+    >>> rows.loc[300:, "aux_label"] = float("nan")  # NaN on target rows
+    >>> w = rows["aux_label"].isna().astype(float)  # target rows only in phase 2
+    >>> model = FineTuneModel(spec, pretrain_epochs=1, epochs=1, seed=1)
+    >>> [h["phase"] for h in model.fit(rows, y, sample_weight=w).history_]
+    ['pretrain', 'finetune']
     """
 
     name = "finetune"
@@ -81,43 +87,6 @@ class FineTuneModel(MultiTaskEstimator):
         "pretrain_epochs": 1,
     }
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        aux_column: str = "aux_label",
-        pretrain_epochs: int = 5,
-        finetune_lr_scale: float = 0.5,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            hidden=hidden,
-            dropout=dropout,
-            aux_column=aux_column,
-            pretrain_epochs=pretrain_epochs,
-            finetune_lr_scale=finetune_lr_scale,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
-
     def build(self, spec: FeatureSpec) -> nn.Module:
         return FineTuneNet(spec, self.config_)
 
@@ -128,6 +97,7 @@ class FineTuneModel(MultiTaskEstimator):
         train: tuple[Batch, torch.Tensor, torch.Tensor | None],
         valid: tuple[Batch, torch.Tensor, torch.Tensor | None] | None,
         generator: torch.Generator,
+        context: Any = None,
     ) -> None:
         data, target, weight = train
         history: list[dict[str, Any]] = []

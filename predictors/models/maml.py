@@ -142,12 +142,16 @@ class MAMLModel(TorchEstimator):
     one task and meta-training learns an initialisation that adapts fast to any
     small sample.
 
-    Example::
+    Example:
 
-        model = MAMLModel(spec, segment_columns=("region", "age_band", "lifecycle"))
-        model.fit(X_warm, y_warm)
-        cold = model.adapt(X_support, y_support)          # a copy; model is unchanged
-        p = cold.predict_proba(X_query)[:, 1]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = MAMLModel(spec, segment_columns=("tgt_tier",), epochs=1, hidden=(16,), seed=1)
+    >>> cold = model.fit(X, y).adapt(X.head(20), y[:20])  # a copy; model is unchanged
+    >>> cold.predict_proba(X.tail(5)).shape
+    (5, 2)
     """
 
     name = "maml"
@@ -161,54 +165,9 @@ class MAMLModel(TorchEstimator):
         "query_size": 96,
     }
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.0,
-        segment_columns: tuple[str, ...] = (),
-        inner_lr: float = 0.1,
-        inner_steps: int = 3,
-        learn_inner_lr: bool = True,
-        order: Literal["first", "second"] = "first",
-        tasks_per_batch: int = 8,
-        support_size: int = 32,
-        query_size: int = 64,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            hidden=tuple(hidden),
-            dropout=dropout,
-            segment_columns=tuple(segment_columns),
-            inner_lr=inner_lr,
-            inner_steps=inner_steps,
-            learn_inner_lr=learn_inner_lr,
-            order=order,
-            tasks_per_batch=tasks_per_batch,
-            support_size=support_size,
-            query_size=query_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
+    def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
+        super().__init__(feature_spec, **params)
         self.n_tasks_: int | None = None
-        self._tasks: tuple[list[np.ndarray], np.random.Generator] | None = None
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return MAMLNet(spec, self.config_)
@@ -270,11 +229,7 @@ class MAMLModel(TorchEstimator):
             raise ValueError(
                 "no segment has 2 or more training rows; MAML needs support and query rows per task"
             )
-        self._tasks = (members, rng)  # read by _train_epoch during this fit only
-        try:
-            self._fit_module(cfg, encoder, train, valid)
-        finally:
-            self._tasks = None
+        self._fit_module(cfg, encoder, train, valid, context=(members, rng))
         self.n_tasks_ = len(members)
         return self
 
@@ -286,9 +241,12 @@ class MAMLModel(TorchEstimator):
         train: Rows,
         generator: torch.Generator,
         epoch: int,
+        context: tuple[list[np.ndarray], np.random.Generator] | None = None,
     ) -> float:
-        """Meta-steps touching about as many rows as one pass; returns the mean query loss."""
-        members, rng = self._tasks
+        """Meta-steps touching about as many rows as one pass; returns the mean query loss.
+
+        ``context`` is ``(rows of each task, the fit's seeded generator)``."""
+        members, rng = context
         data, target, weight = train
         per_step = cfg.tasks_per_batch * (cfg.support_size + cfg.query_size)
         steps_per_epoch = max(1, math.ceil(len(target) / per_step))

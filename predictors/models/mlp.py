@@ -15,12 +15,12 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.base import MiniBatchConfig, TorchEstimator
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, FieldEmbedding
 
 
-class MLPConfig(TrainConfig):
+class MLPConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`MLPModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -45,47 +45,20 @@ class MLPNet(nn.Module):
 class MLPModel(TorchEstimator):
     """Conversion probability from an MLP over all fields of ``feature_spec``.
 
-    Example::
+    Example:
 
-        spec = FeatureSpec.infer(X, {"src_": "source", "tgt_": "target"})
-        model = MLPModel(spec, epochs=5, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = MLPModel(spec, epochs=1, hidden=(16,), seed=1).fit(X, y)
+    >>> model.predict_proba(X).shape
+    (600, 2)
     """
 
     name = "mlp"
     Config = MLPConfig
     tiny_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 256, "hidden": (32,)}
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        hidden: tuple[int, ...] = (128, 64),
-        dropout: float = 0.1,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            hidden=hidden,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return MLPNet(spec, self.config_)

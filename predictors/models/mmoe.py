@@ -3,7 +3,7 @@
 Where a shared bottom forces both tasks through the same representation, MMOE
 lets each task mix the experts it needs, so a weakly related auxiliary task
 (source-domain conversion) hurts the main one less.  The auxiliary label rides
-in ``X[aux_column]`` exactly as for :mod:`predictors.models.shared_bottom`;
+in ``X[aux_column]`` exactly as for every model of :mod:`predictors.torch.multitask`;
 :meth:`MMOEModel.gates` exposes the per-row gate weights.
 """
 
@@ -19,18 +19,18 @@ from torch import nn
 
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
-from predictors.models.shared_bottom import (
+from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
+from predictors.torch.inputs import Batch, batch_size_of, take
+from predictors.torch.layers import MLP, FieldEmbedding, MixtureOfExperts
+from predictors.torch.multitask import (
     AuxLabels,
     MultiTaskEstimator,
     fill_aux_column,
     input_spec,
 )
-from predictors.torch.base import PREDICT_BATCH, TrainConfig
-from predictors.torch.inputs import Batch, batch_size_of, take
-from predictors.torch.layers import MLP, FieldEmbedding, MixtureOfExperts
 
 
-class MMOEConfig(TrainConfig):
+class MMOEConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`MMOEModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
@@ -77,11 +77,16 @@ class MMOENet(nn.Module):
 class MMOEModel(MultiTaskEstimator):
     """Multi-gate mixture-of-experts over all domains; task 0 is ``y``, task 1 ``X[aux_column]``.
 
-    Example::
+    Example:
 
-        X["aux_label"] = aux  # 0/1, NaN where unknown
-        model = MMOEModel(spec, n_experts=4).fit(X, y, sample_weight=w)
-        model.gates(X).shape  # (rows, tasks, experts); each gate sums to 1
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> rows = X.assign(aux_label=(X["src_spend"] > 0).astype(float))  # 0/1, NaN where unknown
+    >>> model = MMOEModel(spec, n_experts=4, epochs=1, seed=1).fit(rows, y)
+    >>> model.gates(X).shape  # (rows, tasks, experts); each gate sums to 1
+    (600, 2, 4)
     """
 
     name = "mmoe"
@@ -93,45 +98,6 @@ class MMOEModel(MultiTaskEstimator):
         "expert_hidden": (16,),
         "tower_hidden": (8,),
     }
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        n_experts: int = 4,
-        expert_hidden: tuple[int, ...] = (64,),
-        tower_hidden: tuple[int, ...] = (32,),
-        dropout: float = 0.1,
-        aux_column: str = "aux_label",
-        aux_weight: float = 1.0,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            n_experts=n_experts,
-            expert_hidden=expert_hidden,
-            tower_hidden=tower_hidden,
-            dropout=dropout,
-            aux_column=aux_column,
-            aux_weight=aux_weight,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return MMOENet(spec, self.config_)

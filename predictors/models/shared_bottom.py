@@ -1,188 +1,25 @@
-"""Shared-bottom multi-task model, and the auxiliary-label plumbing every multi-task model uses.
+"""Shared-bottom multi-task model: one shared MLP bottom, a tower per task.
 
-Multi-task learning needs a second label.  Here it travels *inside* ``X``: a
-column named ``aux_column`` (default ``"aux_label"``) holding 0/1 where a row has
-an auxiliary label and NaN where it has none.  The main label is ``y``; a row
-that only carries an auxiliary label (e.g. a MovieLens *source*-domain rating
-used to help the *target* task) gets ``sample_weight`` 0, so it trains the
-auxiliary head and the shared layers but not the main head.  Prediction always
-returns the main (target) task; frames without the auxiliary column, such as
-the scoring frames of the decision layer, are accepted.
-
-Why a column and not a second ``y``: the training loop, early stopping and
-save/load live once in :class:`~predictors.torch.base.TorchEstimator`; the
-auxiliary label rides along as one more (categorical) field of domain ``aux``
-that the network never embeds, so it is shuffled and batched with its row.
-
-Without the auxiliary column a multi-task model trains the main task alone
-(one tower), which keeps it usable wherever a plain model is.
+The auxiliary label and the two-part loss live in
+:mod:`predictors.torch.multitask`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
 import torch
 from pydantic import Field as PydanticField
 from torch import nn
-from torch.nn import functional as F
 
-from predictors.features import FeatureSpec, Field
-from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.features import FeatureSpec
+from predictors.torch.base import MiniBatchConfig
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, FieldEmbedding
-
-AUX_DOMAIN = "aux"
-"""Domain of the auxiliary-label field: carried in batches, never embedded."""
+from predictors.torch.multitask import AuxLabels, MultiTaskEstimator, input_spec
 
 
-def input_spec(spec: FeatureSpec) -> FeatureSpec:
-    """``spec`` without the auxiliary-label field: the fields a network embeds."""
-    return FeatureSpec(
-        fields=tuple(f for f in spec.fields if f.domain != AUX_DOMAIN), fitted=spec.fitted
-    )
-
-
-def has_aux(spec: FeatureSpec) -> bool:
-    """True when ``spec`` carries an auxiliary-label field."""
-    return any(f.domain == AUX_DOMAIN for f in spec.fields)
-
-
-def with_aux_field(
-    spec: FeatureSpec, X: pd.DataFrame, aux_column: str
-) -> tuple[FeatureSpec, pd.DataFrame]:
-    """Add the auxiliary label of ``X[aux_column]`` (0/1/NaN) to ``spec`` as a field.
-
-    Returns ``(spec, X)`` unchanged when ``X`` has no such column.  Otherwise the
-    column is validated and rewritten as the strings ``"0"``/``"1"`` (missing kept)
-    so the encoder codes it like any categorical field.
-    """
-    spec = input_spec(spec)  # a reloaded model's spec already carries the field
-    if aux_column in spec.names:
-        raise ValueError(
-            f"aux_column {aux_column!r} is also a feature of the FeatureSpec; a label must not "
-            "be an input: drop it from the spec or pass another aux_column"
-        )
-    if not isinstance(X, pd.DataFrame) or aux_column not in X.columns:
-        return spec, X
-    values = pd.to_numeric(X[aux_column], errors="coerce").to_numpy(np.float64)
-    text_bad = X[aux_column].notna().to_numpy() & np.isnan(values)
-    bad = text_bad | (~np.isnan(values) & ~np.isin(values, (0.0, 1.0)))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        value = X[aux_column].iloc[row]
-        value = value.item() if isinstance(value, np.generic) else value
-        raise ValueError(
-            f"auxiliary label column {aux_column!r} must hold 0, 1 or NaN; row {row} has {value!r}"
-        )
-    coded = pd.Series(
-        np.where(np.isnan(values), None, np.where(values == 1.0, "1", "0")),
-        index=X.index,
-        dtype="object",
-    )
-    vocab = ("<unk>", "0", "1") if spec.fitted else ()
-    aux = Field(name=aux_column, kind="categorical", domain=AUX_DOMAIN, vocab=vocab)
-    return FeatureSpec(fields=(*spec.fields, aux), fitted=spec.fitted), X.assign(
-        **{aux_column: coded}
-    )
-
-
-def fill_aux_column(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
-    """``X`` with an all-missing auxiliary column added when ``spec`` has one and ``X`` lacks it."""
-    for f in spec.fields:
-        if f.domain == AUX_DOMAIN and isinstance(X, pd.DataFrame) and f.name not in X.columns:
-            X = X.assign(**{f.name: None})
-    return X
-
-
-class AuxLabels(nn.Module):
-    """Decodes the auxiliary field of a batch into ``(labels float, present bool)``, both ``(batch,)``."""
-
-    def __init__(self, spec: FeatureSpec) -> None:
-        super().__init__()
-        fields = [f for f in spec.fields if f.domain == AUX_DOMAIN]
-        if len(fields) > 1:
-            raise ValueError(f"at most one auxiliary label field, got {[f.name for f in fields]}")
-        self.name = fields[0].name if fields else None
-        vocab = fields[0].vocab if fields else ()
-        # code -> label: -1 missing/unknown, else 0/1
-        lookup = torch.tensor([{"0": 0, "1": 1}.get(v, -1) for v in vocab] or [-1])
-        self.register_buffer("lookup", lookup, persistent=False)
-
-    @property
-    def n_tasks(self) -> int:
-        """1 (main task) plus 1 when an auxiliary label field exists."""
-        return 1 if self.name is None else 2
-
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.name is None:
-            n = len(next(iter(batch.values())))
-            return torch.zeros(n), torch.zeros(n, dtype=torch.bool)
-        codes = self.lookup[batch[self.name]]  # (batch,)
-        return codes.clamp_min(0).float(), codes >= 0
-
-
-class MultiTaskEstimator(TorchEstimator):
-    """Base of the multi-task models: the auxiliary column in ``fit`` and the two-part loss.
-
-    A subclass's module implements ``task_logits(batch) -> (batch, tasks)`` (task 0
-    is the main task), ``forward(batch)`` returning column 0, and has an
-    ``aux_labels`` :class:`AuxLabels` attribute.
-    """
-
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: Any,
-        *,
-        sample_weight: Any = None,
-        eval_set: tuple[pd.DataFrame, Any] | None = None,
-    ) -> MultiTaskEstimator:
-        """Fit like :meth:`TorchEstimator.fit`; ``X[aux_column]`` (0/1/NaN) is the auxiliary label.
-
-        Rows with only an auxiliary label should get ``sample_weight`` 0.
-        """
-        column = self.get_params().get("aux_column", "aux_label")
-        spec, X = with_aux_field(self.feature_spec, X, column)
-        if eval_set is not None:
-            X_valid, y_valid = eval_set
-            X_valid = with_aux_field(self.feature_spec, X_valid, column)[1]
-            eval_set = (fill_aux_column(spec, X_valid), y_valid)
-        original = self.feature_spec
-        self.feature_spec = spec
-        try:
-            super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
-        finally:
-            self.feature_spec = original
-        return self
-
-    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
-        """Logits ``(n,)`` of the main task; the auxiliary column is not needed."""
-        if self.feature_spec_ is not None:
-            X = fill_aux_column(self.feature_spec_, X)
-        return super().decision_function(X)
-
-    def loss(
-        self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Main BCE (weighted mean over rows) + ``aux_weight`` x auxiliary BCE on labelled rows."""
-        logits = module.task_logits(batch)  # (batch, tasks)
-        main = F.binary_cross_entropy_with_logits(logits[:, 0], y, reduction="none")
-        if weight is None:
-            total = main.mean()
-        else:
-            total = (main * weight).sum() / weight.sum().clamp_min(1e-12)
-        if logits.shape[1] > 1:
-            labels, present = module.aux_labels(batch)
-            if present.any():
-                aux = F.binary_cross_entropy_with_logits(logits[present, 1], labels[present])
-                total = total + self.config_.aux_weight * aux
-        return total
-
-
-class SharedBottomConfig(TrainConfig):
+class SharedBottomConfig(MiniBatchConfig):
     """Hyper-parameters of :class:`SharedBottomModel`; names equal its constructor arguments."""
 
     embedding_dim: int = PydanticField(16, ge=1)
@@ -221,11 +58,16 @@ class SharedBottomModel(MultiTaskEstimator):
     Task 0 is ``y`` (target-domain conversion); task 1 is ``X[aux_column]`` when
     present (e.g. source-domain conversion).  See the module docstring.
 
-    Example::
+    Example:
 
-        X["aux_label"] = aux  # 0/1, NaN where unknown
-        model = SharedBottomModel(spec, epochs=5).fit(X, y, sample_weight=w)
-        p = model.predict_proba(X_new)[:, 1]  # X_new needs no aux_label
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> rows = X.assign(aux_label=(X["src_spend"] > 0).astype(float))  # 0/1, NaN where unknown
+    >>> model = SharedBottomModel(spec, epochs=1, seed=1).fit(rows, y)
+    >>> model.predict_proba(X).shape  # X needs no aux_label
+    (600, 2)
     """
 
     name = "shared_bottom"
@@ -236,43 +78,6 @@ class SharedBottomModel(MultiTaskEstimator):
         "bottom_hidden": (32,),
         "tower_hidden": (16,),
     }
-
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        bottom_hidden: tuple[int, ...] = (128,),
-        tower_hidden: tuple[int, ...] = (64,),
-        dropout: float = 0.1,
-        aux_column: str = "aux_label",
-        aux_weight: float = 1.0,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 10,
-        patience: int = 2,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            bottom_hidden=bottom_hidden,
-            tower_hidden=tower_hidden,
-            dropout=dropout,
-            aux_column=aux_column,
-            aux_weight=aux_weight,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
 
     def build(self, spec: FeatureSpec) -> nn.Module:
         return SharedBottomNet(spec, self.config_)

@@ -4,10 +4,13 @@
 - :mod:`predictors.torch.layers`: FieldEmbedding, MLP, CrossNetV2,
   AttentionPooling, MixtureOfExperts, domain_present.
 - :mod:`predictors.torch.base`: TorchEstimator (training, early stopping,
-  save/load) and TrainConfig.
+  save/load), TrainConfig / MiniBatchConfig, using_torch_threads.
+- :mod:`predictors.torch.staged`: TwoStageEstimator (the cross-domain models).
+- :mod:`predictors.torch.multitask`: MultiTaskEstimator and the auxiliary label.
+- :mod:`predictors.torch.scoring`: the grouped scorer (entities encoded once).
 """
 
-from predictors.torch.base import TorchEstimator, TrainConfig
+from predictors.torch.base import MiniBatchConfig, TorchEstimator, TrainConfig, using_torch_threads
 from predictors.torch.inputs import Batch, FrameEncoder, missing_key, take
 from predictors.torch.layers import (
     MLP,
@@ -25,10 +28,12 @@ __all__ = [
     "CrossNetV2",
     "FieldEmbedding",
     "FrameEncoder",
+    "MiniBatchConfig",
     "MixtureOfExperts",
     "TorchEstimator",
     "TrainConfig",
     "domain_present",
     "missing_key",
     "take",
+    "using_torch_threads",
 ]

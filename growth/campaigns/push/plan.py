@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.push.audience import PushAudience, push_audience
-from growth.campaigns.push.open_model import OpenModel
+from growth.campaigns.push.open_model import OpenRateRows
 from growth.campaigns.settings import PushSettings
 from growth.modeling.features import ConversionFeatures
 from optimizers.push import PushProblem, PushSchedule, schedule_push
@@ -88,10 +88,10 @@ def push_problem(
 
 def plan_push(features: ConversionFeatures, settings: PushSettings, *, seed: int) -> PushPlan:
     """Fit the open model, build the day's problem for the audience and solve it."""
-    model = OpenModel(features, seed=seed)
-    auc = model.fit()
+    rows = OpenRateRows(features)
+    model, auc = rows.fit(seed=seed)
     audience = push_audience(features, max_users=settings.max_users, seed=seed)
-    problem = push_problem(audience, model.predict_hours(audience), model.decay_, settings)
+    problem = push_problem(audience, rows.predict_hours(model, audience), model.decay_, settings)
     schedule = schedule_push(problem, time_limit_s=settings.time_limit_s, seed=seed)
     return PushPlan(
         audience=audience,

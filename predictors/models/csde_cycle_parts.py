@@ -1,6 +1,6 @@
 """The CSDE-cycle network: unpaired translation between the domains, then a filled predictor.
 
-Kept apart from the estimator (:mod:`predictors.models.cycle_fill`) so the maths
+Kept apart from the estimator (:mod:`predictors.models.csde_cycle`) so the maths
 reads in one place.  Per row, with every field embedded by
 :class:`~predictors.torch.layers.FieldEmbedding`:
 
@@ -46,7 +46,7 @@ class CycleParts:
     source_present: torch.Tensor  # (batch,) bool: any source field present
 
 
-class CycleFillNet(nn.Module):
+class CSDECycleNet(nn.Module):
     """Field embeddings, the two generators and critics, and the filled prediction head."""
 
     def __init__(

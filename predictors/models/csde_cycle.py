@@ -13,7 +13,7 @@ fields they lack, so the prediction head sees a full row.
 Stage 1 (epochs ``1..stage1_epochs``) minimises the prediction log loss plus the
 translation losses (on detached embeddings: the embeddings learn from the
 prediction only); later epochs minimise the log loss alone with the generators
-frozen.  See :mod:`predictors.models.cycle_fill_parts` for the network.
+frozen.  See :mod:`predictors.models.csde_cycle_parts` for the network.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.models.cycle_fill_parts import CycleFillNet, CycleParts
-from predictors.torch.base import TrainConfig
+from predictors.models.csde_cycle_parts import CSDECycleNet, CycleParts
+from predictors.torch.base import MiniBatchConfig
 from predictors.torch.staged import TwoStageEstimator
 
 
-class CycleFillConfig(TrainConfig):
-    """Hyper-parameters of :class:`CycleFillModel`; names equal its constructor arguments."""
+class CSDECycleConfig(MiniBatchConfig):
+    """Hyper-parameters of :class:`CSDECycleModel`; names equal its constructor arguments."""
 
     embedding_dim: int = Field(16, ge=1)
     hidden: tuple[int, ...] = Field((128, 64), min_length=1)
@@ -47,20 +47,25 @@ class CycleFillConfig(TrainConfig):
     patience: int = Field(3, ge=1)
 
 
-class CycleFillModel(TwoStageEstimator):
+class CSDECycleModel(TwoStageEstimator):
     """Conversion probability; rows without the target domain get generated target fields.
 
     ``feature_spec`` needs fields of domains ``source`` and ``target``; domain
     ``user`` (demographics) joins the source side; every other domain is context.
 
-    Example::
+    Example:
 
-        model = CycleFillModel(spec, epochs=8, seed=1).fit(X, y)
-        p = model.predict_proba(X)[:, 1]
+    >>> from predictors.examples import DOMAINS, two_domain_frame
+    >>> from predictors.features import FeatureSpec
+    >>> X, y, _ = two_domain_frame(600)
+    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> model = CSDECycleModel(spec, epochs=2, stage1_epochs=1, seed=1).fit(X, y)
+    >>> model.predict_proba(X).shape
+    (600, 2)
     """
 
     name = "csde_cycle"
-    Config = CycleFillConfig
+    Config = CSDECycleConfig
     tiny_params: ClassVar[dict[str, Any]] = {
         "epochs": 2,
         "batch_size": 256,
@@ -71,52 +76,9 @@ class CycleFillModel(TwoStageEstimator):
         "stage1_epochs": 1,
     }
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec,
-        *,
-        embedding_dim: int = 16,
-        hidden: tuple[int, ...] = (128, 64),
-        gen_hidden: tuple[int, ...] = (64,),
-        critic_hidden: tuple[int, ...] = (64,),
-        dropout: float = 0.1,
-        stage1_epochs: int = 4,
-        lambda_gp: float = 10.0,
-        lambda_cycle: float = 10.0,
-        min_target_coverage: float = 0.5,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        batch_size: int = 1024,
-        epochs: int = 20,
-        patience: int = 3,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            feature_spec,
-            embedding_dim=embedding_dim,
-            hidden=hidden,
-            gen_hidden=gen_hidden,
-            critic_hidden=critic_hidden,
-            dropout=dropout,
-            stage1_epochs=stage1_epochs,
-            lambda_gp=lambda_gp,
-            lambda_cycle=lambda_cycle,
-            min_target_coverage=min_target_coverage,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            verbose=verbose,
-        )
-
     def build(self, spec: FeatureSpec) -> nn.Module:
         cfg = self.config_
-        return CycleFillNet(
+        return CSDECycleNet(
             spec,
             embedding_dim=cfg.embedding_dim,
             hidden=cfg.hidden,
@@ -136,4 +98,4 @@ class CycleFillModel(TwoStageEstimator):
         )
 
 
-__all__ = ["CycleFillConfig", "CycleFillModel"]
+__all__ = ["CSDECycleConfig", "CSDECycleModel"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from predictors.metrics import binary_metrics
-from predictors.models.cycle_fill import CycleFillModel
+from predictors.models.csde_cycle import CSDECycleModel
 
 SMALL = {
     "epochs": 3,
@@ -24,9 +24,9 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def fitted(two_domain_rows) -> CycleFillModel:
+def fitted(two_domain_rows) -> CSDECycleModel:
     X, y, _, spec = two_domain_rows
-    return CycleFillModel(spec, seed=0, **SMALL).fit(X, y)
+    return CSDECycleModel(spec, seed=0, **SMALL).fit(X, y)
 
 
 def has_source(X: pd.DataFrame) -> np.ndarray:
@@ -47,11 +47,11 @@ def test_cycle_loss_makes_the_translation_invertible(two_domain_rows, fitted):
     """After fit, G_ts(G_st(s)) reconstructs source embeddings far better (relative to their
     spread) than a barely trained model's generators; with lambda_cycle=0 it does not."""
     X, y, _, spec = two_domain_rows
-    untrained = CycleFillModel(spec, seed=0, **SMALL | {"epochs": 1})
+    untrained = CSDECycleModel(spec, seed=0, **SMALL | {"epochs": 1})
     untrained.fit(X.iloc[:300], y[:300])  # builds the module; barely trains it
     rows = X.loc[has_source(X)].iloc[:2_000]
 
-    def cycle_error(model: CycleFillModel) -> float:
+    def cycle_error(model: CSDECycleModel) -> float:
         net = model.module_.eval()
         with torch.no_grad():
             s = net.parts(model.encoder_.encode(rows)).s  # (rows, s_dim)
@@ -90,4 +90,4 @@ def test_spec_without_source_fields_is_refused_by_name(two_domain_rows):
     X, y, _, spec = two_domain_rows
     target_only = spec.select(lambda f: f.domain != "source")
     with pytest.raises(ValueError, match="'source'"):
-        CycleFillModel(target_only, epochs=1).fit(X.iloc[:200], y[:200])
+        CSDECycleModel(target_only, epochs=1).fit(X.iloc[:200], y[:200])
