@@ -18,12 +18,10 @@ OPERATOR_KEY = "operator_name"
 
 @dataclass(frozen=True)
 class Context:
-    """What the sidebar selected: the scenario, its size (``n_users`` None = as the file says)
-    and the cap on the exposure rows the predictors train on (None = the whole log)."""
+    """What the sidebar selected: the scenario and its size (``n_users`` None = as the file says)."""
 
     scenario: str
     n_users: int | None
-    max_rows: int | None
 
 
 @st.cache_resource(show_spinner="Generating the simulated world ...")
@@ -38,21 +36,24 @@ def features(scenario: str, n_users: int | None):
     return svc.conversion_features(world(scenario, n_users))
 
 
-@st.cache_resource(show_spinner="Training the predictors on a sample of the exposure log ...")
-def predictors(scenario: str, n_users: int | None, max_rows: int | None) -> svc.Predictors:
-    """Conversion and basket models, trained once per (scenario, users, sample cap).
-
-    Widget changes never re-train: every page reads this cached object.
-    """
-    return svc.train_predictors(
-        world(scenario, n_users), features=features(scenario, n_users), max_rows=max_rows
+@st.cache_resource(show_spinner="Loading the nightly run's predictors (or training them) ...")
+def predictors(scenario: str, n_users: int | None) -> svc.Predictors:
+    """The conversion and basket models of the newest nightly run of this world, else trained
+    with the nightly settings; once per (scenario, users), so widget changes never re-train."""
+    return svc.load_predictors(
+        world(scenario, n_users), store(), features=features(scenario, n_users)
     )
 
 
 @st.cache_resource(show_spinner=False)
-def decision(scenario: str, n_users: int | None, max_rows: int | None) -> svc.CouponDecision:
-    """Every user's predicted response to every coupon option (scored once, on first solve)."""
-    return svc.score_coupons(predictors(scenario, n_users, max_rows))
+def decision(scenario: str, n_users: int | None) -> svc.CouponDecision:
+    """Every user's predicted response to every coupon option (the run's, or scored once)."""
+    return svc.score_coupons(predictors(scenario, n_users))
+
+
+def provenance(pred: svc.Predictors) -> None:
+    """Which model the page's predictions come from, and from which run."""
+    st.caption(f"Predictions: **{pred.predictor}**, {pred.source}.")
 
 
 @st.cache_data(show_spinner=False)
@@ -85,7 +86,7 @@ def sidebar() -> Context:
     n_users = svc.app_users()
     size = world(scenario, n_users).config.n_users
     st.sidebar.caption(f"{size:,} simulated users · store: {store()!r}")
-    return Context(scenario=scenario, n_users=n_users, max_rows=svc.max_train_rows())
+    return Context(scenario=scenario, n_users=n_users)
 
 
 def save_run_form(kind: str, key: str, config: dict, tables: dict, summary: dict) -> None:

@@ -7,7 +7,6 @@ Usage: .venv/bin/python benchmarks/bench_app_services.py
 import time
 
 from growth import services as svc
-from growth.campaigns.settings import CouponSettings
 
 
 def lap(name: str, start: float) -> None:
@@ -27,20 +26,20 @@ def main(users: int = 1_000_000) -> None:
     svc.lifecycle_segments(f)
     lap("features+segments (Coupons/Push first render)", t)
     t = time.perf_counter()
-    p = svc.train_predictors(w, features=f, max_rows=svc.max_train_rows())
-    lap("train on the capped sample (Models first render)", t)
-    auc = p.models.metrics.query("segment=='all' and metric=='auc'")["value"].iloc[0]
-    print("n_rows", p.n_rows, "auc", round(float(auc), 4), flush=True)
+    p = svc.load_predictors(w, svc.store(), features=f)
+    lap("predictors: the nightly run's, else trained (Models first render)", t)
+    auc = p.metrics.query("segment=='all' and metric=='auc'")["value"].iloc[0]
+    print(p.predictor, p.source, "auc", round(float(auc), 4), flush=True)
     t = time.perf_counter()
     svc.calibration_frame(p)
     lap("calibration", t)
     t = time.perf_counter()
     d = svc.score_coupons(p)
     lap("score coupons, all users (first Coupons solve)", t)
-    s = CouponSettings(budget=500.0, merchant_budget=50.0, method="lagrangian")
+    s = svc.CouponSettings(budget=500.0, merchant_budget=50.0, method="lagrangian")
     t = time.perf_counter()
     plan = svc.plan_coupons(d, s)
-    lap("solve_coupons", t)
+    lap("plan_coupons", t)
     print(plan.allocation.describe().splitlines()[0], flush=True)
     t = time.perf_counter()
     curve = svc.value_vs_budget(d, s)

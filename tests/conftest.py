@@ -19,6 +19,24 @@ MOVIELENS_FETCH = REPO_ROOT.parent / "shared" / "data" / "fetch-movielens-100k"
 MOVIELENS_FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private data root for the test session: the repository's scenarios, nothing else.
+
+    Runs' files (models, scores), logs and the default database of the code under
+    test land here instead of the developer's ``data/`` folder.
+    """
+    root = tmp_path_factory.mktemp("data")
+    (root / "scenarios").symlink_to(REPO_ROOT / "data" / "scenarios")
+    previous = os.environ.get("GROWTH_DATA_ROOT")
+    os.environ["GROWTH_DATA_ROOT"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("GROWTH_DATA_ROOT", None)
+    else:
+        os.environ["GROWTH_DATA_ROOT"] = previous
+
+
 @pytest.fixture(scope="session")
 def movielens_dir() -> Path:
     """The MovieLens-100k atomic files, fetched once into the git-ignored data/cache/ml-100k."""

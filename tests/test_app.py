@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,9 +18,11 @@ from growth import services as svc
 from growth.campaigns.coupons import CouponCampaign, plan_coupons, true_coupon_decision
 from growth.campaigns.settings import CouponSettings, InstallSettings
 from growth.jobs.config import NightlyConfig
+from growth.jobs.pipeline import run_nightly
 from growth.store import Store
 
 APP = Path(__file__).resolve().parents[1] / "app"
+SCENARIOS = APP.parent / "data" / "scenarios"
 PAGES = ["Home.py", *(f"pages/{p.name}" for p in sorted((APP / "pages").glob("*.py")))]
 TIMEOUT = 120  # the first page in a process trains the (cached) predictors
 
@@ -239,26 +243,34 @@ def test_coupon_type_budget_in_nightly_plan():
         CouponSettings(type_budgets={"red_packet": -1.0})
 
 
-def test_predictors_train_on_a_seeded_sample(monkeypatch):
-    """Large exposure logs are sampled (seeded, capped) for training; encodings stay shared."""
+def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch):
+    """Without a stored run the app trains as the nightly job does (same predictor choice);
+    with a succeeded nightly run of the same world it reuses that run's models and scores."""
     world = svc.load_world("small", 800)
-    features = svc.conversion_features(world)
-    n_log = len(world.dataset.exposures)
-    a = svc.sample_exposures(features, 1000, seed=3)
-    b = svc.sample_exposures(features, 1000, seed=3)
-    assert len(a.dataset.exposures) == 1000 < n_log
-    pd.testing.assert_frame_equal(a.dataset.exposures, b.dataset.exposures)
-    assert a.user_table is features.user_table and a.dataset.candidates is world.dataset.candidates
-    assert len(features.dataset.exposures) == n_log  # the world is untouched
-    assert svc.sample_exposures(features, None, seed=3) is features
+    other = svc.load_world("small", 800, seed=world.config.seed + 1)
+    db = Store(f"sqlite:///{tmp_path / 'g.db'}")
+    monkeypatch.setenv("GROWTH_DATA_ROOT", str(tmp_path / "data"))  # the run's files go here
+    trained = svc.load_predictors(world, db)
+    assert trained.run_id is None and "trained in the app" in trained.source
+    assert trained.decision is None
+    assert svc.score_coupons(trained).n_users == len(world.dataset.users)
 
-    pred = svc.train_predictors(world, features=features, max_rows=1000)
-    target = (a.dataset.exposures["domain"] == "target").sum()
-    assert pred.n_rows == target and pred.features is features
-    assert svc.score_coupons(pred).n_users == len(world.dataset.users)
-
-    monkeypatch.setenv(svc.MAX_TRAIN_ROWS_ENV, "0")
-    assert svc.max_train_rows() is None
-    monkeypatch.setenv(svc.MAX_TRAIN_ROWS_ENV, "-5")
-    with pytest.raises(ValueError, match="GROWTH_APP_MAX_TRAIN_ROWS"):
-        svc.max_train_rows()
+    config = NightlyConfig(
+        scenario=SCENARIOS / "small.toml",
+        n_users=800,
+        push={"enabled": False},
+        install={"enabled": False},
+        coupons={"budget": 40.0, "merchant_budget": 4.0},
+    )
+    result = run_nightly(config, store=db)
+    stored = svc.load_predictors(world, db)
+    assert stored.run_id == result.run_id and f"nightly run {result.run_id}" in stored.source
+    assert stored.predictor == result.predictor == trained.predictor
+    assert svc.score_coupons(stored) is stored.decision
+    rescored = svc.score_coupons(replace(stored, decision=None))  # the saved model, re-scored
+    np.testing.assert_allclose(rescored.conversion, stored.decision.conversion, rtol=1e-6)
+    pd.testing.assert_frame_equal(
+        stored.metrics.reset_index(drop=True),
+        result.metrics[["model", "segment", "metric", "value"]].reset_index(drop=True),
+    )
+    assert svc.stored_run(db, other.config.fingerprint()) is None

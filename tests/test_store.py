@@ -380,6 +380,7 @@ def test_growth_db_url_env_is_honoured(tmp_path: Path, monkeypatch: pytest.Monke
     assert (tmp_path / "from_env.db").exists()
 
     monkeypatch.delenv("GROWTH_DB_URL")
+    monkeypatch.delenv("GROWTH_DATA_ROOT", raising=False)  # the default data root: ./data
     monkeypatch.chdir(tmp_path)
     default = Store()
     assert default.url == "sqlite:///data/growth.db"

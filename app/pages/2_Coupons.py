@@ -19,15 +19,15 @@ st.title("Coupons")
 
 
 @st.cache_resource(show_spinner=False)
-def solve(scenario: str, n_users: int | None, max_rows: int | None, settings_json: str):
-    d = ui.decision(scenario, n_users, max_rows)
+def solve(scenario: str, n_users: int | None, settings_json: str):
+    d = ui.decision(scenario, n_users)
     s = svc.CouponSettings.model_validate_json(settings_json)
     return svc.plan_coupons(d, s), svc.value_vs_budget(d, s)
 
 
 @st.cache_resource(show_spinner=False)
-def front(scenario: str, n_users: int | None, max_rows: int | None, settings_json: str):
-    d = ui.decision(scenario, n_users, max_rows)
+def front(scenario: str, n_users: int | None, settings_json: str):
+    d = ui.decision(scenario, n_users)
     return svc.coupon_front(d, svc.CouponSettings.model_validate_json(settings_json))
 
 
@@ -58,13 +58,13 @@ settings = svc.CouponSettings(
 
 if st.button("Solve", type="primary", key="coupon_solve"):
     with st.status("Solving the coupon allocation ...", expanded=True) as progress:
-        st.write("Training the predictors (once per world) ...")
-        ui.predictors(ctx.scenario, ctx.n_users, ctx.max_rows)
+        st.write("Loading the nightly run's predictors, or training them (once per world) ...")
+        ui.predictors(ctx.scenario, ctx.n_users)
         st.write("Scoring every user under every coupon option (once per world) ...")
-        ui.decision(ctx.scenario, ctx.n_users, ctx.max_rows)
+        ui.decision(ctx.scenario, ctx.n_users)
         st.write("Allocating coupons and sweeping the platform budget ...")
         try:
-            plan, curve = solve(ctx.scenario, ctx.n_users, ctx.max_rows, settings.model_dump_json())
+            plan, curve = solve(ctx.scenario, ctx.n_users, settings.model_dump_json())
         except ValueError as exc:
             progress.update(label="Cannot allocate", state="error")
             st.error(f"Cannot allocate: {exc}")
@@ -76,7 +76,8 @@ if st.button("Solve", type="primary", key="coupon_solve"):
 
 if "coupon_result" in st.session_state:
     used, plan, curve = st.session_state["coupon_result"]
-    decision = ui.decision(ctx.scenario, ctx.n_users, ctx.max_rows)  # cached by the solve
+    decision = ui.decision(ctx.scenario, ctx.n_users)  # cached by the solve
+    ui.provenance(ui.predictors(ctx.scenario, ctx.n_users))
     st.subheader(f"Allocation with platform budget {used.budget:,.0f}")
     if plan.allocation.status == "infeasible":
         st.error(f"No allocation meets every constraint: {plan.allocation.message}")
@@ -108,7 +109,7 @@ if "coupon_result" in st.session_state:
         if st.button("Trace conversions vs GMV front", key="coupon_front_button"):
             with st.spinner("Tracing the conversions-vs-GMV front ..."):
                 st.session_state["coupon_front"] = front(
-                    ctx.scenario, ctx.n_users, ctx.max_rows, used.model_dump_json()
+                    ctx.scenario, ctx.n_users, used.model_dump_json()
                 )
         if "coupon_front" in st.session_state:
             pts = st.session_state["coupon_front"]

@@ -11,20 +11,20 @@ from growth import services as svc
 
 st.set_page_config(page_title="Models", layout="wide")
 ctx = ui.sidebar()
-pred = ui.predictors(ctx.scenario, ctx.n_users, ctx.max_rows)
+pred = ui.predictors(ctx.scenario, ctx.n_users)
 
 st.title("Models")
 
 
 @st.cache_data(show_spinner="Computing calibration ...")
-def calibration(scenario: str, n_users: int | None, max_rows: int | None):
-    return svc.calibration_frame(ui.predictors(scenario, n_users, max_rows))
+def calibration(scenario: str, n_users: int | None):
+    return svc.calibration_frame(ui.predictors(scenario, n_users))
 
 
 @st.cache_data(show_spinner=False)
-def attention(scenario: str, n_users: int | None, max_rows: int | None):
-    p = ui.predictors(scenario, n_users, max_rows)
-    return svc.csde_attention(p.train_features, seed=p.seed)
+def attention(scenario: str, n_users: int | None):
+    p = ui.predictors(scenario, n_users)
+    return svc.csde_attention(p.features, seed=p.seed)
 
 
 st.subheader("Metrics by lifecycle segment (stored runs)")
@@ -41,15 +41,12 @@ else:
     st.dataframe(view, hide_index=True)
 
 st.subheader("This world's predictor (holdout, by segment)")
-live = pred.models.metrics.pivot_table(index=["model", "segment"], columns="metric", values="value")
+ui.provenance(pred)
+live = pred.metrics.pivot_table(index=["model", "segment"], columns="metric", values="value")
 st.dataframe(live.round(4))
-st.caption(
-    f"Trained on {pred.models.n_train:,} and evaluated on {pred.models.n_holdout:,} exposure rows"
-    + (f" (a seeded sample of at most {ctx.max_rows:,} rows)." if ctx.max_rows else ".")
-)
 
 st.subheader("Calibration (chronological holdout)")
-cal = calibration(ctx.scenario, ctx.n_users, ctx.max_rows)
+cal = calibration(ctx.scenario, ctx.n_users)
 fig = px.line(cal, x="predicted", y="observed", color="segment", markers=True, hover_data=["n"])
 fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="perfect", line={"dash": "dot"}))
 st.plotly_chart(fig, key="calibration_chart")
@@ -64,7 +61,7 @@ else:
     )
     if st.button("Train CSDE and show attention", key="csde_button"):
         with st.spinner("Training a small CSDE model ..."):
-            st.session_state["csde_attention"] = attention(ctx.scenario, ctx.n_users, ctx.max_rows)
+            st.session_state["csde_attention"] = attention(ctx.scenario, ctx.n_users)
     if "csde_attention" in st.session_state:
         table = st.session_state["csde_attention"]
         long = table.melt(

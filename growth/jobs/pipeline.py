@@ -26,9 +26,11 @@ console what it does and how far it got (a :class:`~growth.jobs.stages.StageCloc
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -42,10 +44,12 @@ from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.campaigns.install import InstallPlan, channel_names, fit_channel_models, plan_install
 from growth.campaigns.push import PushPlan, plan_push
 from growth.data.dataset import Dataset
+from growth.jobs.artifacts import save_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.stages import StageClock
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import train_models
+from growth.paths import artifacts_dir
 from growth.store import RunWriter, Store
 
 if TYPE_CHECKING:
@@ -68,6 +72,8 @@ class NightlyResult:
     install_truth: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     predictor: str = ""  # the conversion model trained (``config.predictor`` with auto resolved)
+    world_fingerprint: str | None = None  # WorldConfig.fingerprint() of a simulated world
+    artifacts: Path | None = None  # the folder of the run's models and coupon scores
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run."""
@@ -77,6 +83,8 @@ class NightlyResult:
             "users_per_segment": {k: int(v) for k, v in self.segments.items()},
             "coupons": self.plan.summary(),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "world_fingerprint": self.world_fingerprint,
+            "artifacts": None if self.artifacts is None else str(self.artifacts),
         }
         if self.truth is not None:
             out["truth"] = self.truth.reset_index().to_dict(orient="records")
@@ -202,6 +210,7 @@ def run_pipeline(
         truth=None,
         timings=clock.timings,
         predictor=models.predictor,
+        world_fingerprint=None if world is None else world.config.fingerprint(),
     )
     if world is not None:
         with clock("truth"):
@@ -217,9 +226,23 @@ def run_pipeline(
         if result.install is not None:
             run.add_channel_plan(result.install.channel_plan_frame())
             run.add_pareto_points(result.install.pareto_frame())
+        result.artifacts = save_run_artifacts(
+            run_folder(config, run.id),
+            predictor=models.predictor,
+            conversion=models.conversion,
+            basket=models.basket,
+            decision=decision,
+            world_fingerprint=result.world_fingerprint,
+        )
         run.summary = result.summary()
         stage.detail = f"{sum(run.row_counts().values()):,} result rows"
     return result
+
+
+def run_folder(config: NightlyConfig, run_id: int) -> Path:
+    """A fresh folder name for a run's files (run ids repeat across databases)."""
+    name = f"{config.campaign_date}-{config.campaign}-run{run_id}-{secrets.token_hex(4)}"
+    return artifacts_dir() / "runs" / name
 
 
 def _push_and_install(

@@ -28,6 +28,7 @@ The command line is ``growth nightly`` (:mod:`growth.cli`); its exit codes are
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ def _run(
             result = run_pipeline(config, run, clock, progress=progress)
     except BaseException as exc:
         if run_id is not None:
+            _discard_artifacts(run.summary)
             try:
                 store.record_stages(run_id, clock.rows)
             except Exception as db_exc:  # keep the job's own error in front
@@ -190,3 +192,10 @@ def _run(
         },
     )
     return result
+
+
+def _discard_artifacts(summary: dict[str, Any]) -> None:
+    """Remove the files of a run that failed: only succeeded runs' models are ever read."""
+    folder = summary.get("artifacts")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

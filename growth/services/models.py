@@ -7,19 +7,16 @@ import pandas as pd
 
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import chronological_split
-from growth.services.session import Predictors, sample_exposures
+from growth.services.session import Predictors
 from growth.store import Store
 
 
 def calibration_frame(predictors: Predictors, *, n_bins: int = 10) -> pd.DataFrame:
     """Reliability table on the chronological holdout: per segment and probability bin,
-    the mean predicted probability, the observed rate and the number of rows.
-
-    The holdout is that of the (sampled) exposure rows the models were trained on."""
-    features, models = predictors.train_features, predictors.models
-    frame = features.exposure_frame()
-    holdout = chronological_split(frame, 0.2)
-    p = models.conversion.predict_proba(frame.X.loc[holdout])[:, 1]
+    the mean predicted probability, the observed rate and the number of rows."""
+    frame = predictors.features.exposure_frame()
+    holdout = np.flatnonzero(chronological_split(frame, predictors.settings.holdout_fraction))
+    p = predictors.conversion.predict_proba(frame.rows(holdout))[:, 1]
     data = pd.DataFrame(
         {"segment": frame.segment[holdout], "p": p, "y": frame.y[holdout].astype(float)}
     )
@@ -58,11 +55,10 @@ def csde_attention(
 
     if "csde" not in predictor_names("conversion"):
         raise LookupError("the CSDE predictor is not registered in predictors.registry.REGISTRY")
-    features = sample_exposures(features, max_rows, seed=seed)  # never encode the whole log
     frame = features.exposure_frame()
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(frame.y), size=min(max_rows, len(frame.y)), replace=False))
-    X = frame.X.iloc[rows].reset_index(drop=True)
+    X = frame.rows(rows)  # only the sampled rows are built
     y = frame.y[rows]
     csde = get_predictor("csde")
     params = {**csde.tiny_params, "epochs": epochs, "seed": seed}

@@ -5,26 +5,28 @@ Environment:
 - ``GROWTH_DB_URL``: the SQL store (default: the embedded SQLite database);
 - ``GROWTH_APP_SCENARIO``: the scenario selected first (default ``small``);
 - ``GROWTH_APP_USERS``: overrides the scenario's number of users (tests use it);
-- ``GROWTH_APP_MAX_TRAIN_ROWS``: exposure rows the predictors train on at most
-  (a seeded sample; default 500,000; 0 = the whole log).
 
-The world, the predictors and the coupon scores are computed once per
-(scenario, users) and cached by the app; widget changes never re-train.
+The predictors are those of the newest stored nightly run of the same world
+(with its coupon scores) or, without one, trained here with the nightly job's
+settings; the app caches them per (scenario, users), so widget changes never
+re-train.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
+from growth.jobs.artifacts import load_run_artifacts
+from growth.jobs.config import KIND, NightlyConfig
 from growth.modeling.features import ConversionFeatures
-from growth.modeling.training import TrainedModels, sample_rows, train_models
+from growth.modeling.training import train_models
 from growth.paths import default_db_url, scenario_names
 from growth.store import ENV_VAR, Store
 from growth.world import World, WorldConfig, generate_world, load_scenario
@@ -32,9 +34,6 @@ from growth.world import World, WorldConfig, generate_world, load_scenario
 SCENARIO_ENV = "GROWTH_APP_SCENARIO"
 USERS_ENV = "GROWTH_APP_USERS"
 DEFAULT_SCENARIO = "small"
-MAX_TRAIN_ROWS_ENV = "GROWTH_APP_MAX_TRAIN_ROWS"
-DEFAULT_MAX_TRAIN_ROWS = 500_000
-"""Exposure rows the app's predictors train on at most (a seeded sample beyond that)."""
 
 
 # -- data and models ---------------------------------------------------------------
@@ -81,94 +80,120 @@ def load_world(scenario: str, n_users: int | None = None, seed: int | None = Non
     return generate_world(world_config(scenario, n_users, seed))
 
 
-def max_train_rows() -> int | None:
-    """``$GROWTH_APP_MAX_TRAIN_ROWS`` (0 = no cap) or :data:`DEFAULT_MAX_TRAIN_ROWS`."""
-    raw = os.environ.get(MAX_TRAIN_ROWS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_TRAIN_ROWS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_TRAIN_ROWS_ENV} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{MAX_TRAIN_ROWS_ENV} must be >= 0 (0 = no cap), got {value}")
-    return value or None
-
-
 def conversion_features(world: World) -> ConversionFeatures:
     """The world's user, item and coupon encodings (no model, no exposure rows yet)."""
     return ConversionFeatures(world.dataset)
 
 
-def sample_exposures(
-    features: ConversionFeatures, max_rows: int | None, *, seed: int
-) -> ConversionFeatures:
-    """A view of ``features`` whose exposure log is a seeded sample of at most ``max_rows`` rows.
-
-    The encodings (users, items, coupons) are shared, only the log the models
-    learn from shrinks, so a 1M-user world trains in seconds instead of minutes.
-    Returns ``features`` itself when the log already fits (or ``max_rows`` is None).
-    """
-    log = features.dataset.exposures
-    rows = sample_rows(np.arange(len(log)), max_rows, seed=seed)
-    if len(rows) == len(log):
-        return features
-    dataset = copy.copy(features.dataset)
-    dataset.exposures = log.iloc[rows].reset_index(drop=True)
-    view = copy.copy(features)
-    view.dataset = dataset
-    return view
-
-
 @dataclass
 class Predictors:
-    """The world's features and the predictors trained on (a sample of) its exposure log.
+    """The conversion and basket models the app plans with, and where they come from.
 
-    ``features`` encode the whole world (used to score every user);
-    ``train_features`` is the same encoding over the exposure rows the models
-    learnt from (the holdout metrics and calibration use its chronological holdout).
+    ``source`` says it in words: the nightly run whose stored models (and coupon
+    scores) are reused, or training in the app with the nightly job's settings
+    when no run of this world is stored.
     """
 
     features: ConversionFeatures
-    train_features: ConversionFeatures
-    models: TrainedModels
+    predictor: str  # the conversion model's name (auto resolved)
+    conversion: Any
+    basket: Any
+    metrics: pd.DataFrame  # holdout metrics: model, segment, metric, value
+    source: str
     seed: int
+    run_id: int | None = None  # the nightly run the models come from
+    decision: CouponDecision | None = None  # that run's coupon scores
 
     @property
-    def n_rows(self) -> int:
-        """Exposure rows the models saw (training plus holdout)."""
-        return self.models.n_train + self.models.n_holdout
+    def settings(self) -> NightlyConfig:
+        """The nightly job's settings the models follow (predictor choice, holdout, threads)."""
+        return NightlyConfig()
 
 
-def train_predictors(
-    world: World,
-    *,
-    features: ConversionFeatures | None = None,
-    max_rows: int | None = DEFAULT_MAX_TRAIN_ROWS,
+def load_predictors(
+    world: World, db: Store, *, features: ConversionFeatures | None = None
 ) -> Predictors:
-    """Train the conversion and basket models on a seeded sample of the world's exposure log.
+    """The models of the newest succeeded nightly run of this world, else trained here.
 
-    ``max_rows`` caps the exposure rows (None: the whole log); the sample is
-    drawn with the world's seed, so the models are deterministic.
+    A run matches when its summary's ``world_fingerprint`` equals the world's
+    (the same scenario, size and seed) and its files are still on disk.
+    Training uses the nightly job's own settings (:class:`NightlyConfig`
+    defaults: the ``auto`` predictor choice, ``max_train_rows``, holdout,
+    threads), so the app and the job plan with the same kind of model.
     """
     features = features if features is not None else conversion_features(world)
+    run = stored_run(db, world.config.fingerprint())
+    if run is None:
+        return train_predictors(world, features=features)
+    saved = load_run_artifacts(Path(run["summary"]["artifacts"]))
+    return Predictors(
+        features=features,
+        predictor=saved.predictor,
+        conversion=saved.conversion,
+        basket=saved.basket,
+        metrics=db.read("model_metrics", run_id=int(run["id"]))[
+            ["model", "segment", "metric", "value"]
+        ],
+        source=f"nightly run {run['id']} ({run['campaign_date']}, {run['campaign']})",
+        seed=world.config.seed,
+        run_id=int(run["id"]),
+        decision=saved.decision,
+    )
+
+
+def stored_run(db: Store, fingerprint: str, *, newest: int = 200) -> dict[str, Any] | None:
+    """The newest succeeded nightly run (of the ``newest`` runs) of the world with this
+    fingerprint whose model files exist, as :meth:`Store.get_run` gives it; else ``None``."""
+    runs = db.runs(limit=newest)
+    done = runs[(runs["kind"] == KIND) & (runs["status"] == "succeeded")]
+    for run_id in done["run_id"]:
+        run = db.get_run(int(run_id))
+        summary = run["summary"] or {}
+        folder = summary.get("artifacts")
+        if summary.get("world_fingerprint") == fingerprint and folder and Path(folder).is_dir():
+            return run
+    return None
+
+
+def train_predictors(world: World, *, features: ConversionFeatures | None = None) -> Predictors:
+    """Train the conversion and basket models as the nightly job does (its default settings)."""
+    features = features if features is not None else conversion_features(world)
+    settings = NightlyConfig()
     seed = world.config.seed
-    train_features = sample_exposures(features, max_rows, seed=seed)
-    models = train_models(train_features, seed=seed)
-    return Predictors(features, train_features, models, seed)
+    models = train_models(
+        features,
+        predictor=settings.predictor,
+        holdout_fraction=settings.holdout_fraction,
+        max_train_rows=settings.max_train_rows,
+        torch_threads=settings.torch_threads,
+        seed=seed,
+    )
+    return Predictors(
+        features=features,
+        predictor=models.predictor,
+        conversion=models.conversion,
+        basket=models.basket,
+        metrics=models.metrics,
+        source="trained in the app with the nightly settings (no stored nightly run of this world)",
+        seed=seed,
+    )
 
 
 def score_coupons(predictors: Predictors, *, chunk_users: int = 20_000) -> CouponDecision:
     """Predicted conversion, redemption and GMV of every user under every coupon option.
 
-    The expensive step at scale (users x candidates x options model calls), so
-    the app runs it only when an operator first solves coupons, then caches it.
+    The nightly run's stored scores when the models come from one; else scored
+    here (the expensive step at scale, so the app runs it only when an operator
+    first solves coupons, then caches it).
     """
+    if predictors.decision is not None:
+        return predictors.decision
     return predicted_coupon_decision(
         predictors.features,
-        predictors.models.conversion,
-        predictors.models.basket,
+        predictors.conversion,
+        predictors.basket,
         chunk_users=chunk_users,
+        torch_threads=predictors.settings.torch_threads,
     )
 
 

@@ -11,6 +11,7 @@ name looked up in the data root's scenarios folder) plus overrides becomes a con
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ class WorldConfig(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def fingerprint(self) -> str:
+        """A short hash of every parameter: two configs generate the same world iff equal."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
     # --- sizes -------------------------------------------------------------
     n_users: int = Field(10_000, ge=10)

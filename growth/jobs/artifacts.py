@@ -1,0 +1,130 @@
+"""What a nightly run leaves beside its SQL rows: the models it planned with and its coupon scores.
+
+The app plans on the same predictions as the nightly job: where a succeeded run
+of the same world exists, it loads that run's models and scores instead of
+training its own.  A run's folder, ``<data root>/artifacts/runs/<date>-<campaign>-run<id>-<random>/`` (its path
+is in the run's summary)::
+
+    manifest.json          predictor name, world fingerprint
+    coupon_options.json    the coupon options of the scores, 'none' first
+    conversion/            the chosen conversion model (the estimator's own save format)
+    basket/                the basket-size model
+    coupon_scores.parquet  every user's predicted conversion, redemption and GMV per option
+
+Models are saved by their estimators (weights and JSON, never pickles) and read
+back through :func:`predictors.registry.load_model`.
+
+>>> import tempfile
+>>> import numpy as np
+>>> from growth.campaigns.coupons.decision import CouponDecision
+>>> d = CouponDecision(user_ids=np.array([7, 9]), segment=np.array(["new", "active"]),
+...     option_ids=["none", "rp5"], option_types=["none", "red_packet"],
+...     face_value=np.array([0.0, 5.0]), merchant_id=np.array([-1, -1]),
+...     conversion=np.array([[0.1, 0.2], [0.3, 0.35]]), redemption=np.array([[0.0, 0.2],
+...     [0.0, 0.35]]), gmv=np.array([[4.0, 8.0], [12.0, 14.0]]))
+>>> folder = Path(tempfile.mkdtemp())
+>>> write_scores(folder, d)
+>>> again = read_scores(folder)
+>>> again.option_ids, bool((again.conversion == d.conversion).all())
+(['none', 'rp5'], True)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from growth.campaigns.coupons.decision import CouponDecision
+from predictors.registry import load_model
+
+MANIFEST = "manifest.json"
+SCORES = "coupon_scores.parquet"
+MATRICES = ("conversion", "redemption", "gmv")
+
+
+@dataclass
+class RunArtifacts:
+    """The models and coupon scores of one run, as saved."""
+
+    predictor: str  # the conversion model's registered name
+    conversion: Any  # a fitted conversion estimator
+    basket: Any  # the fitted basket-size estimator
+    decision: CouponDecision
+    world_fingerprint: str | None  # WorldConfig.fingerprint() of a simulated world
+
+
+def save_run_artifacts(
+    folder: Path,
+    *,
+    predictor: str,
+    conversion: Any,
+    basket: Any,
+    decision: CouponDecision,
+    world_fingerprint: str | None,
+) -> Path:
+    """Write a run's models, scores and manifest into ``folder`` (replacing what is there)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    conversion.save(folder / "conversion")
+    basket.save(folder / "basket")
+    write_scores(folder, decision)
+    manifest = {"predictor": predictor, "world_fingerprint": world_fingerprint}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
+def load_run_artifacts(folder: Path) -> RunArtifacts:
+    """Read back what :func:`save_run_artifacts` wrote; names the missing file when incomplete."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path} is missing: not a complete run folder")
+    manifest = json.loads(manifest_path.read_text())
+    return RunArtifacts(
+        predictor=str(manifest["predictor"]),
+        conversion=load_model(folder / "conversion"),
+        basket=load_model(folder / "basket"),
+        decision=read_scores(folder),
+        world_fingerprint=manifest.get("world_fingerprint"),
+    )
+
+
+def write_scores(folder: Path, decision: CouponDecision) -> None:
+    """The decision's matrices as one parquet table (a column per matrix and option)."""
+    columns: dict[str, Any] = {"user_id": decision.user_ids, "segment": decision.segment}
+    for matrix in MATRICES:
+        values = getattr(decision, matrix)
+        for k, option in enumerate(decision.option_ids):
+            columns[f"{matrix}:{option}"] = values[:, k]
+    options = pd.DataFrame(
+        {
+            "option_id": decision.option_ids,
+            "type": decision.option_types,
+            "face_value": decision.face_value,
+            "merchant_id": decision.merchant_id,
+        }
+    )
+    pd.DataFrame(columns).to_parquet(folder / SCORES, index=False)
+    options.to_json(folder / "coupon_options.json", orient="records", indent=2)
+
+
+def read_scores(folder: Path) -> CouponDecision:
+    """The :class:`CouponDecision` written by :func:`write_scores`."""
+    table = pd.read_parquet(folder / SCORES)
+    options = pd.read_json(folder / "coupon_options.json", orient="records", dtype=False)
+    ids = options["option_id"].astype(str).tolist()
+    return CouponDecision(
+        user_ids=table["user_id"].to_numpy(),
+        segment=table["segment"].astype(str).to_numpy(),
+        option_ids=ids,
+        option_types=options["type"].astype(str).tolist(),
+        face_value=options["face_value"].to_numpy(np.float64),
+        merchant_id=options["merchant_id"].to_numpy(np.int64),
+        **{m: table[[f"{m}:{o}" for o in ids]].to_numpy(np.float64) for m in MATRICES},
+    )
