@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-SCENARIO ?= data/scenarios/default.toml
+SCENARIO ?= default
 BUDGET   ?= 20000
 
 .PHONY: demo test test-fast lint format install system-deps clean

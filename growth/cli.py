@@ -71,7 +71,10 @@ def _fail(message: str, code: int) -> typer.Exit:
 @app.command()
 def nightly(
     config: Annotated[Path | None, typer.Option(help="nightly TOML config")] = None,
-    scenario: Annotated[Path | None, typer.Option(help="world scenario TOML")] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="world scenario: a TOML path or a name in <data root>/scenarios"),
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder instead of a world")] = None,
     users: Annotated[int | None, typer.Option(help="override the scenario's user count")] = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,

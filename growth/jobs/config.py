@@ -22,7 +22,11 @@ class NightlyConfig(BaseModel):
     campaign_date: dt.date = Field(default_factory=dt.date.today)
     campaign: str = "default"
     operator: str = "nightly"
-    scenario: Path | None = Path("data/scenarios/default.toml")
+    scenario: Path | None = Field(
+        Path("default"),
+        description="world scenario: a name in <data root>/scenarios (growth.paths) or a TOML "
+        "path relative to the working directory",
+    )
     data_dir: Path | None = None
     n_users: int | None = Field(None, ge=10, description="overrides the scenario's n_users")
     seed: int | None = Field(None, ge=0, description="overrides the scenario's seed")
