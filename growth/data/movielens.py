@@ -32,7 +32,6 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,8 +41,9 @@ import numpy as np
 import pandas as pd
 
 from growth.data.dataset import Dataset
+from growth.data.recbole import check_known, read_atomic
 from growth.data.schema import MULTI_SEPARATOR, NO_COUPON, Column, Lifecycle, TableSchema
-from growth.data.validation import DataValidationError, validate_dataset, validate_table
+from growth.data.validation import DataValidationError, validate_dataset
 
 __all__ = ["MovieLensConfig", "MovieLensData", "load_movielens"]
 
@@ -211,40 +211,6 @@ class MovieLensData:
 # ---------------------------------------------------------------------------------------
 
 
-def _read_atomic(path: Path, schema: TableSchema) -> pd.DataFrame:
-    """Read a RecBole atomic file, strip the ``:type`` header suffixes, validate columns."""
-    if not path.is_file():
-        raise DataValidationError(
-            "file not found (fetch MovieLens-100k with shared/data/fetch-movielens-100k)",
-            file=str(path),
-        )
-    frame = pd.read_csv(
-        path,
-        sep="\t",
-        dtype=str,
-        keep_default_na=False,
-        quoting=csv.QUOTE_NONE,
-        engine="c",
-    )
-    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
-    wanted = [c.name for c in (*schema.columns, *schema.optional_columns) if c.name in frame]
-    return validate_table(frame[wanted], schema, file=str(path))
-
-
-def _check_known(
-    frame: pd.DataFrame, column: str, known: pd.Series, file: Path, other: Path
-) -> None:
-    unknown = ~frame[column].isin(known).to_numpy()
-    if unknown.any():
-        row = int(np.argmax(unknown))
-        raise DataValidationError(
-            f"unknown {column} {frame[column].iloc[row]}: not in {other}",
-            file=str(file),
-            column=column,
-            row=row,
-        )
-
-
 # ---------------------------------------------------------------------------------------
 # features
 # ---------------------------------------------------------------------------------------
@@ -330,11 +296,11 @@ def load_movielens(path: str | Path, **options: Any) -> MovieLensData:
     cfg = _config(options)
     folder = Path(path)
     files = {ext: folder / f"{_PREFIX}.{ext}" for ext in ("inter", "user", "item")}
-    inter = _read_atomic(files["inter"], _INTER)
-    users_raw = _read_atomic(files["user"], _USER)
-    items_raw = _read_atomic(files["item"], _ITEM)
-    _check_known(inter, "user_id", users_raw["user_id"], files["inter"], files["user"])
-    _check_known(inter, "item_id", items_raw["item_id"], files["inter"], files["item"])
+    inter = read_atomic(files["inter"], _INTER)
+    users_raw = read_atomic(files["user"], _USER)
+    items_raw = read_atomic(files["item"], _ITEM)
+    check_known(inter, "user_id", users_raw["user_id"], files["inter"], files["user"])
+    check_known(inter, "item_id", items_raw["item_id"], files["inter"], files["item"])
     items, onehot, tokens = _items(items_raw, cfg)
     ratings = _ratings(inter, items, cfg)
     if len(ratings) == 0:

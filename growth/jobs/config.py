@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -53,6 +54,15 @@ class NightlyConfig(BaseModel):
     coupons: CouponSettings = Field(default_factory=CouponSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     install: InstallSettings = Field(default_factory=InstallSettings)
+
+    def training_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`growth.modeling.training.train_models` it sets."""
+        return {
+            "predictor": self.predictor,
+            "holdout_fraction": self.holdout_fraction,
+            "max_train_rows": self.max_train_rows,
+            "torch_threads": self.torch_threads,
+        }
 
     @field_validator("predictor")
     @classmethod

@@ -178,15 +178,7 @@ def run_pipeline(
     seed = world.config.seed if world is not None else (config.seed or 0)
     with clock("train") as stage:
         features = ConversionFeatures(dataset)
-        models = train_models(
-            features,
-            predictor=config.predictor,
-            holdout_fraction=config.holdout_fraction,
-            max_train_rows=config.max_train_rows,
-            torch_threads=config.torch_threads,
-            seed=seed,
-            progress=progress,
-        )
+        models = train_models(features, **config.training_options(), seed=seed, progress=progress)
         stage.detail = f"conversion model {models.predictor}"
     with clock("score") as stage:
         decision = predicted_coupon_decision(

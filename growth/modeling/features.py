@@ -129,26 +129,19 @@ class ConversionFeatures:
 
     # positions -------------------------------------------------------------
     def user_positions(self, user_ids: np.ndarray, *, what: str = "user ids") -> np.ndarray:
-        pos = self._user_pos.get_indexer(np.asarray(user_ids))
-        if (pos < 0).any():
-            bad = np.asarray(user_ids)[pos < 0][:5]
-            raise KeyError(f"unknown {what}: {bad.tolist()} are not in the users table")
-        return pos
+        """Rows of ``user_ids`` in the users table; a KeyError names unknown ones (``what``)."""
+        return _positions(self._user_pos, user_ids, f"unknown {what}", "the users table")
 
     def item_positions(self, item_ids: np.ndarray) -> np.ndarray:
-        pos = self._item_pos.get_indexer(np.asarray(item_ids))
-        if (pos < 0).any():
-            bad = np.asarray(item_ids)[pos < 0][:5]
-            raise KeyError(f"unknown item ids: {bad.tolist()} are not in the items table")
-        return pos
+        """Rows of ``item_ids`` in the items table; a KeyError names unknown ones."""
+        return _positions(self._item_pos, item_ids, "unknown item ids", "the items table")
 
     def option_positions(self, option_ids: np.ndarray) -> np.ndarray:
-        index = pd.Index(self.option_ids)
-        pos = index.get_indexer(np.asarray(option_ids).astype(str))
-        if (pos < 0).any():
-            bad = np.asarray(option_ids)[pos < 0][:5]
-            raise KeyError(f"unknown coupon options: {bad.tolist()}")
-        return pos
+        """Rows of ``option_ids`` in the coupons table; a KeyError names unknown ones."""
+        ids = np.asarray(option_ids).astype(str)
+        return _positions(
+            pd.Index(self.option_ids), ids, "unknown coupon options", "the coupons table"
+        )
 
     # frames ----------------------------------------------------------------
     @property
@@ -259,3 +252,12 @@ class ConversionFeatures:
             item_pos=item_pos,
             option_pos=option_pos,
         )
+
+
+def _positions(index: pd.Index, keys: np.ndarray, what: str, table: str) -> np.ndarray:
+    """Positions of ``keys`` in ``index``; a KeyError names up to five keys it lacks."""
+    pos = index.get_indexer(np.asarray(keys))
+    if (pos < 0).any():
+        bad = np.asarray(keys)[pos < 0][:5]
+        raise KeyError(f"{what}: {bad.tolist()} are not in {table}")
+    return pos

@@ -158,16 +158,8 @@ def stored_run(db: Store, fingerprint: str, *, newest: int = 200) -> dict[str, A
 def train_predictors(world: World, *, features: ConversionFeatures | None = None) -> Predictors:
     """Train the conversion and basket models as the nightly job does (its default settings)."""
     features = features if features is not None else conversion_features(world)
-    settings = NightlyConfig()
     seed = world.config.seed
-    models = train_models(
-        features,
-        predictor=settings.predictor,
-        holdout_fraction=settings.holdout_fraction,
-        max_train_rows=settings.max_train_rows,
-        torch_threads=settings.torch_threads,
-        seed=seed,
-    )
+    models = train_models(features, **NightlyConfig().training_options(), seed=seed)
     return Predictors(
         features=features,
         predictor=models.predictor,
