@@ -113,9 +113,9 @@ def choose_model(fitted: list[FittedCandidate]) -> tuple[FittedCandidate, str]:
     A challenger wins when the mean of its per-fold Qini minus the current
     choice's exceeds :data:`SELECTION_Z` standard errors of that paired
     difference (the folds split the same holdout by user, so both models are
-    compared on the same experiments).  A near tie keeps the default: on the
-    demo world LightGBM's edge in Qini over CSDE is within the noise while CSDE
-    decides better on the truth (``benchmarks/README.md``).
+    compared on the same experiments).  A near tie keeps the default, because a
+    holdout Qini difference inside its noise says nothing about which plan is
+    better (the measurements behind the rule are in ``benchmarks/README.md``).
     """
     best, reasons = fitted[0], [f"{fitted[0].name} is the default"]
     for challenger in fitted[1:]:

@@ -110,7 +110,7 @@ def join_tokens(tokens: IntArray, counts: IntArray) -> np.ndarray:
     """``"|"``-joined token strings, one per row, from a flat token array.
 
     ``tokens`` holds the rows' tokens back to back; ``counts[r]`` is row r's
-    length (0 gives ``""``).  Builds one big string and splits it, which is ~50x
+    length (0 gives ``""``).  Builds one big string and splits it, which is far
     faster than a Python join per row.
     """
     counts = np.asarray(counts, dtype=np.int64)
@@ -141,7 +141,7 @@ def join_tokens(tokens: IntArray, counts: IntArray) -> np.ndarray:
 def str_column(
     codes: IntArray, labels: tuple[str, ...] | list[str]
 ) -> pd.api.extensions.ExtensionArray:
-    """A pandas string column ``labels[codes]``, built through Arrow (~10x faster than objects).
+    """A pandas string column ``labels[codes]``, built through Arrow (far faster than Python objects).
 
     Gives pandas' default ``str`` dtype, the same as a column built from Python strings.
     """

@@ -17,8 +17,7 @@ user's clicks) and the generator predicts it too: a dense, per-category
 signal from every active user with source history, far richer than one
 conversion label per exposure.  A new user's generated profile at the item's
 category (the "generated match") then stands in for the click history they
-do not have; on the simulated world it is what lifts new users above LightGBM
-with source features (``benchmarks/README.md``).
+do not have, which is the signal a cold-start user lacks most.
 
 Stage 2 (adaptive prediction) trains on all users: a domain attention weighs
 the target embedding, the source embedding and the generated (CSDE) embedding,
@@ -27,9 +26,9 @@ or summed with ``pooling="sum"``) form the user vector, which joins the match
 (real and generated mixed by the attention; generated alone for new users), the
 demographics, item and coupon-option fields before the prediction MLP. With
 ``field_skip`` (default) that MLP also reads the target and source field
-embeddings themselves: the towers are narrow, and without the skip CSDE trailed
-a plain MLP over all fields (``benchmarks/README.md``); with it, it matches the
-MLP on active users and keeps the generated embedding for new ones. The target domain counts as present when at least
+embeddings themselves: the towers are narrow, so the skip keeps what a plain MLP
+over all fields sees while the generated embedding still serves new users.
+The target domain counts as present when at least
 ``min_target_coverage`` of its fields are (the rule that also picks stage 1's
 real embeddings): in the simulated world a new user knows only
 ``tgt_days_since_visit`` and so leans on the source and generated embeddings.
@@ -40,7 +39,7 @@ Training schedule: epochs ``1..stage1_epochs`` minimise ``L2 + L1`` (the
 stage-2 loss ``L2`` from the first epoch, so early stopping always watches a
 trained predictor; the generator sees only ``L1``); later epochs minimise
 ``L2`` alone with the generator frozen. The defaults (``lr=1e-3``, up to 20
-epochs, patience 3) won the search recorded in ``benchmarks/README.md``. See
+epochs, patience 3) come from the search recorded in ``benchmarks/README.md``. See
 :mod:`predictors.models.csde_parts` for the network.
 """
 

@@ -27,8 +27,8 @@ the two stages reads in one place:
   real match by the CSDE embedding's share ``s = a_csde / (a_target + a_csde)``
   of the attention: a new user (no target) gets the generated match whole,
   which is how their payments behaviour says they like the item's category.
-  (Gating ``M(m_gen)`` by ``a_csde`` alone was measured and dropped: it
-  decided worse on the demo's coupon plan; ``benchmarks/README.md``.) ``context`` is every
+  (The alternative, gating ``M(m_gen)`` by ``a_csde`` alone, is compared in
+  ``benchmarks/README.md``.) ``context`` is every
   field outside the source and target domains (user demographics, item, coupon
   option), so the same network scores each coupon option of a user;
   ``<P u, c_f>`` are user x context-field dot products (taste x item category,
