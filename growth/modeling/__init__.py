@@ -1,0 +1,1 @@
+"""From a dataset to fitted predictors: feature rows, samples, training and the model choice."""
