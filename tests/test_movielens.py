@@ -152,7 +152,7 @@ def test_exposures_candidates_and_coupons(mini):
 
 def test_summary_counts(mini):
     """The summary counts exposures and label rates per domain and lifecycle."""
-    summary = mini.summary()
+    summary = mini.exposure_counts()
     assert summary.loc[("domain", "target"), "exposures"] == 6
     assert summary.loc[("domain", "source"), "exposures"] == 5
     assert summary.loc[("lifecycle", "new"), "users"] == 2

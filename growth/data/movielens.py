@@ -172,7 +172,7 @@ class MovieLensData:
             exposures.loc[~before].reset_index(drop=True),
         )
 
-    def summary(self) -> pd.DataFrame:
+    def exposure_counts(self) -> pd.DataFrame:
         """Exposure counts and label rates per domain and per (target-domain) lifecycle.
 
         Returns a frame indexed by ``(group, value)`` - ``("domain", "source")``,
