@@ -81,8 +81,7 @@ class MAMLNet(nn.Module):
     def __init__(self, spec: FeatureSpec, cfg: MAMLConfig) -> None:
         super().__init__()
         self.embedding = FieldEmbedding(spec, cfg.embedding_dim)
-        width = self.embedding.n_fields * cfg.embedding_dim
-        self.mlp = MLP(width, cfg.hidden, dropout=cfg.dropout, output_dim=1)
+        self.mlp = MLP(self.embedding.flat_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
         n_tensors = len(list(self.mlp.parameters()))
         self.inner_log_lr = nn.Parameter(
             torch.full((cfg.inner_steps, n_tensors), math.log(cfg.inner_lr)),
@@ -156,6 +155,7 @@ class MAMLModel(TorchEstimator):
 
     name = "maml"
     Config = MAMLConfig
+    network = MAMLNet
     tiny_params: ClassVar[dict[str, Any]] = {
         "epochs": 3,
         "hidden": (32,),
@@ -168,9 +168,6 @@ class MAMLModel(TorchEstimator):
     def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
         super().__init__(feature_spec, **params)
         self.n_tasks_: int | None = None
-
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        return MAMLNet(spec, self.config_)
 
     # -------------------------------------------------------------- segments
     def segment_labels(self, X: pd.DataFrame) -> np.ndarray:
