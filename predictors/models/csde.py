@@ -90,10 +90,8 @@ class CSDEModel(TwoStageEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = CSDEModel(spec, similarity="l2", epochs=2, stage1_epochs=1, seed=1).fit(X, y)
     >>> list(model.attention_weights(X).columns)
     ['target', 'source', 'csde']

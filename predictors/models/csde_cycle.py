@@ -45,10 +45,8 @@ class CSDECycleModel(TwoStageEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = CSDECycleModel(spec, epochs=2, stage1_epochs=1, seed=1).fit(X, y)
     >>> model.predict_proba(X).shape
     (600, 2)

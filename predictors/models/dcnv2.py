@@ -60,10 +60,8 @@ class DCNv2Model(TorchEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = DCNv2Model(spec, cross_layers=2, epochs=1, seed=1).fit(X, y)
     >>> len(model.module_.cross.layers)
     2

@@ -58,10 +58,8 @@ class FineTuneModel(MultiTaskEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> rows = X.assign(aux_label=y.astype(float))
     >>> rows.loc[300:, "aux_label"] = float("nan")  # NaN on target rows
     >>> w = rows["aux_label"].isna().astype(float)  # target rows only in phase 2

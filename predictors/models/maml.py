@@ -143,10 +143,8 @@ class MAMLModel(TorchEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = MAMLModel(spec, segment_columns=("tgt_tier",), epochs=1, hidden=(16,), seed=1)
     >>> cold = model.fit(X, y).adapt(X.head(20), y[:20])  # a copy; model is unchanged
     >>> cold.predict_proba(X.tail(5)).shape

@@ -69,10 +69,8 @@ class MMOEModel(MultiTaskEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> rows = X.assign(aux_label=(X["src_spend"] > 0).astype(float))  # 0/1, NaN where unknown
     >>> model = MMOEModel(spec, n_experts=4, epochs=1, seed=1).fit(rows, y)
     >>> model.gates(X).shape  # (rows, tasks, experts); each gate sums to 1

@@ -49,10 +49,8 @@ class SharedBottomModel(MultiTaskEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> rows = X.assign(aux_label=(X["src_spend"] > 0).astype(float))  # 0/1, NaN where unknown
     >>> model = SharedBottomModel(spec, epochs=1, seed=1).fit(rows, y)
     >>> model.predict_proba(X).shape  # X needs no aux_label
