@@ -41,9 +41,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from predictors.base import check_is_fitted
+from predictors.base import check_is_fitted, check_sample_weight
 from predictors.features import FeatureSpec
-from predictors.torch.base import Rows, TorchEstimator, TrainConfig, _check_weight
+from predictors.torch.base import Rows, TorchEstimator, TrainConfig
 from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP, FieldEmbedding
 
@@ -335,7 +335,7 @@ class MAMLModel(TorchEstimator):
             raise ValueError(f"steps must be >= 0, got {steps}")
         if lr is not None and not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        weights = _check_weight(sample_weight, len(X))
+        weights = check_sample_weight(sample_weight, len(X))
         adapted = copy.deepcopy(self)
         net: MAMLNet = adapted.module_
         net.eval()

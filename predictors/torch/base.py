@@ -25,10 +25,8 @@ absent fields (see :func:`~predictors.torch.layers.domain_present`).
 
 Subclass hooks:
 
-- ``network`` (required): the ``nn.Module`` class built as ``network(spec,
-  config_)`` for the fitted spec and the validated config; ``module(batch)``
-  returns logits ``(batch,)``.  A model whose network needs more overrides
-  ``build(spec) -> nn.Module`` instead.
+- ``network`` (required): the ``nn.Module`` class, built as ``network(spec, config_)``;
+  ``module(batch)`` returns logits ``(batch,)``.  Or override ``build(spec)``.
 - ``loss(module, batch, y, weight) -> scalar`` (optional): the training loss;
   the default is weighted binary cross-entropy on ``module(batch)``.  Override
   for multi-part losses (extra heads, regularisers).  Early stopping always uses
@@ -67,7 +65,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from predictors.base import Estimator, NotFittedError, check_is_fitted, check_xy
+from predictors.base import Estimator, check_is_fitted, check_sample_weight, check_xy
 from predictors.features import FeatureSpec
 from predictors.torch.inputs import Batch, FrameEncoder, batch_size_of, take
 from predictors.torch.scoring import BatchScorer
@@ -163,8 +161,7 @@ class TorchEstimator(Estimator):
     def training_inputs(
         self, X: pd.DataFrame, eval_set: tuple[pd.DataFrame, Any] | None, cfg: TrainConfig
     ) -> tuple[FeatureSpec, pd.DataFrame, tuple[pd.DataFrame, Any] | None]:
-        """The spec, training frame and ``eval_set`` that :meth:`fit` encodes (the base:
-        ``feature_spec`` and the frames as given)."""
+        """What :meth:`fit` encodes: the spec, the training frame and ``eval_set`` (here as given)."""
         return self.feature_spec, X, eval_set
 
     def on_fit_end(self, X: pd.DataFrame) -> None:
@@ -210,7 +207,7 @@ class TorchEstimator(Estimator):
         generator (already used by the split; subclasses may draw more from it).
         """
         labels = check_xy(X, y)
-        weights = _check_weight(sample_weight, len(X))
+        weights = check_sample_weight(sample_weight, len(X))
         spec = self.feature_spec if spec is None else spec
         encoder = FrameEncoder.fit(spec, X, max_tokens=self.max_tokens)
         data = encoder.encode(X)
@@ -488,24 +485,8 @@ def _chunks(data: Batch, size: int) -> Iterator[Batch]:
         yield take(data, slice(start, start + size))
 
 
-def _check_weight(sample_weight: Any, n: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight must have one value per row of X ({n}), got {w.shape}")
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"sample_weight must be finite and >= 0; row {row} has {w[row]}")
-    if w.sum() <= 0:
-        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
-    return w.astype(np.float32)
-
-
 __all__ = [
     "MiniBatchConfig",
-    "NotFittedError",
     "TorchEstimator",
     "TrainConfig",
     "using_torch_threads",
