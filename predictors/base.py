@@ -156,6 +156,23 @@ def check_xy(X: pd.DataFrame, y: Any) -> np.ndarray:
     return labels.astype(np.int8)
 
 
+def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
+    """Validate ``sample_weight`` (None, or ``n`` finite values >= 0 with a positive sum);
+    return it as float32, the dtype the torch models train in."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have one value per row of X ({n}), got {w.shape}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"sample_weight must be finite and >= 0; row {row} has {w[row]}")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
+    return w.astype(np.float32)
+
+
 def check_regression_target(X: pd.DataFrame, y: Any) -> np.ndarray:
     """Validate a training frame and real-valued targets (NaN allowed); return float64."""
     return _check_target(X, y).astype(np.float64)

@@ -8,12 +8,17 @@ the fields ranks it; converting rows also carry a log-normal order value.
 >>> X, y, value = two_domain_frame(100)
 >>> list(X.columns)[:3], y.shape, bool(np.isnan(value[y == 0]).all())
 (['src_spend', 'src_visits', 'src_item_seq'], (100,), True)
+>>> X, y, spec = two_domain_example(100)  # the same rows with their spec
+>>> spec.domains
+('source', 'target', 'treatment')
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from predictors.features import FeatureSpec
 
 DOMAINS = {"src_": "source", "tgt_": "target", "coupon_": "treatment"}
 """Column-name prefixes of the frame and their domains (for ``FeatureSpec.infer``)."""
@@ -62,3 +67,10 @@ def two_domain_frame(
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
     value = np.exp(3.0 + 0.4 * logit + rng.normal(0.0, 0.2, n))
     return X, y, np.where(y == 1, value, np.nan)
+
+
+def two_domain_example(n: int = 600) -> tuple[pd.DataFrame, np.ndarray, FeatureSpec]:
+    """``(X, y, spec)``: :func:`two_domain_frame`'s rows and labels, and their spec
+    inferred with :data:`DOMAINS` (unfitted): where every model's example starts."""
+    X, y, _ = two_domain_frame(n)
+    return X, y, FeatureSpec.infer(X, DOMAINS)

@@ -53,24 +53,30 @@ def join_rows(
     return frame
 
 
-class ContextRows:
-    """Base rows kept as entity positions plus their context columns; a subclass scores
-    ``(entity_index, context)`` in :meth:`_score` (the rows are joined only there)."""
+class RowScorer(Protocol):
+    """A scorer of joined rows, as :class:`ContextRows` uses it."""
 
-    def __init__(self, entity_index: np.ndarray, context: pd.DataFrame) -> None:
+    def score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
+        """(m,) scores of entity ``entity_index[j]`` joined with row ``j`` of ``context``."""
+        ...
+
+
+class ContextRows:
+    """Base rows kept as entity positions plus their context columns; the scorer's
+    :meth:`~RowScorer.score` scores them (the rows are joined only there)."""
+
+    def __init__(self, scorer: RowScorer, entity_index: np.ndarray, context: pd.DataFrame) -> None:
+        self.scorer = scorer
         self.entity_index, self.context = np.asarray(entity_index), context.reset_index(drop=True)
 
     def predict(self) -> np.ndarray:
-        return self._score(self.entity_index, self.context)
+        return self.scorer.score(self.entity_index, self.context)
 
     def predict_variants(self, rows: np.ndarray, replaced: pd.DataFrame) -> np.ndarray:
         context = self.context.iloc[rows].reset_index(drop=True)
         for col in replaced.columns:
             context[col] = replaced[col].to_numpy()
-        return self._score(self.entity_index[rows], context)
-
-    def _score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
-        raise NotImplementedError
+        return self.scorer.score(self.entity_index[rows], context)
 
 
 class FrameScorer:
@@ -80,19 +86,10 @@ class FrameScorer:
     def __init__(self, model, entities: pd.DataFrame) -> None:
         self.model, self.entities = model, entities
 
-    def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> FrameRows:
-        return FrameRows(self, entity_index, context)
+    def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> ContextRows:
+        return ContextRows(self, entity_index, context)
 
-
-class FrameRows(ContextRows):
-    """Base rows of a :class:`FrameScorer`."""
-
-    def __init__(
-        self, scorer: FrameScorer, entity_index: np.ndarray, context: pd.DataFrame
-    ) -> None:
-        super().__init__(entity_index, context)
-        self.scorer = scorer
-
-    def _score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
-        joined = join_rows(self.scorer.entities, entity_index, context)
-        return self.scorer.model.predict_proba(joined)[:, 1]
+    def score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
+        """Scores of entity ``entity_index[j]`` joined with row ``j`` of ``context``."""
+        joined = join_rows(self.entities, entity_index, context)
+        return self.model.predict_proba(joined)[:, 1]

@@ -34,6 +34,7 @@ from optimizers.coupons.model import Columns, build_columns, build_cpsat_model, 
 from optimizers.coupons.problem import CouponProblem
 from optimizers.coupons.repair import MoveTable, fill, repair
 from optimizers.coupons.result import CouponAllocation
+from optimizers.cpsat import cpsat_solver
 
 Method = Literal["auto", "lagrangian", "cpsat", "highs"]
 METHODS: tuple[str, ...] = ("auto", "lagrangian", "cpsat", "highs")
@@ -163,7 +164,7 @@ def solve_cpsat(
     *,
     time_limit_s: float = 60.0,
     rel_gap: float = 1e-4,
-    workers: int = 2,
+    num_workers: int = 2,
     seed: int = 0,
     resolution: float = 1e6,
 ) -> ExactSolution:
@@ -173,11 +174,8 @@ def solve_cpsat(
     if cols.size == 0:
         return _empty(problem, t0)
     built = build_cpsat_model(cols, resolution=resolution)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
+    solver = cpsat_solver(time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
     solver.parameters.relative_gap_limit = float(rel_gap)
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.random_seed = int(seed)
     code = solver.solve(built.model)
     elapsed = time.perf_counter() - t0
     if code == cp_model.INFEASIBLE:

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from ortools.sat.python import cp_model
 
+from optimizers.cpsat import cpsat_solver
 from optimizers.push.decomposition import DecompositionConfig, solve_decomposition
 from optimizers.push.model import SCALE, build_cpsat_model
 from optimizers.push.problem import PushProblem
@@ -63,10 +64,7 @@ def solve_cpsat(
     """Solve ``problem`` exactly with CP-SAT (or to the time limit, with a proven bound)."""
     t0 = time.perf_counter()
     built = build_cpsat_model(problem)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
-    solver.parameters.num_workers = int(num_workers)
-    solver.parameters.random_seed = int(seed)
+    solver = cpsat_solver(time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
     solver.parameters.linearization_level = 2  # use the (tight) LP of the path model
     code = solver.solve(built.model)
     if code == cp_model.INFEASIBLE or code == cp_model.MODEL_INVALID:

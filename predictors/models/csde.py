@@ -56,32 +56,23 @@ from torch import nn
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
 from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, CSDEParts
-from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
+from predictors.torch.base import PREDICT_BATCH
 from predictors.torch.inputs import batch_size_of, take
-from predictors.torch.staged import TwoStageEstimator, masked_bce, masked_mean
+from predictors.torch.staged import TwoStageConfig, TwoStageEstimator, masked_bce, masked_mean
 
 SUMMARY_ROWS = 20_000  # training rows (a seeded sample) that ``attention_`` summarises
 
 
-class CSDEConfig(MiniBatchConfig):
+class CSDEConfig(TwoStageConfig):
     """Hyper-parameters of :class:`CSDEModel`; names equal its constructor arguments."""
 
-    embedding_dim: int = Field(16, ge=1)
     user_dim: int = Field(32, ge=1)
     tower_hidden: tuple[int, ...] = Field((64,), min_length=1)
-    hidden: tuple[int, ...] = Field((128, 64), min_length=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
     similarity: Literal["l2", "adversarial"] = "l2"
-    stage1_epochs: int = Field(4, ge=1)
     lambda_sim: float = Field(10.0, ge=0)
     lambda_gen: float = Field(1.0, ge=0)
-    min_target_coverage: float = Field(0.5, gt=0, le=1)
     pooling: Literal["sum", "concat"] = "concat"
     field_skip: bool = True
-    # defaults tuned on the simulated world (benchmarks/README.md)
-    lr: float = Field(1e-3, gt=0)
-    epochs: int = Field(20, ge=1)
-    patience: int = Field(3, ge=1)
 
 
 class CSDEModel(TwoStageEstimator):
@@ -98,10 +89,8 @@ class CSDEModel(TwoStageEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = CSDEModel(spec, similarity="l2", epochs=2, stage1_epochs=1, seed=1).fit(X, y)
     >>> list(model.attention_weights(X).columns)
     ['target', 'source', 'csde']
@@ -109,14 +98,11 @@ class CSDEModel(TwoStageEstimator):
 
     name = "csde"
     Config = CSDEConfig
+    network = CSDENet
     tiny_params: ClassVar[dict[str, Any]] = {
-        "epochs": 2,
-        "batch_size": 256,
-        "lr": 1e-2,
-        "hidden": (32,),
+        **TwoStageEstimator.tiny_params,
         "tower_hidden": (16,),
         "user_dim": 16,
-        "stage1_epochs": 1,
     }
 
     def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
@@ -124,21 +110,6 @@ class CSDEModel(TwoStageEstimator):
         self.attention_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ hooks
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        cfg = self.config_
-        return CSDENet(
-            spec,
-            embedding_dim=cfg.embedding_dim,
-            user_dim=cfg.user_dim,
-            tower_hidden=cfg.tower_hidden,
-            hidden=cfg.hidden,
-            dropout=cfg.dropout,
-            adversarial=cfg.similarity == "adversarial",
-            min_target_coverage=cfg.min_target_coverage,
-            pooling=cfg.pooling,
-            field_skip=cfg.field_skip,
-        )
-
     def stage1_loss(
         self, module: nn.Module, parts: CSDEParts, y: torch.Tensor, w: torch.Tensor
     ) -> torch.Tensor:
@@ -161,20 +132,10 @@ class CSDEModel(TwoStageEstimator):
             similarity = module.adversarial_losses(e_real, e_fake, paired)
         return total + cfg.lambda_sim * similarity
 
-    # -------------------------------------------------------------------- fit
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: Any,
-        *,
-        sample_weight: Any = None,
-        eval_set: tuple[pd.DataFrame, Any] | None = None,
-    ) -> CSDEModel:
-        """Train both stages (see the module docstring), then record ``attention_``."""
-        super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
+    def on_fit_end(self, X: pd.DataFrame) -> None:
+        """Record ``attention_`` over a seeded sample of the training rows."""
         rows = np.random.default_rng(self.config_.seed).permutation(len(X))[:SUMMARY_ROWS]
         self.attention_ = attention_summary(self.attention_weights(X.iloc[np.sort(rows)]))
-        return self
 
     # ------------------------------------------------------------- attention
     @torch.no_grad()

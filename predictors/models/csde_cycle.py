@@ -24,27 +24,17 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from predictors.features import FeatureSpec
 from predictors.models.csde_cycle_parts import CSDECycleNet, CycleParts
-from predictors.torch.base import MiniBatchConfig
-from predictors.torch.staged import TwoStageEstimator
+from predictors.torch.staged import TwoStageConfig, TwoStageEstimator
 
 
-class CSDECycleConfig(MiniBatchConfig):
+class CSDECycleConfig(TwoStageConfig):
     """Hyper-parameters of :class:`CSDECycleModel`; names equal its constructor arguments."""
 
-    embedding_dim: int = Field(16, ge=1)
-    hidden: tuple[int, ...] = Field((128, 64), min_length=1)
     gen_hidden: tuple[int, ...] = Field((64,), min_length=1)
     critic_hidden: tuple[int, ...] = Field((64,), min_length=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    stage1_epochs: int = Field(4, ge=1)
     lambda_gp: float = Field(10.0, ge=0)
     lambda_cycle: float = Field(10.0, ge=0)
-    min_target_coverage: float = Field(0.5, gt=0, le=1)
-    lr: float = Field(1e-3, gt=0)
-    epochs: int = Field(20, ge=1)
-    patience: int = Field(3, ge=1)
 
 
 class CSDECycleModel(TwoStageEstimator):
@@ -55,10 +45,8 @@ class CSDECycleModel(TwoStageEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = CSDECycleModel(spec, epochs=2, stage1_epochs=1, seed=1).fit(X, y)
     >>> model.predict_proba(X).shape
     (600, 2)
@@ -66,27 +54,12 @@ class CSDECycleModel(TwoStageEstimator):
 
     name = "csde_cycle"
     Config = CSDECycleConfig
+    network = CSDECycleNet
     tiny_params: ClassVar[dict[str, Any]] = {
-        "epochs": 2,
-        "batch_size": 256,
-        "lr": 1e-2,
-        "hidden": (32,),
+        **TwoStageEstimator.tiny_params,
         "gen_hidden": (16,),
         "critic_hidden": (16,),
-        "stage1_epochs": 1,
     }
-
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        cfg = self.config_
-        return CSDECycleNet(
-            spec,
-            embedding_dim=cfg.embedding_dim,
-            hidden=cfg.hidden,
-            gen_hidden=cfg.gen_hidden,
-            critic_hidden=cfg.critic_hidden,
-            dropout=cfg.dropout,
-            min_target_coverage=cfg.min_target_coverage,
-        )
 
     def stage1_loss(
         self, module: nn.Module, parts: CycleParts, y: torch.Tensor, w: torch.Tensor

@@ -23,15 +23,19 @@ reads in one place.  Per row, with every field embedded by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.models.csde_parts import USER_DOMAIN, coverage
+from predictors.models.csde_parts import USER_DOMAIN
 from predictors.torch.inputs import Batch
-from predictors.torch.layers import MLP, DomainGroups, FieldEmbedding
-from predictors.torch.staged import masked_mean
+from predictors.torch.layers import MLP, DomainGroups
+from predictors.torch.staged import CrossDomainNet, masked_mean
+
+if TYPE_CHECKING:
+    from predictors.models.csde_cycle import CSDECycleConfig
 
 
 @dataclass
@@ -46,35 +50,19 @@ class CycleParts:
     source_present: torch.Tensor  # (batch,) bool: any source field present
 
 
-class CSDECycleNet(nn.Module):
+class CSDECycleNet(CrossDomainNet):
     """Field embeddings, the two generators and critics, and the filled prediction head."""
 
-    def __init__(
-        self,
-        spec: FeatureSpec,
-        *,
-        embedding_dim: int,
-        hidden: tuple[int, ...],
-        gen_hidden: tuple[int, ...],
-        critic_hidden: tuple[int, ...],
-        dropout: float,
-        min_target_coverage: float,
-    ) -> None:
-        super().__init__()
-        spec.require_domains(("source", "target"), model="csde_cycle")
-        self.embedding = FieldEmbedding(spec, embedding_dim)
+    def __init__(self, spec: FeatureSpec, cfg: CSDECycleConfig) -> None:
+        super().__init__(spec, cfg, model="csde_cycle")
         # target | source + user | other (item, coupon option)
         self.groups = DomainGroups(self.embedding.domains, [["target"], ["source", USER_DOMAIN]])
-        t_dim, s_dim, c_dim = (n * embedding_dim for n in self.groups.sizes)
-        self.target_fields = spec.of_domain("target")
-        self.source_fields = spec.of_domain("source")
-        self.min_target_coverage = min_target_coverage
-
-        self.g_st = MLP(s_dim, gen_hidden, output_dim=t_dim)
-        self.g_ts = MLP(t_dim, gen_hidden, output_dim=s_dim)
-        self.d_t = MLP(t_dim, critic_hidden, activation=nn.LeakyReLU, output_dim=1)
-        self.d_s = MLP(s_dim, critic_hidden, activation=nn.LeakyReLU, output_dim=1)
-        self.head = MLP(t_dim + s_dim + c_dim, hidden, dropout=dropout, output_dim=1)
+        t_dim, s_dim, c_dim = (n * cfg.embedding_dim for n in self.groups.sizes)
+        self.g_st = MLP(s_dim, cfg.gen_hidden, output_dim=t_dim)
+        self.g_ts = MLP(t_dim, cfg.gen_hidden, output_dim=s_dim)
+        self.d_t = MLP(t_dim, cfg.critic_hidden, activation=nn.LeakyReLU, output_dim=1)
+        self.d_s = MLP(s_dim, cfg.critic_hidden, activation=nn.LeakyReLU, output_dim=1)
+        self.head = MLP(t_dim + s_dim + c_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
 
     def parts(self, batch: Batch, *, train_generator: bool = False) -> CycleParts:
         """Embed, translate the source to the target domain, fill, predict.
@@ -83,8 +71,7 @@ class CSDECycleNet(nn.Module):
         fill is a fixed input of the head either way.
         """
         t, s, context = (g.flatten(1) for g in self.groups(self.embedding(batch)))
-        target_present = coverage(batch, self.target_fields) >= self.min_target_coverage
-        source_present = coverage(batch, self.source_fields) > 0  # (batch,)
+        target_present, source_present = self.present(*self.coverage(batch))  # (batch,) each
         with torch.set_grad_enabled(train_generator and torch.is_grad_enabled()):
             t_gen = self.g_st(s.detach())  # (batch, t_dim)
         fill = (source_present & ~target_present).unsqueeze(1)  # (batch, 1)

@@ -38,38 +38,21 @@ the two stages reads in one place:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from predictors.features import FeatureSpec, Field
-from predictors.torch.inputs import Batch, batch_size_of, missing_key
-from predictors.torch.layers import (
-    MLP,
-    AttentionPooling,
-    DomainGroups,
-    FieldEmbedding,
-    MatchEmbedding,
-)
-from predictors.torch.staged import masked_bce
+from predictors.features import FeatureSpec
+from predictors.torch.inputs import Batch, batch_size_of
+from predictors.torch.layers import MLP, AttentionPooling, DomainGroups, MatchEmbedding
+from predictors.torch.staged import CrossDomainNet, masked_bce
+
+if TYPE_CHECKING:
+    from predictors.models.csde import CSDEConfig
 
 DOMAIN_KEYS = ("target", "source", "csde")  # order of the attention's keys and weights
 USER_DOMAIN = "user"  # demographics: fed to the source tower, the generator and the query
-
-
-def field_present(batch: Batch, field: Field) -> torch.Tensor:
-    """Bool ``(batch,)``: the row has a value for ``field`` (same rule as ``domain_present``)."""
-    if field.kind == "numeric":
-        return ~batch[missing_key(field.name)]
-    if field.kind == "categorical":
-        return batch[field.name] != 0
-    return (batch[field.name] != 0).any(dim=1)
-
-
-def coverage(batch: Batch, fields: tuple[Field, ...]) -> torch.Tensor:
-    """Float ``(batch,)``: fraction of ``fields`` present in each row (> 0 iff the domain is)."""
-    present = torch.stack([field_present(batch, f) for f in fields], dim=1)  # (batch, fields)
-    return present.float().mean(dim=1)
 
 
 @dataclass
@@ -89,35 +72,17 @@ class CSDEParts:
     source_present: torch.Tensor  # (batch,) bool: any source field present
 
 
-class CSDENet(nn.Module):
+class CSDENet(CrossDomainNet):
     """Both CSDE stages in one module; ``forward(batch)`` gives the stage-2 logits."""
 
-    def __init__(
-        self,
-        spec: FeatureSpec,
-        *,
-        embedding_dim: int,
-        user_dim: int,
-        tower_hidden: tuple[int, ...],
-        hidden: tuple[int, ...],
-        dropout: float,
-        adversarial: bool,
-        min_target_coverage: float,
-        pooling: str = "concat",
-        field_skip: bool = True,
-    ) -> None:
-        super().__init__()
-        spec.require_domains(("source", "target"), model="CSDE")
-        self.embedding = FieldEmbedding(spec, embedding_dim)
+    def __init__(self, spec: FeatureSpec, cfg: CSDEConfig) -> None:
+        super().__init__(spec, cfg, model="CSDE")
+        d, user_dim, tower_hidden = cfg.embedding_dim, cfg.user_dim, cfg.tower_hidden
         # target | source | user | other (item, coupon option)
         self.groups = DomainGroups(self.embedding.domains, [["target"], ["source"], [USER_DOMAIN]])
         n_tgt, n_src, n_user, n_other = self.groups.sizes
         self.n_user = n_user
         n_context = n_user + n_other
-        self.target_fields = spec.of_domain("target")
-        self.source_fields = spec.of_domain("source")
-        d = embedding_dim
-        self.min_target_coverage = min_target_coverage
         # dropout only in the final predictor: the towers and stage 1's auxiliary classifier
         # (as narrow as the towers) stay cheap; CPU dropout masks cost as much as a layer
         self.target_tower = MLP(n_tgt * d, tower_hidden, output_dim=user_dim)
@@ -134,21 +99,19 @@ class CSDENet(nn.Module):
         n_match = len(self.links) * d
         # each head also sees <P e, context field> for every context field: the user x item
         # (taste x category) interactions an MLP over a concatenation learns only slowly
-        if pooling not in ("sum", "concat"):
-            raise ValueError(f"pooling must be 'sum' or 'concat', got {pooling!r}")
-        self.concat = pooling == "concat"
+        self.concat = cfg.pooling == "concat"
         pooled_dim = user_dim * (len(DOMAIN_KEYS) if self.concat else 1)
         self.stage1_proj = nn.Linear(user_dim, d, bias=False)
         self.stage1_head = MLP(user_dim + n_match + n_context * (d + 1), tower_hidden, output_dim=1)
         self.proj = nn.Linear(pooled_dim, d, bias=False)
         # field_skip: the head also reads the target and source field embeddings themselves, so
         # the towers' bottleneck cannot lose what a plain MLP over all fields would see
-        self.field_skip = field_skip
-        skip_dim = (n_tgt + n_src) * d if field_skip else 0
+        self.field_skip = cfg.field_skip
+        skip_dim = (n_tgt + n_src) * d if cfg.field_skip else 0
         self.head = MLP(
             pooled_dim + n_match + skip_dim + n_context * (d + 1),
-            hidden,
-            dropout=dropout,
+            cfg.hidden,
+            dropout=cfg.dropout,
             output_dim=1,
         )
         self.dot_scale = d**-0.5
@@ -163,7 +126,7 @@ class CSDENet(nn.Module):
                 activation=nn.LeakyReLU,
                 output_dim=1,
             )
-            if adversarial
+            if cfg.similarity == "adversarial"
             else None
         )
 
@@ -188,11 +151,9 @@ class CSDENet(nn.Module):
         r_tgt = self._real_profiles(batch) if train_generator else None
         m_tgt = self._real_matches(batch)
 
-        target_coverage = coverage(batch, self.target_fields)  # (batch,)
-        source_coverage = coverage(batch, self.source_fields)
+        target_coverage, source_coverage = self.coverage(batch)  # (batch,) each
         # the target domain counts as present when enough of it is known (new users: not)
-        target_present = target_coverage >= self.min_target_coverage
-        source_present = source_coverage > 0
+        target_present, source_present = self.present(target_coverage, source_coverage)
         query_in = [target_coverage.unsqueeze(1), source_coverage.unsqueeze(1)]
         if self.n_user:
             query_in.append(user)

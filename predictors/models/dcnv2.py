@@ -17,13 +17,15 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.torch.base import MiniBatchConfig, TorchEstimator
+from predictors.models.mlp import MLPConfig
+from predictors.torch.base import TorchEstimator
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, CrossNetV2, FieldEmbedding
 
 
-class DCNv2Config(MiniBatchConfig):
-    """Hyper-parameters of :class:`DCNv2Model`; names equal its constructor arguments.
+class DCNv2Config(MLPConfig):
+    """Hyper-parameters of :class:`DCNv2Model` (the deep network's, then the cross
+    network's); names equal its constructor arguments.
 
     ``cross_rank`` factorises each cross matrix as ``U V^T`` of that rank (the
     paper's low-rank variant); ``None`` uses full ``width x width`` matrices.  The
@@ -32,11 +34,8 @@ class DCNv2Config(MiniBatchConfig):
     (``benchmarks/README.md``).
     """
 
-    embedding_dim: int = Field(16, ge=1)
     cross_layers: int = Field(2, ge=1)
     cross_rank: int | None = Field(32, ge=1)
-    hidden: tuple[int, ...] = Field((128, 64), min_length=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
 
 
 class DCNv2Net(nn.Module):
@@ -45,7 +44,7 @@ class DCNv2Net(nn.Module):
     def __init__(self, spec: FeatureSpec, cfg: DCNv2Config) -> None:
         super().__init__()
         self.embedding = FieldEmbedding(spec, cfg.embedding_dim)
-        width = self.embedding.n_fields * cfg.embedding_dim
+        width = self.embedding.flat_dim
         self.cross = CrossNetV2(width, cfg.cross_layers, rank=cfg.cross_rank)
         self.deep = MLP(width, cfg.hidden, dropout=cfg.dropout)
         self.head = nn.Linear(self.cross.out_dim + self.deep.out_dim, 1)
@@ -61,10 +60,8 @@ class DCNv2Model(TorchEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = DCNv2Model(spec, cross_layers=2, epochs=1, seed=1).fit(X, y)
     >>> len(model.module_.cross.layers)
     2
@@ -72,12 +69,9 @@ class DCNv2Model(TorchEstimator):
 
     name = "dcnv2"
     Config = DCNv2Config
+    network = DCNv2Net
     tiny_params: ClassVar[dict[str, Any]] = {
-        "epochs": 2,
-        "batch_size": 256,
+        **TorchEstimator.tiny_params,
         "hidden": (32,),
         "cross_layers": 2,
     }
-
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        return DCNv2Net(spec, self.config_)

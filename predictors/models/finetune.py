@@ -27,38 +27,30 @@ from pydantic import Field
 from torch import nn
 
 from predictors.features import FeatureSpec
-from predictors.torch.base import MiniBatchConfig
+from predictors.models.mlp import MLPConfig, MLPModel
 from predictors.torch.inputs import Batch, take
-from predictors.torch.layers import MLP, FieldEmbedding
-from predictors.torch.multitask import AuxLabels, MultiTaskEstimator, input_spec
+from predictors.torch.layers import MLP
+from predictors.torch.multitask import MultiTaskEstimator, MultiTaskNet
 
 
-class FineTuneConfig(MiniBatchConfig):
-    """Hyper-parameters of :class:`FineTuneModel`; names equal its constructor arguments."""
+class FineTuneConfig(MLPConfig):
+    """Hyper-parameters of :class:`FineTuneModel` (the MLP's, then the two phases'); names
+    equal its constructor arguments."""
 
-    embedding_dim: int = Field(16, ge=1)
-    hidden: tuple[int, ...] = Field((128, 64), min_length=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
     aux_column: str = Field("aux_label", min_length=1)
     pretrain_epochs: int = Field(5, ge=0)
     finetune_lr_scale: float = Field(0.5, gt=0, le=1)
 
 
-class FineTuneNet(nn.Module):
+class FineTuneNet(MultiTaskNet):
     """Field embeddings -> MLP -> one logit; the same head serves both phases."""
 
     def __init__(self, spec: FeatureSpec, cfg: FineTuneConfig) -> None:
-        super().__init__()
-        self.aux_labels = AuxLabels(spec)
-        self.embedding = FieldEmbedding(input_spec(spec), cfg.embedding_dim)
-        width = self.embedding.n_fields * cfg.embedding_dim
-        self.mlp = MLP(width, cfg.hidden, dropout=cfg.dropout, output_dim=1)
+        super().__init__(spec, cfg.embedding_dim)
+        self.mlp = MLP(self.embedding.flat_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
 
     def task_logits(self, batch: Batch) -> torch.Tensor:
         return self.mlp(self.embedding(batch).flatten(1))  # (batch, 1): one task at a time
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.task_logits(batch)[:, 0]  # (batch,)
 
 
 class FineTuneModel(MultiTaskEstimator):
@@ -66,10 +58,8 @@ class FineTuneModel(MultiTaskEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> rows = X.assign(aux_label=y.astype(float))
     >>> rows.loc[300:, "aux_label"] = float("nan")  # NaN on target rows
     >>> w = rows["aux_label"].isna().astype(float)  # target rows only in phase 2
@@ -80,15 +70,8 @@ class FineTuneModel(MultiTaskEstimator):
 
     name = "finetune"
     Config = FineTuneConfig
-    tiny_params: ClassVar[dict[str, Any]] = {
-        "epochs": 2,
-        "batch_size": 256,
-        "hidden": (32,),
-        "pretrain_epochs": 1,
-    }
-
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        return FineTuneNet(spec, self.config_)
+    network = FineTuneNet
+    tiny_params: ClassVar[dict[str, Any]] = {**MLPModel.tiny_params, "pretrain_epochs": 1}
 
     def _train(
         self,

@@ -41,9 +41,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from predictors.base import check_is_fitted
+from predictors.base import check_is_fitted, check_sample_weight
 from predictors.features import FeatureSpec
-from predictors.torch.base import Rows, TorchEstimator, TrainConfig, _check_weight
+from predictors.torch.base import Rows, TorchEstimator, TrainConfig
 from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP, FieldEmbedding
 
@@ -81,8 +81,7 @@ class MAMLNet(nn.Module):
     def __init__(self, spec: FeatureSpec, cfg: MAMLConfig) -> None:
         super().__init__()
         self.embedding = FieldEmbedding(spec, cfg.embedding_dim)
-        width = self.embedding.n_fields * cfg.embedding_dim
-        self.mlp = MLP(width, cfg.hidden, dropout=cfg.dropout, output_dim=1)
+        self.mlp = MLP(self.embedding.flat_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
         n_tensors = len(list(self.mlp.parameters()))
         self.inner_log_lr = nn.Parameter(
             torch.full((cfg.inner_steps, n_tensors), math.log(cfg.inner_lr)),
@@ -144,10 +143,8 @@ class MAMLModel(TorchEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = MAMLModel(spec, segment_columns=("tgt_tier",), epochs=1, hidden=(16,), seed=1)
     >>> cold = model.fit(X, y).adapt(X.head(20), y[:20])  # a copy; model is unchanged
     >>> cold.predict_proba(X.tail(5)).shape
@@ -156,6 +153,7 @@ class MAMLModel(TorchEstimator):
 
     name = "maml"
     Config = MAMLConfig
+    network = MAMLNet
     tiny_params: ClassVar[dict[str, Any]] = {
         "epochs": 3,
         "hidden": (32,),
@@ -168,9 +166,6 @@ class MAMLModel(TorchEstimator):
     def __init__(self, feature_spec: FeatureSpec, **params: Any) -> None:
         super().__init__(feature_spec, **params)
         self.n_tasks_: int | None = None
-
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        return MAMLNet(spec, self.config_)
 
     # -------------------------------------------------------------- segments
     def segment_labels(self, X: pd.DataFrame) -> np.ndarray:
@@ -340,7 +335,7 @@ class MAMLModel(TorchEstimator):
             raise ValueError(f"steps must be >= 0, got {steps}")
         if lr is not None and not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        weights = _check_weight(sample_weight, len(X))
+        weights = check_sample_weight(sample_weight, len(X))
         adapted = copy.deepcopy(self)
         net: MAMLNet = adapted.module_
         net.eval()

@@ -34,8 +34,7 @@ class MLPNet(nn.Module):
     def __init__(self, spec: FeatureSpec, cfg: MLPConfig) -> None:
         super().__init__()
         self.embedding = FieldEmbedding(spec, cfg.embedding_dim)
-        width = self.embedding.n_fields * cfg.embedding_dim
-        self.mlp = MLP(width, cfg.hidden, dropout=cfg.dropout, output_dim=1)
+        self.mlp = MLP(self.embedding.flat_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         emb = self.embedding(batch)  # (batch, fields, dim)
@@ -47,10 +46,8 @@ class MLPModel(TorchEstimator):
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> model = MLPModel(spec, epochs=1, hidden=(16,), seed=1).fit(X, y)
     >>> model.predict_proba(X).shape
     (600, 2)
@@ -58,7 +55,5 @@ class MLPModel(TorchEstimator):
 
     name = "mlp"
     Config = MLPConfig
-    tiny_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 256, "hidden": (32,)}
-
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        return MLPNet(spec, self.config_)
+    network = MLPNet
+    tiny_params: ClassVar[dict[str, Any]] = {**TorchEstimator.tiny_params, "hidden": (32,)}

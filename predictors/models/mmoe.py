@@ -19,39 +19,32 @@ from torch import nn
 
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
-from predictors.torch.base import PREDICT_BATCH, MiniBatchConfig
+from predictors.torch.base import PREDICT_BATCH
 from predictors.torch.inputs import Batch, batch_size_of, take
-from predictors.torch.layers import MLP, FieldEmbedding, MixtureOfExperts
+from predictors.torch.layers import MLP, MixtureOfExperts
 from predictors.torch.multitask import (
-    AuxLabels,
+    MultiTaskConfig,
     MultiTaskEstimator,
+    MultiTaskNet,
     fill_aux_column,
-    input_spec,
 )
 
 
-class MMOEConfig(MiniBatchConfig):
+class MMOEConfig(MultiTaskConfig):
     """Hyper-parameters of :class:`MMOEModel`; names equal its constructor arguments."""
 
-    embedding_dim: int = Field(16, ge=1)
     n_experts: int = Field(4, ge=1)
     expert_hidden: tuple[int, ...] = Field((64,), min_length=1)
     tower_hidden: tuple[int, ...] = Field((32,), min_length=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    aux_column: str = Field("aux_label", min_length=1)
-    aux_weight: float = Field(1.0, ge=0)
 
 
-class MMOENet(nn.Module):
+class MMOENet(MultiTaskNet):
     """Field embeddings -> experts mixed by per-task gates -> one MLP tower per task."""
 
     def __init__(self, spec: FeatureSpec, cfg: MMOEConfig) -> None:
-        super().__init__()
-        self.aux_labels = AuxLabels(spec)
-        self.embedding = FieldEmbedding(input_spec(spec), cfg.embedding_dim)
-        width = self.embedding.n_fields * cfg.embedding_dim
+        super().__init__(spec, cfg.embedding_dim)
         self.experts = MixtureOfExperts(
-            width,
+            self.embedding.flat_dim,
             n_experts=cfg.n_experts,
             n_tasks=self.aux_labels.n_tasks,
             expert_hidden=cfg.expert_hidden,
@@ -70,19 +63,14 @@ class MMOENet(nn.Module):
         mixed, _ = self.mix(batch)  # (batch, tasks, d)
         return torch.cat([t(mixed[:, k]) for k, t in enumerate(self.towers)], dim=1)  # (b, tasks)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.task_logits(batch)[:, 0]  # (batch,)
-
 
 class MMOEModel(MultiTaskEstimator):
     """Multi-gate mixture-of-experts over all domains; task 0 is ``y``, task 1 ``X[aux_column]``.
 
     Example:
 
-    >>> from predictors.examples import DOMAINS, two_domain_frame
-    >>> from predictors.features import FeatureSpec
-    >>> X, y, _ = two_domain_frame(600)
-    >>> spec = FeatureSpec.infer(X, DOMAINS)
+    >>> from predictors.examples import two_domain_example
+    >>> X, y, spec = two_domain_example(600)
     >>> rows = X.assign(aux_label=(X["src_spend"] > 0).astype(float))  # 0/1, NaN where unknown
     >>> model = MMOEModel(spec, n_experts=4, epochs=1, seed=1).fit(rows, y)
     >>> model.gates(X).shape  # (rows, tasks, experts); each gate sums to 1
@@ -91,16 +79,13 @@ class MMOEModel(MultiTaskEstimator):
 
     name = "mmoe"
     Config = MMOEConfig
+    network = MMOENet
     tiny_params: ClassVar[dict[str, Any]] = {
-        "epochs": 2,
-        "batch_size": 256,
+        **MultiTaskEstimator.tiny_params,
         "n_experts": 2,
         "expert_hidden": (16,),
         "tower_hidden": (8,),
     }
-
-    def build(self, spec: FeatureSpec) -> nn.Module:
-        return MMOENet(spec, self.config_)
 
     def gates(self, X: pd.DataFrame) -> np.ndarray:
         """Gate weights ``(rows, tasks, experts)`` of every row: which experts each task uses."""

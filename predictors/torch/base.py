@@ -6,12 +6,10 @@ fields>)`` is derived from ``Config`` (:class:`~predictors.base.Estimator`)::
 
     class MyModel(TorchEstimator):
         name = "my_model"
+        network = MyNet                     # MyNet(spec, config) -> forward(batch) -> logits (batch,)
 
         class Config(MiniBatchConfig):      # the constructor's keyword arguments
             embedding_dim: int = Field(16, ge=1)
-
-        def build(self, spec):              # spec is fitted; self.config_ is validated
-            return MyModule(spec, self.config_)   # forward(batch) -> logits (batch,)
 
 Everything else lives here once: config validation when ``fit`` starts, the
 vocabulary/statistics fit (:class:`~predictors.torch.inputs.FrameEncoder`), a
@@ -27,12 +25,16 @@ absent fields (see :func:`~predictors.torch.layers.domain_present`).
 
 Subclass hooks:
 
-- ``build(spec) -> nn.Module`` (required): ``module(batch)`` returns logits ``(batch,)``.
+- ``network`` (required): the ``nn.Module`` class, built as ``network(spec, config_)``;
+  ``module(batch)`` returns logits ``(batch,)``.  Or override ``build(spec)``.
 - ``loss(module, batch, y, weight) -> scalar`` (optional): the training loss;
   the default is weighted binary cross-entropy on ``module(batch)``.  Override
   for multi-part losses (extra heads, regularisers).  Early stopping always uses
   plain log loss of ``module(batch)`` on the validation rows.
 - ``on_epoch_start(module, epoch)`` (optional): e.g. schedules or freezing.
+- ``training_inputs(X, eval_set, cfg) -> (spec, X, eval_set)`` (optional): what
+  ``fit`` encodes, e.g. an extra label column added to the spec.
+- ``on_fit_end(X)`` (optional): fitted attributes computed from the fitted model.
 - ``_train_epoch(module, optimizer, cfg, train, generator, epoch, context) -> mean loss``
   (rarely): one epoch's updates, each through ``_step``; MAML replaces the
   mini-batches with meta-steps (its tasks arrive as ``context``, handed to
@@ -52,7 +54,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -63,7 +65,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from predictors.base import Estimator, NotFittedError, check_is_fitted, check_xy
+from predictors.base import Estimator, check_is_fitted, check_sample_weight, check_xy
 from predictors.features import FeatureSpec
 from predictors.torch.inputs import Batch, FrameEncoder, batch_size_of, take
 from predictors.torch.scoring import BatchScorer
@@ -125,6 +127,7 @@ class TorchEstimator(Estimator):
     """
 
     Config: ClassVar[type[TrainConfig]] = MiniBatchConfig
+    network: ClassVar[type[nn.Module] | None] = None  # built as network(spec, config_)
     max_tokens: ClassVar[int] = 32  # cap on the padded length of multi fields
     tiny_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 256}  # for tests
     trains_on_sample: ClassVar[bool] = True
@@ -142,7 +145,9 @@ class TorchEstimator(Estimator):
     # ------------------------------------------------------------------ hooks
     def build(self, spec: FeatureSpec) -> nn.Module:
         """Return the network for fitted ``spec``; ``module(batch)`` gives logits ``(batch,)``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement build(spec)")
+        if self.network is None:
+            raise NotImplementedError(f"{type(self).__name__} must set network or implement build")
+        return self.network(spec, self.config_)
 
     def loss(
         self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
@@ -153,6 +158,15 @@ class TorchEstimator(Estimator):
     def on_epoch_start(self, module: nn.Module, epoch: int) -> None:
         """Called before every training epoch (``epoch`` is 1-based)."""
 
+    def training_inputs(
+        self, X: pd.DataFrame, eval_set: tuple[pd.DataFrame, Any] | None, cfg: TrainConfig
+    ) -> tuple[FeatureSpec, pd.DataFrame, tuple[pd.DataFrame, Any] | None]:
+        """What :meth:`fit` encodes: the spec, the training frame and ``eval_set`` (here as given)."""
+        return self.feature_spec, X, eval_set
+
+    def on_fit_end(self, X: pd.DataFrame) -> None:
+        """Called when :meth:`fit` has set the fitted attributes, with the caller's ``X``."""
+
     # -------------------------------------------------------------------- fit
     def fit(
         self,
@@ -161,7 +175,7 @@ class TorchEstimator(Estimator):
         *,
         sample_weight: Any = None,
         eval_set: tuple[pd.DataFrame, Any] | None = None,
-    ) -> TorchEstimator:
+    ) -> Self:
         """Train on raw frame ``X`` (the spec's columns) and 0/1 labels ``y``; return ``self``.
 
         ``eval_set=(X_valid, y_valid)`` replaces the internal seeded split of
@@ -170,8 +184,10 @@ class TorchEstimator(Estimator):
         validation loss.
         """
         cfg = self._validated_config()
-        encoder, _, train, valid, _ = self._prepare(X, y, sample_weight, eval_set, cfg)
+        spec, frame, eval_set = self.training_inputs(X, eval_set, cfg)
+        encoder, _, train, valid, _ = self._prepare(frame, y, sample_weight, eval_set, cfg, spec)
         self._fit_module(cfg, encoder, train, valid)
+        self.on_fit_end(X)
         return self
 
     def _prepare(
@@ -191,7 +207,7 @@ class TorchEstimator(Estimator):
         generator (already used by the split; subclasses may draw more from it).
         """
         labels = check_xy(X, y)
-        weights = _check_weight(sample_weight, len(X))
+        weights = check_sample_weight(sample_weight, len(X))
         spec = self.feature_spec if spec is None else spec
         encoder = FrameEncoder.fit(spec, X, max_tokens=self.max_tokens)
         data = encoder.encode(X)
@@ -469,24 +485,8 @@ def _chunks(data: Batch, size: int) -> Iterator[Batch]:
         yield take(data, slice(start, start + size))
 
 
-def _check_weight(sample_weight: Any, n: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight must have one value per row of X ({n}), got {w.shape}")
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"sample_weight must be finite and >= 0; row {row} has {w[row]}")
-    if w.sum() <= 0:
-        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
-    return w.astype(np.float32)
-
-
 __all__ = [
     "MiniBatchConfig",
-    "NotFittedError",
     "TorchEstimator",
     "TrainConfig",
     "using_torch_threads",

@@ -10,7 +10,8 @@
 - :class:`AttentionPooling`: masked dot-product/additive attention over a set of
   vectors (e.g. one per domain) that also returns its weights.
 - :class:`MixtureOfExperts`: experts plus one softmax gate per task (MMOE).
-- :func:`domain_present`: which rows have any field of a domain present.
+- :func:`field_present`, :func:`coverage`, :func:`domain_present`: which rows have
+  a field, what share of a domain's fields, any field of a domain.
 - :class:`DomainGroups`: cut the field axis into groups of domains.
 
 Every forward documents shapes as ``# (batch, fields, dim)`` comments.
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from predictors.features import FeatureSpec
+from predictors.features import FeatureSpec, Field
 from predictors.torch.inputs import NUMERIC_BUCKETS, bucket_key, missing_key
 
 
@@ -222,6 +223,11 @@ class FieldEmbedding(nn.Module):
     def n_fields(self) -> int:
         return len(self.field_names)
 
+    @property
+    def flat_dim(self) -> int:
+        """Width of the output flattened per row: ``fields * dim``."""
+        return self.n_fields * self.dim
+
     def domain_index(self, domain: str) -> torch.Tensor:
         """Positions (in the output's field axis) of the fields of ``domain``."""
         index = [i for i, d in enumerate(self.domains) if d == domain]
@@ -279,28 +285,36 @@ class DomainGroups(nn.Module):
         return emb.index_select(1, self.order).split(self.sizes, dim=1)  # (batch, f_g, dim) each
 
 
-def domain_present(
-    batch: Mapping[str, torch.Tensor], spec: FeatureSpec, domain: str
-) -> torch.Tensor:
-    """Bool ``(batch,)``: True where any field of ``domain`` is present.
+def field_present(batch: Mapping[str, torch.Tensor], field: Field) -> torch.Tensor:
+    """Bool ``(batch,)``: True where the row has a value for ``field``.
 
     Present means: a numeric value that is not NaN, a categorical code other than
     0 (unknown/missing), or a multi row with at least one in-vocabulary token.
+    """
+    if field.kind == "numeric":
+        return ~batch[missing_key(field.name)]
+    if field.kind == "categorical":
+        return batch[field.name] != 0
+    return (batch[field.name] != 0).any(dim=1)
+
+
+def coverage(batch: Mapping[str, torch.Tensor], fields: Sequence[Field]) -> torch.Tensor:
+    """Float ``(batch,)``: fraction of ``fields`` present in each row (> 0 iff the domain is)."""
+    present = torch.stack([field_present(batch, f) for f in fields], dim=1)  # (batch, fields)
+    return present.float().mean(dim=1)
+
+
+def domain_present(
+    batch: Mapping[str, torch.Tensor], spec: FeatureSpec, domain: str
+) -> torch.Tensor:
+    """Bool ``(batch,)``: True where any field of ``domain`` is present (:func:`field_present`).
+
     A user without source-domain history has every ``src_*`` field absent.
     """
     fields = spec.of_domain(domain)
     if not fields:
         raise ValueError(f"no field belongs to domain {domain!r}; domains: {spec.domains}")
-    present = None
-    for f in fields:
-        if f.kind == "numeric":
-            here = ~batch[missing_key(f.name)]
-        elif f.kind == "categorical":
-            here = batch[f.name] != 0
-        else:
-            here = (batch[f.name] != 0).any(dim=1)
-        present = here if present is None else present | here
-    return present
+    return torch.stack([field_present(batch, f) for f in fields], dim=1).any(dim=1)
 
 
 class MLP(nn.Module):

@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field as PydanticField
 from torch import nn
 from torch.nn import functional as F
 
 from predictors.features import FeatureSpec, Field
-from predictors.torch.base import TorchEstimator
+from predictors.torch.base import MiniBatchConfig, TorchEstimator, TrainConfig
 from predictors.torch.inputs import Batch
+from predictors.torch.layers import FieldEmbedding
 
 AUX_DOMAIN = "aux"
 """Domain of the auxiliary-label field: carried in batches, never embedded."""
@@ -95,6 +97,19 @@ def fill_aux_column(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
+class MultiTaskConfig(MiniBatchConfig):
+    """Hyper-parameters of every model trained on both tasks at once; a model adds its own.
+
+    ``aux_weight`` weighs the auxiliary task's log loss against the main task's
+    (:meth:`MultiTaskEstimator.loss`).
+    """
+
+    embedding_dim: int = PydanticField(16, ge=1)
+    dropout: float = PydanticField(0.1, ge=0, lt=1)
+    aux_column: str = PydanticField("aux_label", min_length=1)
+    aux_weight: float = PydanticField(1.0, ge=0)
+
+
 class AuxLabels(nn.Module):
     """Decodes the auxiliary field of a batch into ``(labels float, present bool)``, both ``(batch,)``."""
 
@@ -122,35 +137,45 @@ class AuxLabels(nn.Module):
         return codes.clamp_min(0).float(), codes >= 0
 
 
+class MultiTaskNet(nn.Module):
+    """Base of the multi-task networks: the auxiliary labels, the embeddings of the input
+    fields, and ``forward`` = the main task's logit; a subclass adds its layers and
+    ``task_logits(batch) -> (batch, tasks)`` (task 0 is the main task)."""
+
+    def __init__(self, spec: FeatureSpec, embedding_dim: int) -> None:
+        super().__init__()
+        self.aux_labels = AuxLabels(spec)
+        self.embedding = FieldEmbedding(input_spec(spec), embedding_dim)
+
+    def task_logits(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement task_logits(batch)")
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.task_logits(batch)[:, 0]  # (batch,)
+
+
 class MultiTaskEstimator(TorchEstimator):
     """Base of the multi-task models: the auxiliary column in ``fit`` and the two-part loss.
 
-    A subclass's module implements ``task_logits(batch) -> (batch, tasks)`` (task 0
-    is the main task), ``forward(batch)`` returning column 0, and has an
-    ``aux_labels`` :class:`AuxLabels` attribute.
+    A subclass's module is a :class:`MultiTaskNet`; its ``Config`` has ``aux_column``
+    (a :class:`MultiTaskConfig`, or the fine-tuning model's own).
     """
 
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: Any,
-        *,
-        sample_weight: Any = None,
-        eval_set: tuple[pd.DataFrame, Any] | None = None,
-    ) -> MultiTaskEstimator:
-        """Fit like :meth:`TorchEstimator.fit`; ``X[aux_column]`` (0/1/NaN) is the auxiliary label.
+    Config = MultiTaskConfig
+
+    def training_inputs(
+        self, X: pd.DataFrame, eval_set: tuple[pd.DataFrame, Any] | None, cfg: TrainConfig
+    ) -> tuple[FeatureSpec, pd.DataFrame, tuple[pd.DataFrame, Any] | None]:
+        """``X[aux_column]`` (0/1/NaN) joins the spec as the auxiliary label field.
 
         Rows with only an auxiliary label should get ``sample_weight`` 0.
         """
-        cfg = self._validated_config()
         spec, X = with_aux_field(self.feature_spec, X, cfg.aux_column)
         if eval_set is not None:
             X_valid, y_valid = eval_set
             X_valid = with_aux_field(self.feature_spec, X_valid, cfg.aux_column)[1]
             eval_set = (fill_aux_column(spec, X_valid), y_valid)
-        encoder, _, train, valid, _ = self._prepare(X, y, sample_weight, eval_set, cfg, spec)
-        self._fit_module(cfg, encoder, train, valid)
-        return self
+        return spec, X, eval_set
 
     def complete_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """``X`` with the auxiliary column added (missing) when absent: prediction needs no label."""

@@ -31,21 +31,12 @@ class BatchScorer:
         self.context_fields = [c for c in names if c not in entities.columns]
         self.entity_batch = model.encoder_.encode(entities, fields=self.entity_fields)
 
-    def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> BatchRows:
-        return BatchRows(self, entity_index, self.model.complete_frame(context))
+    def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> ContextRows:
+        return ContextRows(self, entity_index, self.model.complete_frame(context))
 
-
-class BatchRows(ContextRows):
-    """Base rows of a :class:`BatchScorer`: entity positions plus their context columns."""
-
-    def __init__(
-        self, scorer: BatchScorer, entity_index: np.ndarray, context: pd.DataFrame
-    ) -> None:
-        super().__init__(entity_index, context)
-        self.scorer = scorer
-
-    def _score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
-        s = self.scorer
-        batch = take(s.entity_batch, torch.from_numpy(entity_index))
-        batch.update(s.model.encoder_.encode(context, fields=s.context_fields))
-        return s.model.predict_proba_encoded(batch)
+    def score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
+        """Scores of entity ``entity_index[j]`` with row ``j`` of ``context``: the entities'
+        encoded tensors gathered, the context columns encoded."""
+        batch = take(self.entity_batch, torch.from_numpy(entity_index))
+        batch.update(self.model.encoder_.encode(context, fields=self.context_fields))
+        return self.model.predict_proba_encoded(batch)
