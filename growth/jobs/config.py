@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
 
 KIND = "nightly"
+TRAINING_OPTIONS = {"predictor", "holdout_fraction", "max_train_rows", "torch_threads"}
+"""Fields of :class:`NightlyConfig` that are keyword arguments of ``train_models``."""
 """The ``kind`` of the nightly job's runs and of its lease."""
 
 
@@ -57,12 +59,7 @@ class NightlyConfig(BaseModel):
 
     def training_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`growth.modeling.training.train_models` it sets."""
-        return {
-            "predictor": self.predictor,
-            "holdout_fraction": self.holdout_fraction,
-            "max_train_rows": self.max_train_rows,
-            "torch_threads": self.torch_threads,
-        }
+        return self.model_dump(include=TRAINING_OPTIONS)
 
     @field_validator("predictor")
     @classmethod
