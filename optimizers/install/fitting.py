@@ -91,7 +91,6 @@ class HillFit:
     curve: HillCurve
     theta_cov: np.ndarray  # (3, 3)
     rmse: float
-    n_obs: int
 
 
 def _hill_residuals(theta: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -175,7 +174,7 @@ def fit_hill(spend: np.ndarray, installs: np.ndarray, *, loss: str = "linear") -
     cov = np.linalg.pinv(jac.T @ jac) * sigma2  # log shifts leave the covariance unchanged
     theta = best.x + np.array([math.log(y_scale), math.log(s_scale), 0.0])
     curve = HillCurve(vmax=math.exp(theta[0]), k=math.exp(theta[1]), alpha=float(theta[2]))
-    return HillFit(curve=curve, theta_cov=cov, rmse=math.sqrt(sigma2) * y_scale, n_obs=n)
+    return HillFit(curve=curve, theta_cov=cov, rmse=math.sqrt(sigma2) * y_scale)
 
 
 def _check_history(history: pd.DataFrame) -> pd.DataFrame:

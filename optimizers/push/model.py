@@ -49,7 +49,6 @@ class DayGraph:
     only nodes reachable from ``(0, {})`` are used.
     """
 
-    n_nodes: int
     source: int
     sink_nodes: np.ndarray
     push_arcs: np.ndarray
@@ -83,7 +82,6 @@ def build_day_graph(n_msgs: int, n_hours: int, max_push: int, min_gap: int) -> D
                     reach.add((nh, s | 1 << m))
     sinks = np.array(sorted(node(n_hours, s) for s in masks if (n_hours, s) in reach))
     return DayGraph(
-        n_nodes=(n_hours + 1) * n_s,
         source=node(0, 0),
         sink_nodes=sinks,
         push_arcs=np.array(push, dtype=np.int64).reshape(-1, 5),

@@ -45,11 +45,6 @@ def input_spec(spec: FeatureSpec) -> FeatureSpec:
     )
 
 
-def has_aux(spec: FeatureSpec) -> bool:
-    """True when ``spec`` carries an auxiliary-label field."""
-    return any(f.domain == AUX_DOMAIN for f in spec.fields)
-
-
 def with_aux_field(
     spec: FeatureSpec, X: pd.DataFrame, aux_column: str
 ) -> tuple[FeatureSpec, pd.DataFrame]:
