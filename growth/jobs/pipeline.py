@@ -232,9 +232,10 @@ def run_pipeline(
 
 
 def run_folder(config: NightlyConfig, run_id: int) -> Path:
-    """A fresh folder name for a run's files (run ids repeat across databases)."""
+    """A fresh folder for a run's files (run ids repeat across databases), as an absolute
+    path: the run summary records it for readers that may start elsewhere."""
     name = f"{config.campaign_date}-{config.campaign}-run{run_id}-{secrets.token_hex(4)}"
-    return artifacts_dir() / "runs" / name
+    return (artifacts_dir() / "runs" / name).resolve()
 
 
 def _push_and_install(
