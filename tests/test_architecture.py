@@ -77,3 +77,26 @@ def test_the_rules_catch_a_forbidden_import(tmp_path):
         (2, "growth.services"),
         (2, "growth.world"),
     ]
+
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+MATHS_BLOCKS = {"optimizers/install/model.py:build_model"}
+"""Model-building functions that read like the maths, exempt from the function limit."""
+
+
+def test_modules_and_functions_stay_small():
+    """No product module over 500 lines, no function over 80 outside the maths blocks."""
+    bad = []
+    for package in ("growth", "predictors", "optimizers", "app"):
+        for path in sources(package):
+            text = path.read_text()
+            name = path.relative_to(REPO).as_posix()
+            if len(text.splitlines()) > MAX_MODULE_LINES:
+                bad.append(f"{name}: {len(text.splitlines())} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > MAX_FUNCTION_LINES and f"{name}:{node.name}" not in MATHS_BLOCKS:
+                        bad.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    assert not bad, "\n".join(bad)
