@@ -7,65 +7,50 @@ Run it as ``growth ...`` (the installed script) or ``python -m growth ...``; tes
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.table import Table
+from rich.text import Text
 
 from growth.exit_codes import ExitCode
-from growth.store.engine import ENV_VAR
+from growth.store.engine import ENV_VAR, parse_url
+from growth.terminal import (
+    console,
+    err_console,
+    fail,
+    frame_table,
+    print_summary,
+    printable,
+    setup_logging,
+)
 
 app = typer.Typer(
     help="Marketing decision platform for user growth.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals hold URLs with passwords
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+def _open_store(db: str | None, *, read_only: bool = False) -> Any:
+    """The store at ``db`` (``$GROWTH_DB_URL``, the embedded default); a bad URL or a
+    missing database file exits 2, an unreachable database 1, never a traceback."""
+    from growth.exit_codes import exit_code
+    from growth.store import Store
 
-
-def _fmt(value: object) -> str:
-    """Numbers for people: thousands separators for large ones, 4 significant digits otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int) or (abs(value) >= 1000 and float(value).is_integer()):
-        return f"{value:,.0f}"
-    if abs(value) >= 1000:
-        return f"{value:,.1f}"
-    return f"{value:.4g}"
-
-
-def _table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in frame.columns:
-        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fiu" else "left")
-    for _, row in frame.iterrows():
-        table.add_row(*(_fmt(v.item() if hasattr(v, "item") else v) for v in row.to_numpy()))
-    return table
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code)
+    try:
+        return Store(db, read_only=read_only)
+    except Exception as exc:
+        raise fail(f"store: {exc}", exit_code(exc)) from None
 
 
 @app.command()
@@ -96,6 +81,14 @@ def nightly(
         typer.Option(help="a torch predictor trains on a seeded sample of this many rows (0: all)"),
     ] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
+    allow_empty_plan: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty-plan",
+            help="store a plan that decides nothing (no coupon, no push) and let it supersede "
+            "the day's plan; without it such a run fails",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
     log_json: Annotated[bool, typer.Option(help="also write JSON log lines to stderr")] = False,
     log_dir: Annotated[
@@ -104,12 +97,10 @@ def nightly(
     ] = None,
 ) -> None:
     """Run the nightly job: data, predictors, coupon allocation, SQL, summary."""
-    from growth.exit_codes import BadInput, exit_code
-    from growth.jobs.production import load_config, run_nightly_job
-    from growth.paths import log_dir as default_log_dir
-    from growth.store import Store
+    from growth.exit_codes import BadInput
+    from growth.jobs.production import load_config
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     overrides = {
         "scenario": str(scenario) if scenario else None,
         "data_dir": str(data_dir) if data_dir else None,
@@ -122,14 +113,25 @@ def nightly(
         "campaign": campaign,
         "predictor": predictor,
         "max_train_rows": max_train_rows,
+        "allow_empty_plan": allow_empty_plan or None,
     }
     try:
         cfg = load_config(config, **overrides)
     except BadInput as exc:
-        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
 
-    store = Store(db)
-    console.print(f"[bold]nightly[/] {cfg.campaign_date} ({cfg.campaign}) -> {store.url}")
+    _run_job(cfg, db, log_json=log_json, log_dir=log_dir)
+
+
+def _run_job(cfg: Any, db: str | None, *, log_json: bool, log_dir: Path | None) -> None:
+    """Run the nightly job of ``cfg`` on the store at ``db``; print its summary or fail."""
+    from growth.exit_codes import exit_code
+    from growth.jobs.production import JobInterrupted, run_nightly_job
+    from growth.paths import log_dir as default_log_dir
+
+    store = _open_store(db)
+    heading = Text.assemble(("nightly", "bold"), f" {cfg.campaign_date} ({cfg.campaign}) -> ")
+    console.print(heading.append(printable(store.display_url)), soft_wrap=True)
     try:
         result = run_nightly_job(
             cfg,
@@ -139,81 +141,18 @@ def nightly(
             log_stderr=log_json,
             log_dir=log_dir or default_log_dir(),
         )
-    except Exception as exc:  # exit_code() tells refused (3), bad input (2), failed (1)
-        raise _fail(f"nightly: {exc}", exit_code(exc)) from None
+    except (Exception, JobInterrupted) as exc:  # exit_code(): refused 3, bad input 2, failed 1
+        raise fail(f"nightly: {exc}", exit_code(exc)) from None
     finally:
         store.close()
     print_summary(result)
 
 
-def print_summary(result) -> None:
-    """The nightly job's summary tables."""
-    seg = result.segments.rename("users").reset_index()
-    seg.columns = ["segment", "users"]
-    console.print(_table(seg, "Users per lifecycle segment"))
-    m = result.metrics.pivot_table(index=["model", "segment"], columns="metric", values="value")
-    m = m.reindex(columns=["auc", "logloss", "ece", "qini", "positive_rate", "n"]).reset_index()
-    console.print(
-        _table(m, f"Conversion model ({result.predictor}) on the newest exposures")
-        if m["model"].nunique() == 1
-        else _table(m, f"Conversion models on the newest exposures (chosen: {result.predictor})")
-    )
-    plan = result.plan
-    budgets = pd.DataFrame(
-        {
-            "budget": pd.Series(plan.budgets),
-            "expected_spend": pd.Series(plan.spend),
-        }
-    )
-    budgets["used_%"] = (
-        100 * budgets["expected_spend"] / budgets["budget"].where(budgets["budget"] > 0)
-    )
-    console.print(_table(budgets.reset_index(names="budget_group"), "Coupon spend versus budget"))
-    a = plan.allocation
-    console.print(
-        f"coupon plan: {int((plan.choice >= 0).sum()):,} users get a coupon; expected incremental "
-        f"conversions {a.objective:,.2f} (upper bound {a.upper_bound:,.2f}, gap {a.gap:.3%}, "
-        f"{a.method}, {a.solve_time_s:.2f} s)"
-    )
-    if result.truth is not None:
-        t = result.truth.reset_index()
-        console.print(_table(t, "Plans scored by the world's ground truth"))
-        ratio = result.truth.loc["platform", "incremental_conversions"] / max(
-            result.truth.loc["oracle", "incremental_conversions"], 1e-9
-        )
-        console.print(f"platform plan reaches {ratio:.1%} of the oracle's incremental conversions")
-    if result.push is not None:
-        sched = result.push.schedule
-        console.print(
-            f"push schedule: {len(sched.pushes):,} pushes to {len(result.push.audience.user_ids):,} "
-            f"users; expected opens {sched.objective:,.1f} (upper bound {sched.upper_bound:,.1f}, "
-            f"gap {sched.gap:.3%}, {sched.method}, {sched.solve_time_s:.1f} s); open model AUC "
-            f"{result.push.open_model_auc:.3f}, fatigue decay {result.push.decay:.2f}"
-        )
-        if result.push_truth is not None:
-            t = result.push_truth
-            console.print(
-                f"push scored by the truth: {t['platform']:,.1f} expected opens vs the oracle's "
-                f"{t['oracle']:,.1f} ({t['platform'] / max(t['oracle'], 1e-9):.1%})"
-            )
-    if result.install is not None:
-        p = result.install.split
-        totals = p.totals
-        console.print(
-            f"install control: {totals['spend']:,.0f} spent for {totals['installs']:,.0f} installs, "
-            f"{totals['logins']:,.0f} logins, {totals['retained']:,.0f} retained (max "
-            f"{p.objective_name}, bound {p.upper_bound:,.1f}, gap {p.gap:.3%}); Pareto front of "
-            f"{len(result.install.front)} points"
-        )
-        if result.install_truth is not None:
-            console.print(
-                _table(result.install_truth.reset_index(), "Install plans on the true curves")
-            )
-    timings = pd.DataFrame(
-        {"stage": list(result.timings), "seconds": list(result.timings.values())}
-    )
-    console.print(_table(timings, "Stage timings"))
-    console.print(f"[green]run {result.run_id} stored[/]")
+class TableFormat(StrEnum):
+    """File format of a written dataset's tables."""
+
+    parquet = "parquet"
+    csv = "csv"
 
 
 @app.command()
@@ -224,41 +163,44 @@ def generate(
     ] = "default",
     users: Annotated[int | None, typer.Option(help="override the user count")] = None,
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    fmt: Annotated[TableFormat, typer.Option("--format", help="table file format")] = (
+        TableFormat.parquet
+    ),
 ) -> None:
     """Generate a simulated world and write it in the documented table format."""
     from growth.data.io import write_dataset
     from growth.world import generate_world, load_scenario
 
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out} exists and is not a folder", ExitCode.BAD_INPUT)
     try:
         cfg = load_scenario(scenario, n_users=users, seed=seed)
-    except (ValueError, FileNotFoundError) as exc:
-        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
     world = generate_world(cfg, progress=True)
-    folder = write_dataset(world.dataset, out, format=fmt)
+    folder = write_dataset(world.dataset, out, format=fmt.value)
     rows = pd.DataFrame(
         {
             "table": list(world.dataset.tables()),
             "rows": [len(t) for t in world.dataset.tables().values()],
         }
     )
-    console.print(_table(rows, f"Wrote {folder}"))
+    console.print(frame_table(rows, f"Wrote {folder}"))
 
 
 @app.command()
 def validate(folder: Annotated[Path, typer.Argument(help="dataset folder")]) -> None:
     """Validate a dataset folder; exit code 2 and a precise message when it is bad."""
     from growth.data.io import read_dataset
-    from growth.data.validation import DataValidationError
 
     try:
         ds = read_dataset(folder)
-    except (DataValidationError, FileNotFoundError) as exc:
-        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
+    except (ValueError, OSError) as exc:  # DataValidationError is a ValueError
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
     rows = pd.DataFrame(
         {"table": list(ds.tables()), "rows": [len(t) for t in ds.tables().values()]}
     )
-    console.print(_table(rows, f"{folder} is valid"))
+    console.print(frame_table(rows, f"{folder} is valid"))
 
 
 @app.command()
@@ -271,27 +213,34 @@ def movielens(
     """Turn MovieLens-100k into a two-domain dataset (source Drama, target Comedy)."""
     from growth.data.io import write_dataset
     from growth.data.movielens import load_movielens
-    from growth.data.validation import DataValidationError
 
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out} exists and is not a folder", ExitCode.BAD_INPUT)
     try:
         ml = load_movielens(source)
-    except (DataValidationError, FileNotFoundError) as exc:
-        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
+    except (ValueError, OSError) as exc:  # DataValidationError is a ValueError
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
     folder = write_dataset(ml.dataset, out)
-    console.print(f"wrote {folder}: {len(ml.dataset.users):,} users, split at {ml.split_time}")
+    console.print(
+        printable(f"wrote {folder}: {len(ml.dataset.users):,} users, split at {ml.split_time}")
+    )
 
 
 @app.command()
 def runs(
-    limit: Annotated[int, typer.Option(help="how many runs")] = 20,
+    limit: Annotated[int, typer.Option(help="how many runs", min=1)] = 20,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None,
 ) -> None:
-    """Run history, newest first."""
-    from growth.store import Store
-
-    frame = Store(db).runs(limit=limit)
+    """Run history, newest first (read-only: the analyst role may run it)."""
+    store = _open_store(db, read_only=True)
+    try:
+        frame = store.runs(limit=limit)
+    except Exception as exc:  # the database's own message is the useful one
+        raise fail(f"runs: {exc}", ExitCode.FAILED) from None
+    finally:
+        store.close()
     cols = ["run_id", "kind", "campaign_date", "status", "operator", "started_at", "duration_s"]
-    console.print(_table(frame[cols], "Runs"))
+    console.print(frame_table(frame[cols], "Runs"))
 
 
 @app.command()
@@ -302,30 +251,42 @@ def query(
     ] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None,
 ) -> None:
-    """Run one of the README's example analyst queries (or read-only SQL) and print it."""
-    from growth.store import Store
+    """Run one of the README's example analyst queries (or one read-only statement) and
+    print it (read-only: the analyst role may run it)."""
     from growth.store.views import EXAMPLE_QUERIES
 
     params: dict[str, object] = {}
     for item in param or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise _fail(f"--param must look like NAME=VALUE, got {item!r}", ExitCode.BAD_INPUT)
+            raise fail(f"--param must look like NAME=VALUE, got {item!r}", ExitCode.BAD_INPUT)
         params[key] = int(value) if value.lstrip("-").isdigit() else value
     sql = EXAMPLE_QUERIES.get(name, name)
+    store = _open_store(db, read_only=True)
     try:
-        frame = Store(db).query(sql, params)
+        frame = store.query(sql, params)
+    except ValueError as exc:  # refused before it ran: not one read-only statement
+        raise fail(f"query refused: {exc}", ExitCode.BAD_INPUT) from None
     except Exception as exc:  # the database's own message is the useful one
-        raise _fail(f"query failed: {exc}", ExitCode.FAILED) from None
-    console.print(_table(frame, name if name in EXAMPLE_QUERIES else "query"))
+        raise fail(f"query failed: {exc}", ExitCode.FAILED) from None
+    finally:
+        store.close()
+    console.print(frame_table(frame, name if name in EXAMPLE_QUERIES else "query"))
 
 
 @app.command("app")
 def launch(
-    port: Annotated[int, typer.Option(help="port to serve the app on")] = 8501,
+    port: Annotated[int, typer.Option(help="port to serve the app on", min=1, max=65535)] = 8501,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
 ) -> None:
     """Start the operators' Streamlit app."""
+    from growth.store import BadStoreURL
+
+    if db is not None:
+        try:
+            parse_url(db)
+        except BadStoreURL as exc:
+            raise fail(str(exc), ExitCode.BAD_INPUT) from None
     raise typer.Exit(launch_app(port, db))
 
 
@@ -393,7 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # typer (click) always ends with SystemExit in standalone mode
         if exc.code is None or isinstance(exc.code, int):
             return int(exc.code or 0)
-        err_console.print(str(exc.code), soft_wrap=True)
+        err_console.print(printable(exc.code, newlines=True), soft_wrap=True)
+        return ExitCode.FAILED
+    except Exception as exc:  # a bug: its traceback, passwords hidden, and exit 1
+        trace = "".join(traceback.format_exception(exc))
+        err_console.print(printable(trace, newlines=True), soft_wrap=True)
         return ExitCode.FAILED
     return ExitCode.OK
 

@@ -15,6 +15,7 @@ from enum import IntEnum
 from pydantic import ValidationError
 
 from growth.data.table_check import DataValidationError
+from growth.store.engine import BadStoreURL
 from growth.store.locks import RunInProgress
 
 
@@ -23,7 +24,7 @@ class ExitCode(IntEnum):
 
     OK = 0
     FAILED = 1  # the run failed (it is recorded as failed, with no partial rows)
-    BAD_INPUT = 2  # a config field, a dataset file's column and row, a missing file
+    BAD_INPUT = 2  # a config field, a dataset file's column and row, a missing file, a bad URL
     BUSY = 3  # refused: another run for the same date and campaign is in progress
 
 
@@ -37,6 +38,7 @@ def exit_code(exc: BaseException | None) -> ExitCode:
         return ExitCode.OK
     if isinstance(exc, RunInProgress):
         return ExitCode.BUSY
-    if isinstance(exc, BadInput | DataValidationError | FileNotFoundError | ValidationError):
+    bad = BadInput | BadStoreURL | DataValidationError | FileNotFoundError | ValidationError
+    if isinstance(exc, bad):
         return ExitCode.BAD_INPUT
     return ExitCode.FAILED

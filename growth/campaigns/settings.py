@@ -1,23 +1,40 @@
 """What an operator sets for each campaign: coupon budgets, push limits, the acquisition budget.
 
 Plain pydantic models, so validating a config reads no data and imports no model
-or solver.
+or solver: a wrong setting (a share above 1, an unknown segment or method, an
+infinite budget) is refused before the job reads anything.
+
+>>> CouponSettings(min_coverage={"new": 0.2}).min_coverage
+{'new': 0.2}
+>>> CouponSettings(min_coverage={"new": 1.5})
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for CouponSettings
+min_coverage
+  Value error, min_coverage['new'] = 1.5 is not a share in [0, 1] ...
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from growth.data.schema import COUPON_TYPES, NO_COUPON
+from growth.data.schema import COUPON_TYPES, LIFECYCLES, NO_COUPON
 
 OPTION_TYPES: tuple[str, ...] = tuple(t for t in COUPON_TYPES if t != NO_COUPON)
 """Coupon types an operator can cap (every type but the control)."""
+COUPON_METHODS: tuple[str, ...] = ("auto", "lagrangian", "cpsat", "highs")
+"""Coupon allocation methods (:func:`optimizers.coupons.allocate`)."""
+
+_SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""Unknown keys and NaN or infinite numbers are refused in every section."""
 
 
 class CouponSettings(BaseModel):
     """Coupon campaign: the platform's budget, merchants' budgets, coverage floors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _SETTINGS
 
     budget: float = Field(20_000.0, ge=0.0, description="platform budget, currency units")
     merchant_budget: float = Field(
@@ -28,9 +45,13 @@ class CouponSettings(BaseModel):
         description="coupon type -> cap on its expected spend, e.g. {'red_packet': 8000}",
     )
     min_coverage: dict[str, float] = Field(
-        default_factory=dict, description="lifecycle -> minimum share of users with a coupon"
+        default_factory=dict,
+        description=f"lifecycle segment ({', '.join(LIFECYCLES)}) -> minimum share of its "
+        "users with a coupon, in [0, 1]",
     )
-    method: str = Field("auto", description="auto | lagrangian | cpsat | highs")
+    method: Literal[COUPON_METHODS] = Field(  # type: ignore[valid-type]
+        "auto", description=" | ".join(COUPON_METHODS)
+    )
 
     @field_validator("type_budgets")
     @classmethod
@@ -42,11 +63,26 @@ class CouponSettings(BaseModel):
                 raise ValueError(f"type_budgets[{name!r}] must be >= 0, got {amount}")
         return value
 
+    @field_validator("min_coverage")
+    @classmethod
+    def _known_segments(cls, value: dict[str, float]) -> dict[str, float]:
+        for segment, share in value.items():
+            if segment not in LIFECYCLES:
+                raise ValueError(
+                    f"min_coverage key {segment!r} is not a lifecycle segment {LIFECYCLES}"
+                )
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(
+                    f"min_coverage[{segment!r}] = {share} is not a share in [0, 1] "
+                    "(the share of the segment's users that get a coupon)"
+                )
+        return value
+
 
 class PushSettings(BaseModel):
     """Push campaign for one day."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _SETTINGS
 
     enabled: bool = True
     fatigue_cap: int = Field(2, ge=0)
@@ -66,7 +102,7 @@ class PushSettings(BaseModel):
 class InstallSettings(BaseModel):
     """Acquisition budget across channels."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _SETTINGS
 
     enabled: bool = True
     budget: float = Field(60_000.0, gt=0.0, description="daily acquisition budget")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
+from growth.paths import check_name, read_toml, scenario_path
+from growth.store.runs import check_label
 
 KIND = "nightly"
 TRAINING_OPTIONS = {"predictor", "holdout_fraction", "max_train_rows", "torch_threads"}
@@ -20,11 +21,15 @@ TRAINING_OPTIONS = {"predictor", "holdout_fraction", "max_train_rows", "torch_th
 class NightlyConfig(BaseModel):
     """Everything one nightly run needs; ``scenario`` or ``data_dir`` says where data comes from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     campaign_date: dt.date = Field(default_factory=dt.date.today)
-    campaign: str = "default"
-    operator: str = "nightly"
+    campaign: str = Field(
+        "default",
+        description="campaign name (one run per date and campaign; part of file names): "
+        "letters, digits, '_' and '-'",
+    )
+    operator: str = Field("nightly", description="who runs it (free text, no control characters)")
     scenario: Path | None = Field(
         Path("default"),
         description="world scenario: a name in <data root>/scenarios (growth.paths) or a TOML "
@@ -53,6 +58,12 @@ class NightlyConfig(BaseModel):
         "cores); LightGBM states its own thread count",
     )
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    allow_empty_plan: bool = Field(
+        False,
+        description="store a run whose plan decides nothing (no coupon under a positive "
+        "budget, no push for an audience) and let it supersede the day's plan; without it "
+        "such a run fails",
+    )
     coupons: CouponSettings = Field(default_factory=CouponSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     install: InstallSettings = Field(default_factory=InstallSettings)
@@ -71,6 +82,16 @@ class NightlyConfig(BaseModel):
             raise ValueError(f"unknown predictor {value!r}; choose one of {names}")
         return value
 
+    @field_validator("campaign")
+    @classmethod
+    def _campaign_name(cls, value: str) -> str:
+        return check_name(value, "campaign")
+
+    @field_validator("operator")
+    @classmethod
+    def _operator_label(cls, value: str) -> str:
+        return check_label(value, "operator", 128)
+
     @field_validator("max_train_rows")
     @classmethod
     def _zero_is_no_cap(cls, value: int | None) -> int | None:
@@ -84,6 +105,26 @@ class NightlyConfig(BaseModel):
             raise ValueError("give either scenario (simulated world) or data_dir (dataset files)")
         return self
 
+    def check_sources(self) -> NightlyConfig:
+        """Check, before any data is read, that the data source exists and parses: the
+        scenario file (with the ``n_users``/``seed`` overrides) or the dataset folder.
+        Raises ``ValueError``/``FileNotFoundError`` naming the field and the file."""
+        if self.data_dir is not None:
+            if not self.data_dir.is_dir():
+                raise FileNotFoundError(f"data_dir {self.data_dir} is not a dataset folder")
+            return self
+        from growth.world.config import WorldConfig  # pydantic only: no data is generated
+
+        path = scenario_path(self.scenario)
+        overrides = {
+            k: v for k, v in (("n_users", self.n_users), ("seed", self.seed)) if v is not None
+        }
+        try:
+            WorldConfig.from_toml(path, **overrides)
+        except ValidationError as exc:
+            raise ValueError(f"scenario {path}: {exc}") from None
+        return self
+
     @classmethod
     def from_overrides(cls, **overrides) -> NightlyConfig:
         """Defaults plus ``overrides`` (``"section.field"`` keys reach into a section)."""
@@ -93,13 +134,7 @@ class NightlyConfig(BaseModel):
     def from_toml(cls, path: str | Path, **overrides) -> NightlyConfig:
         """Read a TOML file; keyword ``overrides`` (e.g. from the CLI) win over the file."""
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"nightly config {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
-        data = apply_overrides(data, overrides)
+        data = apply_overrides(read_toml(path, "nightly config"), overrides)
         try:
             return cls.model_validate(data)
         except ValueError as exc:

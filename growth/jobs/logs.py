@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from growth.store.engine import redact
+
 _STD_ATTRS = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
     "message",
     "asctime",
@@ -18,7 +20,8 @@ _STD_ATTRS = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
 
 
 class JsonLinesFormatter(logging.Formatter):
-    """One JSON object per record: ts, level, logger, message and every ``extra`` field."""
+    """One JSON object per record: ts, level, logger, message and every ``extra`` field,
+    database passwords hidden (:func:`growth.store.redact`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -32,7 +35,7 @@ class JsonLinesFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return redact(json.dumps(out, default=str))
 
 
 class _Context(logging.Filter):

@@ -50,7 +50,7 @@ from growth.jobs.stages import StageClock
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import train_models
 from growth.paths import artifacts_dir
-from growth.store import RunWriter, Store
+from growth.store import RunLease, RunWriter, Store
 
 if TYPE_CHECKING:
     from growth.world import World
@@ -133,9 +133,14 @@ def planned_stages(config: NightlyConfig) -> list[str]:
 
 
 def open_run(
-    store: Store, config: NightlyConfig, *, before_commit: Callable[[], None] | None = None
+    store: Store,
+    config: NightlyConfig,
+    *,
+    before_commit: Callable[[], None] | None = None,
+    lease: RunLease | None = None,
 ) -> AbstractContextManager[RunWriter]:
-    """The nightly run of ``config`` in ``store`` (see :meth:`growth.store.Store.run`)."""
+    """The nightly run of ``config`` in ``store`` (see :meth:`growth.store.Store.run`),
+    committed only while ``lease`` (if given) is still held."""
     return store.run(
         kind=KIND,
         config=config.model_dump(mode="json"),
@@ -143,6 +148,7 @@ def open_run(
         campaign_date=config.campaign_date,
         campaign=config.campaign,
         before_commit=before_commit,
+        lease=lease,
     )
 
 
@@ -191,6 +197,7 @@ def run_pipeline(
         stage.detail = f"{decision.n_users:,} users x {len(decision.option_ids)} coupon options"
     with clock("coupons") as stage:
         plan = plan_coupons(decision, config.coupons)
+        refuse_empty_coupons(plan, config)
         coupon_front = plan.campaign.front()
         stage.detail = f"{int((plan.choice >= 0).sum()):,} users get a coupon"
     result = NightlyResult(
@@ -231,6 +238,41 @@ def run_pipeline(
     return result
 
 
+class EmptyPlan(RuntimeError):
+    """A plan that decides nothing: stored, it would replace the day's plan in the views."""
+
+
+_ALLOW = "rerun with --allow-empty-plan (allow_empty_plan = true) to store it anyway"
+
+
+def refuse_empty_coupons(plan: CouponPlan, config: NightlyConfig) -> None:
+    """Raise :class:`EmptyPlan` when the coupon plan is degenerate (unless allowed):
+    no user to plan for, or no coupon for anyone although a budget is positive."""
+    if config.allow_empty_plan:
+        return
+    users = len(plan.choice)
+    budget = sum(plan.budgets.values())
+    if users == 0 or (budget > 0 and not (plan.choice >= 0).any()):
+        raise EmptyPlan(
+            f"the coupon plan is empty: none of {users:,} users gets a coupon under a total "
+            f"budget of {budget:,.2f} (no candidate users, or no predicted uplift); it would "
+            f"supersede the day's plan, so the run fails; {_ALLOW}"
+        )
+
+
+def refuse_empty_push(push: PushPlan, config: NightlyConfig) -> None:
+    """Raise :class:`EmptyPlan` when the push schedule sends nothing although users may
+    receive pushes (``fatigue_cap > 0``), unless allowed."""
+    audience = len(push.audience.user_ids)
+    if config.allow_empty_plan or config.push.fatigue_cap == 0:
+        return
+    if len(push.schedule.pushes) == 0:
+        raise EmptyPlan(
+            f"the push schedule is empty: no push for any of {audience:,} users; it would "
+            f"supersede the day's schedule, so the run fails; {_ALLOW}"
+        )
+
+
 def run_folder(config: NightlyConfig, run_id: int) -> Path:
     """A fresh folder for a run's files (run ids repeat across databases), as an absolute
     path: the run summary records it for readers that may start elsewhere."""
@@ -252,6 +294,7 @@ def _push_and_install(
     if config.push.enabled and _has(clock, "push", dataset.push_candidates, "push candidates"):
         with clock("push") as stage:
             result.push = plan_push(features, config.push, seed=seed)
+            refuse_empty_push(result.push, config)
             if world is not None:
                 result.push_truth = push_campaign.score_against_truth(world, result.push)
             stage.detail = f"{len(result.push.schedule.pushes):,} pushes"

@@ -16,6 +16,11 @@
 * **Idempotent**: re-running a date and campaign supersedes the earlier
   succeeded run in that same transaction (status 'superseded', rows kept for
   audit, hidden from the views); the writer says which runs it superseded.
+* **Stoppable**: SIGTERM stops the job like Ctrl-C (SIGINT): the run is recorded
+  'failed' and the lease released (:class:`JobInterrupted`).  A job that loses its
+  lease (another process took it over as stale, or its row vanished) stops at the
+  heartbeat that finds out, is checked again between stages, and its result
+  transaction refuses to commit without the lease.
 * **Observable**: JSON-lines logs (``<data root>/logs/nightly-<date>-<campaign>.jsonl``
   and/or stderr), one console line per stage, per-stage timings in ``run_stages``
   (for failed runs too) and in the run summary, the code version and config stored
@@ -27,10 +32,14 @@ The command line is ``growth nightly`` (:mod:`growth.cli`); its exit codes are
 
 from __future__ import annotations
 
+import _thread
 import logging
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +58,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class JobInterrupted(BaseException):
+    """The job was told to stop (SIGTERM, or a lost lease); its run is recorded failed.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so no ``except Exception`` on the
+    way swallows it.
+    """
+
+
 @dataclass(frozen=True)
 class JobHooks:
     """Callbacks at fixed points of a job, for tests that stop a process there.
@@ -65,12 +82,14 @@ def load_config(path: Path | None = None, **overrides: Any) -> NightlyConfig:
     """The job's config from a TOML file (or the defaults), with keyword ``overrides``.
 
     ``None`` overrides are ignored; ``"coupons.budget"`` reaches into a section.
-    Raises :class:`~growth.exit_codes.BadInput` naming the file and field at fault.
+    The data source is checked too (:meth:`NightlyConfig.check_sources`), so bad
+    input is refused before any data is read.  Raises
+    :class:`~growth.exit_codes.BadInput` naming the file and field at fault.
     """
     try:
         if path is not None:
-            return NightlyConfig.from_toml(path, **overrides)
-        return NightlyConfig.from_overrides(**overrides)
+            return NightlyConfig.from_toml(path, **overrides).check_sources()
+        return NightlyConfig.from_overrides(**overrides).check_sources()
     except (ValueError, FileNotFoundError) as exc:
         raise BadInput(str(exc)) from exc
 
@@ -99,9 +118,10 @@ def run_nightly_job(
     log_file = None
     if log_dir is not None:
         log_file = Path(log_dir) / f"nightly-{day.isoformat()}-{campaign}.jsonl"
-    with json_logging(fields, log_file=log_file, stderr=log_stderr):
-        lease = _acquire(store, config, lease_s)
+    lease = store.lock(KIND, day, campaign, lease_s=lease_s)
+    with json_logging(fields, log_file=log_file, stderr=log_stderr), _stop_on_signal(lease):
         try:
+            _acquire(lease)
             fields["pid"] = lease.pid
             stale = store.fail_stale_runs(
                 KIND, day, campaign, "stale: its process died or stopped heartbeating"
@@ -120,9 +140,34 @@ def run_nightly_job(
             lease.release()
 
 
-def _acquire(store: Store, config: NightlyConfig, lease_s: float) -> RunLease:
-    """The lease on the config's date and campaign; logs a refusal or a stale take-over."""
-    lease = store.lock(KIND, config.campaign_date, config.campaign, lease_s=lease_s)
+@contextmanager
+def _stop_on_signal(lease: RunLease) -> Iterator[None]:
+    """While the job runs, SIGTERM and a lost lease raise :class:`JobInterrupted` in the
+    main thread (where the run's ``with`` block records the failure).
+
+    The lease's heartbeat thread reports a loss by simulating SIGTERM in the main
+    thread; off the main thread no handler can be installed, and the job relies on its
+    checks between stages and at commit instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        reason = lease.lost_reason or f"stopped by {signal.Signals(signum).name}"
+        raise JobInterrupted(reason)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    lease.on_lost = lambda: _thread.interrupt_main(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        lease.on_lost = None
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _acquire(lease: RunLease) -> None:
+    """Take the lease; logs a refusal or a stale take-over."""
     try:
         lease.acquire()
     except RunInProgress as exc:
@@ -152,7 +197,13 @@ def _run(
     from growth.jobs.pipeline import open_run, planned_stages, run_pipeline  # torch: only now
 
     hooks = hooks or JobHooks()
-    clock = StageClock(planned_stages(config), console=console, on_start=hooks.stage_started)
+
+    def stage_started(name: str) -> None:
+        lease.check()  # a job that lost its lease goes no further
+        if hooks.stage_started is not None:
+            hooks.stage_started(name)
+
+    clock = StageClock(planned_stages(config), console=console, on_start=stage_started)
 
     log.info(
         "nightly job started",
@@ -161,7 +212,7 @@ def _run(
     started = time.perf_counter()
     run_id: int | None = None
     try:
-        with open_run(store, config, before_commit=hooks.before_commit) as run:
+        with open_run(store, config, before_commit=hooks.before_commit, lease=lease) as run:
             run_id = fields["run_id"] = run.id
             lease.set_run_id(run.id)
             log.info("run %d opened", run.id, extra={"event": "run_opened"})

@@ -74,7 +74,7 @@ class StageClock:
 
     def _say(self, text: str) -> None:
         if self.console is not None:
-            self.console.print(text, highlight=False, soft_wrap=True)
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def skip(self, name: str, reason: str) -> None:
         """A planned stage that will not run, and why."""

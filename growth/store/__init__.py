@@ -18,9 +18,16 @@ ties them together).
 [0.5]
 """
 
-from growth.store.engine import ENV_VAR, make_engine, resolve_url
+from growth.store.engine import (
+    ENV_VAR,
+    BadStoreURL,
+    make_engine,
+    redact,
+    redact_url,
+    resolve_url,
+)
 from growth.store.jsonable import to_jsonable
-from growth.store.locks import RunInProgress, RunLease, process_alive
+from growth.store.locks import LeaseLost, RunInProgress, RunLease, process_alive
 from growth.store.migrate import alembic_config, current_revision, head_revision, migrate
 from growth.store.models import (
     METRIC_SEGMENTS,
@@ -39,7 +46,7 @@ from growth.store.models import (
 )
 from growth.store.rows import RESULT_SCHEMAS, normalise_rows
 from growth.store.runs import StageTiming, code_version
-from growth.store.store import Store
+from growth.store.store import ReadOnlyStore, Store
 from growth.store.views import EXAMPLE_QUERIES, VIEW_NAMES, VIEWS, create_views
 from growth.store.writer import RunFailed, RunWriter
 
@@ -53,12 +60,15 @@ __all__ = [
     "TABLE_NAMES",
     "VIEWS",
     "VIEW_NAMES",
+    "BadStoreURL",
     "Base",
     "ChannelPlanRow",
     "CouponAllocationRow",
+    "LeaseLost",
     "ModelMetricRow",
     "ParetoPointRow",
     "PushScheduleRow",
+    "ReadOnlyStore",
     "RunFailed",
     "RunInProgress",
     "RunLease",
@@ -77,6 +87,8 @@ __all__ = [
     "migrate",
     "normalise_rows",
     "process_alive",
+    "redact",
+    "redact_url",
     "resolve_url",
     "to_jsonable",
 ]

@@ -1,7 +1,10 @@
-"""Which database the store opens, and the SQLAlchemy engine it opens it with.
+"""Which database the store opens, the SQLAlchemy engines it opens it with, and its secrets.
 
 The database is the URL given, else ``$GROWTH_DB_URL``, else the embedded SQLite file
 under the data root (:func:`growth.paths.default_db_url`); any SQLAlchemy URL works.
+A URL's password never leaves this module in clear: :func:`redact_url` is the URL as
+it may be shown, and :func:`redact` hides every password the process has opened a
+database with in any text (console lines, log records, stored errors and configs).
 
 >>> import os
 >>> os.environ.pop(ENV_VAR, None) and None
@@ -9,16 +12,23 @@ under the data root (:func:`growth.paths.default_db_url`); any SQLAlchemy URL wo
 'sqlite://'
 >>> make_engine(resolve_url("sqlite://")).dialect.name
 'sqlite'
+>>> url = parse_url("postgresql+psycopg://app:s3cret-pw@db:5432/growth")
+>>> redact_url(url)
+'postgresql+psycopg://app:***@db:5432/growth'
+>>> redact("could not connect with password s3cret-pw")
+'could not connect with password ***'
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from growth.paths import default_db_url
@@ -26,12 +36,73 @@ from growth.paths import default_db_url
 ENV_VAR = "GROWTH_DB_URL"
 """Environment variable naming the store's database URL."""
 
+MASK = "***"
+_SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword")
+"""URL query parameters (and ``key=value`` text) that carry a password."""
+_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s'\"]*:)[^@\s'\"]+(?=@)", re.I)
+_KEY_VALUE = re.compile(rf"(?P<head>\b(?:{'|'.join(_SECRET_KEYS)})\s*[=:]\s*)[^\s&'\",;]+", re.I)
+_MIN_SECRET = 4
+"""Passwords shorter than this are hidden inside URLs and ``password=`` text only: hiding
+them anywhere else would mask ordinary words."""
+_secrets: set[str] = set()
+
+
+class BadStoreURL(ValueError):
+    """The store URL (``--db`` / ``$GROWTH_DB_URL``) is not a usable database URL."""
+
 
 def resolve_url(url: str | URL | None = None) -> str:
     """``url``, else ``$GROWTH_DB_URL``, else the embedded SQLite database (:func:`growth.paths.default_db_url`)."""
     if url is None:
         url = os.environ.get(ENV_VAR) or default_db_url()
     return url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+
+
+def parse_url(url: str) -> URL:
+    """``url`` parsed; :class:`BadStoreURL` (naming it, password hidden) if it is not one.
+
+    Its password is remembered, so :func:`redact` hides it from then on.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise BadStoreURL(
+            f"database URL {redact_url(url)!r} (--db or ${ENV_VAR}) is not a SQLAlchemy URL "
+            f"({redact(str(exc))}); e.g. sqlite:///data/growth.db or "
+            "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
+        ) from None
+    for secret in (parsed.password, *(parsed.query.get(k) for k in _SECRET_KEYS)):
+        if isinstance(secret, str) and secret:
+            _secrets.add(secret)
+    return parsed
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL as it may be shown: password (also a ``?password=`` parameter) as ``***``."""
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+    return redact(text)
+
+
+def redact(text: str) -> str:
+    """``text`` with every database password hidden: URL credentials, ``password=...``
+    pairs, and each password this process parsed (:func:`parse_url`) wherever it appears."""
+    text = _CREDENTIALS.sub(lambda m: m["head"] + MASK, str(text))
+    text = _KEY_VALUE.sub(lambda m: m["head"] + MASK, text)
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def redact_secrets(value: Any) -> Any:
+    """``value`` (plain JSON types) with :func:`redact` applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_secrets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_secrets(item) for item in value]
+    return value
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,18 +114,70 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Engine for ``url``; SQLite gets its folder created, a busy timeout and pragmas."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+    """A reader's connection cannot write for as long as it lives."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only = ON")
+    cursor.close()
+
+
+def sqlite_in_memory(url: str | URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (one shared connection)."""
+    parsed = make_url(url) if isinstance(url, str) else url
     database = parsed.database or ""
-    in_memory = database in ("", ":memory:") or "mode=memory" in database
+    return parsed.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database
+    )
+
+
+def make_engine(url: str, *, echo: bool = False, read_only: bool = False) -> Engine:
+    """Engine for ``url``; SQLite gets its folder created, a busy timeout and pragmas.
+
+    ``read_only``: every connection is read-only for its whole life (SQLite
+    ``query_only``; PostgreSQL ``default_transaction_read_only``, and with psycopg
+    every statement is prepared, so one call runs one statement), and a SQLite file
+    that does not exist is an error instead of a new empty database.
+    """
+    parsed = parse_url(url)
+    try:
+        backend = parsed.get_backend_name()
+        if backend == "postgresql":
+            return _postgres_engine(parsed, echo=echo, read_only=read_only)
+        if backend != "sqlite":
+            return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        return _sqlite_engine(parsed, echo=echo, read_only=read_only)
+    except (ArgumentError, ImportError) as exc:  # unknown dialect, driver not installed
+        raise BadStoreURL(f"database URL {redact_url(url)!r}: {redact(str(exc))}") from None
+
+
+def _postgres_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
+    if not read_only:
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    options = " ".join(
+        filter(None, [parsed.query.get("options"), "-c default_transaction_read_only=on"])
+    )
+    connect_args: dict[str, Any] = {"options": options}
+    if parsed.get_driver_name() == "psycopg":
+        connect_args["prepare_threshold"] = 0  # extended protocol: one statement per call
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
+    database = parsed.database or ""
+    in_memory = sqlite_in_memory(parsed)
     if not in_memory and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
+        path = Path(database).expanduser()
+        if read_only and not path.is_file():
+            raise FileNotFoundError(f"no store database at {path} (run growth nightly first)")
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"connect_args": {}}
+    if "timeout" not in parsed.query:  # ?timeout=SECONDS in the URL sets the busy timeout
+        kwargs["connect_args"]["timeout"] = 30
     if in_memory:  # one shared connection, or every checkout would see an empty database
         kwargs = {"connect_args": {"check_same_thread": False}, "poolclass": StaticPool}
     engine = create_engine(parsed, echo=echo, **kwargs)
     event.listen(engine, "connect", _sqlite_pragmas)
+    if read_only and not in_memory:
+        event.listen(engine, "connect", _sqlite_query_only)
     return engine

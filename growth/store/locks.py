@@ -23,18 +23,24 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from growth.store.models import RunLockRow
 
 log = logging.getLogger(__name__)
 
 _LOCKS: Table = RunLockRow.__table__  # type: ignore[assignment]
+
+
+class LeaseLost(RuntimeError):
+    """This process no longer holds its lease (another process took it over, or its row
+    vanished): its run must not commit."""
 
 
 class RunInProgress(RuntimeError):
@@ -73,6 +79,12 @@ class RunLease:
     :class:`RunInProgress` when a live holder has it), heartbeats every
     ``heartbeat_s`` seconds (default a quarter of ``lease_s``) and releases it on
     exit.  ``lease.took_over`` describes the stale lease it replaced, if any.
+
+    A holder that loses the lease (its row taken over or gone) learns it three ways:
+    the heartbeat sets ``lost`` and calls ``on_lost`` (the job stops its main thread
+    there), :meth:`check` raises :class:`LeaseLost` (the job calls it between stages),
+    and :meth:`verify` raises it inside the result transaction, so the run's results
+    are never committed by a process that no longer holds its lease.
     """
 
     def __init__(
@@ -103,6 +115,8 @@ class RunLease:
         self.took_over: dict[str, Any] | None = None
         self.held = False
         self.lost = False
+        self.lost_reason = ""
+        self.on_lost: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -169,7 +183,11 @@ class RunLease:
         raise RunInProgress(f"refused: could not acquire the lease on {self.describe()}", {})
 
     def release(self) -> None:
-        """Stop the heartbeat and delete the lease row (only if it is still ours)."""
+        """Stop the heartbeat and delete the lease row (only if it is still ours).
+
+        A database that refuses the delete (locked) does not mask the caller's own
+        outcome: the row then expires after ``lease_s`` and is taken over as stale.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.heartbeat_s + 35)
@@ -177,8 +195,30 @@ class RunLease:
         if not self.held:
             return
         self.held = False
-        with self.engine.begin() as conn:
-            conn.execute(delete(_LOCKS).where(self._key, _LOCKS.c.token == self.token))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(_LOCKS).where(self._key, _LOCKS.c.token == self.token))
+        except OperationalError as exc:
+            log.warning("could not release the lease on %s: %r", self.describe(), exc)
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` if the heartbeat found the lease lost."""
+        if self.lost:
+            raise LeaseLost(self.lost_reason)
+
+    def verify(self, conn: Connection) -> None:
+        """Inside a transaction: raise :class:`LeaseLost` unless the lease row is still ours.
+
+        PostgreSQL locks the row until the transaction ends (no takeover in between);
+        SQLite needs nothing more, its writing transaction excludes every other writer.
+        """
+        stmt = select(_LOCKS).where(self._key)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        if row is None or row["token"] != self.token:
+            self._lose(dict(row) if row is not None else None)
+            raise LeaseLost(self.lost_reason)
 
     def set_run_id(self, run_id: int) -> None:
         """Record which run holds the lease (shown to refused processes)."""
@@ -246,6 +286,23 @@ class RunLease:
                 log.warning("lease heartbeat on %s failed: %r", self.describe(), exc)
                 continue
             if res.rowcount != 1:
-                self.lost = True
-                log.error("lease on %s was lost (taken over as stale)", self.describe())
+                self._lose(self._holder_or_none())
+                if self.on_lost is not None:
+                    self.on_lost()
                 return
+
+    def _holder_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self._holder()
+        except Exception:  # the reason is a nicety; losing the lease is what matters
+            return None
+
+    def _lose(self, holder: dict[str, Any] | None) -> None:
+        """Mark the lease lost, saying who has it now."""
+        if holder is None:
+            how = "its row vanished"
+        else:
+            how = f"pid {holder['pid']} on {holder['host']} took it over"
+        self.lost = True
+        self.lost_reason = f"lost the lease on {self.describe()}: {how}"
+        log.error(self.lost_reason)

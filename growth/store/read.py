@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Boolean, Connection, CursorResult, Engine, Float, Integer
+from sqlalchemy.exc import DBAPIError
 
+from growth.store.engine import sqlite_in_memory
 from growth.store.models import Base
 from growth.store.views import VIEWS
 
@@ -23,13 +25,50 @@ READ_ONLY_SQL = re.compile(
 )
 """What :meth:`growth.store.Store.query` accepts: a statement starting SELECT, WITH or VALUES."""
 
+ONE_STATEMENT_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+"""Drivers that run exactly one statement per call on a read-only engine: Python's
+sqlite3 refuses a second statement; psycopg prepares every statement of a read-only
+engine (:func:`growth.store.engine.make_engine`), and PostgreSQL refuses to prepare
+more than one.  Other drivers may send several statements through the simple query
+protocol, where ``COMMIT`` would end the read-only transaction."""
+
+_SEVERAL = ("one statement at a time", "multiple commands into a prepared statement")
+"""How the drivers above refuse a second statement."""
+
 _TEMPORAL = {"campaign_date": "date", "started_at": "utc", "finished_at": "utc"}
+
+
+def check_query(sql: object, engine: Engine) -> str:
+    """``sql`` if :meth:`growth.store.Store.query` may run it on ``engine``, else ValueError."""
+    if not isinstance(sql, str) or not READ_ONLY_SQL.match(sql):
+        raise ValueError(
+            "query() runs one read-only statement starting with SELECT, WITH or VALUES; got "
+            f"{str(sql)[:60]!r}"
+        )
+    driver = (engine.dialect.name, engine.dialect.driver)
+    if driver not in ONE_STATEMENT_DRIVERS:
+        raise ValueError(
+            f"query() needs a driver that runs one statement per call ({sorted(ONE_STATEMENT_DRIVERS)}), "
+            f"not {driver[0]}+{driver[1]}: use postgresql+psycopg:// URLs"
+        )
+    return sql
+
+
+def several_statements(exc: DBAPIError) -> bool:
+    """Whether the driver refused ``exc``'s statement for holding more than one."""
+    return any(marker in str(exc.orig) for marker in _SEVERAL)
 
 
 @contextmanager
 def read_only(engine: Engine) -> Iterator[Connection]:
-    """A connection that cannot change the database (SQLite query_only / PG READ ONLY)."""
+    """A connection that cannot change the database (SQLite query_only / PG READ ONLY).
+
+    ``engine`` is a read-only engine (its connections are read-only for their life)
+    or an in-memory SQLite database's one shared connection, made read-only here
+    for the duration and writable again after.
+    """
     backend = engine.dialect.name
+    shared = backend == "sqlite" and sqlite_in_memory(engine.url)
     with engine.connect() as conn:
         if backend == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = ON")
@@ -39,7 +78,7 @@ def read_only(engine: Engine) -> Iterator[Connection]:
             yield conn
         finally:
             conn.rollback()
-            if backend == "sqlite":
+            if shared:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
                 conn.commit()
 

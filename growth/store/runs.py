@@ -17,7 +17,9 @@ from __future__ import annotations
 import getpass
 import importlib.metadata
 import subprocess
+import time
 import traceback
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,13 +27,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy.exc import OperationalError
 
+from growth.store.engine import redact
 from growth.store.jsonable import dump_json
+from growth.store.locks import RunLease
 from growth.store.models import RunRow, RunStageRow
 from growth.store.rows import insert_frame
 from growth.store.writer import RunFailed, RunWriter
 
 MAX_ERROR_CHARS = 20_000
+FAILURE_RETRY_S = 30.0
+"""How long a run's failure is retried on a locked database before giving up."""
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Bidirectional overrides: they make a label read differently from what it holds."""
 _RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 _STAGES: Table = RunStageRow.__table__  # type: ignore[assignment]
 
@@ -112,11 +121,18 @@ def as_date(value: date | str | None) -> date | None:
 
 
 def check_label(value: Any, name: str, max_len: int) -> str:
-    """A non-empty label (kind, campaign, operator, ...) that fits its column."""
+    """A non-empty free-text label (operator, code version, ...) that fits its column and
+    holds no control or format character (it is shown on terminals and in the app).
+
+    Names that become parts of paths (campaign, kind) follow the stricter
+    :func:`growth.paths.check_name`.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     if len(value) > max_len:
         raise ValueError(f"{name} {value!r} is longer than {max_len} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI for ch in value):
+        raise ValueError(f"{name} {value!r} holds a control character")
     return value
 
 
@@ -125,9 +141,10 @@ def utcnow() -> datetime:
 
 
 def describe(exc: BaseException) -> str:
-    """Error text for ``runs.error``: the one-line message, then the traceback."""
+    """Error text for ``runs.error``: the one-line message, then the traceback (passwords
+    hidden, :func:`growth.store.engine.redact`)."""
     tb = "".join(traceback.format_exception(exc)).strip()
-    message = f"{type(exc).__name__}: {exc}\n\n{tb}"
+    message = redact(f"{type(exc).__name__}: {exc}\n\n{tb}")
     if len(message) <= MAX_ERROR_CHARS:
         return message
     return message[: MAX_ERROR_CHARS - 12] + "\n[truncated]"
@@ -148,11 +165,14 @@ def commit_results(
     writer: RunWriter,
     started: datetime,
     before_commit: Callable[[], None] | None = None,
+    lease: RunLease | None = None,
 ) -> None:
     """ONE transaction: every buffered row, the superseding, then the run marked 'succeeded'.
 
     ``before_commit`` runs inside the transaction, after the rows are written and
     before the status changes (tests use it to kill a process at that point).
+    ``lease``: the transaction commits only while the lease is still ours
+    (:meth:`growth.store.locks.RunLease.verify`).
     """
     summary_json = dump_json(writer.summary, "summary")
     with engine.begin() as conn:
@@ -162,6 +182,8 @@ def commit_results(
             writer.superseded = supersede(conn, writer)
         if before_commit is not None:
             before_commit()
+        if lease is not None:
+            lease.verify(conn)
         finished = utcnow()
         res = conn.execute(
             update(_RUNS)
@@ -199,27 +221,44 @@ def supersede(conn: Connection, writer: RunWriter) -> list[int]:
 def record_failure(
     engine: Engine, writer: RunWriter, started: datetime, exc: BaseException
 ) -> None:
-    """Close the run as 'failed' in its own transaction; never masks ``exc``."""
+    """Close the run as 'failed' in its own transaction; never masks ``exc``.
+
+    A locked database (the reason the results could not be written, often) is
+    retried for up to :data:`FAILURE_RETRY_S` seconds, so the run is recorded failed
+    as soon as the lock goes rather than left 'running' until the next run.
+    """
     try:
         summary_json: str | None = dump_json(writer.summary, "summary")
     except (TypeError, ValueError):
         summary_json = None
     finished = utcnow()
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                update(_RUNS)
-                .where(_RUNS.c.id == writer.id)
-                .values(
-                    status="failed",
-                    finished_at=finished,
-                    duration_s=(finished - started).total_seconds(),
-                    error=describe(exc),
-                    summary=summary_json,
-                )
-            )
-    except Exception as db_exc:  # the original error matters more; keep both visible
-        exc.add_note(f"also: could not record run {writer.id} as failed: {db_exc!r}")
+    values = {
+        "status": "failed",
+        "finished_at": finished,
+        "duration_s": (finished - started).total_seconds(),
+        "error": describe(exc),
+        "summary": summary_json,
+    }
+    deadline = time.monotonic() + FAILURE_RETRY_S
+    pause = 0.05
+    while True:
+        try:
+            with engine.begin() as conn:
+                conn.execute(update(_RUNS).where(_RUNS.c.id == writer.id).values(**values))
+            return
+        except OperationalError as db_exc:
+            if time.monotonic() + pause > deadline:
+                _also(exc, writer, db_exc)
+                return
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
+        except Exception as db_exc:  # the original error matters more; keep both visible
+            _also(exc, writer, db_exc)
+            return
+
+
+def _also(exc: BaseException, writer: RunWriter, db_exc: Exception) -> None:
+    exc.add_note(f"also: could not record run {writer.id} as failed: {redact(repr(db_exc))}")
 
 
 def fail_stale_runs(engine: Engine, kind: str, day: date, campaign: str, reason: str) -> list[int]:

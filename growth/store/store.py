@@ -37,22 +37,34 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, column, literal_column, make_url, select, table, text
+from sqlalchemy import Engine, Table, column, literal_column, select, table, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
+from growth.paths import check_name
 from growth.store import runs as run_rows
-from growth.store.engine import make_engine, resolve_url
-from growth.store.jsonable import dump_json
+from growth.store.engine import (
+    make_engine,
+    redact_secrets,
+    redact_url,
+    resolve_url,
+    sqlite_in_memory,
+)
+from growth.store.jsonable import dump_json, to_jsonable
 from growth.store.locks import RunLease
 from growth.store.migrate import current_revision, migrate
 from growth.store.models import TABLE_NAMES, Base, RunRow
-from growth.store.read import READ_ONLY_SQL, frame, read_only, typed
+from growth.store.read import check_query, frame, read_only, several_statements, typed
 from growth.store.roles import ANALYST_ROLE_ENV, grant_analyst
 from growth.store.runs import StageTiming
 from growth.store.views import VIEWS, create_views
 from growth.store.writer import RunFailed, RunWriter
 
 _RUNS: Table = RunRow.__table__  # type: ignore[assignment]
+
+
+class ReadOnlyStore(RuntimeError):
+    """A write was asked of a store opened with ``read_only=True``."""
 
 
 class Store:
@@ -62,6 +74,12 @@ class Store:
     SQLite database and migrates it to the newest schema (Alembic; idempotent, rows
     are kept).  ``analyst_role`` (PostgreSQL only, default ``$GROWTH_ANALYST_ROLE``)
     is granted read access to the views and nothing else (see :meth:`grant_analyst`).
+
+    ``read_only=True`` opens the store for reading only: no migration, no grant, no
+    schema check, so a role that may read the views and nothing else (the analyst)
+    can use :meth:`runs`, :meth:`read` and :meth:`query`; every write is refused
+    (:class:`ReadOnlyStore`) and every connection is read-only.  Reads of a writable
+    store go through read-only connections too.
     """
 
     READABLE: tuple[str, ...] = (*TABLE_NAMES, *VIEWS)
@@ -73,19 +91,46 @@ class Store:
         *,
         echo: bool = False,
         analyst_role: str | None = None,
+        read_only: bool = False,
     ) -> None:
         self.url = resolve_url(url)
-        self.engine = make_engine(self.url, echo=echo)
+        self.read_only = read_only
+        self.engine = make_engine(self.url, echo=echo, read_only=read_only)
+        self._reader: Engine | None = None
+        self._echo = echo
+        if read_only:
+            return
         self.create_schema()
         role = analyst_role or os.environ.get(ANALYST_ROLE_ENV)
         if role and self.engine.dialect.name == "postgresql":
             self.grant_analyst(role)
 
     def __repr__(self) -> str:
-        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"Store({self.display_url!r}{mode})"
+
+    @property
+    def display_url(self) -> str:
+        """The store's URL as it may be shown: its password hidden."""
+        return redact_url(self.url)
+
+    @property
+    def reader(self) -> Engine:
+        """The engine reads go through: connections that cannot write for their whole life
+        (an in-memory SQLite database has one shared connection, made read-only per read)."""
+        if self.read_only or sqlite_in_memory(self.url):
+            return self.engine
+        if self._reader is None:
+            self._reader = make_engine(self.url, echo=self._echo, read_only=True)
+        return self._reader
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self!r} was opened read-only: cannot {what}")
 
     def create_schema(self, *, replace_views: bool = False) -> None:
         """Migrate to the head revision (tables and views); ``replace_views`` re-creates the views."""
+        self._writable("migrate the schema")
         migrate(self.engine)
         create_views(self.engine, replace=replace_views)
 
@@ -96,11 +141,14 @@ class Store:
 
     def grant_analyst(self, role: str) -> None:
         """PostgreSQL: let ``role`` read the analyst views and nothing else (see :mod:`growth.store.roles`)."""
+        self._writable("grant roles")
         grant_analyst(self.engine, role)
 
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()
 
     # -- writing ---------------------------------------------------------------------
 
@@ -115,6 +163,7 @@ class Store:
         campaign: str | None = None,
         version: str | None = None,
         before_commit: Callable[[], None] | None = None,
+        lease: RunLease | None = None,
     ) -> Iterator[RunWriter]:
         """Record one run; results added in the body are written atomically at exit.
 
@@ -125,6 +174,9 @@ class Store:
         the exception propagates.  If writing the results fails, the run is recorded
         ``'failed'`` and :class:`RunFailed` is raised.  ``before_commit`` is called
         inside the result transaction, just before the run is marked succeeded.
+        ``lease`` (the :meth:`lock` the run was opened under): the results are
+        committed only if the lease is still this process's, checked inside the result
+        transaction (:meth:`RunLease.verify`); a run that lost it is recorded failed.
 
         With a ``campaign`` (and a ``campaign_date``) the run is idempotent: when it
         succeeds, the earlier succeeded run of the same (kind, campaign_date,
@@ -132,13 +184,14 @@ class Store:
         in ``writer.superseded``).  Concurrent runs of one key are the caller's to
         prevent (:meth:`lock`); the database refuses two succeeded runs per key.
         """
+        self._writable("open a run")
         if campaign is not None:
-            campaign = run_rows.check_label(campaign, "campaign", 64)
-        kind = run_rows.check_label(kind, "kind", 32)
+            campaign = check_name(campaign, "campaign")
+        kind = check_name(kind, "kind", 32)
         operator = run_rows.check_label(operator or run_rows.default_operator(), "operator", 128)
         version = run_rows.check_label(version or run_rows.code_version(), "version", 64)
         day = run_rows.as_date(campaign_date)
-        config_json = dump_json(config, "config")
+        config_json = dump_json(redact_secrets(to_jsonable(config, "config")), "config")
         started = run_rows.utcnow()
         run_id = run_rows.open_run(
             self.engine,
@@ -159,7 +212,7 @@ class Store:
             raise
         writer.close()
         try:
-            run_rows.commit_results(self.engine, writer, started, before_commit)
+            run_rows.commit_results(self.engine, writer, started, before_commit, lease)
         except BaseException as exc:  # incl. KeyboardInterrupt: never leave it 'running'
             run_rows.record_failure(self.engine, writer, started, exc)
             if isinstance(exc, Exception):
@@ -175,6 +228,7 @@ class Store:
         live process is writing such a run, so any left 'running' was killed.
         Returns the ids it closed.
         """
+        self._writable("fail stale runs")
         day = run_rows.as_date(campaign_date)
         if day is None:
             raise ValueError("failing stale runs needs a campaign_date")
@@ -182,6 +236,7 @@ class Store:
 
     def record_stages(self, run_id: int, stages: Iterable[StageTiming]) -> int:
         """Store a run's stage timings in ``run_stages`` (replacing any); rows written."""
+        self._writable("record stage timings")
         return run_rows.record_stages(self.engine, run_id, stages)
 
     def lock(
@@ -198,14 +253,15 @@ class Store:
         Raises :class:`RunInProgress` (naming the holder) when a live process
         holds it.  See :class:`growth.store.locks.RunLease`.
         """
+        self._writable("take a run lease")
         day = run_rows.as_date(campaign_date)
         if day is None:
             raise ValueError("a run lock needs a campaign_date")
         return RunLease(
             self.engine,
-            run_rows.check_label(kind, "kind", 32),
+            check_name(kind, "kind", 32),
             day,
-            run_rows.check_label(campaign, "campaign", 64),
+            check_name(campaign, "campaign"),
             lease_s=lease_s,
             heartbeat_s=heartbeat_s,
         )
@@ -222,7 +278,7 @@ class Store:
             .order_by(column("run_id").desc())
             .limit(int(limit))
         )
-        with read_only(self.engine) as conn:
+        with read_only(self.reader) as conn:
             return typed(frame(conn.execute(stmt)), "v_runs")
 
     def read(self, name: str, run_id: int | None = None) -> pd.DataFrame:
@@ -245,27 +301,33 @@ class Store:
                 raise ValueError("run_locks has no run_id filter; read it whole")
             stmt = stmt.where(column(key) == int(run_id))
         stmt = stmt.order_by(*(column(c) for c in order))
-        with read_only(self.engine) as conn:
+        with read_only(self.reader) as conn:
             return typed(frame(conn.execute(stmt)), name)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run one read-only ``SELECT``/``WITH`` statement with bound ``:name`` parameters.
+        """Run ONE read-only ``SELECT``/``WITH``/``VALUES`` statement with bound ``:name`` parameters.
 
-        Values must come through ``params`` (never formatted into ``sql``).  The
-        connection is read-only, so a statement that writes fails even if it
-        slips past the ``SELECT``/``WITH`` check.
+        Values must come through ``params`` (never formatted into ``sql``).  Whatever
+        the text, it runs as one statement (a second one is refused by the driver,
+        see :data:`growth.store.read.ONE_STATEMENT_DRIVERS`) on a connection that
+        cannot write for its whole life, so neither ``SELECT 1; COMMIT; UPDATE ...``
+        nor a writing CTE changes the database.
         """
-        if not isinstance(sql, str) or not READ_ONLY_SQL.match(sql):
-            raise ValueError(
-                "query() runs read-only statements starting with SELECT or WITH; got "
-                f"{str(sql)[:60]!r}"
-            )
-        with read_only(self.engine) as conn:
-            return frame(conn.execute(text(sql), dict(params or {})))
+        reader = self.reader
+        check_query(sql, reader)
+        try:
+            with read_only(reader) as conn:
+                return frame(conn.execute(text(sql), dict(params or {})))
+        except DBAPIError as exc:
+            if several_statements(exc):
+                raise ValueError(
+                    f"query() runs exactly one statement; {sql[:80]!r} holds several"
+                ) from None
+            raise
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         """One run as a dict, with ``config`` and ``summary`` parsed from JSON."""
-        with read_only(self.engine) as conn:
+        with read_only(self.reader) as conn:
             row = conn.execute(select(_RUNS).where(_RUNS.c.id == int(run_id))).mappings().first()
         if row is None:
             raise LookupError(f"no run with id {run_id}")

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from growth.data.schema import LIFECYCLES
-from growth.paths import scenario_path
+from growth.paths import read_toml, scenario_path
 
 DEFAULT_LIFECYCLE_SHARES: dict[str, float] = {
     "potential": 0.25,
@@ -199,9 +198,7 @@ class WorldConfig(BaseModel):
         Raises ``FileNotFoundError`` for a missing file and ``ValueError`` (pydantic's
         ``ValidationError``) naming the offending key for a bad value or unknown key.
         """
-        path = Path(path)
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = read_toml(path, "scenario")
         data.update(overrides)
         return cls.model_validate(data)
 
