@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -11,15 +12,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
 import growth.jobs.pipeline
 from growth.cli import main
 from growth.exit_codes import ExitCode
-from growth.jobs.production import load_config, run_nightly_job
+from growth.jobs.production import JobHooks, JobInterrupted, load_config, run_nightly_job
 from growth.jobs.stages import StageClock
-from growth.store import Store
+from growth.store import LeaseLost, RunFailed, Store
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "2026-11-26"
@@ -181,3 +183,119 @@ def test_stage_clock_numbers_times_and_fails_stages() -> None:
     assert lines[4].startswith("stage 3/3 train failed after")
     assert started == ["data", "train"] and list(clock.timings) == ["data"]
     assert [(r.stage, r.status) for r in clock.rows] == [("data", "succeeded"), ("train", "failed")]
+
+
+def _status(store: Store, run_id: int) -> str:
+    return str(store.runs().set_index("run_id").loc[run_id, "status"])
+
+
+def test_sigterm_records_the_run_failed_and_releases_the_lease(tmp_path: Path) -> None:
+    """SIGTERM mid-run stops the job as SIGINT does: the run is recorded 'failed' (saying
+    why), the lease is released, the views keep the earlier run."""
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    config = _config(tmp_path)
+    store = Store(db)
+    before = run_nightly_job(load_config(config), store=store, log_dir=None)
+    proc = _start(config, db, tmp_path, "score")
+    try:
+        _wait_paused(proc, tmp_path / "paused")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0 and "SIGTERM" in err
+    run = store.runs().iloc[0]
+    assert run["status"] == "failed" and "SIGTERM" in run["error"]
+    assert store.read("run_locks").empty
+    assert _visible_runs(store) == {before.run_id}
+
+
+def _tamper_with_lease(store: Store, how: str) -> None:
+    """Another process takes the lease over (``takeover``), or its row vanishes (``delete``)."""
+    with store.engine.begin() as conn:
+        if how == "delete":
+            conn.exec_driver_sql("DELETE FROM run_locks")
+        else:
+            conn.exec_driver_sql(
+                "UPDATE run_locks SET token = 'theirs', pid = 4242, host = 'elsewhere'"
+            )
+
+
+@pytest.mark.parametrize("how", ["delete", "takeover"])
+def test_a_job_that_lost_its_lease_stops_at_its_next_heartbeat(tmp_path: Path, how: str) -> None:
+    """The heartbeat that finds the lease gone stops the job in its main thread (here while
+    a stage waits); the run is recorded failed and commits nothing."""
+    store = Store(f"sqlite:///{tmp_path / 'g.db'}")
+    waited: list[float] = []
+
+    def lose_lease(name: str) -> None:
+        if name == "score":
+            _tamper_with_lease(store, how)
+            start = time.monotonic()
+            try:
+                time.sleep(30)  # a long stage: the heartbeat (every 0.25 s) interrupts it
+            finally:
+                waited.append(time.monotonic() - start)
+
+    config = load_config(_config(tmp_path))
+    with pytest.raises(BaseException, match="lost the lease") as info:
+        run_nightly_job(config, store=store, log_dir=None, lease_s=1.0, hooks=JobHooks(lose_lease))
+    assert isinstance(info.value, JobInterrupted | LeaseLost)
+    assert waited and waited[0] < 10
+    run = store.runs().iloc[0]
+    assert run["status"] == "failed" and "lost the lease" in run["error"]
+    assert ("vanished" if how == "delete" else "pid 4242 on elsewhere") in run["error"]
+    assert store.read("coupon_allocations", run_id=int(run["run_id"])).empty
+
+
+def test_a_job_that_lost_its_lease_never_commits(tmp_path: Path) -> None:
+    """A takeover the heartbeat has not seen yet is caught inside the result transaction:
+    the run is recorded failed, its rows are not written, the earlier plan stays visible."""
+    store = Store(f"sqlite:///{tmp_path / 'g.db'}")
+    config = load_config(_config(tmp_path))
+    before = run_nightly_job(config, store=store, log_dir=None)
+
+    def take_over(name: str) -> None:  # after the job's own check as the stage starts
+        if name == "store":
+            _tamper_with_lease(store, "takeover")
+
+    hooks = JobHooks(stage_started=take_over)
+    with pytest.raises(RunFailed, match="lost the lease"):
+        run_nightly_job(config, store=store, log_dir=None, hooks=hooks)
+    lost = int(store.runs().iloc[0]["run_id"])
+    assert _status(store, lost) == "failed" and _status(store, before.run_id) == "succeeded"
+    assert _visible_runs(store) == {before.run_id}
+    assert store.read("coupon_allocations", run_id=lost).empty
+
+
+def _no_uplift(original):
+    """The scoring stage, with every option predicted to convert like no coupon at all."""
+
+    def score(*args, **kwargs):
+        decision = original(*args, **kwargs)
+        flat = np.repeat(decision.conversion[:, :1], len(decision.option_ids), axis=1)
+        return dataclasses.replace(decision, conversion=flat)
+
+    return score
+
+
+def test_an_empty_plan_never_supersedes_a_good_one_without_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plan that gives nobody a coupon under a positive budget fails the run (exit 1, the
+    message says why and names the flag); the day's good plan stays in the views. With
+    --allow-empty-plan it is stored and supersedes it."""
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    config = _config(tmp_path)
+    store = Store(db)
+    good = run_nightly_job(load_config(config), store=store, log_dir=None)
+    original = growth.jobs.pipeline.predicted_coupon_decision
+    monkeypatch.setattr(growth.jobs.pipeline, "predicted_coupon_decision", _no_uplift(original))
+    job = ["nightly", "--config", str(config), "--db", db, "--log-dir", str(tmp_path)]
+    assert main(job) == ExitCode.FAILED
+    err = capsys.readouterr().err
+    assert "coupon plan is empty" in err and "--allow-empty-plan" in err
+    assert _visible_runs(store) == {good.run_id} and _status(store, good.run_id) == "succeeded"
+    assert main([*job, "--allow-empty-plan"]) == ExitCode.OK
+    assert _status(store, good.run_id) == "superseded"
+    assert store.read("v_coupon_by_segment_type").empty

@@ -5,6 +5,8 @@ from __future__ import annotations
 import doctest
 import json
 import re
+import sqlite3
+import threading
 from datetime import UTC, date
 from pathlib import Path
 
@@ -550,3 +552,25 @@ def test_bulk_write_of_a_million_coupon_rows(store: Store) -> None:
     assert totals.loc[0, "cost"] == pytest.approx(frame["expected_cost"].sum())
     assert totals.loc[0, "with_gmv"] == frame["expected_gmv"].notna().sum()
     assert store.get_run(run.id)["started_at"].tzinfo == UTC
+
+
+def test_run_that_cannot_commit_on_a_locked_database_is_recorded_failed(tmp_path: Path) -> None:
+    """Another connection holds SQLite's write lock past the busy timeout: the results are
+    not written, and the run is recorded 'failed' as soon as the lock goes (not left
+    'running' until the next run finds it stale)."""
+    path = tmp_path / "growth.db"
+    store = Store(f"sqlite:///{path}?timeout=0.2")
+    blocker = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+
+    def release() -> None:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    opened = store.run(kind="nightly", operator="t", campaign_date=DAY, campaign="c")
+    with pytest.raises(RunFailed, match="locked"), opened as run:
+        run.add_coupon_allocations(COUPONS)
+        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock ...
+        threading.Timer(1.5, release).start()  # ... for longer than the busy timeout
+    got = store.get_run(run.id)
+    assert got["status"] == "failed" and "locked" in got["error"]
+    assert store.read("coupon_allocations").empty

@@ -23,10 +23,14 @@ from sqlalchemy import create_engine, insert, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+import growth.jobs.pipeline
+from growth.cli import main
+from growth.exit_codes import ExitCode
 from growth.store import (
     EXAMPLE_QUERIES,
     VIEWS,
     Base,
+    ReadOnlyStore,
     RunInProgress,
     RunLockRow,
     StageTiming,
@@ -322,3 +326,107 @@ def test_store_sql_is_parameterised() -> None:
                 if dynamic and func.name not in allowed and not in_migration:
                     offenders.append(f"{path.name}:{node.lineno} in {func.name}")
     assert offenders == []
+
+
+def _statuses(store: Store) -> list[str]:
+    return store.runs()["status"].tolist()
+
+
+def test_query_runs_one_statement_on_a_connection_that_cannot_write(db_url: str) -> None:
+    """Whatever the text, query() runs one statement on a connection that cannot write:
+    `SELECT 1; COMMIT; UPDATE ...` (the simple-query protocol would run all three), DDL after
+    a COMMIT, and a session switched back to read-write all change nothing."""
+    store = Store(db_url)
+    _add_run(store)
+    several = [
+        "SELECT 1; COMMIT; UPDATE runs SET status = 'failed'",
+        "SELECT 1; COMMIT; CREATE TABLE mine (x int)",
+        "SELECT 1; COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE;"
+        " UPDATE runs SET status = 'failed'",
+        "SELECT 1 /* ; */; UPDATE runs SET status = 'failed' -- ;",
+    ]
+    for sql in several:
+        with pytest.raises(ValueError, match="exactly one statement"):
+            store.query(sql)
+    if db_url.startswith("postgresql"):  # a single statement cannot make the session writable
+        store.query("SELECT set_config('default_transaction_read_only', 'off', false)")
+        with pytest.raises(Exception, match="read-only transaction"):
+            store.query(
+                "WITH d AS (UPDATE runs SET status = 'failed' RETURNING id) SELECT * FROM d"
+            )
+        with pytest.raises(Exception, match="read-only transaction"):
+            store.query("SELECT nextval(pg_get_serial_sequence('runs', 'id'))")
+    assert _statuses(store) == ["succeeded"]
+    with store.engine.connect() as conn:
+        assert "mine" not in inspect(conn).get_table_names()
+    store.close()
+
+
+def _analyst_url(db_url: str) -> str:
+    analyst_base = os.environ.get("GROWTH_TEST_PG_ANALYST_URL")
+    if not db_url.startswith("postgresql") or not analyst_base:
+        pytest.skip("needs PostgreSQL and $GROWTH_TEST_PG_ANALYST_URL (scripts/start-postgres.sh)")
+    schema = make_url(db_url).query["options"].split("=", 1)[1]
+    return _pg_schema_url(analyst_base, schema)
+
+
+def test_analyst_role_uses_the_read_only_commands(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The analyst role (views only, no alembic_version) runs `growth runs` and `growth
+    query`; a read-only store needs no owner's rights, and base tables stay closed."""
+    analyst = _analyst_url(db_url)
+    role = os.environ.get("GROWTH_TEST_PG_ANALYST_ROLE", "growth_analyst")
+    store = Store(db_url, analyst_role=role)
+    run_id = _add_run(store)
+    reader = Store(analyst, read_only=True)
+    assert reader.runs()["run_id"].tolist() == [run_id]
+    assert reader.query(EXAMPLE_QUERIES["coupon_plan_latest_run"])["users"].sum() == len(COUPONS)
+    with pytest.raises(ReadOnlyStore), reader.run(kind="nightly"):
+        pass
+    reader.close()
+    assert main(["runs", "--db", analyst]) == ExitCode.OK
+    assert main(["query", "coupon_plan_latest_run", "--db", analyst]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert str(run_id) in out and "active" in out
+    assert main(["query", "SELECT * FROM runs", "--db", analyst]) == ExitCode.FAILED
+    assert "permission denied" in capsys.readouterr().err
+    store.close()
+
+
+def test_database_passwords_are_hidden_everywhere(
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The nightly's console, its error, its JSON log and the stored error show the URL with
+    its password hidden, also when an error message quotes the URL; so do a store's repr
+    and a password given as a URL parameter."""
+    password = make_url(db_url).password
+    if not password:
+        pytest.skip("this backend's URL has no password")
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"feature store {db_url} refused the connection")
+
+    monkeypatch.setattr(growth.jobs.pipeline, "train_models", unreachable)
+    logs = tmp_path / "logs"
+    scenario = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "small.toml"
+    argv = ["nightly", "--scenario", str(scenario), "--users", "200", "--db", db_url]
+    assert main([*argv, "--log-dir", str(logs), "--date", DAY.isoformat()]) == ExitCode.FAILED
+    out, err = capsys.readouterr()
+    assert "growth_app:***@" in out and "refused the connection" in err
+    log = "".join(p.read_text() for p in logs.glob("*.jsonl"))
+    assert "refused the connection" in log
+    store = Store(db_url)
+    error = store.runs()["error"].iloc[0]
+    assert "refused the connection" in error
+    for shown in (out, err, log, error, repr(store), store.display_url):
+        assert password not in shown
+    url = make_url(db_url)
+    in_query = url.set(password=None).update_query_dict({"password": password})
+    other = Store(in_query.render_as_string(hide_password=False))
+    assert password not in repr(other) and other.runs()["status"].tolist() == ["failed"]
+    other.close()
+    store.close()

@@ -32,7 +32,6 @@ The command line is ``growth nightly`` (:mod:`growth.cli`); its exit codes are
 
 from __future__ import annotations
 
-import _thread
 import logging
 import shutil
 import signal
@@ -145,24 +144,31 @@ def _stop_on_signal(lease: RunLease) -> Iterator[None]:
     """While the job runs, SIGTERM and a lost lease raise :class:`JobInterrupted` in the
     main thread (where the run's ``with`` block records the failure).
 
-    The lease's heartbeat thread reports a loss by simulating SIGTERM in the main
-    thread; off the main thread no handler can be installed, and the job relies on its
-    checks between stages and at commit instead.
+    The lease's heartbeat thread reports a loss by sending SIGTERM to the main thread
+    (a real signal: it also interrupts a blocking call); off the main thread no handler
+    can be installed, and the job relies on its checks between stages and at commit.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    installed = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
         reason = lease.lost_reason or f"stopped by {signal.Signals(signum).name}"
         raise JobInterrupted(reason)
 
+    def lost() -> None:
+        if installed.is_set():  # never a SIGTERM without this handler: it would kill
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
     previous = signal.signal(signal.SIGTERM, stop)
-    lease.on_lost = lambda: _thread.interrupt_main(signal.SIGTERM)
+    installed.set()
+    lease.on_lost = lost
     try:
         yield
     finally:
         lease.on_lost = None
+        installed.clear()
         signal.signal(signal.SIGTERM, previous)
 
 
