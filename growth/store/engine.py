@@ -115,7 +115,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
-    """A reader's connection cannot write for as long as it lives."""
+    """A reader's connection cannot write for as long as it lives (and changes nothing
+    about the file, not even its journal mode)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA query_only = ON")
     cursor.close()
@@ -177,7 +178,6 @@ def _sqlite_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
     if in_memory:  # one shared connection, or every checkout would see an empty database
         kwargs = {"connect_args": {"check_same_thread": False}, "poolclass": StaticPool}
     engine = create_engine(parsed, echo=echo, **kwargs)
-    event.listen(engine, "connect", _sqlite_pragmas)
-    if read_only and not in_memory:
-        event.listen(engine, "connect", _sqlite_query_only)
+    reader = read_only and not in_memory
+    event.listen(engine, "connect", _sqlite_query_only if reader else _sqlite_pragmas)
     return engine
