@@ -21,21 +21,69 @@ import math
 
 import numpy as np
 from exact_install import METRICS, InstallInstance, best_plan, saturation, total, violations
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from known_defects import known_defect
+from property_checks import (
+    assert_bound_holds,
+    assert_certificate_agrees,
+    noise,
+    property_settings,
+)
 
-from optimizers.certificate import BOUND_NOISE, OPTIMAL_RTOL
 from optimizers.install import HillCurve, cheapest_budget, optimize_installs, pareto_front
 
-SETTINGS = settings(
-    max_examples=20,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = property_settings(max_examples=20)
 RATES = (0.125, 0.25, 0.5, 0.75, 1.0)  # dyadic: l * r is exact in floats too
+
+# cheapest_budget at mixed scales (a channel saturating at 1e4 beside one at 2): the plan
+# buys 0.00149 installs for a target of 0.00188 and is called 'feasible'.
+CHEAPEST_MISSES_TARGET = InstallInstance(
+    curves=[(0.01, 10.0, 0.3), (0.01, 0.1, 1.5)],
+    login_rate=[0.125, 0.125],
+    retention_rate=[0.125, 0.125],
+    budget=0.0,
+)
+# A channel pinned at min_spend = max_spend = 0.0009000000000000001: the plan spends an ulp more.
+PINNED_SPEND = InstallInstance(
+    curves=[(0.01, 0.1, 0.3)],
+    login_rate=[0.125],
+    retention_rate=[0.125],
+    budget=0.001,
+    min_spend={"c0": 0.0009000000000000001},
+    max_spend={"c0": 0.0009000000000000001},
+)
+# Three equal channels under a total CPI cap: the plan breaks it by 1.6e-12 of its spend.
+OVER_CPI_TOTAL = InstallInstance(
+    curves=[(0.01, 0.1, 0.3)] * 3,
+    login_rate=[0.125] * 3,
+    retention_rate=[0.125] * 3,
+    budget=0.09000000000000001,
+    cpi_max_total=5.000000000000001,
+)
+# No budget, any positive target: the status reads 'unknown', not 'infeasible'.
+NOTHING_TO_SPEND = InstallInstance(
+    curves=[(0.01, 0.1, 0.3)], login_rate=[0.125], retention_rate=[0.125], budget=0.0
+)
+# A target beyond reach beside a CPI conflict: the target's slack (in units of the mean
+# vmax, 5e4) falls below the conflict threshold and is not named.
+HIDDEN_TARGET_CONFLICT = InstallInstance(
+    curves=[(0.01, 0.1, 0.3), (100000.0, 0.1, 0.3)],
+    login_rate=[0.125, 0.125],
+    retention_rate=[0.125, 0.125],
+    budget=0.002,
+    min_spend={"c0": 0.0002},
+    max_spend={"c1": 0.0},
+    cpi_max_total=9.999999000000102e-07,
+)
+# Two equal tiny channels: the middle point of the installs-logins front spends the budget
+# plus an ulp.
+FRONT_OVER_BUDGET = InstallInstance(
+    curves=[(0.01, 0.1, 0.3), (0.01, 0.1, 0.3)],
+    login_rate=[0.125, 0.125],
+    retention_rate=[0.125, 0.125],
+    budget=0.002,
+)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -85,20 +133,23 @@ def _reachable(inst: InstallInstance, metric: str) -> float:
 
 
 # --------------------------------------------------------------------------- helpers
+def _reference(inst: InstallInstance, metric: str, targets: dict) -> tuple[object, str]:
+    """Value and description of the best exactly feasible split found (or None)."""
+    value, spend = best_plan(inst, metric, budget=inst.budget, targets=targets)
+    return value, "" if spend is None else f"split {spend.tolist()}"
+
+
 def _optimize(inst: InstallInstance):
     return optimize_installs(
         inst.models(), inst.budget, objective=inst.objective, limits=inst.limits()
     )
 
 
-def _floor(value) -> float:
-    """The smallest bound that float noise allows for an optimum of at least ``value``."""
-    return float(value) - BOUND_NOISE * max(1.0, abs(float(value)))
-
-
 # --------------------------------------------------------------------------- properties
 @known_defect("plans are accepted when they break a limit by up to 1e-6 relative")
 @SETTINGS
+@example(inst=PINNED_SPEND)
+@example(inst=OVER_CPI_TOTAL)
 @given(inst=install_instances())
 def test_install_plan_is_feasible_in_exact_arithmetic(inst):
     """Every plan that is not declared infeasible keeps every limit exactly."""
@@ -116,12 +167,9 @@ def test_install_bound_is_at_least_the_optimum(inst):
     """The upper bound is at least the value of every exactly feasible split found."""
     plan = _optimize(inst)
     assume(plan.status != "infeasible")
-    value, spend = best_plan(inst, inst.objective, budget=inst.budget, targets=inst.targets)
-    assume(value is not None)
-    assert plan.upper_bound >= _floor(value), (
-        f"bound {plan.upper_bound!r} < {float(value)!r}, the {inst.objective} of the "
-        f"exactly feasible split {spend.tolist()}"
-    )
+    best, where = _reference(inst, inst.objective, inst.targets)
+    assume(best is not None)
+    assert_bound_holds(plan.upper_bound, best, where)
 
 
 @SETTINGS
@@ -133,19 +181,15 @@ def test_install_status_agrees_with_gap(inst):
         assert math.isnan(plan.gap)
         return
     value = total(inst, plan.spend.to_numpy(), inst.objective)
-    assert math.isclose(plan.objective, float(value), rel_tol=1e-12, abs_tol=1e-300)
-    bound = plan.upper_bound
-    if not math.isfinite(bound):
-        assert math.isnan(plan.gap) and plan.status != "optimal"
-        return
-    assert float(value) <= bound + BOUND_NOISE * max(1.0, abs(bound)), "objective above bound"
-    assert (plan.status == "optimal") == (plan.gap <= OPTIMAL_RTOL), (plan.status, plan.gap)
+    assert_certificate_agrees(plan, value, lambda: _reference(inst, inst.objective, inst.targets))
 
 
 @known_defect(
     "an unreachable target gives status 'unknown'; conflicts below 1e-7 of the mean vmax vanish"
 )
 @SETTINGS
+@example(inst=NOTHING_TO_SPEND, beyond=1.5)
+@example(inst=HIDDEN_TARGET_CONFLICT, beyond=1.5)
 @given(inst=install_instances(), beyond=st.sampled_from([None, 1.5, 1.0 + 1e-9]))
 def test_install_infeasible_names_conflicts_and_only_without_a_plan(inst, beyond):
     """'infeasible' carries its conflicts and a NaN gap, and only when no split exists.
@@ -171,7 +215,8 @@ def test_install_infeasible_names_conflicts_and_only_without_a_plan(inst, beyond
 
 
 @known_defect("front points break the budget by an ulp (limit + tolerance)")
-@settings(SETTINGS, max_examples=10)
+@property_settings(max_examples=10)
+@example(inst=FRONT_OVER_BUDGET, pair=("installs", "logins"))
 @given(inst=install_instances(), pair=st.permutations(METRICS).map(lambda p: tuple(p[:2])))
 def test_pareto_points_certify_their_epsilon_problems(inst, pair):
     """Each front point is exactly feasible for its epsilon problem and its bound holds."""
@@ -186,38 +231,52 @@ def test_pareto_points_certify_their_epsilon_problems(inst, pair):
         spend = point.spend.to_numpy()
         broken = violations(inst, spend, budget=inst.budget, targets=targets)
         assert not broken, f"point at epsilon {eps!r}: {spend.tolist()} breaks {broken}"
-        value, best = best_plan(inst, first, budget=inst.budget, targets=targets)
-        if value is not None:
-            assert point.upper_bound >= _floor(value), (
-                f"point at epsilon {eps!r}: bound {point.upper_bound!r} < {float(value)!r} "
-                f"of the exactly feasible split {best.tolist()}"
-            )
+        best, where = _reference(inst, first, targets)
+        if best is not None:
+            assert_bound_holds(point.upper_bound, best, f"{where} (epsilon {eps!r})")
 
 
-@SETTINGS
-@given(
-    inst=install_instances(targets=False),
-    metric=st.sampled_from(METRICS),
-    share=st.sampled_from([0.1, 0.5, 0.9]),
-)
-def test_cheapest_budget_lower_bound_is_below_the_least_budget(inst, metric, share):
-    """The lower bound is at most the spend of an exactly feasible split; the plan is feasible."""
+CHEAPEST_CASES = {
+    "inst": install_instances(targets=False),
+    "metric": st.sampled_from(METRICS),
+    "share": st.sampled_from([0.1, 0.5, 0.9]),
+}
+
+
+def _cheapest(inst: InstallInstance, metric: str, share: float):
+    """``cheapest_budget`` for ``share`` of what the channels can buy, and the targets posed."""
     inst.max_spend = {c: max(v, 1.0) for c, v in inst.max_spend.items()}
     inst.min_spend = {}
     goal = {metric: float(_reachable_unbudgeted(inst, metric)) * share}
     plan = cheapest_budget(inst.models(), goal, limits=inst.limits(targets={}))
-    targets = {**inst.targets, **goal}
-    if plan.status == "infeasible":
-        value, spend = best_plan(inst, "spend", budget=None, targets=targets)
-        assert value is None, f"declared infeasible, but {spend.tolist()} meets the targets"
-        return
+    return plan, {**inst.targets, **goal}
+
+
+@known_defect("cheapest_budget's plan is not checked on the true curves (misses targets)")
+@SETTINGS
+@example(inst=CHEAPEST_MISSES_TARGET, metric="installs", share=0.1)
+@given(**CHEAPEST_CASES)
+def test_cheapest_budget_plan_meets_its_targets_exactly(inst, metric, share):
+    """The cheapest plan keeps every limit and meets every target in exact arithmetic."""
+    plan, targets = _cheapest(inst, metric, share)
+    assume(plan.status != "infeasible")
     spend = plan.spend.to_numpy()
     broken = violations(inst, spend, budget=None, targets=targets)
-    assert not broken, f"cheapest plan {spend.tolist()} breaks {broken}"
-    assert plan.lower_bound <= plan.min_budget
+    assert not broken, f"cheapest plan {spend.tolist()} ({plan.status}) breaks {broken}"
+
+
+@SETTINGS
+@given(**CHEAPEST_CASES)
+def test_cheapest_budget_lower_bound_is_below_the_least_budget(inst, metric, share):
+    """The lower bound is at most the spend of every exactly feasible split found."""
+    plan, targets = _cheapest(inst, metric, share)
     value, best = best_plan(inst, "spend", budget=None, targets=targets)
+    if plan.status == "infeasible":
+        assert value is None, f"declared infeasible, but {best.tolist()} meets the targets"
+        return
+    assert plan.lower_bound <= plan.min_budget
     if value is not None:
-        assert plan.lower_bound <= float(value) * (1 + BOUND_NOISE), (
+        assert plan.lower_bound <= float(value) + noise(value), (
             f"lower bound {plan.lower_bound!r} > {float(value)!r}, the spend of the exactly "
             f"feasible split {best.tolist()}"
         )
