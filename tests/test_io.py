@@ -394,3 +394,16 @@ def test_undecodable_or_empty_csv_is_named(tmp_path, content, reason):
     (folder / MANIFEST_NAME).write_bytes(b'{"name": "\xff"}')
     with pytest.raises(DataValidationError, match="not valid JSON"):
         read_dataset(folder)
+
+
+def test_text_in_a_float_column_of_a_csv_names_column_and_row(tmp_path):
+    """'abc' as a price in a CSV stopped pandas' float parser with no column or row named."""
+    folder = write_dataset(tiny_dataset(), tmp_path, format="csv")
+    path = folder / "coupons.csv"
+    path.write_text(path.read_text().replace(",10.0,", ",abc,"))
+    with pytest.raises(DataValidationError) as info:
+        read_dataset(folder)
+    assert (info.value.file, info.value.column, info.value.row) == (str(path), "face_value", 1)
+    assert "'abc' is not a number" in str(info.value)
+    with pytest.raises(DataValidationError, match="File name too long"):
+        read_dataset(tmp_path / ("x" * 300))

@@ -173,8 +173,14 @@ def _csv_header(handle: BinaryIO, path: Path) -> list[str]:
     return header
 
 
-def _csv_options(header: list[str], schema: TableSchema) -> dict[str, Any]:
-    """Per-column dtype and NA handling so CSV reads back exactly what was written."""
+def _csv_options(
+    header: list[str], schema: TableSchema, *, floats_as_text: bool = False
+) -> dict[str, Any]:
+    """Per-column dtype and NA handling so CSV reads back exactly what was written.
+
+    ``floats_as_text`` reads float columns as text, for the validation engine to parse
+    and to name the cell that is not a number.
+    """
     dtype: dict[str, Any] = {}
     na_values: dict[str, list[str]] = {}
     for name in header:
@@ -193,7 +199,7 @@ def _csv_options(header: list[str], schema: TableSchema) -> dict[str, Any]:
             if nullable:
                 na_values[name] = [""]
         elif kind == "float":
-            dtype[name] = float
+            dtype[name] = str if floats_as_text else float
             na_values[name] = _NA_TEXT
         else:  # int (may hold NaN when nullable), bool, datetime, unknown: parse, then validate
             na_values[name] = _NA_TEXT
@@ -209,8 +215,13 @@ def _read_table(path: Path, schema: TableSchema, fmt: str) -> pd.DataFrame:
         try:
             if fmt == "parquet":
                 return pd.read_parquet(handle)
-            options = _csv_options(_csv_header(handle, path), schema)
-            return pd.read_csv(handle, encoding="utf-8", **options)
+            header = _csv_header(handle, path)
+            try:
+                return pd.read_csv(handle, encoding="utf-8", **_csv_options(header, schema))
+            except ValueError:  # a float column holding text: validation will name the cell
+                handle.seek(0)
+                options = _csv_options(header, schema, floats_as_text=True)
+                return pd.read_csv(handle, encoding="utf-8", **options)
         except DataValidationError:
             raise
         except (ValueError, OSError, ArrowException) as exc:
@@ -228,9 +239,14 @@ def read_dataset(folder: str | Path, *, plannable: bool = True) -> Dataset:
     only (a predictor benchmark such as MovieLens, which has no coupons).
     """
     root = Path(folder)
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise DataValidationError(f"dataset folder {what}", file=str(root))
+    try:
+        is_folder = stat.S_ISDIR(root.stat().st_mode)
+    except FileNotFoundError:
+        raise DataValidationError("dataset folder does not exist", file=str(root)) from None
+    except OSError as exc:
+        raise DataValidationError(f"cannot open: {exc.strerror}", file=str(root)) from None
+    if not is_folder:
+        raise DataValidationError("dataset folder is not a folder", file=str(root))
     manifest = _read_manifest(root)
     if manifest is not None:
         fmt = manifest["format"]
