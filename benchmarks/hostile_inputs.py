@@ -453,25 +453,33 @@ def table_columns(base: Base, table: str) -> list[Column]:
     return cols
 
 
+def cell_case(family: str, table: str, col: Column, value: object, fmt: str, mutate) -> Case:
+    """One cell of ``table`` set to ``value``: refused naming file, column and row when the
+    column's kind, bounds or choices forbid it; when they allow it but the column is a key
+    or feeds a rule across rows, a refusal may name another file."""
+    fits = value_fits(col, str(value))
+    cross = col.unique or col.references or col.name in RULE_COLUMNS.get(table, ())
+    expect = {0, 2} if fits and cross else {0} if fits else {2}
+    text = str(value)
+    return Case(
+        family,
+        f"{table}.{col.name} = {text[:24]!r}" + (" (parquet)" if fmt == "parquet" else ""),
+        ["validate", "{ds}"],
+        frozenset(expect),
+        names=("/ds/",) if fits else (f"{table}.{fmt}", f"'{col.name}'", "row 0"),
+        dataset=fmt,
+        mutate=mutate,
+        hostile=HOSTILE_ESCAPE if HOSTILE_ESCAPE in text else None,
+    )
+
+
 def cell_cases(base: Base) -> Iterator[Case]:
     """Every table x every column x values its kind cannot (or can barely) hold."""
     for table in TABLES:
         for col in table_columns(base, table):
             for text in CELL_VALUES[col.kind]:
-                fits = value_fits(col, text)
-                cross = col.unique or col.references or col.name in RULE_COLUMNS.get(table, ())
-                expect = {0, 2} if fits and cross else {0} if fits else {2}
-                here = (f"{table}.csv", f"'{col.name}'", "row 0")
-                yield Case(
-                    "cells",
-                    f"{table}.{col.name} = {text[:24]!r}",
-                    ["validate", "{ds}"],
-                    frozenset(expect),
-                    names=("/ds/",) if fits else here,  # a broken key: another file may say so
-                    dataset="csv",
-                    mutate=lambda f, t=table, c=col.name, v=text: set_csv_cell(f, t, c, v),
-                    hostile=HOSTILE_ESCAPE if HOSTILE_ESCAPE in text else None,
-                )
+                edit = lambda f, t=table, c=col.name, v=text: set_csv_cell(f, t, c, v)  # noqa: E731
+                yield cell_case("cells", table, col, text, "csv", edit)
 
 
 def set_parquet_cell(folder: Path, table: str, column: str, value: object) -> None:
@@ -497,19 +505,8 @@ def typed_cases(base: Base) -> Iterator[Case]:
             else:
                 continue
             for value in values:
-                fits = value_fits(col, str(value))
-                cross = col.unique or col.references or col.name in RULE_COLUMNS.get(table, ())
-                expect = {0, 2} if fits and cross else {0} if fits else {2}
-                here = (f"{table}.parquet", f"'{col.name}'", "row 0")
-                yield Case(
-                    "typed",
-                    f"{table}.{col.name} = {value!r} (parquet)",
-                    ["validate", "{ds}"],
-                    frozenset(expect),
-                    names=("/ds/",) if fits else here,
-                    dataset="parquet",
-                    mutate=lambda f, t=table, c=col.name, v=value: set_parquet_cell(f, t, c, v),
-                )
+                edit = lambda f, t=table, c=col.name, v=value: set_parquet_cell(f, t, c, v)  # noqa: E731
+                yield cell_case("typed", table, col, value, "parquet", edit)
 
 
 def _replace(path: Path, make: Callable[[Path], None]) -> None:

@@ -262,8 +262,13 @@ class FeatureSpec:
 
 
 def _fit_tokens(f: Field, tokens: np.ndarray, limit: int) -> Field:
-    """``f`` with the vocabulary of ``tokens``: every distinct one, or the ``limit`` most frequent."""
+    """``f`` with the vocabulary of ``tokens``: every distinct one, or the ``limit`` most frequent.
+
+    A field without any token keeps token 0, so its sizes (and a log of its size) stay defined.
+    """
     values, counts = np.unique(tokens, return_counts=True)  # increasing tokens
+    if not values.size:
+        return replace(f, tokens=(0,), oov=False)
     if values.size <= limit:
         return replace(f, tokens=tuple(values.tolist()), oov=False)
     order = np.argsort(-counts, kind="stable")[:limit]  # most frequent, smaller token first

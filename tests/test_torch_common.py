@@ -378,6 +378,8 @@ def test_vocabulary_limit_keeps_the_most_frequent_tokens_and_an_oov_id():
     assert table.iloc[1].tolist() == [0.0, 0.5, 0.5, 2.0]
     again = FeatureSpec.from_dict(spec.to_dict()).fields[0]
     assert again == f
+    empty = spec.fit(pd.DataFrame({"t_tags": ["", ""]})).fields[0]
+    assert (empty.tokens, empty.n_ids) == ((0,), 2)  # as before: one token, log V defined
     with pytest.raises(ValueError, match="vocabulary_limit"):
         FeatureSpec((f,)).fit(pd.DataFrame({"t_tags": column}), vocabulary_limit=0)
 
