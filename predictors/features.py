@@ -8,7 +8,10 @@ a kind:
 - ``categorical``: a string/int column with a vocabulary learned in ``fit``;
   unseen and missing values map to index 0.
 - ``multi``: a ``|``-separated string of integer tokens (multi-hot tags or a
-  sequence, oldest first); ``""`` or NaN is empty.
+  sequence, oldest first); ``""`` or NaN is empty.  ``fit`` learns a dense
+  vocabulary of the tokens seen (at most ``VOCABULARY_LIMIT``, the most frequent
+  first), so model sizes follow the number of distinct tokens, never the largest
+  token: a lone token ``6000`` costs one embedding row, not 6,000.
 
 A multi field may name a ``target``: the categorical field whose values are
 tokens of the same vocabulary (a user's clicked categories and the candidate
@@ -32,6 +35,8 @@ import pandas as pd
 
 FieldKind = Literal["numeric", "categorical", "multi"]
 MULTI_SEPARATOR = "|"
+VOCABULARY_LIMIT = 1000
+"""Most distinct tokens a multi field keeps (the most frequent); the rest share one id."""
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,20 @@ class Field:
     """One input field.
 
     ``vocab`` holds the categories of a categorical field (index 0 is reserved
-    for unknown/missing) and ``n_tokens`` the token count of a multi field
-    (tokens are ``0..n_tokens-1``); both are filled by :meth:`FeatureSpec.fit`.
+    for unknown/missing) and ``tokens`` the known tokens of a multi field, increasing:
+    token ``tokens[i]`` has id ``i + 1`` (0 is padding, so tokens ``0..N-1`` map to
+    ``1..N``).  ``oov`` says the vocabulary was cut at ``VOCABULARY_LIMIT``: every
+    other token then shares the out-of-vocabulary id ``N + 1``; without it an unknown
+    token is padding (no row ever trained a vector for it).  :meth:`FeatureSpec.fit`
+    fills them.
     """
 
     name: str
     kind: FieldKind
     domain: str
     vocab: tuple[str, ...] = ()
-    n_tokens: int = 0
+    tokens: tuple[int, ...] = ()
+    oov: bool = False
     target: str | None = None  # multi fields: the categorical field holding the same tokens
 
     def __post_init__(self) -> None:
@@ -56,6 +66,27 @@ class Field:
                 f"field {self.name!r}: only multi fields can name a target field, "
                 f"but it is {self.kind}"
             )
+        if np.any(np.diff(np.asarray(self.tokens, dtype=np.int64)) <= 0):
+            raise ValueError(f"field {self.name!r}: tokens must be strictly increasing")
+
+    @property
+    def n_tokens(self) -> int:
+        """Number of known tokens of a multi field (ids ``1..n_tokens``)."""
+        return len(self.tokens)
+
+    @property
+    def n_ids(self) -> int:
+        """Rows of an embedding table over the field's ids: padding, tokens, the oov id."""
+        return self.n_tokens + 1 + int(self.oov)
+
+    def token_ids(self, tokens: np.ndarray) -> np.ndarray:
+        """Ids of int64 ``tokens``: ``i + 1`` for ``tokens[i]``, else the oov id or 0."""
+        known = np.asarray(self.tokens, dtype=np.int64)
+        values = np.asarray(tokens, dtype=np.int64)
+        pos = np.searchsorted(known, values)
+        hit = pos < known.size
+        hit[hit] = known[pos[hit]] == values[hit]
+        return np.where(hit, pos + 1, self.n_tokens + 1 if self.oov else 0).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -125,15 +156,19 @@ class FeatureSpec:
         ]
         return cls(fields=tuple(fields))
 
-    def fit(self, *frames: pd.DataFrame) -> FeatureSpec:
-        """Return a copy with vocabularies and token counts learned from ``frames``.
+    def fit(self, *frames: pd.DataFrame, vocabulary_limit: int = VOCABULARY_LIMIT) -> FeatureSpec:
+        """Return a copy with vocabularies learned from ``frames``.
 
         Each field learns from the first frame that has its column, so a spec of
         joined rows can learn from the tables they are joined from (users, items,
-        coupon options) instead of from whichever rows a model trains on.
+        coupon options) instead of from whichever rows a model trains on.  A multi
+        field keeps the tokens it sees, at most ``vocabulary_limit`` of them (the
+        most frequent; ties keep the smaller token).
         """
         if not frames:
             raise TypeError("fit needs at least one frame")
+        if vocabulary_limit < 1:
+            raise ValueError(f"vocabulary_limit must be >= 1, got {vocabulary_limit}")
         self.check_columns(*frames)
         fitted = []
         for f in self.fields:
@@ -142,8 +177,7 @@ class FeatureSpec:
                 values = sorted(col.dropna().astype(str).unique())
                 fitted.append(replace(f, vocab=("<unk>", *values)))
             elif f.kind == "multi":
-                tokens = split_tokens(col)
-                fitted.append(replace(f, n_tokens=int(tokens.max()) + 1 if tokens.size else 1))
+                fitted.append(_fit_tokens(f, split_tokens(col, field=f.name), vocabulary_limit))
             else:
                 fitted.append(f)
         return FeatureSpec(fields=tuple(fitted), fitted=True)
@@ -199,7 +233,8 @@ class FeatureSpec:
                     "kind": f.kind,
                     "domain": f.domain,
                     "vocab": list(f.vocab),
-                    "n_tokens": f.n_tokens,
+                    "tokens": list(f.tokens),
+                    "oov": f.oov,
                     "target": f.target,
                 }
                 for f in self.fields
@@ -209,13 +244,16 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> FeatureSpec:
+        """Inverse of :meth:`to_dict`; an older description's ``n_tokens`` means tokens
+        ``0..n_tokens-1``."""
         fields = tuple(
             Field(
                 name=d["name"],
                 kind=d["kind"],
                 domain=d["domain"],
                 vocab=tuple(d.get("vocab", ())),
-                n_tokens=int(d.get("n_tokens", 0)),
+                tokens=tuple(int(t) for t in d.get("tokens", range(int(d.get("n_tokens", 0))))),
+                oov=bool(d.get("oov", False)),
                 target=d.get("target"),
             )
             for d in data["fields"]
@@ -223,28 +261,98 @@ class FeatureSpec:
         return cls(fields=fields, fitted=bool(data.get("fitted", False)))
 
 
-def split_tokens(column: pd.Series) -> np.ndarray:
-    """All integer tokens of a ``|``-separated column, flattened (for vocabularies)."""
-    text = column.fillna("").astype(str)
-    joined = MULTI_SEPARATOR.join(t for t in text if t)
-    if not joined:
-        return np.zeros(0, dtype=np.int64)
-    return np.asarray(joined.split(MULTI_SEPARATOR), dtype=np.int64)
+def _fit_tokens(f: Field, tokens: np.ndarray, limit: int) -> Field:
+    """``f`` with the vocabulary of ``tokens``: every distinct one, or the ``limit`` most frequent.
+
+    A field without any token keeps token 0, so its sizes (and a log of its size) stay defined.
+    """
+    values, counts = np.unique(tokens, return_counts=True)  # increasing tokens
+    if not values.size:
+        return replace(f, tokens=(0,), oov=False)
+    if values.size <= limit:
+        return replace(f, tokens=tuple(values.tolist()), oov=False)
+    order = np.argsort(-counts, kind="stable")[:limit]  # most frequent, smaller token first
+    return replace(f, tokens=tuple(np.sort(values[order]).tolist()), oov=True)
 
 
-def multi_hot_counts(column: pd.Series, n_tokens: int) -> np.ndarray:
-    """Token counts per row, shape ``(rows, n_tokens)``; tokens >= n_tokens are dropped."""
+def split_tokens(column: pd.Series, *, field: str = "multi field") -> np.ndarray:
+    """All integer tokens of a ``|``-separated column, flattened (for vocabularies).
+
+    Empty tokens (``"1||2"``) are skipped; a token that is not an integer or does not
+    fit int64 raises a ValueError naming ``field`` and the row.
+    """
     text = column.fillna("").astype(str).to_numpy()
-    lengths = np.fromiter(
-        (0 if not t else t.count(MULTI_SEPARATOR) + 1 for t in text),
-        dtype=np.int64,
-        count=len(text),
-    )
-    out = np.zeros((len(text), n_tokens), dtype=np.float32)
-    if lengths.sum() == 0:
-        return out
-    tokens = np.asarray(MULTI_SEPARATOR.join(t for t in text if t).split(MULTI_SEPARATOR), np.int64)
-    rows = np.repeat(np.arange(len(text)), lengths)
-    keep = tokens < n_tokens
-    np.add.at(out, (rows[keep], tokens[keep]), 1.0)
+    tokens, _ = parse_tokens(text, field)
+    return tokens
+
+
+def parse_tokens(text: np.ndarray, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(tokens, rows)``: every token of an array of ``|``-strings and the row it came from.
+
+    Vectorised for clean text; empty tokens are dropped and a token that is not an
+    integer (or lies beyond int64) raises a ValueError naming ``field``, row and token.
+    """
+    n = len(text)
+    nonempty = np.fromiter((len(t) > 0 for t in text), dtype=bool, count=n)
+    if not nonempty.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    counts[nonempty] = np.char.count(text[nonempty].astype(str), MULTI_SEPARATOR) + 1
+    parts = MULTI_SEPARATOR.join(text[nonempty]).split(MULTI_SEPARATOR)
+    rows = np.repeat(np.arange(n), counts)
+    try:
+        return np.asarray(parts, dtype=np.int64), rows
+    except (ValueError, OverflowError):
+        return _parse_tokens_slowly(field, parts, rows)
+
+
+def _parse_tokens_slowly(
+    field: str, parts: list[str], rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token parsing that drops empty tokens (``"1||2"``, trailing ``|``) and names bad ones."""
+    stripped = [p.strip() for p in parts]
+    values = np.zeros(len(parts), dtype=np.int64)
+    keep = np.ones(len(parts), dtype=bool)
+    for i, token in enumerate(stripped):
+        if not token:
+            keep[i] = False
+            continue
+        number = _integer(token)
+        if number is None or not _INT64_MIN <= number <= _INT64_MAX:
+            raise ValueError(
+                f"multi field {field!r}: row {int(rows[i])} holds token {parts[i]!r}; "
+                f"tokens must be integers (within int64) separated by {MULTI_SEPARATOR!r}"
+            )
+        values[i] = number
+    return values[keep], rows[keep]
+
+
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+def _integer(token: str) -> int | None:
+    """The integer a token spells (``"7"``, ``"7.0"``, ``"7e0"``), or None."""
+    try:
+        return int(token)
+    except ValueError:
+        pass
+    try:
+        number = float(token)
+    except ValueError:
+        return None
+    return int(number) if np.isfinite(number) and number.is_integer() else None
+
+
+def multi_hot_counts(f: Field, column: pd.Series) -> np.ndarray:
+    """Token counts per row, shape ``(rows, n_tokens + oov)`` float32, in id order.
+
+    Known tokens count in their column; with ``f.oov`` the last column counts every
+    other token; without it unknown tokens are dropped.
+    """
+    text = column.fillna("").astype(str).to_numpy()
+    out = np.zeros((len(text), f.n_tokens + int(f.oov)), dtype=np.float32)
+    tokens, rows = parse_tokens(text, f.name)
+    ids = f.token_ids(tokens)
+    keep = ids > 0
+    np.add.at(out, (rows[keep], ids[keep] - 1), 1.0)
     return out

@@ -2,8 +2,9 @@
 
 Tree models (LightGBM) consume this: numeric fields pass through (NaN kept:
 LightGBM treats it as missing), categorical fields become whole-number codes
-(declared categorical to LightGBM), multi fields become per-token shares plus a
-length column.  Every column is float32.
+(declared categorical to LightGBM), multi fields become per-token shares (one
+column per token of the field's vocabulary, named by the token, plus ``__oov`` for
+the tokens beyond a cut vocabulary) and a length column.  Every column is float32.
 
 A categorical field whose column is already numeric (item category ids, coupon
 type codes) keeps its values as codes and NaN as missing: mapping a missing
@@ -42,7 +43,7 @@ def tabular_columns(spec: FeatureSpec) -> tuple[list[str], list[str]]:
             names.append(f.name)
             categorical.append(f.name)
         else:
-            names.extend(f"{f.name}__{t}" for t in range(f.n_tokens))
+            names.extend(_share_names(f))
             names.append(f"{f.name}__len")
     return names, categorical
 
@@ -63,13 +64,18 @@ def encode_tabular(spec: FeatureSpec, frame: pd.DataFrame) -> pd.DataFrame:
         elif f.kind == "categorical":
             parts[f.name] = categorical_codes(spec, f, col)
         else:
-            counts = multi_hot_counts(col, f.n_tokens)  # (rows, n_tokens)
+            counts = multi_hot_counts(f, col)  # (rows, n_tokens + oov)
             length = counts.sum(axis=1)
             shares = counts / np.maximum(length, 1.0)[:, None]
-            for t in range(f.n_tokens):
-                parts[f"{f.name}__{t}"] = shares[:, t]
+            for j, name in enumerate(_share_names(f)):
+                parts[name] = shares[:, j]
             parts[f"{f.name}__len"] = length.astype(np.float32)
     return pd.DataFrame(parts, index=frame.index)
+
+
+def _share_names(f: Field) -> list[str]:
+    """Columns of a multi field's token shares: one per known token, then ``__oov``."""
+    return [f"{f.name}__{t}" for t in f.tokens] + ([f"{f.name}__oov"] if f.oov else [])
 
 
 def categorical_codes(spec: FeatureSpec, f: Field, column: pd.Series) -> np.ndarray:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from growth.data.dataset import Dataset
 from growth.data.io import MANIFEST_NAME, SCHEMA_VERSION, read_dataset, write_dataset
+from growth.data.schema import MAX_FEATURE
 from growth.data.validation import DataValidationError, validate_dataset
 
 
@@ -257,7 +260,7 @@ def datasets(draw) -> Dataset:
             "has_source": draw(st.lists(st.booleans(), min_size=n, max_size=n)),
             "src_x": draw(
                 st.lists(
-                    st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+                    st.one_of(st.none(), st.floats(-MAX_FEATURE, MAX_FEATURE)),
                     min_size=n,
                     max_size=n,
                 )
@@ -300,13 +303,107 @@ def datasets(draw) -> Dataset:
 def test_any_valid_dataset_round_trips(tmp_path, ds, fmt):
     """Any valid random dataset validates and reads back identical from CSV and parquet."""
     folder = write_dataset(ds, tmp_path / fmt, format=fmt)
-    assert_same_dataset(validate_dataset(ds), read_dataset(folder))
+    assert_same_dataset(validate_dataset(ds), read_dataset(folder, plannable=False))
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_empty_tables_round_trip(tmp_path, fmt):
-    """Empty candidate and exposure tables keep their dtypes through both formats."""
+    """Empty candidate and exposure tables keep their dtypes through both formats (read for
+    their format: the nightly job refuses them, see test_validation)."""
     ds = tiny_dataset()
     ds.candidates = ds.candidates.iloc[:0]
     ds.exposures = ds.exposures.iloc[:0]
-    assert_same_dataset(validate_dataset(ds), read_dataset(write_dataset(ds, tmp_path, format=fmt)))
+    folder = write_dataset(ds, tmp_path, format=fmt)
+    assert_same_dataset(validate_dataset(ds), read_dataset(folder, plannable=False))
+    with pytest.raises(DataValidationError, match="no rows") as info:
+        read_dataset(folder)
+    assert info.value.file == str(folder / f"candidates.{fmt}")
+
+
+# ---------------------------------------------------------------------------------------
+# files that are not what they seem
+# ---------------------------------------------------------------------------------------
+
+
+def test_duplicate_csv_header_is_refused(tmp_path):
+    """A header naming a column twice was renamed by pandas ('label.1'); now it is named."""
+    folder = write_dataset(tiny_dataset(), tmp_path, format="csv")
+    path = folder / "exposures.csv"
+    text = path.read_text().replace("label", "domain", 1)
+    path.write_text(text)
+    with pytest.raises(DataValidationError) as info:
+        read_dataset(folder)
+    assert (info.value.file, info.value.column) == (str(path), "domain")
+    assert "more than once" in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("name", ["users.csv", MANIFEST_NAME])
+def test_a_fifo_is_refused_not_read(tmp_path, name):
+    """A FIFO as a table file (or manifest) blocked the reader forever; now it is refused."""
+    folder = write_dataset(tiny_dataset(), tmp_path, format="csv")
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            read_dataset(folder)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    if reader.is_alive():  # unblock the reader: open and close the write end
+        os.close(os.open(folder / name, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=5)
+        pytest.fail("reading a FIFO blocked")
+    assert isinstance(outcome[0], DataValidationError)
+    assert outcome[0].file == str(folder / name) and "not a regular file" in str(outcome[0])
+
+
+def test_a_folder_as_table_file_is_refused(tmp_path):
+    """A folder named like a table file is refused by name."""
+    folder = write_dataset(tiny_dataset(), tmp_path, format="parquet")
+    (folder / "items.parquet").unlink()
+    (folder / "items.parquet").mkdir()
+    with pytest.raises(DataValidationError, match="is a folder, not a regular file") as info:
+        read_dataset(folder)
+    assert info.value.file == str(folder / "items.parquet")
+    with pytest.raises(DataValidationError, match="is not a folder"):
+        read_dataset(folder / MANIFEST_NAME)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"user_id,region\n" + b"10,eu\n" * 3000 + b"11,\xff\xfe\n", "cannot read csv table"),
+        (b"\xff\xfeu\x00s\x00", "cannot read the CSV header"),
+        (b"", "the file is empty"),
+    ],
+)
+def test_undecodable_or_empty_csv_is_named(tmp_path, content, reason):
+    """Bytes that are not UTF-8, or no header at all, are refused naming the file."""
+    folder = write_dataset(tiny_dataset(), tmp_path, format="csv")
+    (folder / "users.csv").write_bytes(content)
+    with pytest.raises(DataValidationError, match=reason) as info:
+        read_dataset(folder)
+    assert info.value.file == str(folder / "users.csv")
+    (folder / MANIFEST_NAME).write_bytes(b'{"name": "\xff"}')
+    with pytest.raises(DataValidationError, match="not valid JSON"):
+        read_dataset(folder)
+
+
+def test_text_in_a_float_column_of_a_csv_names_column_and_row(tmp_path):
+    """'abc' as a price in a CSV stopped pandas' float parser with no column or row named."""
+    folder = write_dataset(tiny_dataset(), tmp_path, format="csv")
+    path = folder / "coupons.csv"
+    path.write_text(path.read_text().replace(",10.0,", ",abc,"))
+    with pytest.raises(DataValidationError) as info:
+        read_dataset(folder)
+    assert (info.value.file, info.value.column, info.value.row) == (str(path), "face_value", 1)
+    assert "'abc' is not a number" in str(info.value)
+    with pytest.raises(DataValidationError, match="File name too long"):
+        read_dataset(tmp_path / ("x" * 300))

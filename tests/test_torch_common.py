@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
+from predictors.examples import DOMAINS, two_domain_frame
 from predictors.features import FeatureSpec, Field
 from predictors.models.mlp import MLPModel
+from predictors.tabular import encode_tabular, tabular_columns
 from predictors.torch.base import TorchEstimator
 from predictors.torch.inputs import (
     NUMERIC_BUCKETS,
@@ -50,18 +52,19 @@ def encoder(frame) -> FrameEncoder:
 
 
 def test_encoder_layout_for_every_field_kind(encoder, frame):
-    """Numeric -> standardised float + mask, categorical -> codes, multi -> padded ids + 1."""
+    """Numeric -> standardised float + mask, categorical -> codes, multi -> padded dense ids."""
     batch = encoder.encode(frame)
     assert batch["src_spend"].dtype == torch.float32
     assert batch[missing_key("src_spend")].tolist() == [False, True, False, True]
     np.testing.assert_allclose(batch["src_spend"].numpy(), [-1.0, 0.0, 1.0, 0.0], atol=1e-6)
     assert batch["tgt_tier"].tolist() == [1, 2, 0, 1]  # None -> 0 (unknown)
-    assert batch["src_item_seq"].tolist() == [[2, 3, 4], [0, 0, 0], [5, 0, 0], [0, 0, 0]]
+    assert encoder.spec.fields[1].tokens == (1, 2, 3, 4)  # the tokens seen: ids 1..4
+    assert batch["src_item_seq"].tolist() == [[1, 2, 3], [0, 0, 0], [4, 0, 0], [0, 0, 0]]
     assert {k: v.shape[0] for k, v in batch.items()} == dict.fromkeys(batch, 4)
 
 
 def test_encoder_maps_unseen_and_out_of_range_to_unknown(encoder):
-    """Unseen categories -> 0, tokens >= n_tokens or negative -> padding, NaN numeric -> masked."""
+    """Unseen categories -> 0, unseen or negative tokens -> padding, NaN numeric -> masked."""
     new = pd.DataFrame(
         {
             "src_spend": [np.nan],
@@ -72,7 +75,7 @@ def test_encoder_maps_unseen_and_out_of_range_to_unknown(encoder):
         }
     )
     batch = encoder.encode(new)
-    assert batch["src_item_seq"].tolist() == [[3, 0, 0, 5]]
+    assert batch["src_item_seq"].tolist() == [[2, 0, 0, 4]]
     assert batch["tgt_tier"].tolist() == [0]
     assert batch["tgt_power"].item() == pytest.approx(10.0)  # clipped outlier
     assert batch[missing_key("src_spend")].tolist() == [True]
@@ -80,7 +83,7 @@ def test_encoder_maps_unseen_and_out_of_range_to_unknown(encoder):
 
 def test_multi_keeps_last_tokens_and_tolerates_empty_tokens():
     """Rows longer than the cap keep their most recent tokens; '1||2' drops the empty token."""
-    f = Field("s_seq", "multi", "source", n_tokens=10)
+    f = Field("s_seq", "multi", "source", tokens=tuple(range(10)))
     out = encode_multi(f, pd.Series(["1|2|3|4|5", "7", "1||2|"]), max_tokens=3)
     assert out.tolist() == [[4, 5, 6], [8, 0, 0], [2, 3, 0]]
     with pytest.raises(ValueError, match=r"'s_seq': row 1 holds token 'x'"):
@@ -137,7 +140,7 @@ def test_multi_encoding_of_large_frames():
     rng = np.random.default_rng(0)
     base = pd.Series(["|".join(map(str, rng.integers(0, 50, k))) for k in rng.integers(0, 9, 1000)])
     col = pd.concat([base] * 500, ignore_index=True)
-    f = Field("t_tags", "multi", "target", n_tokens=50)
+    f = Field("t_tags", "multi", "target", tokens=tuple(range(50)))
     out = encode_multi(f, col, max_tokens=32)
     assert out.shape == (500_000, 8)
 
@@ -324,3 +327,79 @@ def test_platt_scaling_fixes_the_validation_bias_and_survives_save_load(tmp_path
     # positives weighted 0: the validation rows hold one class, nothing to calibrate against
     one_class = MLPModel(spec, epochs=1, seed=0).fit(X, y, sample_weight=(y == 0).astype(float))
     assert one_class.calibration_ == (1.0, 0.0)
+
+
+# ---------------------------------------------------------------------------------------
+# token vocabularies: model size follows the distinct tokens, never the largest token
+# ---------------------------------------------------------------------------------------
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_one_large_token_costs_one_embedding_row():
+    """A lone token 6000 adds one vocabulary entry (not 5,981 rows) to every model input."""
+    X, y, _ = two_domain_frame(300)
+    spec = FeatureSpec.infer(X, DOMAINS)
+    odd = X.assign(src_item_seq=X["src_item_seq"].where(X.index != 7, "3|6000"))
+    plain = spec.fit(X).fields[2]
+    fitted = spec.fit(odd).fields[2]
+    assert plain.tokens == tuple(range(20))  # tokens 0..N-1: ids 1..N, as before
+    assert fitted.tokens == (*range(20), 6000) and fitted.n_ids == 22
+    emb = FieldEmbedding(spec.fit(odd), 4)
+    assert emb.multi_bags["src_item_seq"].weight.shape == (22, 4)
+    assert _parameters(emb) - _parameters(FieldEmbedding(spec.fit(X), 4)) == 4
+    assert len(tabular_columns(spec.fit(odd))[0]) == len(tabular_columns(spec.fit(X))[0]) + 1
+    row = encode_multi(fitted, odd["src_item_seq"].iloc[[7]], max_tokens=4)
+    assert row.tolist() == [[4, 21]]
+    model = MLPModel(spec, epochs=1, hidden=(8,), seed=0).fit(odd, y)
+    small = MLPModel(spec, epochs=1, hidden=(8,), seed=0).fit(X, y)
+    assert _parameters(model.module_) - _parameters(small.module_) == model.embedding_dim
+
+
+def test_vocabulary_limit_keeps_the_most_frequent_tokens_and_an_oov_id():
+    """Beyond the limit, the most frequent tokens stay (ties: smaller) and the rest share an id."""
+    column = pd.Series(["5|5|9", "9|1", "5|7", "2", ""])
+    spec = FeatureSpec((Field("t_tags", "multi", "target"),)).fit(
+        pd.DataFrame({"t_tags": column}), vocabulary_limit=2
+    )
+    f = spec.fields[0]
+    assert (f.tokens, f.oov, f.n_ids) == ((5, 9), True, 4)
+    assert encode_multi(f, column, max_tokens=3).tolist() == [
+        [1, 1, 2],
+        [2, 3, 0],
+        [1, 3, 0],
+        [3, 0, 0],
+        [0, 0, 0],
+    ]
+    table = encode_tabular(spec, pd.DataFrame({"t_tags": column}))
+    assert list(table.columns) == ["t_tags__5", "t_tags__9", "t_tags__oov", "t_tags__len"]
+    assert table.iloc[1].tolist() == [0.0, 0.5, 0.5, 2.0]
+    again = FeatureSpec.from_dict(spec.to_dict()).fields[0]
+    assert again == f
+    empty = spec.fit(pd.DataFrame({"t_tags": ["", ""]})).fields[0]
+    assert (empty.tokens, empty.n_ids) == ((0,), 2)  # as before: one token, log V defined
+    with pytest.raises(ValueError, match="vocabulary_limit"):
+        FeatureSpec((f,)).fit(pd.DataFrame({"t_tags": column}), vocabulary_limit=0)
+
+
+def test_tokens_beyond_int64_are_named_not_crashed():
+    """A token that no int64 holds is refused with the field, row and token (it crashed)."""
+    f = Field("s_seq", "multi", "source", tokens=(1, 2))
+    huge = "99999999999999999999"
+    with pytest.raises(ValueError, match=rf"'s_seq': row 1 holds token '{huge}'"):
+        encode_multi(f, pd.Series(["1", f"2|{huge}"]), max_tokens=3)
+    with pytest.raises(ValueError, match=rf"'s_seq': row 0 holds token '{huge}'"):
+        FeatureSpec((Field("s_seq", "multi", "source"),)).fit(pd.DataFrame({"s_seq": [huge]}))
+    assert encode_multi(f, pd.Series(["2.0|1e0"]), max_tokens=3).tolist() == [[2, 1]]
+
+
+def test_an_older_description_with_n_tokens_reads_as_tokens_0_to_n():
+    """Models saved before the dense vocabulary (``n_tokens``) load with the same ids."""
+    old = {"fields": [{"name": "s_seq", "kind": "multi", "domain": "source", "n_tokens": 4}]}
+    f = FeatureSpec.from_dict({**old, "fitted": True}).fields[0]
+    assert (f.tokens, f.oov) == ((0, 1, 2, 3), False)
+    assert f.token_ids(np.array([0, 3, 4, -1])).tolist() == [1, 4, 0, 0]
+    with pytest.raises(ValueError, match="strictly increasing"):
+        Field("s_seq", "multi", "source", tokens=(2, 1))

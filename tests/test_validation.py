@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from growth.data.dataset import Dataset
 from growth.data.schema import CANDIDATES, CHANNEL_HISTORY, COUPONS, EXPOSURES, ITEMS, USERS
-from growth.data.validation import DataValidationError, validate_dataset, validate_table
+from growth.data.validation import (
+    DataValidationError,
+    check_plannable,
+    validate_dataset,
+    validate_table,
+)
 
 
 def small_dataset(n_users: int = 4, n_exposures: int = 6, seed: int = 0) -> Dataset:
@@ -456,3 +461,95 @@ def test_empty_table_and_unknown_columns():
     assert out.dtypes.tolist() == [np.int64, np.int64, np.int64]
     items = small_dataset().items.assign(note=["a", "b", "c"])
     assert validate_table(items, ITEMS)["note"].tolist() == ["a", "b", "c"]
+
+
+# ---------------------------------------------------------------------------------------
+# values the models and solvers can carry, and data they can plan from
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "schema", "column", "value", "reason"),
+    [
+        ("items", ITEMS, "price", 1e308, "above the maximum 1000000000"),
+        ("coupons", COUPONS, "face_value", 1e12, "above the maximum 1000000000"),
+        ("channel_history", CHANNEL_HISTORY, "spend", 1e300, "above the maximum 1000000000"),
+        ("channel_history", CHANNEL_HISTORY, "installs", 10**15, "above the maximum"),
+        ("users", USERS, "src_spend", 1e308, "larger than 1e+30 in size"),
+        ("users", USERS, "src_spend", -3e38, "larger than 1e+30 in size"),
+        ("items", ITEMS, "category", 2**24, "above the maximum 16777215"),
+    ],
+)
+def test_values_beyond_what_models_and_solvers_carry_are_refused(
+    table, schema, column, value, reason
+):
+    """Money above 1e9, features beyond float32's safe range, huge codes: named, not overflowed."""
+    frame = getattr(small_dataset(), table)
+    frame[column] = frame[column].astype(type(value))
+    frame.loc[1, column] = value
+    err = _error(validate_table, frame, schema, file=f"{table}.csv")
+    assert (err.file, err.column, err.row) == (f"{table}.csv", column, 1)
+    assert reason in str(err)
+
+
+def test_order_value_near_float_max_is_refused():
+    """An order value of 1e308 overflowed float32 to inf and changed the plan; now it is named."""
+    frame = small_dataset().exposures.assign(order_value=np.nan)
+    frame.loc[2, "order_value"] = 1.7e308
+    err = _error(validate_table, frame, EXPOSURES, file="exposures.csv")
+    assert (err.column, err.row) == ("order_value", 2) and "above the maximum" in str(err)
+
+
+@pytest.mark.parametrize("value", [2.0**63, -1e19, 1e300])
+def test_integers_beyond_int64_are_refused(value):
+    """An id that no int64 holds is named (astype(int64) used to wrap it silently)."""
+    frame = small_dataset().users.astype({"user_id": float})
+    frame.loc[2, "user_id"] = value
+    err = _error(validate_table, frame, USERS, file="users.csv")
+    assert (err.column, err.row) == ("user_id", 2) and "does not fit int64" in str(err)
+    text = small_dataset().users.astype({"user_id": object})
+    text.loc[3, "user_id"] = "18446744073709551615"  # read as uint64
+    assert _error(validate_table, text.astype({"user_id": np.uint64}), USERS).row == 3
+
+
+@pytest.mark.parametrize("token", ["16777216", "99999999999999999999", "9" * 5000])
+def test_tokens_above_the_maximum_are_refused(token):
+    """A token beyond MAX_TOKEN (float32-exact) is named; beyond int64 it used to crash later."""
+    frame = small_dataset().users
+    frame.loc[2, "src_cat_tags"] = f"3|{token}|4"
+    err = _error(validate_table, frame, USERS, file="users.csv")
+    assert (err.column, err.row) == ("src_cat_tags", 2)
+    assert "above the maximum 16777215" in str(err)
+    frame.loc[2, "src_cat_tags"] = "3|0016777215|4"  # leading zeros: the largest token
+    assert validate_table(frame, USERS)["src_cat_tags"].iloc[2] == "3|0016777215|4"
+
+
+def _plannable_error(ds: Dataset) -> DataValidationError:
+    validated = validate_dataset(ds)  # the format is fine
+    return _error(check_plannable, validated, files={"exposures": "e.csv", "candidates": "c.csv"})
+
+
+def test_empty_candidates_cannot_be_planned():
+    """A header-only candidates table validated and the job planned nothing; now refused."""
+    ds = small_dataset()
+    ds.candidates = ds.candidates.iloc[:0]
+    err = _plannable_error(ds)
+    assert err.file == "c.csv" and "no rows" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "reason"),
+    [
+        (lambda e: e.assign(treatment="none"), "treatment", "under a coupon"),
+        (lambda e: e.assign(treatment="rp5"), "treatment", "untreated"),
+        (lambda e: e.assign(domain="source"), "domain", "no exposure of the target domain"),
+        (lambda e: e.assign(label=0), "label", "every target-domain exposure has label 0"),
+    ],
+)
+def test_degenerate_exposure_logs_cannot_be_planned(change, column, reason):
+    """No control, no treated rows, no target rows or one label: refused naming the column."""
+    ds = small_dataset()
+    ds.exposures = change(ds.exposures)
+    err = _plannable_error(ds)
+    assert (err.file, err.column) == ("e.csv", column) and reason in str(err)
+    check_plannable(validate_dataset(small_dataset()))  # the small dataset can be planned

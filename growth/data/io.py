@@ -11,7 +11,11 @@ Writing validates first, so an invalid dataset never lands on disk.  Reading use
 manifest when there is one (its format, its table list, and its row counts as a check
 against truncated files) and otherwise looks for ``<table>.parquet`` / ``<table>.csv``.
 Every table read is validated with :func:`growth.data.validation.validate_dataset`, with
-error messages naming the file.  A dataset written as CSV reads back equal to the one
+error messages naming the file, and by default also with
+:func:`~growth.data.validation.check_plannable` (the nightly job could plan from it).
+Files are opened before they are judged: anything but a regular file (a FIFO, a
+device, a folder) is refused by name rather than read (a FIFO would block forever),
+and a CSV header naming a column twice is refused (pandas would rename it ``a.1``).  A dataset written as CSV reads back equal to the one
 written as parquet: CSV columns are parsed per the schema (text columns keep ``""``
 and a literal ``"NA"``; multi-valued ``_tags``/``_seq`` columns are never NaN; floats
 use pandas' round-trip float parsing).
@@ -29,15 +33,20 @@ Example
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import stat
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from growth.data.dataset import Dataset
 from growth.data.schema import MULTI_SUFFIXES, TABLES, TableSchema
-from growth.data.validation import DataValidationError, validate_dataset
+from growth.data.validation import DataValidationError, check_plannable, validate_dataset
 
 __all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "read_dataset", "write_dataset"]
 
@@ -88,13 +97,35 @@ def write_dataset(ds: Dataset, folder: str | Path, *, format: Format = "parquet"
     return out
 
 
+def _open(path: Path) -> BinaryIO:
+    """``path`` opened for reading; a DataValidationError names it unless it is a regular file.
+
+    The file is opened without blocking and judged by the opened handle, so a FIFO
+    (which would wait for a writer forever) or a device is refused, never read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise DataValidationError(f"cannot open: {exc.strerror}", file=str(path)) from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
+        raise DataValidationError(f"is {kind}, not a regular file", file=str(path))
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST_NAME
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
+    with _open(path) as handle:
+        data = handle.read()
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataValidationError(f"not valid JSON ({exc})", file=str(path)) from exc
     if not isinstance(manifest, dict):
         raise DataValidationError("expected a JSON object", file=str(path))
@@ -120,9 +151,36 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def _csv_options(path: Path, schema: TableSchema) -> dict[str, Any]:
-    """Per-column dtype and NA handling so CSV reads back exactly what was written."""
-    header = pd.read_csv(path, nrows=0).columns
+def _csv_header(handle: BinaryIO, path: Path) -> list[str]:
+    """The column names of a CSV file (the handle is rewound); duplicates are refused."""
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    try:
+        header = next(csv.reader(text), None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataValidationError(f"cannot read the CSV header: {exc}", file=str(path)) from exc
+    finally:
+        text.detach()
+    handle.seek(0)
+    if not header:
+        raise DataValidationError("the file is empty: no header row", file=str(path))
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataValidationError(
+                "column appears more than once in the header", file=str(path), column=name
+            )
+        seen.add(name)
+    return header
+
+
+def _csv_options(
+    header: list[str], schema: TableSchema, *, floats_as_text: bool = False
+) -> dict[str, Any]:
+    """Per-column dtype and NA handling so CSV reads back exactly what was written.
+
+    ``floats_as_text`` reads float columns as text, for the validation engine to parse
+    and to name the cell that is not a number.
+    """
     dtype: dict[str, Any] = {}
     na_values: dict[str, list[str]] = {}
     for name in header:
@@ -141,7 +199,7 @@ def _csv_options(path: Path, schema: TableSchema) -> dict[str, Any]:
             if nullable:
                 na_values[name] = [""]
         elif kind == "float":
-            dtype[name] = float
+            dtype[name] = str if floats_as_text else float
             na_values[name] = _NA_TEXT
         else:  # int (may hold NaN when nullable), bool, datetime, unknown: parse, then validate
             na_values[name] = _NA_TEXT
@@ -153,26 +211,42 @@ def _csv_options(path: Path, schema: TableSchema) -> dict[str, Any]:
 
 
 def _read_table(path: Path, schema: TableSchema, fmt: str) -> pd.DataFrame:
-    try:
-        if fmt == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, **_csv_options(path, schema))
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, DataValidationError):
+    with _open(path) as handle:
+        try:
+            if fmt == "parquet":
+                return pd.read_parquet(handle)
+            header = _csv_header(handle, path)
+            try:
+                return pd.read_csv(handle, encoding="utf-8", **_csv_options(header, schema))
+            except ValueError:  # a float column holding text: validation will name the cell
+                handle.seek(0)
+                options = _csv_options(header, schema, floats_as_text=True)
+                return pd.read_csv(handle, encoding="utf-8", **options)
+        except DataValidationError:
             raise
-        raise DataValidationError(f"cannot read {fmt} table: {exc}", file=str(path)) from exc
+        except (ValueError, OSError, ArrowException) as exc:
+            raise DataValidationError(f"cannot read {fmt} table: {exc}", file=str(path)) from exc
 
 
-def read_dataset(folder: str | Path) -> Dataset:
+def read_dataset(folder: str | Path, *, plannable: bool = True) -> Dataset:
     """Read the dataset in ``folder`` and validate it; errors name the file at fault.
 
     The format comes from ``manifest.json`` when present, else from which of
     ``users.parquet`` / ``users.csv`` exists.  A missing required table raises a
-    :class:`DataValidationError` naming the expected file.
+    :class:`DataValidationError` naming the expected file.  ``plannable`` (default)
+    also requires what the nightly job needs to plan from the data
+    (:func:`~growth.data.validation.check_plannable`); ``False`` checks the format
+    only (a predictor benchmark such as MovieLens, which has no coupons).
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise DataValidationError("dataset folder does not exist", file=str(root))
+    try:
+        is_folder = stat.S_ISDIR(root.stat().st_mode)
+    except FileNotFoundError:
+        raise DataValidationError("dataset folder does not exist", file=str(root)) from None
+    except OSError as exc:
+        raise DataValidationError(f"cannot open: {exc.strerror}", file=str(root)) from None
+    if not is_folder:
+        raise DataValidationError("dataset folder is not a folder", file=str(root))
     manifest = _read_manifest(root)
     if manifest is not None:
         fmt = manifest["format"]
@@ -198,7 +272,7 @@ def read_dataset(folder: str | Path) -> Dataset:
     files: dict[str, str] = {}
     for name in names:
         path = root / f"{name}.{fmt}"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise DataValidationError(f"required table {name!r} is missing", file=str(path))
         frames[name] = _read_table(path, TABLES[name], fmt)
         files[name] = str(path)
@@ -209,4 +283,7 @@ def read_dataset(folder: str | Path) -> Dataset:
                 file=str(path),
             )
     name = manifest.get("name", root.name) if manifest is not None else root.name
-    return validate_dataset(Dataset(**frames, name=str(name)), files=files)
+    dataset = validate_dataset(Dataset(**frames, name=str(name)), files=files)
+    if plannable:
+        check_plannable(dataset, files=files)
+    return dataset

@@ -17,6 +17,13 @@ ends with ``_tags`` or ``_seq`` (a ``|``-separated string of integer tokens,
 ``_seq`` column are item categories (the items table's ``category``), so models
 can match a user's sequence against a candidate item.  Heterogeneous domains
 therefore need no special cases.
+
+Values are bounded where the models and solvers need them to be: money (prices,
+coupon values, order values, spend) at most :data:`MAX_MONEY`, counts at most
+:data:`MAX_COUNT`, numeric features within :data:`MAX_FEATURE` in size, tokens and
+categories at most :data:`MAX_TOKEN`.  A value beyond them is refused at the boundary
+with its file, column and row, instead of overflowing float32 inside a model or a
+solver.
 """
 
 from __future__ import annotations
@@ -31,6 +38,15 @@ SOURCE_PREFIX = "src_"
 TARGET_PREFIX = "tgt_"
 MULTI_SUFFIXES = ("_tags", "_seq")
 MULTI_SEPARATOR = "|"
+
+MAX_MONEY = 1e9
+"""Largest price, coupon value, order value or daily spend, in currency units."""
+MAX_COUNT = 10**9
+"""Largest daily count (installs, logins, retained, pushes) and rank."""
+MAX_FEATURE = 1e30
+"""Largest size of a numeric feature: far inside float32 (3.4e38), so sums stay finite."""
+MAX_TOKEN = 2**24 - 1
+"""Largest token of a multi-valued column or item category: float32 holds it exactly."""
 
 
 class Lifecycle(StrEnum):
@@ -136,14 +152,22 @@ ITEMS = TableSchema(
     columns=(
         Column("item_id", "int", min=0, unique=True),
         Column("domain", "str", choices=DOMAINS),
-        Column("category", "int", min=0, doc="category token, shared with the users' *_seq tokens"),
+        Column(
+            "category",
+            "int",
+            min=0,
+            max=MAX_TOKEN,
+            doc="category token, shared with the users' *_seq tokens",
+        ),
     ),
     optional_columns=(
-        Column("price", "float", min=0.0, doc="list price in currency units"),
-        Column("price_level", "int", min=0),
+        Column("price", "float", min=0.0, max=MAX_MONEY, doc="list price in currency units"),
+        Column("price_level", "int", min=0, max=MAX_TOKEN),
         Column("merchant_id", "int", min=0, nullable=True),
-        Column("brand_tier", "int", min=0),
-        Column("sales_bucket", "int", min=0, doc="historical-sales bucket, 0 = lowest"),
+        Column("brand_tier", "int", min=0, max=MAX_TOKEN),
+        Column(
+            "sales_bucket", "int", min=0, max=MAX_TOKEN, doc="historical-sales bucket, 0 = lowest"
+        ),
     ),
 )
 
@@ -153,8 +177,14 @@ COUPONS = TableSchema(
     columns=(
         Column("option_id", "str", unique=True),
         Column("type", "str", choices=COUPON_TYPES),
-        Column("face_value", "float", min=0.0, doc="currency units off the order"),
-        Column("threshold", "float", min=0.0, doc="basket needed (full_reduction), else 0"),
+        Column("face_value", "float", min=0.0, max=MAX_MONEY, doc="currency units off the order"),
+        Column(
+            "threshold",
+            "float",
+            min=0.0,
+            max=MAX_MONEY,
+            doc="basket needed (full_reduction), else 0",
+        ),
         Column("merchant_id", "int", min=0, nullable=True, doc="merchant coupons only"),
     ),
 )
@@ -165,7 +195,7 @@ CANDIDATES = TableSchema(
     columns=(
         Column("user_id", "int", references="users.user_id"),
         Column("item_id", "int", references="items.item_id"),
-        Column("rank", "int", min=0),
+        Column("rank", "int", min=0, max=MAX_COUNT),
     ),
 )
 
@@ -183,7 +213,7 @@ EXPOSURES = TableSchema(
         Column("treatment", "str", references="coupons.option_id"),
         Column("label", "int", min=0, max=1),
     ),
-    optional_columns=(Column("order_value", "float", min=0.0, nullable=True),),
+    optional_columns=(Column("order_value", "float", min=0.0, max=MAX_MONEY, nullable=True),),
 )
 
 PUSH_MESSAGES = TableSchema(
@@ -204,7 +234,13 @@ PUSH_CANDIDATES = TableSchema(
     columns=(
         Column("user_id", "int", references="users.user_id"),
         Column("message_id", "int", references="push_messages.message_id"),
-        Column("relevance", "float", doc="recommender score, higher = more relevant"),
+        Column(
+            "relevance",
+            "float",
+            min=-MAX_FEATURE,
+            max=MAX_FEATURE,
+            doc="recommender score, higher = more relevant",
+        ),
     ),
 )
 
@@ -217,7 +253,7 @@ PUSH_LOG = TableSchema(
         Column("message_id", "int", references="push_messages.message_id"),
         Column("timestamp", "datetime"),
         Column("hour", "int", min=0, max=23),
-        Column("prior_pushes_today", "int", min=0),
+        Column("prior_pushes_today", "int", min=0, max=MAX_COUNT),
         Column("opened", "int", min=0, max=1),
     ),
 )
@@ -240,10 +276,10 @@ CHANNEL_HISTORY = TableSchema(
     columns=(
         Column("date", "datetime"),
         Column("channel_id", "int", references="channels.channel_id"),
-        Column("spend", "float", min=0.0),
-        Column("installs", "int", min=0),
-        Column("logins", "int", min=0),
-        Column("retained", "int", min=0, doc="users active the day after install"),
+        Column("spend", "float", min=0.0, max=MAX_MONEY),
+        Column("installs", "int", min=0, max=MAX_COUNT),
+        Column("logins", "int", min=0, max=MAX_COUNT),
+        Column("retained", "int", min=0, max=MAX_COUNT, doc="users active the day after install"),
     ),
 )
 

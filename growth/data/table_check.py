@@ -21,7 +21,7 @@ float      ``float64``
 bool       ``bool``
 str        pandas ``str`` (NaN for missing, where the column is nullable)
 datetime   ``datetime64[ns]`` (time-zone aware values are converted to naive UTC)
-multi      pandas ``str`` of ``|``-separated non-negative integer tokens, ``""`` = empty
+multi      pandas ``str`` of ``|``-separated integer tokens ``0..MAX_TOKEN``, ``""`` = empty
 =========  ==========================================================================
 
 Row numbers in messages are 0-based positions in the table (the data row of a file,
@@ -49,12 +49,24 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
-from growth.data.schema import MULTI_SEPARATOR, MULTI_SUFFIXES, Column, TableSchema
+from growth.data.schema import (
+    MAX_FEATURE,
+    MAX_TOKEN,
+    MULTI_SEPARATOR,
+    MULTI_SUFFIXES,
+    Column,
+    TableSchema,
+)
 
 __all__ = ["DataValidationError", "first_row", "show", "validate_table"]
 
 # A multi-valued cell: "" or non-negative integer tokens joined by the separator.
 _MULTI_PATTERN = r"(?:\d+(?:{sep}\d+)*)?".format(sep="\\" + MULTI_SEPARATOR)
+# A token longer than MAX_TOKEN's digits may be too large: such cells are parsed.
+_MAX_DIGITS = str(MAX_TOKEN)
+_LONG_TOKEN = rf"\d{{{len(_MAX_DIGITS)},}}"
+_INT64_LIMIT = 2.0**63  # a float at or beyond this (in size) is no int64
+_FIRST_TIME, _LAST_TIME = pd.Timestamp("1677-09-22", tz="UTC"), pd.Timestamp("2262-04-11", tz="UTC")
 _TRUE_STRINGS = frozenset({"true", "1", "t", "yes"})
 _FALSE_STRINGS = frozenset({"false", "0", "f", "no"})
 
@@ -117,7 +129,7 @@ def show(value: Any) -> str:
         return repr(value)
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return str(value)
 
@@ -181,6 +193,8 @@ class _Checker:
 
     def coerce_int(self, series: pd.Series, column: Column) -> pd.Series:
         values = self.to_numeric(series, column.name, "int")
+        if pd.api.types.is_unsigned_integer_dtype(values.dtype) and values.max() >= _INT64_LIMIT:
+            values = values.astype(np.float64)  # beyond int64: refused below
         if pd.api.types.is_integer_dtype(values.dtype) and not isinstance(
             values.dtype, pd.api.extensions.ExtensionDtype
         ):
@@ -192,6 +206,9 @@ class _Checker:
         row = first_row(bad)
         if row is not None:
             self.fail(f"value {show(series.iloc[row])} is not an integer", column.name, row)
+        row = first_row(np.abs(np.where(finite, arr, 0.0)) >= _INT64_LIMIT)
+        if row is not None:
+            self.fail(f"value {show(series.iloc[row])} does not fit int64", column.name, row)
         if np.isnan(arr).any():
             return floats  # nullable int with missing values: float64 with NaN
         return floats.astype(np.int64)
@@ -199,12 +216,16 @@ class _Checker:
     def coerce_float(self, series: pd.Series, column: Column) -> pd.Series:
         return self.finite(self.to_numeric(series, column.name, "float"), column.name)
 
-    def finite(self, values: pd.Series, name: str) -> pd.Series:
-        """``values`` as float64, refusing infinities (NaN is a missing value)."""
+    def finite(self, values: pd.Series, name: str, limit: float = np.inf) -> pd.Series:
+        """``values`` as float64, refusing infinities and sizes beyond ``limit`` (NaN: missing)."""
         values = values.astype(np.float64)
-        row = first_row(np.isinf(values.to_numpy()))
+        arr = values.to_numpy()
+        row = first_row(np.isinf(arr))
         if row is not None:
             self.fail(f"value {show(values.iloc[row])} is not finite", name, row)
+        row = first_row(np.abs(np.nan_to_num(arr)) > limit)
+        if row is not None:
+            self.fail(f"value {show(values.iloc[row])} is larger than {limit:g} in size", name, row)
         return values
 
     def coerce_bool(self, series: pd.Series, column: Column) -> pd.Series:
@@ -260,34 +281,38 @@ class _Checker:
 
     def coerce_datetime(self, series: pd.Series, column: Column) -> pd.Series:
         dtype = series.dtype
+        missing = series.isna().to_numpy()
         if isinstance(dtype, pd.DatetimeTZDtype):
-            return series.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
-        if pd.api.types.is_datetime64_dtype(dtype):
-            return series.astype("datetime64[ns]")
-        if series.isna().all():
+            parsed = series.dt.tz_convert("UTC")
+        elif pd.api.types.is_datetime64_dtype(dtype):
+            parsed = series.dt.tz_localize("UTC")
+        elif missing.all():
             return pd.Series(pd.NaT, index=series.index, name=series.name, dtype="datetime64[ns]")
-        if not _is_string_dtype(series):
+        elif not _is_string_dtype(series):
             self.fail(
                 f"expected datetimes (or ISO-8601 text), found dtype {dtype}",
                 column.name,
                 0 if len(series) else None,
             )
-        missing = series.isna().to_numpy()
-        if _non_string_position(series, missing) is not None:  # objects: text or datetimes only
-            values = series.to_numpy(dtype=object)
-            bad = np.fromiter(
-                (not isinstance(v, (str, datetime.date, np.datetime64)) for v in values),
-                dtype=bool,
-                count=len(values),
-            )
-            row = first_row(bad & ~missing)
-            if row is not None:
-                self.fail(f"value {show(series.iloc[row])} is not a datetime", column.name, row)
-        parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
-        row = first_row(parsed.isna().to_numpy() & ~missing)
+        else:
+            if _non_string_position(series, missing) is not None:  # objects: text or datetimes
+                values = series.to_numpy(dtype=object)
+                bad = np.fromiter(
+                    (not isinstance(v, (str, datetime.date, np.datetime64)) for v in values),
+                    dtype=bool,
+                    count=len(values),
+                )
+                row = first_row(bad & ~missing)
+                if row is not None:
+                    self.fail(f"value {show(series.iloc[row])} is not a datetime", column.name, row)
+            parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
+        inside = (parsed >= _FIRST_TIME) & (parsed <= _LAST_TIME)  # what datetime64[ns] holds
+        row = first_row(~inside.to_numpy(dtype=bool, na_value=False) & ~missing)
         if row is not None:
             self.fail(
-                f"value {show(series.iloc[row])} is not an ISO-8601 datetime", column.name, row
+                f"value {show(series.iloc[row])} is not an ISO-8601 datetime in 1677-2262",
+                column.name,
+                row,
             )
         return parsed.dt.tz_localize(None).astype("datetime64[ns]")
 
@@ -321,6 +346,11 @@ class _Checker:
                 name,
                 row,
             )
+        for row in np.flatnonzero(values.str.contains(_LONG_TOKEN).to_numpy(dtype=bool)):
+            digits = [t.lstrip("0") for t in values.iloc[row].split(MULTI_SEPARATOR)]
+            big = [t for t in digits if len(t) > len(_MAX_DIGITS) or int(t or 0) > MAX_TOKEN]
+            if big:
+                self.fail(f"token {big[0][:30]} is above the maximum {MAX_TOKEN}", name, int(row))
         return values
 
     def coerce(self, series: pd.Series, column: Column) -> pd.Series:
@@ -404,7 +434,7 @@ class _Checker:
         if name.endswith(MULTI_SUFFIXES):
             return self.coerce_multi(series, name)
         if _is_string_dtype(series) or pd.api.types.is_numeric_dtype(series.dtype):
-            return self.finite(self.to_numeric(series, name, "float"), name)
+            return self.finite(self.to_numeric(series, name, "float"), name, MAX_FEATURE)
         self.fail(
             f"domain feature columns must be numeric, or multi-valued with a name ending in "
             f"{' or '.join(MULTI_SUFFIXES)}; found dtype {series.dtype}",

@@ -36,6 +36,7 @@ from growth.data.table_check import DataValidationError, first_row, show, valida
 
 __all__ = [
     "DataValidationError",
+    "check_plannable",
     "validate_dataset",
     "validate_table",
 ]
@@ -163,3 +164,49 @@ def validate_dataset(ds: Dataset, *, files: Mapping[str, str] | None = None) -> 
             checked["channel_history"], files.get("channel_history", "channel_history")
         )
     return replace(ds, **checked)
+
+
+def check_plannable(ds: Dataset, *, files: Mapping[str, str] | None = None) -> None:
+    """Refuse a valid dataset from which the nightly job could plan nothing, naming the table.
+
+    A coupon plan needs users with candidate items (a ``candidates`` row) and a
+    randomised trial to learn from: target-domain exposures, some under a coupon and
+    some under the control ``'none'``, with conversions and non-conversions among them.
+    Without them the job would train on nothing and plan nothing, and an empty plan
+    must never look like a plan.
+
+    Raises:
+        DataValidationError: naming the file (and column) and why nothing can be planned.
+    """
+    files = dict(files or {})
+    for name in ("users", "items", "candidates", "exposures"):
+        if ds.tables()[name].empty:
+            raise DataValidationError(
+                "the table has no rows: the nightly job would have nothing to plan",
+                file=files.get(name, name),
+            )
+    file = files.get("exposures", "exposures")
+    target = ds.exposures[ds.exposures["domain"] == "target"]
+    if target.empty:
+        raise DataValidationError(
+            "no exposure of the target domain: there is no trial to learn a coupon's effect from",
+            file=file,
+            column="domain",
+        )
+    untreated = (target["treatment"] == NO_COUPON).to_numpy()
+    for lacking, what in ((untreated.all(), "under a coupon"), ((~untreated).all(), "untreated")):
+        if lacking:
+            raise DataValidationError(
+                f"no target-domain exposure is {what} (treatment {NO_COUPON!r} is the control): "
+                "a coupon's effect cannot be learned without both",
+                file=file,
+                column="treatment",
+            )
+    labels = target["label"].to_numpy()
+    if labels.min() == labels.max():
+        raise DataValidationError(
+            f"every target-domain exposure has label {int(labels[0])}: "
+            "a conversion model needs both conversions and non-conversions",
+            file=file,
+            column="label",
+        )

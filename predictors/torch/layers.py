@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -65,10 +66,11 @@ class SequenceMatch(nn.Module):
         self.links = [(f.name, f.target) for f in spec.fields if f.target is not None]
         self.domains = tuple(by_name[name].domain for name, _ in self.links)
         self.n_tokens = [by_name[name].n_tokens for name, _ in self.links]
+        self.n_ids = [by_name[name].n_ids for name, _ in self.links]
         for i, (name, target) in enumerate(self.links):
-            # categorical code of the target field -> token id + 1 of the sequence (0: no token)
+            # categorical code of the target field -> token id of the sequence (0: no token)
             vocab = by_name[target].vocab
-            codes = [0] + [_token_id(v, by_name[name].n_tokens) for v in vocab[1:]]
+            codes = [0] + [_token_id(v, by_name[name]) for v in vocab[1:]]
             self.register_buffer(f"code_to_token_{i}", torch.tensor(codes), persistent=False)
 
     @property
@@ -96,22 +98,23 @@ class SequenceMatch(nn.Module):
         """``(batch, V)``: link ``i``'s match for every token of the vocabulary."""
         tokens = batch[self.links[i][0]]  # (batch, L)
         n_tokens = self.n_tokens[i]
-        counts = torch.zeros(tokens.shape[0], n_tokens + 1, device=tokens.device)
+        counts = torch.zeros(tokens.shape[0], self.n_ids[i], device=tokens.device)
         counts.scatter_add_(1, tokens, torch.ones_like(tokens, dtype=counts.dtype))
-        counts = counts[:, 1:]  # drop padding: (batch, V)
-        length = counts.sum(dim=1, keepdim=True)  # (batch, 1)
+        length = counts[:, 1:].sum(dim=1, keepdim=True)  # (batch, 1), out-of-vocabulary too
+        counts = counts[:, 1 : n_tokens + 1]  # the known tokens: (batch, V)
         return _log_lift(counts, length, n_tokens)
 
 
-def _token_id(value: str, n_tokens: int) -> int:
-    """Token id + 1 of a categorical vocabulary entry (``"3"`` or ``"3.0"``), 0 if none."""
+def _token_id(value: str, field: Field) -> int:
+    """Id in multi ``field`` of a categorical vocabulary entry (``"3"`` or ``"3.0"``), 0 if none."""
     try:
         number = float(value)
     except ValueError:
         return 0
-    if not number.is_integer() or not 0 <= number < n_tokens:
+    if not number.is_integer() or not 0 <= number <= 2**62:
         return 0
-    return int(number) + 1
+    token_id = int(field.token_ids(np.array([int(number)]))[0])
+    return token_id if token_id <= field.n_tokens else 0
 
 
 def _log_lift(hits: torch.Tensor, length: torch.Tensor, n_tokens: int) -> torch.Tensor:
@@ -204,7 +207,7 @@ class FieldEmbedding(nn.Module):
         self.multi_bags = nn.ModuleDict()
         for f in spec.fields:
             if f.kind == "multi":
-                bag = nn.EmbeddingBag(f.n_tokens + 1, dim, mode="mean", padding_idx=0)
+                bag = nn.EmbeddingBag(f.n_ids, dim, mode="mean", padding_idx=0)
                 nn.init.normal_(bag.weight, std=0.01)
                 with torch.no_grad():
                     bag.weight[0].zero_()
