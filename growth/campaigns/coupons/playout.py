@@ -62,10 +62,11 @@ def first_fit(cost: np.ndarray, member: np.ndarray, room: np.ndarray) -> np.ndar
     live = np.arange(cost.shape[0])
     while live.size:
         charge = member[live] * cost[live, None]  # (m', G)
-        live = live[~(charge > room + _TOL).any(axis=1)]
+        fits = ~(charge > room + _TOL).any(axis=1)  # (m',) could still be paid alone
+        live, charge = live[fits], charge[fits]
         if not live.size:
             break
-        spent = np.cumsum(member[live] * cost[live, None], axis=0)  # (m', G)
+        spent = np.cumsum(charge, axis=0)  # (m', G)
         over = (spent > room + _TOL).any(axis=1)
         stop = int(np.argmax(over)) if over.any() else live.size
         paid[live[:stop]] = True
