@@ -48,9 +48,7 @@ def score_seed(scenario: str, seed: int, budget: float, predictor: str, db: Path
         "single_pct": plans.loc["best_single", "pct_of_oracle"],
         "single": result.truth.best_single_option,
         "lost": plans.loc["platform", "redemptions_lost"],
-        "spend": {
-            r.budget_group: (r.demand, r.paid, r.budget, r.held) for r in mine.itertuples()
-        },
+        "spend": {r.budget_group: (r.demand, r.paid, r.budget, r.held) for r in mine.itertuples()},
     }
 
 
