@@ -45,13 +45,29 @@ def assert_feasible(problem: CouponProblem, plan: CouponAllocation) -> None:
 
 # -- certificate -----------------------------------------------------------------------
 def test_certificate_gap_is_relative_and_infinite_when_infeasible() -> None:
-    """The shared certificate reports a relative gap, inf without a bound or plan."""
+    """The shared certificate reports a relative gap, NaN (never 0) without a bound or plan."""
+    import math
+
+    from optimizers.certificate import CertificateError
+
     c = Certificate(
         status="feasible", objective=99.0, upper_bound=100.0, solve_time_s=0.0, method="x"
     )
-    assert c.gap == pytest.approx(0.01)
+    assert c.gap == pytest.approx(0.01) and c.status == "feasible"
     c.status = "infeasible"
-    assert c.gap == float("inf")
+    assert math.isnan(c.gap)
+    no_bound = Certificate(
+        status="optimal", objective=99.0, upper_bound=math.inf, solve_time_s=0.0, method="x"
+    )
+    assert math.isnan(no_bound.gap) and no_bound.status == "feasible"
+    tight = Certificate(
+        status="feasible", objective=100.0, upper_bound=100.0 + 1e-5, solve_time_s=0, method="x"
+    )
+    assert tight.status == "optimal" and tight.gap <= 1e-6
+    with pytest.raises(CertificateError, match="exceeds its upper bound"):
+        Certificate(
+            status="feasible", objective=100.1, upper_bound=100.0, solve_time_s=0, method="x"
+        )
     with pytest.raises(ValueError, match="status"):
         Certificate(status="great", objective=0, upper_bound=0, solve_time_s=0, method="x")
 
