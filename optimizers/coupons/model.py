@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.sat.python import cp_model
 
-from optimizers.coupons.exact import exact_sum
+from optimizers.coupons.exact import exact_sum, round_down, round_up
 from optimizers.coupons.problem import CouponProblem
 
 
@@ -44,6 +44,9 @@ class Columns:
     coef: np.ndarray  # (C, m) coupling-constraint coefficients
     rhs: np.ndarray  # (C,) coupling-constraint limits (<=)
     names: list[str]
+    # floats bracketing the exact coefficients where ``coef`` is rounded (see exact_brackets)
+    coef_lo: np.ndarray | None = None  # (C, m)
+    coef_hi: np.ndarray | None = None  # (C, m)
 
     @property
     def size(self) -> int:
@@ -94,6 +97,29 @@ def build_columns(
     )
 
 
+def exact_brackets(problem: CouponProblem, cols: Columns) -> Columns:
+    """``cols`` (of the whole problem) with floats ``coef_lo <= exact coef <= coef_hi``.
+
+    Budget and group rows are costs times 0 or 1: their floats are exact.  A row
+    with a value term (the ROI floor, ``roi * cost - value``) rounds; its exact
+    coefficients are computed as fractions and rounded down and up.
+    """
+    if cols.coef_lo is not None or not cols.size:
+        return cols
+    lo, hi = cols.coef.copy(), cols.coef.copy()
+    for j, c in enumerate(problem.constraints):
+        if not c.value_weight and np.isin(c.cost_weight, (0.0, 1.0)).all():
+            continue
+        for i, (u, k) in enumerate(zip(cols.user.tolist(), cols.option.tolist(), strict=True)):
+            e = Fraction(float(c.cost_weight[k])) * Fraction(float(c.cost[u, k]))
+            e += Fraction(c.value_weight) * Fraction(float(c.value[u, k]))
+            if c.user_weight is not None:
+                e += Fraction(float(c.user_weight[u]))
+            lo[j, i], hi[j, i] = round_down(e), round_up(e)
+    cols.coef_lo, cols.coef_hi = lo, hi
+    return cols
+
+
 @dataclass
 class HighsModel:
     """The MIP (or LP) as HiGHS reads it: ``max obj @ x`` s.t. ``row_lower <= A x <= row_upper``."""
@@ -137,8 +163,19 @@ def build_highs_model(cols: Columns, *, relax: bool = False, inf: float = math.i
     )
 
 
-_INT_LIMIT = 2.0**53
-"""Largest total a scaled row may reach: exact in float64 and far inside CP-SAT's int64."""
+_INT_LIMIT = 2.0**61
+"""Largest total a scaled row may reach: inside CP-SAT's int64 with room to spare."""
+
+
+def _exact_exponent(values: np.ndarray) -> int:
+    """Smallest ``p`` with every ``values * 2**p`` an integer (finite floats)."""
+    nz = values[values != 0]
+    if not nz.size:
+        return 0
+    mant, expo = np.frexp(np.abs(nz))
+    q = (mant * 2.0**53).astype(np.int64)  # |x| = q * 2**(expo - 53)
+    tz = np.log2((q & -q).astype(np.float64)).astype(np.int64)  # trailing zero bits of q
+    return int((53 - expo - tz).max())
 
 
 def _power_of_two_scale(values: np.ndarray, resolution: float, total: float) -> float:
@@ -152,21 +189,36 @@ def _power_of_two_scale(values: np.ndarray, resolution: float, total: float) -> 
     return math.ldexp(1.0, min(p, cap))
 
 
-def scaled_row(row: np.ndarray, rhs: float, resolution: float) -> tuple[np.ndarray, int, bool]:
-    """(integer coefficients, integer limit, exact): ``row`` scaled by a power of two, rounded up,
-    ``rhs`` scaled and rounded down.  ``exact`` when no rounding happened, i.e. the integer
-    row admits exactly the plans the real row admits; otherwise it admits fewer."""
-    integral = bool(np.all(row == np.round(row))) and float(rhs) == round(rhs)
-    total = float(np.abs(row).sum()) + abs(float(rhs))
-    if integral and total < _INT_LIMIT:
-        scale = 1.0
-    else:
-        scale = _power_of_two_scale(np.append(row, rhs), resolution, total)
-    scaled = row * scale  # exact: a power-of-two scale (barring underflow, checked below)
-    ints = np.ceil(scaled)
-    limit = math.floor(float(rhs) * scale)
-    exact = bool(np.all(ints == scaled) and np.all(scaled / scale == row)) and limit == rhs * scale
-    return ints.astype(np.int64), limit, exact
+def scaled_row(
+    row: np.ndarray,
+    rhs: float,
+    resolution: float,
+    *,
+    outer: bool = False,
+    row_hi: np.ndarray | None = None,
+) -> tuple[np.ndarray, int, bool]:
+    """(integer coefficients, integer limit, exact) of the row ``row . x <= rhs``.
+
+    When a power of two makes every coefficient and the limit integers within
+    :data:`_INT_LIMIT`, the integer row is the real one (``exact``).  Otherwise it
+    is scaled to about ``resolution`` units and rounded: *inner* (default)
+    coefficients up and the limit down, so it admits fewer plans than the real
+    row (each one feasible); *outer* coefficients down and the limit up, so it
+    admits more (a relaxation: its infeasibility and its bound hold for the real
+    row).  ``row`` is a lower and ``row_hi`` an upper float bracket of the exact
+    coefficients when they are not floats themselves (``None``: ``row`` is exact).
+    """
+    hi = row if row_hi is None else row_hi
+    total = float(np.abs(hi).sum()) + abs(float(rhs))
+    both = np.append(row, rhs)
+    if row_hi is None or np.array_equal(row, row_hi):
+        scale = math.ldexp(1.0, _exact_exponent(both))
+        if total * scale <= _INT_LIMIT:
+            return (row * scale).astype(np.int64), int(rhs * scale), True
+    scale = _power_of_two_scale(both, resolution, total)
+    if outer:
+        return np.floor(row * scale).astype(np.int64), math.ceil(float(rhs) * scale), False
+    return np.ceil(hi * scale).astype(np.int64), math.floor(float(rhs) * scale), False
 
 
 @dataclass
@@ -178,10 +230,16 @@ class CpSatModel:
     objective_scale: float  # integer objective units per objective unit (a power of two)
     objective_slack: Fraction  # sum over users of the largest obj * scale - round(obj * scale)
     exact: bool  # no constraint row was rounded: the model admits exactly the real plans
+    outer: bool = False  # rows rounded outward: a relaxation of the real model
 
 
-def build_cpsat_model(cols: Columns, *, resolution: float = 1e6) -> CpSatModel:
-    """The integer-scaled MIP for CP-SAT; a pure function of the columns."""
+def build_cpsat_model(cols: Columns, *, resolution: float = 1e6, outer: bool = False) -> CpSatModel:
+    """The integer-scaled MIP for CP-SAT; a pure function of the columns.
+
+    Rows that no power of two makes integral are rounded inward (a restriction:
+    every plan feasible) or, with ``outer``, outward (a relaxation: a proof of
+    infeasibility and a bound of the posed problem); see :func:`scaled_row`.
+    """
     model = cp_model.CpModel()
     # --- variables: x[u, k] = 1 if user u gets option k
     x = [model.new_bool_var(f"x[{u},{k}]") for u, k in zip(cols.user, cols.option, strict=True)]
@@ -194,7 +252,11 @@ def build_cpsat_model(cols: Columns, *, resolution: float = 1e6) -> CpSatModel:
     # coupling constraints: the budget, budget groups, min_coverage[...], roi_floor
     exact = True
     for j, name in enumerate(cols.names):
-        ints, limit, row_exact = scaled_row(cols.coef[j], float(cols.rhs[j]), resolution)
+        lo = cols.coef[j] if cols.coef_lo is None else cols.coef_lo[j]
+        hi = None if cols.coef_hi is None else cols.coef_hi[j]
+        ints, limit, row_exact = scaled_row(
+            lo, float(cols.rhs[j]), resolution, outer=outer, row_hi=hi
+        )
         exact &= row_exact
         nz = np.flatnonzero(ints)
         expr = cp_model.LinearExpr.weighted_sum([x[i] for i in nz], ints[nz].tolist())
@@ -206,4 +268,4 @@ def build_cpsat_model(cols: Columns, *, resolution: float = 1e6) -> CpSatModel:
     worst = np.zeros(int(cols.user.max()) + 1 if cols.size else 0)
     np.maximum.at(worst, cols.user, scaled - rounded)  # per user: what rounding may hide
     model.maximize(cp_model.LinearExpr.weighted_sum(x, rounded.astype(np.int64).tolist()))
-    return CpSatModel(model, x, scale, exact_sum(worst), exact)
+    return CpSatModel(model, x, scale, exact_sum(worst), exact, outer and not exact)

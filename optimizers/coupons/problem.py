@@ -82,6 +82,20 @@ class LinearConstraint:
         return out
 
 
+def _row_lower_bounds(c: LinearConstraint) -> np.ndarray:
+    """(n, K) floats at most the exact ``coef`` of ``c`` (float ``coef`` minus its rounding error).
+
+    ``coef`` rounds twice at most (``w * cost``, then ``+ value_weight * value``); each
+    rounding errs by at most ``2**-53`` of its result, so ``2**-51`` of the absolute
+    terms covers both, and the subtraction of that margin rounds down.
+    """
+    coef = c.coef
+    if not c.value_weight and np.isin(c.cost_weight, (0.0, 1.0)).all():
+        return coef  # costs times 0 or 1 (plus integer user weights): exact
+    terms = np.abs(c.cost * c.cost_weight[None, :]) + np.abs(c.value_weight * c.value)
+    return np.nextafter(coef - 2.0**-51 * terms, -np.inf)
+
+
 def _as_matrix(name: str, x: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Convert ``x`` to a finite float (n, K) matrix; name the first bad cell."""
     a = np.asarray(x, dtype=np.float64)
@@ -342,29 +356,27 @@ class CouponProblem:
         cov = [c for c in self.constraints if c.kind == "coverage"]
         if not cov:
             return
-        needs = {c.name: (c.coef[:, 0] < 0, int(-c.rhs)) for c in cov}
+        needs = {c.name: (c.user_weight < 0, int(-c.rhs)) for c in cov}  # type: ignore[operator]
         for c in self.constraints:
             if c.kind not in ("budget", "group", "roi"):
                 continue
-            sign = -1.0 if c.kind == "roi" else 1.0
-            best = c.coef.min(axis=1)  # (n,) cheapest option of each user
-            total = float(np.minimum(best, 0.0).sum())  # options that reduce the usage
-            parts = []
-            for cname, (mask, need) in needs.items():
-                cheapest = np.sort(best[mask])
-                extra = cheapest[cheapest >= 0][: max(0, need - int((cheapest < 0).sum()))]
-                if need > 0:
-                    parts.append(cname)
-                total += float(extra.sum())
-            if total > c.rhs + 1e-9 * max(1.0, abs(c.rhs)):
+            low = _row_lower_bounds(c).min(axis=1)  # (n,) <= the exact cheapest option's usage
+            parts = [cname for cname, (_, need) in needs.items() if need > 0]
+            total = exact_sum(np.minimum(low, 0.0))  # options that reduce the usage
+            for mask, need in needs.values():
+                cheapest = np.sort(low[mask])
+                total += exact_sum(
+                    cheapest[cheapest >= 0][: max(0, need - int((cheapest < 0).sum()))]
+                )
+            if total > Fraction(c.rhs):  # exact: even the cheapest coverage breaks the limit
                 names = " and ".join(parts)
                 if c.kind == "roi":
                     raise InfeasibleError(
                         f"{names} cannot hold together with roi_floor={self.roi_floor}: the best "
-                        f"achievable value - roi_floor*spend is {sign * total:.6g} < 0"
+                        f"achievable value - roi_floor*spend is {-float(total):.6g} < 0"
                     )
                 raise InfeasibleError(
-                    f"{names} needs at least {total:.6g} of spend but {c.name} is {c.rhs:.6g}"
+                    f"{names} needs at least {float(total):.6g} of spend but {c.name} is {c.rhs:.6g}"
                 )
 
     # -- evaluation -----------------------------------------------------------------

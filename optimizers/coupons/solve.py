@@ -43,7 +43,7 @@ from optimizers.coupons import lagrangian
 from optimizers.coupons.dual import Relaxation
 from optimizers.coupons.exact import exact_sum, round_up
 from optimizers.coupons.highs import run_highs
-from optimizers.coupons.model import build_columns, build_cpsat_model
+from optimizers.coupons.model import build_columns, build_cpsat_model, exact_brackets
 from optimizers.coupons.polish import polish
 from optimizers.coupons.problem import CouponProblem
 from optimizers.coupons.repair import MoveTable, fill, repair
@@ -145,46 +145,56 @@ def solve_cpsat(
 ) -> ExactSolution:
     """Solve the integer-scaled MIP with OR-Tools CP-SAT.
 
-    The bound is CP-SAT's (plus what the objective's rounding may hide) when the
-    scaled rows are exactly the real ones, else ``inf``: a bound of a restricted
-    model is no bound of the posed problem.
+    When every row scales exactly to integers, CP-SAT solves the posed problem:
+    its infeasibility is a proof and its bound (plus what the objective's
+    rounding may hide) a bound.  Otherwise the inner model (rows rounded inward)
+    gives feasible plans but no bound; when it has no plan the outer model (a
+    relaxation) decides: infeasible is then a proof, else its plan (which
+    :func:`solve` repairs to exact feasibility) and its bound stand.
     """
     t0 = time.perf_counter()
     cols = build_columns(problem)
     if cols.size == 0:
         return _empty(problem, t0)
+    cols = exact_brackets(problem, cols)
     built = build_cpsat_model(cols, resolution=resolution)
-    solver = cpsat_solver(time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
-    solver.parameters.relative_gap_limit = float(rel_gap)
-    code = solver.solve(built.model)
-    elapsed = time.perf_counter() - t0
-    if code == cp_model.INFEASIBLE and built.exact:
+    solver, code = _run_cpsat(built, time_limit_s, rel_gap, num_workers, seed)
+    note = ""
+    if not built.exact and code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        built = build_cpsat_model(cols, resolution=resolution, outer=True)
+        solver, code = _run_cpsat(built, time_limit_s, rel_gap, num_workers, seed)
+        note = "the plan of the outer (relaxed) integer rows, repaired"
+        if code == cp_model.INFEASIBLE:
+            raise InfeasibleError(
+                f"CP-SAT proved the constraints {cols.names} admit no plan "
+                "(even with every row rounded outward)"
+            )
+    elif code == cp_model.INFEASIBLE:
         raise InfeasibleError(f"CP-SAT proved the constraints {cols.names} admit no plan")
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise RuntimeError(
-            f"CP-SAT found no plan (status {solver.status_name(code)}, time_limit_s={time_limit_s}"
-            + ("" if built.exact else "; its integer rounding of the rows may be too coarse")
-            + ")"
+            f"CP-SAT found no plan (status {solver.status_name(code)}, time_limit_s={time_limit_s})"
         )
-    # read the solution
     vals = np.array([solver.value(v) for v in built.x], dtype=np.float64)
     bound = math.inf
-    note = "" if code == cp_model.OPTIMAL else "stopped at time limit"
-    if built.exact:
+    if built.exact or built.outer:  # the posed problem or a relaxation of it
         scaled = Fraction(float(solver.best_objective_bound)) + built.objective_slack
         bound = round_up(scaled / Fraction(built.objective_scale))
     else:
-        note = (note + "; " if note else "") + (
-            "CP-SAT's bound is of the rounded (restricted) model: not used"
-        )
+        note = "rows rounded inward: CP-SAT's bound is of a restriction, not used"
+    if code != cp_model.OPTIMAL:
+        note = "; ".join(filter(None, ["stopped at time limit", note]))
+    status = "optimal" if code == cp_model.OPTIMAL and built.exact else "feasible"
     return ExactSolution(
-        cols.choice(problem.n_users, vals),
-        "optimal" if code == cp_model.OPTIMAL else "feasible",
-        bound,
-        {},
-        elapsed,
-        note,
+        cols.choice(problem.n_users, vals), status, bound, {}, time.perf_counter() - t0, note
     )
+
+
+def _run_cpsat(built, time_limit_s: float, rel_gap: float, num_workers: int, seed: int):
+    """(solver, status code) of CP-SAT on the built model."""
+    solver = cpsat_solver(time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
+    solver.parameters.relative_gap_limit = float(rel_gap)
+    return solver, solver.solve(built.model)
 
 
 def solve(
