@@ -49,6 +49,7 @@ class Polished:
     choice: np.ndarray  # (n,) -1 = none
     users: np.ndarray | None  # sorted indices of the undecided users; None when the LP failed
     prices: np.ndarray | None  # (C,) the restricted LP's duals; None when it was not solved
+    few: np.ndarray | None = None  # the LP's fractional users and the smallest margins
 
 
 def polish(
@@ -57,19 +58,16 @@ def polish(
     prices: np.ndarray,
     *,
     max_users: int = POLISH_USERS,
-    seed: int = 0,
     time_limit_s: float = 30.0,
 ) -> Polished:
-    """The best response at ``prices`` with its most undecided users re-decided exactly.
+    """The best response at ``prices`` with its most undecided users re-decided by an exact LP.
 
-    First the LP over the ``max_users`` most undecided users (fractional users
-    rounded down to "no coupon"), then CP-SAT (one worker, a fixed amount of
-    deterministic work) on the MIP over those fractional users and the
-    :data:`POLISH_MIP_USERS` users with the smallest margins, started from the
-    rounded plan and kept only when better.
+    The LP is over the ``max_users`` most undecided users; its fractional users
+    are rounded down to "no coupon" and returned in ``few`` with the
+    :data:`POLISH_MIP_USERS` users of smallest margins, for :func:`improve`.
     """
     choice, undecided, margin = relax.margins(prices)
-    users = np.sort(np.argsort(undecided, kind="stable")[:max_users])
+    users = _smallest(undecided, max_users)
     fixed, cols = _fix_others(problem, relax, choice, users)
     h = run_highs(cols, relax=True, time_limit_s=time_limit_s) if cols.size else None
     if h is None or h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -80,8 +78,18 @@ def polish(
     fixed[users[cols.user[whole]]] = cols.option[whole]
     duals = np.abs(np.asarray(sol.row_dual)[cols.n_users :])
     fractional = users[cols.user[(x > 1e-9) & ~whole]]
-    few = np.unique(np.r_[fractional, np.argsort(margin, kind="stable")[:POLISH_MIP_USERS]])
-    return Polished(_integer(problem, relax, fixed, few, seed, time_limit_s), users, duals)
+    few = np.unique(np.r_[fractional, _smallest(margin, POLISH_MIP_USERS)])
+    return Polished(fixed, users, duals, few)
+
+
+def _smallest(x: np.ndarray, count: int) -> np.ndarray:
+    """Sorted indices of the ``count`` smallest entries of ``x`` (ties by index)."""
+    if count >= x.size:
+        return np.arange(x.size)
+    cut = np.partition(x, count - 1)[count - 1]
+    below = np.flatnonzero(x < cut)
+    at = np.flatnonzero(x == cut)[: count - below.size]
+    return np.sort(np.r_[below, at])
 
 
 def _fix_others(problem: CouponProblem, relax: Relaxation, choice: np.ndarray, users: np.ndarray):
@@ -92,15 +100,20 @@ def _fix_others(problem: CouponProblem, relax: Relaxation, choice: np.ndarray, u
     return fixed, build_columns(problem, users, left)
 
 
-def _integer(
+def improve(
     problem: CouponProblem,
     relax: Relaxation,
     plan: np.ndarray,
     users: np.ndarray,
-    seed: int,
-    time_limit_s: float,
+    *,
+    seed: int = 0,
+    time_limit_s: float = 30.0,
 ) -> np.ndarray:
-    """``plan`` with ``users`` re-decided by CP-SAT on their MIP, when that is better."""
+    """``plan`` with ``users`` re-decided by CP-SAT on their MIP (one worker, a fixed amount
+    of deterministic work, started from ``plan``); ``plan`` itself unless that is better.
+
+    The limits are floats (what the other users leave): the caller repairs the result.
+    """
     fixed, cols = _fix_others(problem, relax, plan, users)
     if cols.size == 0:
         return plan

@@ -44,7 +44,7 @@ from optimizers.coupons.dual import Relaxation
 from optimizers.coupons.exact import exact_sum, round_up
 from optimizers.coupons.highs import run_highs
 from optimizers.coupons.model import build_columns, build_cpsat_model, exact_brackets
-from optimizers.coupons.polish import polish
+from optimizers.coupons.polish import improve, polish
 from optimizers.coupons.problem import CouponProblem
 from optimizers.coupons.repair import MoveTable, fill, repair
 from optimizers.coupons.result import CouponAllocation
@@ -222,14 +222,21 @@ def solve(
         )
     t0 = time.perf_counter()
     if method == "lagrangian":
-        return _solve_lagrangian(problem, seed=seed, t0=t0, warm_start=warm_start)
+        return _solve_lagrangian(problem, seed=seed, t0=t0, warm_start=warm_start, rel_gap=rel_gap)
     if method == "highs":
         sol = solve_highs(problem, time_limit_s=time_limit_s, mip_rel_gap=rel_gap)
     else:
         sol = solve_cpsat(problem, time_limit_s=time_limit_s, rel_gap=rel_gap, seed=seed)
     choice, viol = repair(problem, sol.choice)  # solver tolerances: restore exact feasibility
+    if viol and method == "highs":  # within HiGHS's tolerances only: integer arithmetic decides
+        sol = solve_cpsat(problem, time_limit_s=time_limit_s, rel_gap=rel_gap, seed=seed)
+        sol.message = "; ".join(filter(None, ["HiGHS's plan broke a limit: CP-SAT's", sol.message]))
+        choice, viol = repair(problem, sol.choice)
     if viol:
-        raise RuntimeError(f"{method} plan breaks {viol} beyond repair")
+        raise RepairFailedError(
+            f"the {method} plan breaks {viol} beyond repair (solver tolerances); "
+            "no exactly feasible plan was found, which proves nothing"
+        )
     relaxed = lagrangian.solve_dual(problem, seed=seed).bound  # certified, unrounded problem
     objective = float(exact_sum(problem.gather(problem.objective_matrix, choice)))
     bound = min(relaxed, sol.bound) if sol.bound >= objective else relaxed
@@ -257,7 +264,7 @@ def _solve_auto(
     t0 = time.perf_counter()
     small = problem.n_users * problem.n_options <= AUTO_EXACT_MAX_VARS
     try:
-        lag = _solve_lagrangian(problem, seed=seed, t0=t0, warm_start=warm_start)
+        lag = _solve_lagrangian(problem, seed=seed, t0=t0, warm_start=warm_start, rel_gap=rel_gap)
     except RepairFailedError:
         return solve(problem, "highs", time_limit_s=time_limit_s, rel_gap=rel_gap)
     if lag.gap <= rel_gap or not small:
@@ -285,40 +292,69 @@ def _solve_lagrangian(
     seed: int,
     t0: float,
     warm_start: Mapping[str, float] | None = None,
+    rel_gap: float = 1e-4,
 ) -> CouponAllocation:
+    """Prices, the exact LP over the undecided users, repair and fill; CP-SAT on the
+    most undecided users only when the certified gap still misses ``rel_gap``."""
     warm = None
     if warm_start:
         warm = np.array([float(warm_start.get(c.name, 0.0)) for c in problem.constraints])
     relax = Relaxation(problem)
     dual = lagrangian.solve_dual(problem, seed=seed, warm_prices=warm, relax=relax)
-    bound, lam, choice, pool = dual.bound, dual.prices, dual.choice, None
+    bound, lam, choice, pool, few = dual.bound, dual.prices, dual.choice, None, None
     if problem.constraints:  # re-decide the undecided users by an exact LP
-        polished = polish(problem, relax, dual.prices, seed=seed)
-        choice, pool = polished.choice, polished.users
+        polished = polish(problem, relax, dual.prices)
+        choice, pool, few = polished.choice, polished.users, polished.few
         if polished.prices is not None:
             lp_bound = relax.certified_bound(polished.prices)
             if lp_bound < bound:
                 bound, lam = lp_bound, polished.prices
     table = MoveTable(problem)
-    choice, viol = repair(problem, choice, lam, table=table, users=pool)
+    choice = _repair_and_fill(problem, choice, lam, table, pool)
+
+    def wrap(plan: np.ndarray) -> CouponAllocation:
+        return CouponAllocation.from_choice(
+            problem,
+            plan,
+            upper_bound=bound,
+            status="feasible",
+            method="lagrangian",
+            solve_time_s=time.perf_counter() - t0,
+            dual={c.name: float(p) for c, p in zip(problem.constraints, lam, strict=True)},
+        )
+
+    result = wrap(choice)
+    if few is not None and not result.gap <= rel_gap:
+        better = improve(problem, relax, choice, few, seed=seed)
+        if better is not choice:
+            try:
+                better = _repair_and_fill(problem, better, lam, table, pool)
+            except RepairFailedError:
+                return result
+            if exact_sum(problem.gather(problem.objective_matrix, better)) > exact_sum(
+                problem.gather(problem.objective_matrix, choice)
+            ):
+                result = wrap(better)
+    return result
+
+
+def _repair_and_fill(
+    problem: CouponProblem,
+    choice: np.ndarray,
+    prices: np.ndarray,
+    table: MoveTable,
+    pool: np.ndarray | None,
+) -> np.ndarray:
+    """Repair (moving ``pool`` first, then anyone) and fill ``choice``; exactly feasible."""
+    choice, viol = repair(problem, choice, prices, table=table, users=pool)
     if viol and pool is not None:
-        choice, viol = repair(problem, choice, lam, table=table)
+        choice, viol = repair(problem, choice, prices, table=table)
     if viol:
         raise RepairFailedError(
             f"the Lagrangian repair could not satisfy {sorted(viol)} (excess {viol}); "
             "the constraints may conflict: try method='highs' for a proof"
         )
-    choice = fill(problem, choice, table=table, users=pool)
-    prices = {c.name: float(p) for c, p in zip(problem.constraints, lam, strict=True)}
-    return CouponAllocation.from_choice(
-        problem,
-        choice,
-        upper_bound=bound,
-        status="feasible",
-        method="lagrangian",
-        solve_time_s=time.perf_counter() - t0,
-        dual=prices,
-    )
+    return fill(problem, choice, table=table, users=pool)
 
 
 def allocate(
