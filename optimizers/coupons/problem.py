@@ -395,21 +395,31 @@ class CouponProblem:
         costs (and values, for the ROI floor), never from rounded partial sums.
         """
         rows = np.flatnonzero(choice >= 0)
-        opt = choice[rows]
-        spend = exact_sums(self.cost[rows, opt], opt, self.n_options)
+        return self.exact_terms(rows, choice[rows])
+
+    def exact_terms(
+        self, users: np.ndarray, options: np.ndarray, sign: np.ndarray | None = None
+    ) -> list[Fraction]:
+        """Exact ``sum_i sign_i coef[users_i, options_i]`` of every constraint (options >= 0).
+
+        ``sign`` (+1 / -1 per entry, default +1) lets a change of plan (new minus old
+        choices) be summed exactly in one pass.
+        """
+        s = np.ones(users.size) if sign is None else sign
+        spend = exact_sums(s * self.cost[users, options], options, self.n_options)
         value = Fraction(0)
         if any(c.value_weight for c in self.constraints):
-            value = exact_sum(self.value[rows, opt])
+            value = exact_sum(s * self.value[users, options])
         out = []
         for c in self.constraints:
             lhs = sum(
-                (Fraction(w) * s for w, s in zip(c.cost_weight, spend, strict=True) if w),
+                (Fraction(w) * t for w, t in zip(c.cost_weight, spend, strict=True) if w),
                 Fraction(0),
             )
             if c.value_weight:
                 lhs += Fraction(c.value_weight) * value
             if c.user_weight is not None:
-                lhs += exact_sum(c.user_weight[rows])
+                lhs += exact_sum(s * c.user_weight[users])
             out.append(lhs)
         return out
 

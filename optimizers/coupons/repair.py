@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from optimizers.coupons.exact import exact_sum, exact_sums, round_down, round_up
+from optimizers.coupons.exact import round_down, round_up
 from optimizers.coupons.problem import CouponProblem
 
 _COVERAGE_FIRST = {"coverage": 0, "roi": 1, "budget": 2, "group": 2}
@@ -110,22 +110,7 @@ class Ledger:
         who, col = np.r_[users, users], np.r_[new, old]
         on = col < k
         who, col, sign = who[on], col[on], sign[on]
-        spend = exact_sums(sign * p.cost[who, col], col, k)
-        value = Fraction(0)
-        if any(c.value_weight for c in t.cons):
-            value = exact_sum(sign * p.value[who, col])
-        out = []
-        for c in t.cons:
-            d = sum(
-                (Fraction(w) * s for w, s in zip(c.cost_weight, spend, strict=True) if w),
-                Fraction(0),
-            )
-            if c.value_weight:
-                d += Fraction(c.value_weight) * value
-            if c.user_weight is not None:
-                d += exact_sum(sign * c.user_weight[who])
-            out.append(d)
-        return out
+        return p.exact_terms(who, col, sign)
 
     def try_apply(
         self, choice: np.ndarray, users: np.ndarray, cols: np.ndarray, modes: list[str]
@@ -321,7 +306,8 @@ def fill(
         for i in range(c):
             di = _moves_from(t, scan, idx, i)
             valid &= di <= slack[i]
-            weighted += np.maximum(di, 0.0) / max(slack[i], 1e-300)
+            with np.errstate(over="ignore"):  # a move using all of a tiny slack weighs inf
+                weighted += np.maximum(di, 0.0) / max(slack[i], 1e-300)
         has_move = valid.any(axis=1)
         if not has_move.any():
             break
