@@ -362,10 +362,13 @@ def test_exact_methods_honour_groups_coverage_and_roi() -> None:
     assert cpsat.objective == pytest.approx(highs.objective, rel=1e-3)
 
 
-def test_auto_method_picks_exact_when_small_and_lagrangian_when_large() -> None:
-    """method='auto' solves small instances exactly and large ones with the Lagrangian."""
+def test_auto_method_adds_the_exact_mip_only_where_the_lagrangian_misses_the_gap() -> None:
+    """method='auto': the Lagrangian plan when it certifies ``rel_gap``; on a small instance
+    where it does not (100 users), the exact MIP's better plan and bound."""
     value, cost, budget = world(12, n=100)
-    assert allocate(value, cost, budget).method == "highs"
+    lag = allocate(value, cost, budget, method="lagrangian")
+    auto = allocate(value, cost, budget)
+    assert lag.gap > 1e-4 and auto.method == "highs" and auto.gap <= 1e-4
     value, cost, budget = world(12, n=2500)
     assert allocate(value, cost, budget).method == "lagrangian"
 

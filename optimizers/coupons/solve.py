@@ -148,7 +148,7 @@ def solve_cpsat(
     When every row scales exactly to integers, CP-SAT solves the posed problem:
     its infeasibility is a proof and its bound (plus what the objective's
     rounding may hide) a bound.  Otherwise the inner model (rows rounded inward)
-    gives feasible plans but no bound; when it has no plan the outer model (a
+    gives feasible plans but no bound; when it is infeasible the outer model (a
     relaxation) decides: infeasible is then a proof, else its plan (which
     :func:`solve` repairs to exact feasibility) and its bound stand.
     """
@@ -160,7 +160,7 @@ def solve_cpsat(
     built = build_cpsat_model(cols, resolution=resolution)
     solver, code = _run_cpsat(built, time_limit_s, rel_gap, num_workers, seed)
     note = ""
-    if not built.exact and code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if not built.exact and code == cp_model.INFEASIBLE:  # maybe only the rounding's fault
         built = build_cpsat_model(cols, resolution=resolution, outer=True)
         solver, code = _run_cpsat(built, time_limit_s, rel_gap, num_workers, seed)
         note = "the plan of the outer (relaxed) integer rows, repaired"
