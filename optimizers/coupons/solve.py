@@ -310,7 +310,7 @@ def _solve_lagrangian(
             if lp_bound < bound:
                 bound, lam = lp_bound, polished.prices
     table = MoveTable(problem)
-    choice = _repair_and_fill(problem, choice, lam, table, pool)
+    rounded, choice = choice, _repair_and_fill(problem, choice, lam, table, pool)
 
     def wrap(plan: np.ndarray) -> CouponAllocation:
         return CouponAllocation.from_choice(
@@ -325,8 +325,8 @@ def _solve_lagrangian(
 
     result = wrap(choice)
     if few is not None and not result.gap <= rel_gap:
-        better = improve(problem, relax, choice, few, seed=seed)
-        if better is not choice:
+        better = improve(problem, relax, rounded, few, seed=seed)  # before fill used the slack
+        if better is not rounded:
             try:
                 better = _repair_and_fill(problem, better, lam, table, pool)
             except RepairFailedError:
