@@ -14,9 +14,8 @@ import time
 
 import numpy as np
 
-from optimizers.install.curves import METRICS
-from optimizers.install.highs import CompiledModel, RawSolve, SolverConfig
-from optimizers.install.model import linearise
+from optimizers.install.highs import HighsModel, RawSolve, SolverConfig
+from optimizers.install.model import build_model, linearise
 from optimizers.install.problem import InstallProblem
 from optimizers.install.result import BudgetSplit, Conflict, funnel_series
 
@@ -24,25 +23,18 @@ from optimizers.install.result import BudgetSplit, Conflict, funnel_series
 def diagnose(p: InstallProblem, config: SolverConfig) -> tuple[tuple[Conflict, ...], np.ndarray]:
     """Solve the elastic model; return the conflicting constraints and the closest plan."""
     inner, _ = linearise(p, config.approximation)
-    comp = CompiledModel(inner, config, elastic=True)
-    raw = comp.solve()
-    m = comp.model
+    model = build_model(inner, elastic=True)
+    raw = HighsModel(model, config).solve()
     if not raw.feasible:  # budget and max spends alone cannot hold (cannot happen: s = 0)
         return (Conflict("budget", math.nan),), np.zeros(p.n)
     S, V = inner.spend_scale, inner.value_scale
-    out: list[Conflict] = []
-    tol = 1e-7
-    for k in METRICS:
-        if (m.slack_target[k].value or 0.0) > tol:
-            out.append(Conflict(f"target[{k}]", m.slack_target[k].value * V))
-    for c in m.slack_min:
-        if (m.slack_min[c].value or 0.0) > tol:
-            out.append(Conflict(f"min_spend[{p.channels[c]}]", m.slack_min[c].value * S))
-    for c in m.slack_cpi:
-        if (m.slack_cpi[c].value or 0.0) > tol:
-            out.append(Conflict(f"cpi_cap[{p.channels[c]}]", float(m.slack_cpi[c].value)))
-    if (m.slack_cpi_total.value or 0.0) > tol:
-        out.append(Conflict("cpi_cap_total", float(m.slack_cpi_total.value)))
+    unit = {"target": V, "min_spend": S, "cpi_cap": 1.0, "cpi_cap_total": 1.0}
+    out = [
+        Conflict(name, float(raw.x[col]) * unit[name.split("[")[0]])
+        for name, col in model.slacks.items()
+        if raw.x[col] > 1e-7
+    ]
+    out.sort(key=lambda c: not c.name.startswith("target"))  # targets first
     return tuple(out), raw.spend
 
 

@@ -170,31 +170,46 @@ class InstallProblem:
         installs = np.array([c(x) for c, x in zip(self.curves, spend, strict=True)], dtype=float)
         return {k: installs * self.weights[k] for k in METRICS}
 
-    def broken_constraint(self, spend: np.ndarray, *, strict: bool = False) -> str:
+    def broken_constraint(self, spend: np.ndarray) -> str:
         """Names a constraint ``spend`` breaks on the true curves, or ''.
 
-        Tolerance 1e-6 relative; with ``strict`` every side constraint is checked
-        with 1e-9 (used to accept a polished plan).
+        Exact: sums are compensated (``math.fsum``) and every limit is the posed one,
+        with no tolerance (the curves themselves are evaluated in floating point).
         """
-        f = self.funnel(spend)
-        tol = 1e-9 if strict else 1e-6
-        if self.budget is not None and spend.sum() > self.budget * (1 + tol):
+        s = np.asarray(spend, dtype=float)
+        if s.shape != (self.n,) or not np.all(np.isfinite(s)):
+            return "spend (not a finite split over the channels)"
+        for name, bad in (("min_spend", s < self.min_spend), ("max_spend", s > self.hi)):
+            if bad.any():
+                return f"{name}[{self.channels[int(np.argmax(bad))]}]"
+        f = self.funnel(s)
+        total = math.fsum(s)
+        if self.budget is not None and total > self.budget:
             return "budget"
         for k, v in self.targets.items():
-            if f[k].sum() < v * (1 - tol):
+            if math.fsum(f[k]) < v:
                 return f"target[{k}]"
-        if strict:
-            lo, hi = self.min_spend * (1 - tol), self.hi * (1 + tol)
-            if np.any(spend < lo) or np.any(spend > hi):
-                return "min_spend/max_spend"
-            capped = np.isfinite(self.cpi_max)
-            allowed = self.cpi_max[capped] * f["installs"][capped] * (1 + tol) + tol
-            if np.any(spend[capped] > allowed):
-                return "cpi_cap"
-            cpi_t = self.cpi_max_total
-            if cpi_t is not None and spend.sum() > cpi_t * f["installs"].sum() * (1 + tol):
-                return "cpi_cap_total"
+        capped = np.isfinite(self.cpi_max)
+        over = capped & (s > np.where(capped, self.cpi_max, 0.0) * f["installs"])
+        if over.any():
+            return f"cpi_cap[{self.channels[int(np.argmax(over))]}]"
+        cpi_t = self.cpi_max_total
+        if cpi_t is not None and total > cpi_t * math.fsum(f["installs"]):
+            return "cpi_cap_total"
         return ""
+
+    def within_bounds(self, spend: np.ndarray) -> np.ndarray:
+        """``spend`` clipped to each channel's spend bounds and, if it overspends, scaled
+        down until its compensated sum is at most the budget (a solver's last digits)."""
+        s = np.clip(np.asarray(spend, dtype=float), self.min_spend, self.hi)
+        if self.budget is None:
+            return s
+        total = math.fsum(s)
+        if total > self.budget:
+            s = np.maximum(s * (self.budget / total), self.min_spend)
+            while math.fsum(s) > self.budget and np.any(s > self.min_spend):
+                s = np.maximum(np.nextafter(s, 0.0), self.min_spend)
+        return s
 
 
 def saturation_cap(curve: HillCurve) -> float:
