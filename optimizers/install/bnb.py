@@ -3,9 +3,10 @@
 The dual bound of :mod:`optimizers.install.lagrange` lets every channel pick the
 better side of its inflection for itself, which the coupling rows may not allow
 together: that is its duality gap, and it sits in the few channels whose choice
-the prices leave open.  Branching on such a channel (:meth:`Relaxation.branch`:
-its concave piece, or the spend below the inflection) splits the problem in two
-whose bounds are both lower; the larger of them bounds the problem.  Nodes are
+the prices leave open.  Branching on such a channel (:meth:`Relaxation.split`:
+its concave piece, or the spend below the inflection; then halves of a convex
+piece) splits the problem in two whose bounds are both lower; the larger of them
+bounds the problem.  Nodes are
 expanded best first, so the bound at any time is the largest over the open nodes
 (and the nodes that cannot be branched further).  Every node also offers the
 pattern of its maximisers as a plan (``improve``), and a node whose bound is not
@@ -29,9 +30,10 @@ from optimizers.install.newton import best_bound
 
 
 def open_choices(rel: Relaxation, point: DualPoint, incumbent: float) -> np.ndarray:
-    """Undecided channels whose on/off choice the prices at ``point`` leave open, most open first."""
+    """Channels whose choice between their two candidates the prices at ``point`` leave
+    open, most open first."""
     cand = candidates(rel, point.y)
-    both = np.isfinite(cand.alt_g) & np.isfinite(cand.on_g) & ~rel.decided
+    both = np.isfinite(cand.alt_g) & np.isfinite(cand.on_g)
     delta = np.abs(np.where(both, cand.on_g - cand.alt_g, np.inf))
     open_ = np.flatnonzero(delta < point.value - incumbent)
     return open_[np.argsort(delta[open_], kind="stable")]
@@ -59,18 +61,20 @@ def branch_and_bound(
             break
         _, _, node, point = heapq.heappop(heap)
         incumbent = max(incumbent, improve(point))
-        choice = open_choices(node, point, incumbent)[:1]
-        if choice.size == 0:
+        children = next(
+            (pair for c in open_choices(node, point, incumbent) if (pair := node.split(int(c)))),
+            None,
+        )
+        if children is None:
             settled = max(settled, point.value)
             continue
         count += 1
-        for on in (False, True):
-            child = node.branch(choice, np.array([on]))
+        for side, child in enumerate(children):
             here = evaluate(child, point.y)
             if here.value > incumbent:
                 here = best_bound(child, point.y, value_scale, levels=(1e-5, 1e-7), max_iter=15)
             if here.value > incumbent:
-                heapq.heappush(heap, (-here.value, count * 2 + on, child, here))
+                heapq.heappush(heap, (-here.value, count * 2 + side, child, here))
             else:
                 settled = max(settled, here.value)
     tops = [-item[0] for item in heap]

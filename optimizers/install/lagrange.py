@@ -36,7 +36,7 @@ import numpy as np
 from scipy import optimize
 
 from optimizers.install.curves import HillArrays, HillCurve
-from optimizers.install.problem import InstallProblem
+from optimizers.install.problem import InstallProblem, cpi_room
 
 BOUND_SAFETY = 1e-12
 """Relative allowance for float rounding added to every dual value used as a bound."""
@@ -50,8 +50,7 @@ class Relaxation:
     """The data of the dual (see the module docstring), arrays in channel order.
 
     ``lo``/``hi``: each channel's spend interval; ``zero_ok``: whether ``s = 0`` is
-    allowed besides it; ``decided``: whether a branch has fixed the channel's side of
-    its inflection (:meth:`branch`).  ``W`` has shape ``(rows, channels)``.
+    allowed besides it.  ``W`` has shape ``(rows, channels)``.
     """
 
     curves: HillArrays
@@ -64,7 +63,6 @@ class Relaxation:
     lo: np.ndarray
     hi: np.ndarray
     zero_ok: np.ndarray
-    decided: np.ndarray  # channels whose on/off choice a branch has fixed
 
     @property
     def n_rows(self) -> int:
@@ -76,6 +74,17 @@ class Relaxation:
         return np.array(
             [math.fsum(self.sigma[r] * s - self.W[r] * f) for r in range(self.n_rows)], dtype=float
         )
+
+    @property
+    def top(self) -> np.ndarray:
+        """Each channel's largest spend in its domain (0 where only silence is left)."""
+        return np.where(self.lo <= self.hi, self.hi, 0.0)
+
+    @property
+    def lowest_objective(self) -> float:
+        """No plan's objective is lower (curves and weights are non-negative): a dual value
+        below it proves the domains admit no plan at all."""
+        return -self.kappa * float(np.sum(np.where(np.isfinite(self.hi), self.hi, 0.0)))
 
     def coefficients(self, y: np.ndarray) -> tuple[np.ndarray, float]:
         """``a[c]`` and ``b`` at prices ``y``."""
@@ -97,20 +106,35 @@ class Relaxation:
         hi = np.where(off, 0.0, np.where(below, spend, self.hi))
         return replace(self, lo=lo, hi=hi, zero_ok=self.zero_ok & ~s_shaped)
 
-    def branch(self, channels: np.ndarray, on: np.ndarray) -> Relaxation:
-        """``channels`` restricted to their concave piece (``on``) or to the spend below it.
+    def split(self, c: int) -> tuple[Relaxation, Relaxation] | None:
+        """Two restrictions of channel ``c``'s domain that together cover it, or None.
 
-        The two branches of a channel cover its domain (they share the inflection), so
-        the larger of the two branches' bounds bounds the problem.
+        A domain with a concave piece and something below it splits at the start of that
+        piece (on / below); one that is convex throughout splits at its middle; silence
+        or a single spend splits into the two.  Each side's dual bound is lower, and the
+        larger of them bounds the problem.
         """
-        start = np.clip(self.curves.inflection, self.lo, self.hi)[channels]
-        lo, hi, zero_ok = self.lo.copy(), self.hi.copy(), self.zero_ok.copy()
-        decided = self.decided.copy()
-        lo[channels] = np.where(on, start, lo[channels])
-        hi[channels] = np.where(on, hi[channels], start)
-        zero_ok[channels] &= ~on
-        decided[channels] = True
-        return replace(self, lo=lo, hi=hi, zero_ok=zero_ok, decided=decided)
+        lo, hi, zero = float(self.lo[c]), float(self.hi[c]), bool(self.zero_ok[c])
+        start = min(max(float(self.curves.inflection[c]), lo), hi)  # of the concave piece
+        if lo > hi:
+            return None
+        if start < hi and (start > lo or (zero and start > 0.0)):
+            cut = start
+        elif start >= hi and hi - lo > 1e-9 * max(hi, 1e-300):
+            cut = 0.5 * (lo + hi)
+        elif zero and lo > 0.0:
+            cut = lo
+        else:
+            return None
+        below = self._with(c, lo=min(lo, cut), hi=cut if cut > lo else 0.0, zero_ok=zero)
+        above = self._with(c, lo=cut, hi=hi, zero_ok=False)
+        return below, above
+
+    def _with(self, c: int, *, lo: float, hi: float, zero_ok: bool) -> Relaxation:
+        """The same problem with channel ``c``'s domain replaced."""
+        arrays = {"lo": self.lo.copy(), "hi": self.hi.copy(), "zero_ok": self.zero_ok.copy()}
+        arrays["lo"][c], arrays["hi"][c], arrays["zero_ok"][c] = lo, hi, zero_ok
+        return replace(self, **arrays)
 
 
 def relaxation(p: InstallProblem, *, bound_side: bool) -> Relaxation:
@@ -155,7 +179,6 @@ def relaxation(p: InstallProblem, *, bound_side: bool) -> Relaxation:
         lo=lo,
         hi=hi,
         zero_ok=zero_ok,
-        decided=np.zeros(p.n, dtype=bool),
     )
 
 
@@ -171,19 +194,23 @@ def _cpi_interval(curve: HillCurve, cpi: float, hi: float, outward: bool) -> tup
     def room(s: float) -> float:
         return cpi * float(curve(s)) - s
 
+    def holds(s: float) -> bool:  # the cap at ``s``, in exact arithmetic
+        return cpi_room(cpi, float(curve(s)), s) >= 0
+
     peak = min(float(HillArrays.of((curve,)).slope_root(np.array([1.0 / cpi]))[0]), hi)
-    if peak <= 0.0 or room(peak) < 0.0:
+    if peak <= 0.0 or not holds(peak):
         return 0.0, 0.0
-    left = 0.0 if curve.alpha <= 1.0 else _edge(room, peak * 1e-12, peak, outward, left=True)
-    right = hi if room(hi) >= 0.0 else _edge(room, peak, hi, outward, left=False)
+    left = 0.0 if curve.alpha <= 1.0 else _edge(room, holds, peak * 1e-12, peak, outward, True)
+    right = hi if holds(hi) else _edge(room, holds, peak, hi, outward, False)
     return left, right
 
 
-def _edge(room, a: float, b: float, outward: bool, *, left: bool) -> float:
-    """The root of ``room`` in ``[a, b]``, moved out of (``outward``) or into the set ``room >= 0``."""
+def _edge(room, holds, a: float, b: float, outward: bool, left: bool) -> float:
+    """The root of ``room`` in ``[a, b]``, moved by floats out of (``outward``) or into the
+    set where the cap ``holds``."""
     x = optimize.brentq(room, a, b, xtol=1e-15 * b, rtol=1e-15)
     step = -np.inf if left == outward else np.inf
-    while (room(x) >= 0.0) == outward:
+    while holds(x) == outward:
         x = float(np.nextafter(x, step))
     return x
 
@@ -220,8 +247,8 @@ def candidates(rel: Relaxation, y: np.ndarray) -> Candidates:
     def g(s: np.ndarray) -> np.ndarray:
         return a * h.value(s) - b * s
 
-    on_g = g(on_s)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        on_g = g(on_s)
         d = a * h.slope(on_s) - b
         on_upper = on_g + np.maximum(d * (hi - on_s), d * (p - on_s))
         curv = np.abs(h.curvature(on_s))
@@ -232,7 +259,8 @@ def candidates(rel: Relaxation, y: np.ndarray) -> Candidates:
     on_upper = np.where(hi > p, np.maximum(on_upper, on_g), on_g)
     convex_lo = lo < p  # a convex piece [lo, p) lies below the concave one
     zero = rel.zero_ok & (p > 0.0)
-    lo_g = np.where(convex_lo, g(lo), -np.inf)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lo_g = np.where(convex_lo, g(lo), -np.inf)
     zero_g = np.where(zero, 0.0, -np.inf)
     alt_g = np.maximum(lo_g, zero_g)
     alt_s = np.where(lo_g >= zero_g, lo, 0.0)

@@ -57,12 +57,15 @@ def _smoothed(rel: Relaxation, y: np.ndarray, tau: float) -> _Local:
     u_on = rel.W * f_on - rel.sigma[:, None] * pc.on_s  # (rows, channels): d g_on / d y
     u_alt = rel.W * f_alt - rel.sigma[:, None] * pc.alt_s
     grad = rel.rhs + u_on @ share + u_alt @ (1.0 - share)
-    v = rel.sigma[:, None] - rel.W * h.slope(pc.on_s)[None, :]
+    with np.errstate(invalid="ignore"):  # a channel at 0 with alpha < 1 has slope inf
+        v = rel.sigma[:, None] - rel.W * h.slope(pc.on_s)[None, :]
+    v = np.where(np.isfinite(v), v, 0.0)  # ... and no curvature weight: it adds nothing
     hess = (v * (share * pc.on_w)) @ v.T
     if tau > 0:
         du = u_on - u_alt
         hess += (du * np.where(has_alt, share * (1.0 - share) / tau, 0.0)) @ du.T
-    stand_in = (v**2) @ (share * (pc.on_w + pc.clip_w))
+    weight = share * (pc.on_w + pc.clip_w)
+    stand_in = np.where(weight > 0.0, v, 0.0) ** 2 @ weight
     value = float(y @ rel.rhs + terms.sum())
     spend = np.where(diff >= 0, pc.on_s, pc.alt_s)
     slack = rel.rhs - rel.row_activity(spend, h.value(spend))
@@ -72,8 +75,12 @@ def _smoothed(rel: Relaxation, y: np.ndarray, tau: float) -> _Local:
 
 
 def row_scale(rel: Relaxation) -> np.ndarray:
-    """A magnitude per row for relative tolerances: its limit plus the largest curve term."""
-    return np.abs(rel.rhs) + np.abs(rel.W) @ rel.curves.vmax + 1e-300
+    """A magnitude per row for relative tolerances: its limit plus the largest curve terms
+    the domains allow (a channel held at 0 adds nothing, however large its curve)."""
+    top = np.where(rel.lo > rel.hi, 0.0, rel.hi)
+    reach = np.where(np.isfinite(top), rel.curves.value(np.where(np.isfinite(top), top, 0.0)), 1.0)
+    reach = np.where(np.isfinite(top), reach, rel.curves.vmax)
+    return np.abs(rel.rhs) + np.abs(rel.W) @ reach + 1e-300
 
 
 def minimise(
@@ -83,7 +90,9 @@ def minimise(
 
     Returns the last point (its ``value`` is the smoothed one: use :func:`evaluate` for a
     bound) and whether it converged: every priced row's slack within ``tol`` of its
-    :func:`row_scale`, every unpriced row's slack non-negative.
+    :func:`row_scale`, every unpriced row's slack non-negative.  It stops unconverged as
+    soon as ``L`` falls below :attr:`Relaxation.lowest_objective`: the domains admit no
+    plan (the prices would grow without end).
     """
     scale = row_scale(rel)
     y = np.maximum(np.asarray(y0, dtype=float), 0.0)
@@ -103,7 +112,7 @@ def minimise(
             d *= 0.5
         else:
             return here.point, False
-        if np.array_equal(y_new, y):
+        if np.array_equal(y_new, y) or not trial.value >= rel.lowest_objective:
             return here.point, False
         y, here = y_new, trial
     return here.point, False

@@ -39,7 +39,7 @@ import numpy as np
 
 from optimizers.install import lagrange, newton
 from optimizers.install.bnb import branch_and_bound
-from optimizers.install.conflicts import diagnose, infeasible_plan
+from optimizers.install.conflicts import diagnose, infeasible_plan, unreachable
 from optimizers.install.curves import ChannelModels
 from optimizers.install.highs import OUTER_BOUND_SAFETY, HighsModel, RawSolve, SolverConfig
 from optimizers.install.model import build_model, linearise
@@ -127,6 +127,9 @@ class InstallSolver:
         p = self.problem if targets is None else self.problem.with_targets(targets)
         inc = _Incumbent(p)
         rel = lagrange.relaxation(p, bound_side=True)
+        proven = unreachable(p, rel.top)
+        if proven:
+            return self._infeasible(p, t0, None, proven)
         base = lagrange.relaxation(p, bound_side=False)
         if start is not None and inc.offer(start.spend.to_numpy(), "start"):
             self._certify(inc, rel, base)
@@ -213,12 +216,20 @@ class InstallSolver:
                 self._certify(inc, rel, base)
         return rounds
 
-    def _infeasible(self, p: InstallProblem, t0: float, raw: RawSolve) -> BudgetSplit:
+    def _infeasible(
+        self, p: InstallProblem, t0: float, raw: RawSolve | None, proven: tuple = ()
+    ) -> BudgetSplit:
         """The infeasible answer: conflicts, the least-violating plan and the least budget."""
         budget_plan = _cheapest(p.without_budget(), self.config)
         min_budget = budget_plan.min_budget if budget_plan.status != "infeasible" else None
         return infeasible_plan(
-            p, self.config, t0=t0, method=self.method, raw=raw, min_budget=min_budget
+            p,
+            self.config,
+            t0=t0,
+            method=self.method,
+            raw=raw,
+            min_budget=min_budget,
+            proven=proven,
         )
 
     def _result(self, p: InstallProblem, inc: _Incumbent, t0: float, rounds: int) -> BudgetSplit:
@@ -249,10 +260,11 @@ def _cheapest(p: InstallProblem, config: SolverConfig) -> BudgetPlan:
     inner_data, outer_data = linearise(p, config.approximation)
     inner = HighsModel(build_model(inner_data), config)
     method = "pwl-milp/highs" if inner.is_mip else "pwl-lp/highs"
-    raw = inner.solve()
-    spend = p.within_bounds(raw.spend) if raw.feasible else np.zeros(p.n)
-    if not raw.feasible or p.broken_constraint(spend):
-        conflicts, spend = diagnose(p, config)
+    proven = unreachable(p, lagrange.relaxation(p, bound_side=True).top)
+    raw = inner.solve() if not proven else None
+    spend = p.within_bounds(raw.spend) if raw and raw.feasible else np.zeros(p.n)
+    if proven or not raw.feasible or p.broken_constraint(spend):
+        conflicts, spend = (proven, p.min_spend.astype(float)) if proven else diagnose(p, config)
         names = ", ".join(c.name for c in conflicts)
         return BudgetPlan(
             status="infeasible",
