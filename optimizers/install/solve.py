@@ -97,6 +97,7 @@ class InstallSolver:
         self.config = config or SolverConfig()
         self._extra: list[np.ndarray] = [np.zeros(0) for _ in range(problem.n)]
         self._highs: dict[str, HighsModel] = {}  # built on first use, rebuilt by refinement
+        self._data: tuple | None = None  # the envelopes' linear data, for the models above
         self._prices: dict[str, float] = {}  # the last solve's prices: the next Newton start
 
     @property
@@ -107,10 +108,11 @@ class InstallSolver:
 
     def _model(self, envelope: str, p: InstallProblem) -> HighsModel:
         """The inner or outer HiGHS model with ``p``'s targets and the breakpoints so far."""
-        if envelope not in self._highs:
-            data = linearise(p, self.config.approximation, extra=self._extra)
-            for d in data:
-                self._highs[d.envelope] = HighsModel(build_model(d), self.config)
+        if envelope not in self._highs:  # only the envelope asked for: the outer is rare
+            if self._data is None:
+                self._data = linearise(p, self.config.approximation, extra=self._extra)
+            data = next(d for d in self._data if d.envelope == envelope)
+            self._highs[envelope] = HighsModel(build_model(data), self.config)
         model = self._highs[envelope]
         model.set_targets(p.targets)
         return model
@@ -133,6 +135,8 @@ class InstallSolver:
         base = lagrange.relaxation(p, bound_side=False)
         if start is not None and inc.offer(start.spend.to_numpy(), "start"):
             self._certify(inc, rel, base)
+        elif self.config.polish:
+            self._dual_start(inc, rel, base)
         rounds = 0
         if inc.gap > self.config.refine_tol:
             inner = self._model("inner", p)
@@ -145,6 +149,18 @@ class InstallSolver:
             self._certify(inc, rel, base)
             rounds = self._refine(p, inc, rel, base)
         return self._result(p, inc, t0, rounds)
+
+    def _dual_start(
+        self, inc: _Incumbent, rel: lagrange.Relaxation, base: lagrange.Relaxation
+    ) -> None:
+        """A first plan without a model: the pattern of the dual's maximisers (a Lagrangian
+        heuristic; with many channels it is all but optimal), certified like any plan."""
+        y0 = np.array([self._prices.get(name, 0.0) for name in rel.names])
+        scale = float(np.sum(rel.w0 * rel.curves.vmax)) or 1.0  # above any objective
+        bound = newton.best_bound(rel, y0, scale)
+        plan, _ = newton.solve_pattern(base.pattern(bound.spend), bound.y)
+        if inc.offer(plan.spend, "dual pattern"):
+            self._certify(inc, rel, base)
 
     def _start(self, model: HighsModel, inc: _Incumbent) -> np.ndarray | None:
         """The incumbent as a MIP start of ``model`` (None without one)."""
@@ -209,7 +225,7 @@ class InstallSolver:
                 np.concatenate([pts, [inc.spend[c], outer.spend[c]]])[-keep:]
                 for c, pts in enumerate(self._extra)
             ]
-            self._highs = {}  # rebuilt with the new breakpoints; later solves start from them
+            self._highs, self._data = {}, None  # rebuilt with the new breakpoints
             inner = self._model("inner", p)
             raw = inner.solve(self._start(inner, inc))
             if raw.feasible and inc.offer(raw.spend, "refined milp"):
