@@ -520,3 +520,24 @@ def test_envelopes_with_extra_points_sandwich_and_touch() -> None:
         assert np.all(outer(x) >= curve(x) - 1e-9 * curve.vmax)
         np.testing.assert_allclose(inner(extra), curve(extra), rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(outer(extra), curve(extra), rtol=1e-6, atol=1e-6)
+
+
+def test_pattern_solve_with_a_silent_channel_of_infinite_slope() -> None:
+    """A channel held at 0 with alpha < 1 (infinite slope there) beside a silent one with a
+    huge curve: the pattern solve used to stall on NaN curvatures and return no plan, and
+    the bound reported was below a plan's value.  The optimum spends ~1.27e-8 on ``c``."""
+    models = ChannelModels.from_curves(
+        {
+            "a": HillCurve(0.01, 0.1, 0.3),
+            "b": HillCurve(100000.0, 0.1, 1.5),
+            "c": HillCurve(1.0, 0.1, 0.3),
+        },
+        0.125,
+        0.125,
+    )
+    limits = ChannelLimits(max_spend={"a": 0.0}, cpi_max_total=1.4999848501530137e-06)
+    plan = optimize_installs(models, 0.003, objective="logins", limits=limits)
+    known = 0.0010574020755709948  # logins of the exactly feasible split (0, 0, 1.2688157e-08)
+    assert plan.upper_bound >= known
+    assert plan.objective >= known * (1 - 1e-6)
+    assert plan.status == "optimal", plan.message
