@@ -541,3 +541,39 @@ def test_pattern_solve_with_a_silent_channel_of_infinite_slope() -> None:
     assert plan.upper_bound >= known
     assert plan.objective >= known * (1 - 1e-6)
     assert plan.status == "optimal", plan.message
+
+
+def test_front_epsilons_are_met_exactly_by_their_points() -> None:
+    """The end points' epsilons are the exact metric of their plans rounded down: rounding
+    the sum of rounded products could put a point an ulp short of its own epsilon."""
+    from exact_install import InstallInstance, violations
+
+    inst = InstallInstance(
+        curves=[(0.01, 0.1, 0.3), (0.01, 0.1, 0.3)],
+        login_rate=[0.125, 0.25],
+        retention_rate=[0.125, 0.125],
+        budget=0.002,
+    )
+    front = pareto_front(inst.models(), inst.budget, ("installs", "logins"), n_points=3)
+    for eps, point in zip(front.epsilons, front.points, strict=True):
+        spend = point.spend.to_numpy()
+        assert not violations(inst, spend, budget=inst.budget, targets={"logins": float(eps)})
+
+
+def test_cheapest_budget_at_mixed_scales_finds_a_plan() -> None:
+    """Spend scales 1e-2 to 1e4 in one model: the PWL plan misses the target on the true
+    curves (HiGHS's tolerances); scaled up until it holds, it is a plan, not 'infeasible'."""
+    from exact_install import InstallInstance, violations
+
+    inst = InstallInstance(
+        curves=[(0.01, 0.1, 0.3), (0.01, 10.0, 0.3), (1.0, 0.1, 1.5)],
+        login_rate=[0.125] * 3,
+        retention_rate=[0.125] * 3,
+        budget=0.0,
+    )
+    goal = {"installs": 0.10077636846044223}  # a tenth of what the channels can reach
+    plan = cheapest_budget(inst.models(), goal)
+    assert plan.status in ("optimal", "feasible"), plan.message
+    assert not violations(inst, plan.spend.to_numpy(), budget=None, targets=goal)
+    least = 0.023122  # an exactly feasible split found by the reference search spends this
+    assert plan.lower_bound <= least <= plan.min_budget * (1 + 1e-2)

@@ -45,11 +45,13 @@ def _smoothed(rel: Relaxation, y: np.ndarray, tau: float) -> _Local:
     pc = candidates(rel, y)
     h = rel.curves
     has_alt = np.isfinite(pc.alt_g)
-    diff = np.where(has_alt, pc.on_g - pc.alt_g, np.inf)
-    if tau > 0:
-        share = special.expit(diff / tau)
-        alt_g = np.where(has_alt, pc.alt_g, 0.0)
-        terms = np.where(has_alt, alt_g + tau * np.logaddexp(0.0, diff / tau), pc.on_g)
+    with np.errstate(invalid="ignore", over="ignore"):  # -inf - -inf, huge / tiny tau
+        diff = np.where(has_alt, pc.on_g - pc.alt_g, np.inf)
+        z = diff / tau if tau > 0 else diff
+    if tau > 0:  # the softplus in its stable form (no inf for a huge diff / tau)
+        share = special.expit(z)
+        soft = np.maximum(pc.on_g, pc.alt_g) + tau * np.log1p(np.exp(-np.abs(z)))
+        terms = np.where(has_alt, soft, pc.on_g)
     else:
         share = (diff >= 0).astype(float)
         terms = np.maximum(pc.on_g, pc.alt_g)

@@ -14,17 +14,17 @@ its neighbour's plan (feasible for it) and its exact pattern solve.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
 from optimizers.install.curves import METRICS, ChannelModels
 from optimizers.install.highs import SolverConfig
-from optimizers.install.problem import ChannelLimits, make_problem
+from optimizers.install.problem import ChannelLimits, InstallProblem, exact_dot, make_problem
 from optimizers.install.result import BudgetSplit
 from optimizers.install.solve import InstallSolver
 
@@ -97,6 +97,13 @@ def _non_dominated(values: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     return keep
 
 
+def _exact_floor(p: InstallProblem, plan: BudgetSplit, metric: str) -> float:
+    """The largest float at most ``plan``'s exact ``metric`` (so the plan meets it as a target)."""
+    value = exact_dot(p.weights[metric], plan.installs.to_numpy())
+    x = float(value)
+    return x if Fraction(x) <= value else float(np.nextafter(x, -np.inf))
+
+
 def pareto_front(
     models: ChannelModels,
     budget: float,
@@ -140,7 +147,7 @@ def pareto_front(
     other = InstallSolver(make_problem(models, budget, objective=second, limits=lim), cfg)
     end = other.solve()
 
-    lo, hi = (math.fsum(getattr(plan, second)) for plan in (start, end))
+    lo, hi = (_exact_floor(main.problem, plan, second) for plan in (start, end))
     eps = np.linspace(lo, hi, n_points) if hi > lo else np.array([lo])
     # Sweep down from the top: every plan meets the next (lower) epsilon, so it starts
     # the next solve, whose pattern is solved first and the MILP only run if needed.

@@ -279,6 +279,8 @@ def _cheapest(p: InstallProblem, config: SolverConfig) -> BudgetPlan:
     proven = unreachable(p, lagrange.relaxation(p, bound_side=True).top)
     raw = inner.solve() if not proven else None
     spend = p.within_bounds(raw.spend) if raw and raw.feasible else np.zeros(p.n)
+    if raw and raw.feasible and config.polish:
+        spend = _least_on_pattern(p, spend)
     if proven or not raw.feasible or p.broken_constraint(spend):
         conflicts, spend = (proven, p.min_spend.astype(float)) if proven else diagnose(p, config)
         names = ", ".join(c.name for c in conflicts)
@@ -306,6 +308,42 @@ def _cheapest(p: InstallProblem, config: SolverConfig) -> BudgetPlan:
         method=method,
         message=f"inner: {raw.message}; outer: {outer.message}",
     )
+
+
+def _least_on_pattern(p: InstallProblem, spend: np.ndarray) -> np.ndarray:
+    """The least spend on the pattern of ``spend`` (solved exactly by the dual), when it
+    meets every constraint and spends less, or the PWL plan misses a target by its last
+    digits (HiGHS's tolerances); else ``spend``."""
+    base = lagrange.relaxation(p, bound_side=False)
+    patterns = [spend]
+    if p.broken_constraint(spend):  # at bad scales: the PWL plan scaled up until it holds
+        patterns.append(_scaled_up(p, spend))
+    best = spend
+    for pattern in patterns:
+        point, _ = newton.solve_pattern(base.pattern(pattern), np.zeros(base.n_rows))
+        for plan in (pattern, p.within_bounds(point.spend)):
+            if p.broken_constraint(plan):
+                continue
+            if p.broken_constraint(best) or math.fsum(plan) < math.fsum(best):
+                best = plan
+    return best
+
+
+def _scaled_up(p: InstallProblem, spend: np.ndarray) -> np.ndarray:
+    """``spend`` times the least factor (to 1e-12, by bisection) that meets the targets
+    without a budget (curves rise with spend), or ``spend`` when no factor does."""
+    top = np.divide(p.hi, spend, out=np.full(p.n, np.inf), where=spend > 0).min()
+    if (
+        p.budget is not None
+        or not np.isfinite(top)
+        or p.broken_constraint(np.minimum(spend * top, p.hi))
+    ):
+        return spend
+    lo, hi = 1.0, float(top)
+    while hi - lo > 1e-12 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if not p.broken_constraint(np.minimum(spend * mid, p.hi)) else (mid, hi)
+    return np.minimum(spend * hi, p.hi)
 
 
 def optimize_installs(
