@@ -76,7 +76,8 @@ class BudgetPlan:
     """Answer to "what is the least total spend that meets these targets?".
 
     ``min_budget`` is the total spend of the returned split (feasible on the true
-    curves); ``lower_bound`` is proven (outer model), so the true minimum lies in
+    curves); ``lower_bound`` is proven (the Lagrangian dual on the true curves), so
+    the true minimum lies in
     ``[lower_bound, min_budget]``.  Kept separate from :class:`Certificate`, whose
     convention is maximisation, but labelled by the same rule: ``'optimal'`` only
     within :data:`~optimizers.certificate.OPTIMAL_RTOL` of the bound, else
