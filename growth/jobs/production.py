@@ -52,6 +52,7 @@ from growth.jobs.stages import StageClock
 from growth.store import RunInProgress, RunLease, Store
 
 if TYPE_CHECKING:
+    from growth.data.dataset import Dataset
     from growth.jobs.pipeline import NightlyResult
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,18 @@ def load_config(path: Path | None = None, **overrides: Any) -> NightlyConfig:
         raise BadInput(str(exc)) from exc
 
 
+def read_input(config: NightlyConfig) -> Dataset | None:
+    """The dataset of ``config.data_dir``, read, validated and checked plannable
+    (:func:`growth.data.io.read_dataset`), or ``None`` for a simulated world (generated in
+    the job's data stage).  Raises :class:`~growth.data.table_check.DataValidationError`
+    naming the file, column and row."""
+    if config.data_dir is None:
+        return None
+    from growth.data.io import read_dataset
+
+    return read_dataset(config.data_dir)
+
+
 def run_nightly_job(
     config: NightlyConfig,
     *,
@@ -103,6 +116,7 @@ def run_nightly_job(
     log_stderr: bool = False,
     lease_s: float = 120.0,
     hooks: JobHooks | None = None,
+    dataset: Dataset | None = None,
 ) -> NightlyResult:
     """Run the nightly job exclusively and idempotently for ``config``'s date and campaign.
 
@@ -110,8 +124,13 @@ def run_nightly_job(
     campaign, and re-raises the job's error after recording the run 'failed'
     (:func:`growth.exit_codes.exit_code` maps either to the CLI's exit code).
     ``console`` gets one line per stage; ``progress`` shows progress bars inside
-    the long stages.
+    the long stages.  ``dataset``: ``config.data_dir`` already read (:func:`read_input`);
+    else the files are read here, before the lease: a dataset that cannot be planned
+    is refused (:class:`~growth.data.table_check.DataValidationError`, exit 2) with no
+    lease held, no run opened and no model trained.
     """
+    if dataset is None:
+        dataset = read_input(config)
     day, campaign = config.campaign_date, config.campaign
     fields: dict[str, Any] = {"job": KIND, "campaign_date": day.isoformat(), "campaign": campaign}
     log_file = None
@@ -133,7 +152,14 @@ def run_nightly_job(
                     extra={"event": "stale_runs_failed", "run_ids": stale},
                 )
             return _run(
-                config, store, lease, fields, progress=progress, console=console, hooks=hooks
+                config,
+                store,
+                lease,
+                fields,
+                progress=progress,
+                console=console,
+                hooks=hooks,
+                dataset=dataset,
             )
         finally:
             lease.release()
@@ -198,6 +224,7 @@ def _run(
     progress: bool,
     console: Console | None,
     hooks: JobHooks | None,
+    dataset: Dataset | None,
 ) -> NightlyResult:
     """Open the run, hand it to the pipeline, record its stages (failed runs too)."""
     from growth.jobs.pipeline import open_run, planned_stages, run_pipeline  # torch: only now
@@ -222,7 +249,7 @@ def _run(
             run_id = fields["run_id"] = run.id
             lease.set_run_id(run.id)
             log.info("run %d opened", run.id, extra={"event": "run_opened"})
-            result = run_pipeline(config, run, clock, progress=progress)
+            result = run_pipeline(config, run, clock, progress=progress, dataset=dataset)
     except BaseException as exc:
         if run_id is not None:
             _discard_artifacts(run.summary)

@@ -163,6 +163,18 @@ def _postgres_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
     return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` starts with SQLite's header (an empty file is no store either)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return True  # unreadable: let SQLite say why, as for any database
+
+
 def _sqlite_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
     database = parsed.database or ""
     in_memory = sqlite_in_memory(parsed)
@@ -170,6 +182,8 @@ def _sqlite_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
         path = Path(database).expanduser()
         if read_only and not path.is_file():
             raise FileNotFoundError(f"no store database at {path} (run growth nightly first)")
+        if read_only and not _is_sqlite_file(path):  # SQLite would open it and answer SELECT 1
+            raise BadStoreURL(f"{path} is not a SQLite database (its header says otherwise)")
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"connect_args": {}}
