@@ -50,6 +50,7 @@ from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.logs import json_logging
 from growth.jobs.stages import StageClock
 from growth.store import RunInProgress, RunLease, Store
+from growth.store.engine import CLEANUP_WAIT_S
 
 if TYPE_CHECKING:
     from growth.data.dataset import Dataset
@@ -254,7 +255,7 @@ def _run(
         if run_id is not None:
             _discard_artifacts(run.summary)
             try:
-                store.record_stages(run_id, clock.rows)
+                store.record_stages(run_id, clock.rows, wait_s=CLEANUP_WAIT_S)
             except Exception as db_exc:  # keep the job's own error in front
                 exc.add_note(f"also: could not record stage timings: {db_exc!r}")
         log.error(

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
@@ -120,6 +122,32 @@ def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA query_only = ON")
     cursor.close()
+
+
+CLEANUP_WAIT_S = 5.0
+"""How long a clean-up write (a failed run's stage timings, a lease's heartbeat or
+release) waits for a locked SQLite database before giving up: after a run failed on a
+locked database, each of them would otherwise wait the whole busy timeout again."""
+
+
+@contextmanager
+def begin_within(engine: Engine, seconds: float) -> Iterator[Connection]:
+    """``engine.begin()``, except that on SQLite it waits at most ``seconds`` for another
+    writer's lock (instead of the engine's busy timeout) before raising
+    ``OperationalError: database is locked``; other backends are unchanged."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        if raw is None:
+            with conn.begin():
+                yield conn
+            return
+        before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        raw.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
 def sqlite_in_memory(url: str | URL) -> bool:
