@@ -33,6 +33,9 @@ from growth.terminal import (
     setup_logging,
 )
 
+MAX_RUNS_LISTED = 1_000_000
+"""``growth runs --limit`` at most (a larger number overflowed SQLite's INTEGER, exit 1)."""
+
 app = typer.Typer(
     help="Marketing decision platform for user growth.",
     no_args_is_help=True,
@@ -245,7 +248,7 @@ def movielens(
 
 @app.command()
 def runs(
-    limit: Annotated[int, typer.Option(help="how many runs", min=1)] = 20,
+    limit: Annotated[int, typer.Option(help="how many runs", min=1, max=MAX_RUNS_LISTED)] = 20,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None,
 ) -> None:
     """Run history, newest first (read-only: the analyst role may run it)."""

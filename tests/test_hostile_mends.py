@@ -233,3 +233,14 @@ def test_a_database_locked_to_the_end_fails_the_job_in_bounded_time(
         blocker.execute("ROLLBACK")
         blocker.close()
     assert elapsed < 8.0, f"the job took {elapsed:.1f} s to give up on a locked database"
+
+
+def test_runs_limit_beyond_an_integer_column_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``growth runs --limit 10**20`` on a real store failed inside SQLite ('Python int too
+    large to convert to SQLite INTEGER', exit 1); now the option is bounded, exit 2."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    Store(url).close()
+    code, _, err = _run(capsys, "runs", "--limit", str(10**20), "--db", url)
+    assert code == ExitCode.BAD_INPUT and "--limit" in err, err
