@@ -4,24 +4,17 @@ any model trained, the store opened or the lease taken."""
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 import growth.data.io
 import growth.jobs.pipeline
-import growth.jobs.production
-import growth.store.engine
-import growth.store.locks
-import growth.store.runs
 import growth.world
 from growth.cli import main
 from growth.data.io import write_dataset
 from growth.exit_codes import ExitCode
-from growth.jobs.production import JobHooks, load_config, run_nightly_job
-from growth.store import RunFailed, Store
+from growth.store import Store
 from growth.world import WorldConfig, generate_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,54 +178,6 @@ def test_read_only_commands_refuse_a_file_that_is_not_a_database(
         code, _, err = _run(capsys, *argv, "--db", f"sqlite:///{not_db}")
         assert code == ExitCode.BAD_INPUT and "nightly.toml" in " ".join(err.split()), err
     assert not_db.read_text() == 'scenario = "small"\n'
-
-
-TINY = """
-campaign_date = "2026-03-01"
-scenario = "{scenario}"
-n_users = 300
-[coupons]
-budget = 40.0
-merchant_budget = 4.0
-method = "lagrangian"
-[push]
-enabled = false
-[install]
-enabled = false
-"""
-
-
-def test_a_database_locked_to_the_end_fails_the_job_in_bounded_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another writer holds SQLite's lock from the store stage on and never lets go: the job
-    raises RunFailed ('locked') after one busy timeout for the commit and the bounded retry
-    of the failure, not one busy timeout more for each clean-up write (stage timings, the
-    lease's heartbeat and release), which held the harness's job past 120 s."""
-    monkeypatch.setattr(growth.store.runs, "FAILURE_RETRY_S", 1.0)
-    for module in (growth.store.engine, growth.store.locks, growth.jobs.production):
-        monkeypatch.setattr(module, "CLEANUP_WAIT_S", 0.5, raising=False)
-    config = tmp_path / "nightly.toml"
-    config.write_text(TINY.format(scenario=SMALL))
-    path = tmp_path / "g.db"
-    store = Store(f"sqlite:///{path}?timeout=3")
-    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    locked_at: list[float] = []
-
-    def lock(stage: str) -> None:
-        if stage == "store":
-            blocker.execute("BEGIN EXCLUSIVE")
-            locked_at.append(time.monotonic())
-
-    hooks = JobHooks(stage_started=lock)
-    try:
-        with pytest.raises(RunFailed, match="locked"):
-            run_nightly_job(load_config(config), store=store, log_dir=None, hooks=hooks)
-        elapsed = time.monotonic() - locked_at[0]
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    assert elapsed < 8.0, f"the job took {elapsed:.1f} s to give up on a locked database"
 
 
 def test_runs_limit_beyond_an_integer_column_is_bad_input(

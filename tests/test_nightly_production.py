@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,10 @@ import pytest
 from rich.console import Console
 
 import growth.jobs.pipeline
+import growth.jobs.production
+import growth.store.engine
+import growth.store.locks
+import growth.store.runs
 from growth.cli import main
 from growth.exit_codes import ExitCode
 from growth.jobs.production import JobHooks, JobInterrupted, load_config, run_nightly_job
@@ -299,3 +304,35 @@ def test_an_empty_plan_never_supersedes_a_good_one_without_the_flag(
     assert main([*job, "--allow-empty-plan"]) == ExitCode.OK
     assert _status(store, good.run_id) == "superseded"
     assert store.read("v_coupon_by_segment_type").empty
+
+
+def test_a_database_locked_to_the_end_fails_the_job_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holds SQLite's lock from the store stage on and never lets go: the job
+    raises RunFailed ('locked') after one busy timeout for the commit and the bounded retry
+    of the failure, not one busy timeout more for each clean-up write (stage timings, the
+    lease's heartbeat and release), which held the harness's job past 120 s."""
+    monkeypatch.setattr(growth.store.runs, "FAILURE_RETRY_S", 1.0)
+    for module in (growth.store.engine, growth.store.locks, growth.jobs.production):
+        monkeypatch.setattr(module, "CLEANUP_WAIT_S", 0.5, raising=False)
+    config = _config(tmp_path)
+    path = tmp_path / "g.db"
+    store = Store(f"sqlite:///{path}?timeout=3")
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    locked_at: list[float] = []
+
+    def lock(stage: str) -> None:
+        if stage == "store":
+            blocker.execute("BEGIN EXCLUSIVE")
+            locked_at.append(time.monotonic())
+
+    hooks = JobHooks(stage_started=lock)
+    try:
+        with pytest.raises(RunFailed, match="locked"):
+            run_nightly_job(load_config(config), store=store, log_dir=None, hooks=hooks)
+        elapsed = time.monotonic() - locked_at[0]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert elapsed < 8.0, f"the job took {elapsed:.1f} s to give up on a locked database"
