@@ -30,6 +30,7 @@ import argparse
 import csv
 import datetime as dt
 import os
+import re
 import resource
 import shutil
 import signal
@@ -311,11 +312,26 @@ def db_damage(folder: Path, rc: int | None, good_run: bool) -> str | None:
 
 
 def artifacts_damage(folder: Path, before: set[str], rc: int | None) -> str | None:
+    """A failed command must leave no run folder, except those of runs that succeeded
+    (a fault's drive reruns the job, whose folder is legitimate)."""
     runs = folder / "data" / "artifacts" / "runs"
     new = {p.name for p in runs.iterdir()} - before if runs.exists() else set()
-    if rc not in (None, 0) and new:
-        return f"a failed command left artifacts {sorted(new)}"
-    return None
+    if rc in (None, 0) or not new:
+        return None
+    left = sorted(new - succeeded_folders(folder, new))
+    return f"a failed command left artifacts {left}" if left else None
+
+
+def succeeded_folders(folder: Path, names: set[str]) -> set[str]:
+    """The run folders (``<date>-<campaign>-run<id>-<hex>``) of runs stored as succeeded."""
+    if not (folder / "growth.db").exists():
+        return set()
+    try:
+        ids = {r[0] for r in db_rows(folder, "select id from runs where status = 'succeeded'")}
+    except sqlite3.DatabaseError:
+        return set()
+    found = {name: re.search(r"-run(\d+)-", name) for name in names}
+    return {name for name, m in found.items() if m is not None and int(m.group(1)) in ids}
 
 
 def strays(root: Path) -> list[str]:
