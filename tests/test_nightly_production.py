@@ -336,3 +336,35 @@ def test_a_database_locked_to_the_end_fails_the_job_in_bounded_time(
         blocker.execute("ROLLBACK")
         blocker.close()
     assert elapsed < 8.0, f"the job took {elapsed:.1f} s to give up on a locked database"
+
+
+def test_ctrl_c_stops_the_job_as_sigterm_does_with_exit_1(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) mid-run: the run is recorded 'failed' saying SIGINT, the lease is
+    released, and the command exits 1 (the README's 'the run failed'), not 130 from an
+    uncaught KeyboardInterrupt."""
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    out = tmp_path / "stdout.txt"
+    job = ["nightly", "--config", str(_config(tmp_path)), "--db", db, "--log-dir", str(tmp_path)]
+    with out.open("w") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "growth", *job],
+            cwd=REPO,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "stage 2/" not in out.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == ExitCode.FAILED and "SIGINT" in err, (proc.returncode, err)
+    store = Store(db)
+    run = store.runs().iloc[0]
+    assert run["status"] == "failed" and "SIGINT" in run["error"]
+    assert store.read("run_locks").empty

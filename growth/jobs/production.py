@@ -168,8 +168,9 @@ def run_nightly_job(
 
 @contextmanager
 def _stop_on_signal(lease: RunLease) -> Iterator[None]:
-    """While the job runs, SIGTERM and a lost lease raise :class:`JobInterrupted` in the
-    main thread (where the run's ``with`` block records the failure).
+    """While the job runs, SIGTERM, SIGINT (Ctrl-C) and a lost lease raise
+    :class:`JobInterrupted` in the main thread (where the run's ``with`` block records the
+    failure; the command exits 1).
 
     The lease's heartbeat thread reports a loss by sending SIGTERM to the main thread
     (a real signal: it also interrupts a blocking call); off the main thread no handler
@@ -188,7 +189,12 @@ def _stop_on_signal(lease: RunLease) -> Iterator[None]:
         if installed.is_set():  # never a SIGTERM without this handler: it would kill
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # SIGINT too (it would end the command with KeyboardInterrupt, exit 130, outside the
+    # README's codes), unless it is ignored (a job started in the background keeps it so)
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signals.append(signal.SIGINT)
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
     installed.set()
     lease.on_lost = lost
     try:
@@ -196,7 +202,8 @@ def _stop_on_signal(lease: RunLease) -> Iterator[None]:
     finally:
         lease.on_lost = None
         installed.clear()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _acquire(lease: RunLease) -> None:
