@@ -64,10 +64,10 @@ class CouponSettings(BaseModel):
         for name, amount in value.items():
             if name not in OPTION_TYPES:
                 raise ValueError(f"type_budgets key {name!r} is not one of {OPTION_TYPES}")
-            if not 0.0 <= amount <= MAX_BUDGET:  # also rejects NaN
-                raise ValueError(
-                    f"type_budgets[{name!r}] must be in [0, {MAX_BUDGET:g}], got {amount}"
-                )
+            if not amount >= 0.0:  # also rejects NaN
+                raise ValueError(f"type_budgets[{name!r}] must be >= 0, got {amount}")
+            if amount > MAX_BUDGET:
+                raise ValueError(f"type_budgets[{name!r}] must be <= {MAX_BUDGET:g}, got {amount}")
         return value
 
     @field_validator("min_coverage")
