@@ -543,6 +543,30 @@ def test_pattern_solve_with_a_silent_channel_of_infinite_slope() -> None:
     assert plan.status == "optimal", plan.message
 
 
+@pytest.mark.parametrize("polish", [False, True])
+@pytest.mark.parametrize(("value", "spend"), [(1.0, 1.0), (1e-6, 1.0), (1e6, 1e3), (1.0, 1e-4)])
+def test_outer_pwl_bound_holds_at_any_scale(value: float, spend: float, polish: bool) -> None:
+    """The instance above, its installs scaled by ``value`` and its spends by ``spend``:
+    the optimum is ~1e-8 of HiGHS's objective unit there, below its absolute tolerances,
+    and the outer PWL MILP's float bound fell to 0.00091 (true optimum 0.0010574) until
+    its objective was scaled to the optimum and its bound widened by HiGHS's tolerances."""
+    from optimizers.install import SolverConfig
+
+    curves = {"a": (0.01, 0.1, 0.3), "b": (100000.0, 0.1, 1.5), "c": (1.0, 0.1, 0.3)}
+    models = ChannelModels.from_curves(
+        {c: HillCurve(v * value, k * spend, a) for c, (v, k, a) in curves.items()}, 0.125, 0.125
+    )
+    limits = ChannelLimits(
+        max_spend={"a": 0.0}, cpi_max_total=1.4999848501530137e-06 * spend / value
+    )
+    config = SolverConfig(polish=polish)
+    plan = optimize_installs(
+        models, 0.003 * spend, objective="logins", limits=limits, config=config
+    )
+    known = 0.0010574020755709948 * value  # the exactly feasible split (0, 0, 1.2688157e-08)
+    assert plan.upper_bound >= known * (1 - 1e-9), plan.message
+
+
 def test_front_epsilons_are_met_exactly_by_their_points() -> None:
     """The end points' epsilons are the exact metric of their plans rounded down: rounding
     the sum of rounded products could put a point an ulp short of its own epsilon."""

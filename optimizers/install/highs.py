@@ -17,8 +17,8 @@ import numpy as np
 from optimizers.install.curves import METRICS
 from optimizers.install.model import Approximation, LinearModel
 
-OUTER_BOUND_SAFETY = 1e-7
-"""Relative allowance added to HiGHS's dual bound of the outer model for its float tolerances."""
+BOUND_MIP_ABS_GAP = 1e-9
+"""HiGHS's absolute MIP gap of the outer model, in units of its objective scale."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class SolverConfig:
 
     approximation: Approximation = field(default_factory=Approximation)
     mip_rel_gap: float = 1e-2
-    bound_mip_rel_gap: float = 1e-4
+    bound_mip_rel_gap: float = 1e-7
     time_limit_s: float = 60.0
     presolve: bool = False
     polish: bool = True
@@ -103,6 +103,8 @@ class HighsModel:
         h.setOptionValue("mip_rel_gap", float(gap))
         h.setOptionValue("presolve", "on" if config.presolve else "off")
         sense = highspy.ObjSense.kMaximize if m.sense == "max" else highspy.ObjSense.kMinimize
+        if m.data.envelope == "outer":
+            h.setOptionValue("mip_abs_gap", BOUND_MIP_ABS_GAP)
         h.passModel(
             int(m.obj.size),
             int(m.row_lo.size),
@@ -121,6 +123,19 @@ class HighsModel:
             m.integer.astype(np.int32),
         )
         self.highs = h
+        self.unit = 1.0  # objective unit, in the model's units (see scale_objective)
+
+    def scale_objective(self, unit: float) -> None:
+        """Let HiGHS see the objective in units of ``unit`` (original units, > 0): a value
+        near the optimum keeps it O(1), so HiGHS's absolute tolerances stay relative."""
+        d = self.model.data
+        value = unit / (d.spend_scale if self.model.sense == "min" else d.value_scale)
+        if not (math.isfinite(value) and value > 0) or self.model.slacks:
+            return
+        n = int(self.model.obj.size)
+        self.highs.changeColsCost(n, np.arange(n, dtype=np.int32), self.model.obj / value)
+        self.highs.changeObjectiveOffset(float(self.model.offset) / value)
+        self.unit = value
 
     @property
     def is_mip(self) -> bool:
@@ -153,10 +168,13 @@ class HighsModel:
             return RawSolve(False, infeasible, math.nan, math.nan, empty, empty, message)
         x = np.array(h.getSolution().col_value)
         d = m.data
-        unit = 1.0 if m.slacks else (d.spend_scale if m.sense == "min" else d.value_scale)
+        unit = self.unit * (
+            1.0 if m.slacks else (d.spend_scale if m.sense == "min" else d.value_scale)
+        )
         bound = info.mip_dual_bound if m.is_mip else info.objective_function_value
         if status != highspy.HighsModelStatus.kOptimal and not m.is_mip:
             bound = math.nan  # an LP stopped early proves nothing
+        bound = self._safe(float(bound), float(info.objective_function_value))
         return RawSolve(
             True,
             False,
@@ -165,4 +183,25 @@ class HighsModel:
             x,
             m.spend(x),
             message,
+        )
+
+    def _safe(self, bound: float, objective: float) -> float:
+        """HiGHS's float ``bound`` moved outwards past what its tolerances may hide, in its
+        objective units: nodes pruned within the MIP gaps of the plan's ``objective`` leave
+        the bound, and each reduced cost and row price may be off by the dual-feasibility
+        tolerance (over each column's range, binaries over 0..1, times 1 + its column's
+        absolute sum)."""
+        h, m = self.highs, self.model
+        opt = {
+            k: float(h.getOptionValue(k)[1])
+            for k in ("mip_abs_gap", "mip_rel_gap", "dual_feasibility_tolerance")
+        }
+        sign = 1.0 if m.sense == "max" else -1.0
+        if m.is_mip:
+            gap = max(opt["mip_abs_gap"], opt["mip_rel_gap"] * abs(objective))
+            bound = sign * max(sign * bound, sign * objective + gap)
+        span = np.where(np.isfinite(m.col_hi - m.col_lo), m.col_hi - m.col_lo, 0.0)
+        weight = 1.0 + np.asarray(abs(m.A).sum(axis=0)).ravel()
+        return bound + sign * opt["dual_feasibility_tolerance"] * math.fsum(
+            (span * weight).tolist()
         )

@@ -41,7 +41,7 @@ from optimizers.install import lagrange, newton
 from optimizers.install.bnb import branch_and_bound
 from optimizers.install.conflicts import diagnose, infeasible_plan, unreachable
 from optimizers.install.curves import ChannelModels
-from optimizers.install.highs import OUTER_BOUND_SAFETY, HighsModel, RawSolve, SolverConfig
+from optimizers.install.highs import HighsModel, RawSolve, SolverConfig
 from optimizers.install.model import build_model, linearise
 from optimizers.install.problem import ChannelLimits, InstallProblem, Objective, make_problem
 from optimizers.install.result import BudgetPlan, BudgetSplit, funnel_series, relative_gap
@@ -212,9 +212,12 @@ class InstallSolver:
         cfg = self.config
         while inc.gap > cfg.refine_tol:
             model = self._model("outer", p)
+            # The objective in units of the optimum (the dual bound, else the plan's value):
+            # left tiny, HiGHS's absolute tolerances would swallow it and its bound.
+            model.scale_objective(inc.upper if math.isfinite(inc.upper) else inc.objective)
             outer = model.solve(self._start(model, inc))
             if outer.feasible and math.isfinite(outer.bound):
-                inc.tighten(outer.bound + OUTER_BOUND_SAFETY * abs(outer.bound), "outer PWL MILP")
+                inc.tighten(outer.bound, "outer PWL MILP (bound widened by HiGHS's tolerances)")
             if inc.gap <= cfg.refine_tol or rounds >= cfg.max_refinements or not outer.feasible:
                 break
             # Make both envelopes exact at the incumbent and at the relaxation's optimum,
