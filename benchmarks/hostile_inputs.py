@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import os
+import re
 import resource
 import shutil
 import signal
@@ -250,16 +252,16 @@ def grade(case: Case, folder: Path, result: Result, damage: str | None) -> tuple
     text = result.out + result.err
     if result.timed_out:
         return "badly", f"hang: still running after {case.timeout_s:.0f} s (killed)"
-    if result.rc not in (0, 1, 2, 3):
-        return "badly", f"crash: exit {result.rc} ({flat(result.err)[-120:]})"
     if case.secret and case.secret in text:
         return "badly", "a password was printed"
     if case.hostile and case.hostile in text:
         return "badly", "escape sequences from the input reached the terminal"
     if damage:
         return "badly", damage
-    if result.verdict is not None:
+    if result.verdict is not None:  # a fault graded by its drive (a SIGKILL ends with -9)
         return result.verdict
+    if result.rc not in (0, 1, 2, 3):
+        return "badly", f"crash: exit {result.rc} ({flat(result.err)[-120:]})"
     traceback = "Traceback" in result.err
     if result.rc not in case.expect:
         note = " with a traceback" if traceback else ""
@@ -310,11 +312,26 @@ def db_damage(folder: Path, rc: int | None, good_run: bool) -> str | None:
 
 
 def artifacts_damage(folder: Path, before: set[str], rc: int | None) -> str | None:
+    """A failed command must leave no run folder, except those of runs that succeeded
+    (a fault's drive reruns the job, whose folder is legitimate)."""
     runs = folder / "data" / "artifacts" / "runs"
     new = {p.name for p in runs.iterdir()} - before if runs.exists() else set()
-    if rc not in (None, 0) and new:
-        return f"a failed command left artifacts {sorted(new)}"
-    return None
+    if rc in (None, 0) or not new:
+        return None
+    left = sorted(new - succeeded_folders(folder, new))
+    return f"a failed command left artifacts {left}" if left else None
+
+
+def succeeded_folders(folder: Path, names: set[str]) -> set[str]:
+    """The run folders (``<date>-<campaign>-run<id>-<hex>``) of runs stored as succeeded."""
+    if not (folder / "growth.db").exists():
+        return set()
+    try:
+        ids = {r[0] for r in db_rows(folder, "select id from runs where status = 'succeeded'")}
+    except sqlite3.DatabaseError:
+        return set()
+    found = {name: re.search(r"-run(\d+)-", name) for name in names}
+    return {name for name, m in found.items() if m is not None and int(m.group(1)) in ids}
 
 
 def strays(root: Path) -> list[str]:
@@ -369,7 +386,8 @@ def judge(case: Case, base: Base, folder: Path) -> Verdict:
     damage = None
     if snapshot(folder / "ds") != before:
         damage = "the dataset folder was changed"
-    damage = damage or db_damage(folder, result.rc, case.good_run)
+    if case.drive is None:  # a drive judges the database itself, before its own rerun
+        damage = damage or db_damage(folder, result.rc, case.good_run)
     damage = damage or artifacts_damage(folder, had, result.rc)
     if case.check is not None and damage is None:
         damage = case.check(folder, result)
@@ -725,8 +743,12 @@ def option_cases(root: Path) -> Iterator[Case]:
         timeout_s=60.0,
     )
     for limit in ("0", "-1", "abc", "99999999999999999999"):
-        yield case(
-            f"runs --limit {limit}", ["runs", "--limit", limit, "--db", "{db}"], [2], "limit"
+        yield case(  # with a database: the option, not a missing store, must be what is refused
+            f"runs --limit {limit}",
+            ["runs", "--limit", limit, "--db", "{db}"],
+            [2],
+            "limit",
+            good_run=True,
         )
     bad_dbs = {
         "no URL": ("notaurl", [2]),
@@ -763,9 +785,18 @@ def option_cases(root: Path) -> Iterator[Case]:
         )
     esc = "SELECT char(27) || '[2J' || char(27) || '[31m' AS x"
     yield case(
-        "query: escapes in a result", ["query", esc, "--db", "{db}"], [0], hostile=HOSTILE_ESCAPE
+        "query: escapes in a result",
+        ["query", esc, "--db", "{db}"],
+        [0],
+        hostile=HOSTILE_ESCAPE,
+        good_run=True,  # a query needs a store database to run on
     )
-    yield case("query: markup in a result", ["query", "SELECT '[/x]' AS a", "--db", "{db}"], [0])
+    yield case(
+        "query: markup in a result",
+        ["query", "SELECT '[/x]' AS a", "--db", "{db}"],
+        [0],
+        good_run=True,
+    )
     yield case(
         "runs: escapes and markup stored",
         ["runs", "--db", "{db}"],
@@ -897,10 +928,13 @@ def config_cases() -> Iterator[Case]:
     }
     edits["not TOML"] = ("this is [ not toml\n", "nightly.toml")
     for label, (text, name) in edits.items():
+        argv = list(NIGHTLY)
+        if label.startswith("campaign_date"):  # --date would override the file's value
+            del argv[argv.index("--date") : argv.index("--date") + 2]
         yield Case(
             "config",
             f"nightly.toml: {label}",
-            list(NIGHTLY),
+            argv,
             frozenset({0, 2} if HOSTILE_ESCAPE in text else {2}),
             names=(name,),
             config=text,
@@ -1042,17 +1076,20 @@ def drive_signal(sig: signal.Signals) -> Callable[[Case, Path, dict[str, str]], 
             return result
         os.kill(proc.pid, sig)
         result = finish(proc, folder, 120)
-        runs = db_rows(folder, "select status from runs order by id")
+        # the fault's run comes after the good run of DATE the database starts with
+        runs = db_rows(folder, "select status from runs order by id")[1:]
         locks = db_rows(folder, "select pid from run_locks")
         again = rerun(case, folder, env)
-        state = f"runs {runs}, lease {'held' if locks else 'free'}, rerun exit {again.rc}"
-        if again.rc != 0:
-            result.verdict = ("badly", f"after {sig.name} the next run did not start: {state}")
-        elif result.rc not in (0, 1, 2, 3) or runs != [("failed",)] or locks:
-            result.verdict = (
-                "partly",
-                f"{sig.name}: exit {result.rc}, {state} (next run recovers)",
-            )
+        after = db_rows(folder, "select status from runs order by id")[1:2]
+        state = f"exit {result.rc}, runs {runs}, lease {'held' if locks else 'free'}, "
+        state += f"rerun exit {again.rc}, then the run is {after}"
+        if again.rc != 0 or after != [("failed",)]:
+            result.verdict = ("badly", f"after {sig.name} the next run did not recover: {state}")
+        elif sig == signal.SIGKILL:  # cannot be handled: the next run must clean up after it
+            killed = result.rc == -signal.SIGKILL and runs == [("running",)] and locks
+            result.verdict = ("well" if killed else "partly", state)
+        elif result.rc not in case.expect or runs != [("failed",)] or locks:
+            result.verdict = ("partly", f"{sig.name}: {state} (next run recovers)")
         else:
             result.verdict = ("well", state)
         return result
@@ -1086,13 +1123,18 @@ def drive_locked(case: Case, folder: Path, env: dict[str, str]) -> Result:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    runs = db_rows(folder, "select status from runs order by id")
+    # the fault's run comes after the good run of DATE; it is failed at the latest by the
+    # rerun (while the lock is held nothing can record it)
+    runs = db_rows(folder, "select status from runs order by id")[1:2]
     again = rerun(case, folder, env)
-    state = f"exit {result.rc}, runs {runs}, rerun exit {again.rc}"
-    if result.timed_out or again.rc != 0 or ("succeeded",) in runs[:1]:
+    after = db_rows(folder, "select status from runs order by id")[1:2]
+    state = f"exit {result.rc}, run {runs}, rerun exit {again.rc}, then the run is {after}"
+    if result.timed_out or again.rc != 0 or ("succeeded",) in runs:
         result.verdict = ("badly", state)
-    elif result.rc != 1 or "Traceback" in result.err or runs[:1] != [("failed",)]:
+    elif result.rc != 1 or "Traceback" in result.err or after != [("failed",)]:
         result.verdict = ("partly", f"{state}: {flat(result.err)[-100:]}")
+    elif "locked" not in result.err:
+        result.verdict = ("partly", f"{state}: the message does not say the database is locked")
     else:
         result.verdict = ("well", state)
     return result
@@ -1104,8 +1146,11 @@ def stale_lease(pid: int) -> Callable[[Path], None]:
     def setup(folder: Path) -> None:
         import socket
 
-        now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-        later = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 3600))
+        # the store's own format (SQLAlchemy writes microseconds): the take-over deletes the
+        # row it judged stale by comparing heartbeat_at, which a shorter text never equals
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        later = (now + dt.timedelta(hours=1)).isoformat(" ", "microseconds")
+        now = now.isoformat(" ", "microseconds")
         with sqlite3.connect(folder / "growth.db") as db:
             db.execute(
                 "insert into run_locks values ('nightly', '2026-03-01', 'default', 't', ?, ?, "
@@ -1154,11 +1199,15 @@ def fault_cases() -> Iterator[Case]:
         setup=stale_lease(os.getpid()),
         **common,
     )
+    # chmod 444 stops no one running as root (file modes do not bind root), which is how
+    # the case once "passed" with exit 0; SQLite's read-only mode refuses every writer
+    read_only = [*argv[:-1], "sqlite:///file:{dir}/growth.db?mode=ro&uri=true"]
     yield Case(
         "faults",
         "database file read-only",
-        argv,
+        read_only,
         frozenset({1, 2}),
+        names=("readonly",),
         early=True,
         setup=lambda f: (f / "growth.db").chmod(0o444),
         **common,
@@ -1313,6 +1362,11 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=Path("hostile_inputs.csv"))
     parser.add_argument("--keep", action="store_true", help="keep the case folders")
     args = parser.parse_args()
+    # Started in the background (``cmd &`` without job control, nohup), this process and so
+    # every case inherit SIGINT ignored, and Python then never raises KeyboardInterrupt: the
+    # SIGINT fault would test the shell, not the job.  A handler here is reset to the
+    # default in each child at exec, where Python installs its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     root = Path(tempfile.mkdtemp(prefix="hostile-"))
     started = time.perf_counter()
     try:

@@ -33,6 +33,9 @@ from growth.terminal import (
     setup_logging,
 )
 
+MAX_RUNS_LISTED = 1_000_000
+"""``growth runs --limit`` at most (a larger number overflowed SQLite's INTEGER, exit 1)."""
+
 app = typer.Typer(
     help="Marketing decision platform for user growth.",
     no_args_is_help=True,
@@ -119,16 +122,32 @@ def nightly(
         cfg = load_config(config, **overrides)
     except BadInput as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
-
+    if log_dir is not None and not _can_be_folder(log_dir):
+        raise fail(f"--log-dir {log_dir}: a file is in the way of a folder", ExitCode.BAD_INPUT)
     _run_job(cfg, db, log_json=log_json, log_dir=log_dir)
 
 
+def _can_be_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder or can become one (its nearest existing part is a folder)."""
+    for part in (path, *path.parents):
+        if part.exists():
+            return part.is_dir()
+    return True
+
+
 def _run_job(cfg: Any, db: str | None, *, log_json: bool, log_dir: Path | None) -> None:
-    """Run the nightly job of ``cfg`` on the store at ``db``; print its summary or fail."""
+    """Run the nightly job of ``cfg`` on the store at ``db``; print its summary or fail.
+
+    Dataset files are read and checked first, before the store is opened or the lease
+    taken: a dataset that cannot be planned is bad input (exit 2), not a failed run."""
     from growth.exit_codes import exit_code
-    from growth.jobs.production import JobInterrupted, run_nightly_job
+    from growth.jobs.production import JobInterrupted, read_input, run_nightly_job
     from growth.paths import log_dir as default_log_dir
 
+    try:
+        dataset = read_input(cfg)
+    except (ValueError, OSError) as exc:  # DataValidationError is a ValueError
+        raise fail(str(exc), exit_code(exc)) from None
     store = _open_store(db)
     heading = Text.assemble(("nightly", "bold"), f" {cfg.campaign_date} ({cfg.campaign}) -> ")
     console.print(heading.append(printable(store.display_url)), soft_wrap=True)
@@ -140,6 +159,7 @@ def _run_job(cfg: Any, db: str | None, *, log_json: bool, log_dir: Path | None) 
             console=console,
             log_stderr=log_json,
             log_dir=log_dir or default_log_dir(),
+            dataset=dataset,
         )
     except (Exception, JobInterrupted) as exc:  # exit_code(): refused 3, bad input 2, failed 1
         raise fail(f"nightly: {exc}", exit_code(exc)) from None
@@ -228,7 +248,7 @@ def movielens(
 
 @app.command()
 def runs(
-    limit: Annotated[int, typer.Option(help="how many runs", min=1)] = 20,
+    limit: Annotated[int, typer.Option(help="how many runs", min=1, max=MAX_RUNS_LISTED)] = 20,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None,
 ) -> None:
     """Run history, newest first (read-only: the analyst role may run it)."""

@@ -64,6 +64,10 @@ class MipAnswer:
     dual_bound: float
 
 
+FEAS_TOL = 1e-9
+"""HiGHS's primal and MIP feasibility tolerance: a row may break by this much in its answer."""
+
+
 def solve_mip(mip: BinaryMip, *, time_limit_s: float = 20.0) -> MipAnswer:
     """Solve ``mip`` to ``mip_rel_gap = 0`` with HiGHS's own tolerances tightened."""
     m = int(mip.objective.size)
@@ -72,8 +76,8 @@ def solve_mip(mip: BinaryMip, *, time_limit_s: float = 20.0) -> MipAnswer:
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)
-    h.setOptionValue("mip_feasibility_tolerance", 1e-9)
-    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
+    h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
+    h.setOptionValue("primal_feasibility_tolerance", FEAS_TOL)
     inf = highspy.kHighsInf
     zeros = np.zeros(m)
     h.addCols(
@@ -136,7 +140,8 @@ def verified_optimum(
     ``build(margins)`` returns the MIP with row ``name`` tightened by ``margins[name]``
     (in the row's units); ``excess(x)`` maps each row the plan breaks in exact
     arithmetic to the amount (> 0) by which it breaks it; ``value(x)`` is the exact
-    objective.  Each round tightens a broken row by at least four times its excess
+    objective.  Each round tightens a broken row by at least four times its excess (and at
+    least twice HiGHS's tolerance, below which it takes a break for no break)
     (doubling the previous margin); ``build`` should move the limit by at least a
     few ulps (:func:`tighten`) so that a margin below float resolution still bites.
     """
@@ -154,8 +159,8 @@ def verified_optimum(
         if not broken:
             status = "optimal" if ans.status == "optimal" and not margins else "feasible"
             return Verified(status, ans.x, value(ans.x), first_bound)
-        for name, amount in broken.items():
-            margins[name] = max(4.0 * float(amount), 2.0 * margins.get(name, 0.0))
+        for name, amount in broken.items():  # HiGHS accepts breaks below its tolerance
+            margins[name] = max(4.0 * float(amount), 2.0 * margins.get(name, 0.0), 2 * FEAS_TOL)
     return Verified("unknown", None, None, first_bound)
 
 

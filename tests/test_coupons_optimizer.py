@@ -45,13 +45,29 @@ def assert_feasible(problem: CouponProblem, plan: CouponAllocation) -> None:
 
 # -- certificate -----------------------------------------------------------------------
 def test_certificate_gap_is_relative_and_infinite_when_infeasible() -> None:
-    """The shared certificate reports a relative gap, inf without a bound or plan."""
+    """The shared certificate reports a relative gap, NaN (never 0) without a bound or plan."""
+    import math
+
+    from optimizers.certificate import CertificateError
+
     c = Certificate(
         status="feasible", objective=99.0, upper_bound=100.0, solve_time_s=0.0, method="x"
     )
-    assert c.gap == pytest.approx(0.01)
+    assert c.gap == pytest.approx(0.01) and c.status == "feasible"
     c.status = "infeasible"
-    assert c.gap == float("inf")
+    assert math.isnan(c.gap)
+    no_bound = Certificate(
+        status="optimal", objective=99.0, upper_bound=math.inf, solve_time_s=0.0, method="x"
+    )
+    assert math.isnan(no_bound.gap) and no_bound.status == "feasible"
+    tight = Certificate(
+        status="feasible", objective=100.0, upper_bound=100.0 + 1e-5, solve_time_s=0, method="x"
+    )
+    assert tight.status == "optimal" and tight.gap <= 1e-6
+    with pytest.raises(CertificateError, match="exceeds its upper bound"):
+        Certificate(
+            status="feasible", objective=100.1, upper_bound=100.0, solve_time_s=0, method="x"
+        )
     with pytest.raises(ValueError, match="status"):
         Certificate(status="great", objective=0, upper_bound=0, solve_time_s=0, method="x")
 
@@ -346,10 +362,13 @@ def test_exact_methods_honour_groups_coverage_and_roi() -> None:
     assert cpsat.objective == pytest.approx(highs.objective, rel=1e-3)
 
 
-def test_auto_method_picks_exact_when_small_and_lagrangian_when_large() -> None:
-    """method='auto' solves small instances exactly and large ones with the Lagrangian."""
+def test_auto_method_adds_the_exact_mip_only_where_the_lagrangian_misses_the_gap() -> None:
+    """method='auto': the Lagrangian plan when it certifies ``rel_gap``; on a small instance
+    where it does not (100 users), the exact MIP's better plan and bound."""
     value, cost, budget = world(12, n=100)
-    assert allocate(value, cost, budget).method == "highs"
+    lag = allocate(value, cost, budget, method="lagrangian")
+    auto = allocate(value, cost, budget)
+    assert lag.gap > 1e-4 and auto.method == "highs" and auto.gap <= 1e-4
     value, cost, budget = world(12, n=2500)
     assert allocate(value, cost, budget).method == "lagrangian"
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,10 @@ import pytest
 from rich.console import Console
 
 import growth.jobs.pipeline
+import growth.jobs.production
+import growth.store.engine
+import growth.store.locks
+import growth.store.runs
 from growth.cli import main
 from growth.exit_codes import ExitCode
 from growth.jobs.production import JobHooks, JobInterrupted, load_config, run_nightly_job
@@ -299,3 +304,67 @@ def test_an_empty_plan_never_supersedes_a_good_one_without_the_flag(
     assert main([*job, "--allow-empty-plan"]) == ExitCode.OK
     assert _status(store, good.run_id) == "superseded"
     assert store.read("v_coupon_by_segment_type").empty
+
+
+def test_a_database_locked_to_the_end_fails_the_job_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holds SQLite's lock from the store stage on and never lets go: the job
+    raises RunFailed ('locked') after one busy timeout for the commit and the bounded retry
+    of the failure, not one busy timeout more for each clean-up write (stage timings, the
+    lease's heartbeat and release), which held the harness's job past 120 s."""
+    monkeypatch.setattr(growth.store.runs, "FAILURE_RETRY_S", 1.0)
+    for module in (growth.store.engine, growth.store.locks, growth.jobs.production):
+        monkeypatch.setattr(module, "CLEANUP_WAIT_S", 0.5, raising=False)
+    config = _config(tmp_path)
+    path = tmp_path / "g.db"
+    store = Store(f"sqlite:///{path}?timeout=3")
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    locked_at: list[float] = []
+
+    def lock(stage: str) -> None:
+        if stage == "store":
+            blocker.execute("BEGIN EXCLUSIVE")
+            locked_at.append(time.monotonic())
+
+    hooks = JobHooks(stage_started=lock)
+    try:
+        with pytest.raises(RunFailed, match="locked"):
+            run_nightly_job(load_config(config), store=store, log_dir=None, hooks=hooks)
+        elapsed = time.monotonic() - locked_at[0]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert elapsed < 8.0, f"the job took {elapsed:.1f} s to give up on a locked database"
+
+
+def test_ctrl_c_stops_the_job_as_sigterm_does_with_exit_1(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) mid-run: the run is recorded 'failed' saying SIGINT, the lease is
+    released, and the command exits 1 (the README's 'the run failed'), not 130 from an
+    uncaught KeyboardInterrupt."""
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    out = tmp_path / "stdout.txt"
+    job = ["nightly", "--config", str(_config(tmp_path)), "--db", db, "--log-dir", str(tmp_path)]
+    with out.open("w") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "growth", *job],
+            cwd=REPO,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "stage 2/" not in out.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == ExitCode.FAILED and "SIGINT" in err, (proc.returncode, err)
+    store = Store(db)
+    run = store.runs().iloc[0]
+    assert run["status"] == "failed" and "SIGINT" in run["error"]
+    assert store.read("run_locks").empty

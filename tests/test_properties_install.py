@@ -23,7 +23,6 @@ import numpy as np
 from exact_install import METRICS, InstallInstance, best_plan, saturation, total, violations
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from known_defects import known_defect
 from property_checks import (
     assert_bound_holds,
     assert_certificate_agrees,
@@ -146,7 +145,6 @@ def _optimize(inst: InstallInstance):
 
 
 # --------------------------------------------------------------------------- properties
-@known_defect("plans are accepted when they break a limit by up to 1e-6 relative")
 @SETTINGS
 @example(inst=PINNED_SPEND)
 @example(inst=OVER_CPI_TOTAL)
@@ -184,9 +182,6 @@ def test_install_status_agrees_with_gap(inst):
     assert_certificate_agrees(plan, value, lambda: _reference(inst, inst.objective, inst.targets))
 
 
-@known_defect(
-    "an unreachable target gives status 'unknown'; conflicts below 1e-7 of the mean vmax vanish"
-)
 @SETTINGS
 @example(inst=NOTHING_TO_SPEND, beyond=1.5)
 @example(inst=HIDDEN_TARGET_CONFLICT, beyond=1.5)
@@ -214,7 +209,6 @@ def test_install_infeasible_names_conflicts_and_only_without_a_plan(inst, beyond
     assert value is None, f"declared infeasible, but {spend.tolist()} meets every limit"
 
 
-@known_defect("front points break the budget by an ulp (limit + tolerance)")
 @property_settings(max_examples=10)
 @example(inst=FRONT_OVER_BUDGET, pair=("installs", "logins"))
 @given(inst=install_instances(), pair=st.permutations(METRICS).map(lambda p: tuple(p[:2])))
@@ -252,7 +246,6 @@ def _cheapest(inst: InstallInstance, metric: str, share: float):
     return plan, {**inst.targets, **goal}
 
 
-@known_defect("cheapest_budget's plan is not checked on the true curves (misses targets)")
 @SETTINGS
 @example(inst=CHEAPEST_MISSES_TARGET, metric="installs", share=0.1)
 @given(**CHEAPEST_CASES)

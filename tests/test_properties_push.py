@@ -23,7 +23,6 @@ import pytest
 from exact_push import PushInstance, brute_force, objective, reference_optimum, violations
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from known_defects import methods_except
 from property_checks import assert_bound_holds, assert_certificate_agrees, property_settings
 
 from optimizers.push import PushInfeasibleError, PushProblem, schedule_push
@@ -31,8 +30,6 @@ from optimizers.push import PushInfeasibleError, PushProblem, schedule_push
 METHODS = ("cpsat", "decomposition", "auto")
 SETTINGS = property_settings(max_examples=100)
 
-
-ROUNDED_SHARES = "share floors rounded to rationals up to 1e-4 above (a restriction)"
 
 _P = np.zeros((3, 1, 2))
 _P[0], _P[1:] = 0.1, 0.9
@@ -120,16 +117,7 @@ def _reference(inst: PushInstance) -> tuple[Fraction | None, str]:
 
 
 # --------------------------------------------------------------------------- properties
-@pytest.mark.parametrize(
-    "method",
-    methods_except(
-        METHODS,
-        "share floors checked with a 1e-9 tolerance and rounded down to 1/3",
-        "cpsat",
-        "decomposition",
-        "auto",
-    ),
-)
+@pytest.mark.parametrize("method", METHODS)
 @SETTINGS
 @example(inst=SHARE_ROUNDED_DOWN)
 @given(inst=push_instances())
@@ -141,7 +129,7 @@ def test_push_schedule_is_feasible_in_exact_arithmetic(method, inst):
     assert not broken, f"{method} schedule breaks {broken}:\n{schedule.pushes}"
 
 
-@pytest.mark.parametrize("method", methods_except(METHODS, ROUNDED_SHARES, "cpsat", "auto"))
+@pytest.mark.parametrize("method", METHODS)
 @SETTINGS
 @example(inst=SHARE_ROUNDED_UP)
 @given(inst=push_instances())
@@ -154,7 +142,7 @@ def test_push_bound_is_at_least_the_optimum(method, inst):
     assert_bound_holds(schedule.upper_bound, best, where)
 
 
-@pytest.mark.parametrize("method", methods_except(METHODS, ROUNDED_SHARES, "cpsat", "auto"))
+@pytest.mark.parametrize("method", METHODS)
 @SETTINGS
 @example(inst=SHARE_ROUNDED_UP)
 @given(inst=push_instances())

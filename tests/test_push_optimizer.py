@@ -239,3 +239,108 @@ def test_closed_hours_and_zero_cap() -> None:
     for method in ("cpsat", "decomposition"):
         empty = schedule_push(none, method=method)
         assert len(empty.pushes) == 0 and empty.objective == 0.0 and empty.upper_bound == 0.0
+
+
+def _one_hour_problem(shares: dict, n_users: int = 3) -> PushProblem:
+    """Users with one hour and one push each: message 'a' opens at 0.5, message 'b' at 0.1."""
+    p = np.array([[[0.5], [0.1]]] * n_users)
+    return PushProblem(p, [["a", "b"]] * n_users, fatigue_cap=1, industry_share=shares)
+
+
+def _brute_force(problem: PushProblem, shares: dict) -> float:
+    """The posed optimum by enumeration, every floor checked with exact fractions."""
+    from fractions import Fraction
+    from itertools import product
+
+    best = 0.0
+    for choice in product((-1, 0, 1), repeat=problem.n_users):  # -1: no push
+        users = [u for u, c in enumerate(choice) if c >= 0]
+        msgs = [choice[u] for u in users]
+        labels = [
+            str(problem.industries[problem.industry_code[u, m]])
+            for u, m in zip(users, msgs, strict=True)
+        ]
+        floors_hold = all(
+            labels.count(label) >= Fraction(share) * len(labels) for label, share in shares.items()
+        )
+        if floors_hold:
+            best = max(
+                best, sum(problem.open_prob[u, m, 0] for u, m in zip(users, msgs, strict=True))
+            )
+    return best
+
+
+def test_share_floor_rounding_keeps_the_posed_optimum() -> None:
+    """A floor just below 1/3 must not be rounded up to 0.3334: 1 push of 'b' in 3 meets it."""
+    shares = {"b": 1 / 3 - 3e-5}
+    prob = _one_hour_problem(shares)
+    optimum = _brute_force(prob, shares)  # a, a, b: 1.1 (rounded up, 'b' would need 2 of 3: 0.7)
+    assert optimum == pytest.approx(1.1)
+    plan = schedule_push(prob, method="cpsat")
+    assert plan.upper_bound >= optimum
+    assert plan.objective == pytest.approx(optimum)
+    assert plan.status == "optimal"
+
+
+@pytest.mark.parametrize("method", ["cpsat", "decomposition"])
+def test_share_floor_is_met_exactly(method: str) -> None:
+    """A floor a hair above 1/2 needs 2 pushes of 'b' in 2: the float's exact value is the floor."""
+    from fractions import Fraction
+
+    shares = {"b": 0.5000000001}
+    prob = _one_hour_problem(shares, n_users=2)  # 'a', 'b' (0.6) breaks it by 2e-10 pushes
+    plan = schedule_push(prob, method=method)
+    counts = plan.pushes.industry.value_counts()
+    total = len(plan.pushes)
+    assert Fraction(int(counts.get("b", 0)), max(total, 1)) >= Fraction(0.5000000001)
+    assert not violations(prob, plan)
+    assert plan.upper_bound >= _brute_force(prob, shares) - 1e-12
+
+
+def test_share_floor_may_be_an_exact_fraction() -> None:
+    """A float floor is its exact binary value; a Fraction states an exact decimal."""
+    from fractions import Fraction
+
+    hair_above = _one_hour_problem({"b": 0.5000000001}, n_users=2)
+    half = _one_hour_problem({"b": Fraction(1, 2)}, n_users=2)
+    assert hair_above.floor_counts(2).tolist() == [0, 2]
+    assert half.floor_counts(2).tolist() == [0, 1]
+    assert schedule_push(hair_above, method="cpsat").objective == pytest.approx(0.1 + 0.1)
+    assert schedule_push(half, method="cpsat").objective == pytest.approx(0.5 + 0.1)
+
+
+def test_ceil_fraction_is_the_least_fraction_above() -> None:
+    """The model's floor is the least fraction >= the share with a bounded denominator."""
+    import math
+    from fractions import Fraction
+
+    from optimizers.push.problem import ceil_fraction
+
+    rng = np.random.default_rng(0)
+    for x in [*rng.random(300), 0.1, 0.3, 1 / 3, 0.5000000001, 1.0]:
+        exact = Fraction(float(x))
+        for n in (1, 2, 7, 30, 97):
+            brute = min(Fraction(math.ceil(exact * q), q) for q in range(1, n + 1))
+            assert ceil_fraction(exact, n) == brute
+
+
+def test_objective_above_its_bound_raises() -> None:
+    """A bound below the plan's objective is a bug that raises, never a gap of 0."""
+    from optimizers.certificate import CertificateError
+    from optimizers.push.result import make_schedule
+
+    prob = _one_hour_problem({})
+    users, msgs, hours = np.array([0, 1]), np.array([0, 0]), np.array([0, 0])
+    with pytest.raises(CertificateError, match="exceeds its upper bound"):
+        make_schedule(
+            prob,
+            users,
+            msgs,
+            hours,
+            upper_bound=0.9,  # the two pushes are worth 1.0
+            status="optimal",
+            solve_time_s=0.0,
+            method="test",
+            dual_capacity=np.zeros(1),
+            dual_industry=np.zeros(prob.n_industries),
+        )

@@ -29,6 +29,9 @@ COUPON_METHODS: tuple[str, ...] = ("auto", "lagrangian", "cpsat", "highs")
 
 _SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
 """Unknown keys and NaN or infinite numbers are refused in every section."""
+MAX_BUDGET = 1e12
+"""The largest budget, in currency units: float64 sums of amounts this size keep cent
+precision, and the LP solvers would read a larger right-hand side as no limit at all."""
 
 
 class CouponSettings(BaseModel):
@@ -36,9 +39,11 @@ class CouponSettings(BaseModel):
 
     model_config = _SETTINGS
 
-    budget: float = Field(20_000.0, ge=0.0, description="platform budget, currency units")
+    budget: float = Field(
+        20_000.0, ge=0.0, le=MAX_BUDGET, description="platform budget, currency units"
+    )
     merchant_budget: float = Field(
-        2_000.0, ge=0.0, description="budget each merchant funds for its own coupons"
+        2_000.0, ge=0.0, le=MAX_BUDGET, description="budget each merchant funds for its own coupons"
     )
     type_budgets: dict[str, float] = Field(
         default_factory=dict,
@@ -61,6 +66,8 @@ class CouponSettings(BaseModel):
                 raise ValueError(f"type_budgets key {name!r} is not one of {OPTION_TYPES}")
             if not amount >= 0.0:  # also rejects NaN
                 raise ValueError(f"type_budgets[{name!r}] must be >= 0, got {amount}")
+            if amount > MAX_BUDGET:
+                raise ValueError(f"type_budgets[{name!r}] must be <= {MAX_BUDGET:g}, got {amount}")
         return value
 
     @field_validator("min_coverage")
@@ -88,7 +95,7 @@ class PushSettings(BaseModel):
     fatigue_cap: int = Field(2, ge=0)
     min_gap: int = Field(3, ge=1)
     capacity_share: float = Field(
-        0.08, gt=0.0, description="hourly sending capacity as a share of users"
+        0.08, gt=0.0, le=1.0, description="hourly sending capacity as a share of users"
     )
     industry_min_share: float = Field(
         0.05, ge=0.0, le=1.0, description="minimum share of pushes for every industry"
@@ -105,6 +112,6 @@ class InstallSettings(BaseModel):
     model_config = _SETTINGS
 
     enabled: bool = True
-    budget: float = Field(60_000.0, gt=0.0, description="daily acquisition budget")
+    budget: float = Field(60_000.0, gt=0.0, le=MAX_BUDGET, description="daily acquisition budget")
     objective: str = Field("retained", pattern="^(installs|logins|retained)$")
     pareto_points: int = Field(12, ge=2, le=100)

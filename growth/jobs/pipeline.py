@@ -109,8 +109,13 @@ def holdout_summary(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
     }
 
 
-def load_data(config: NightlyConfig, *, progress: bool = False) -> tuple[Dataset, World | None]:
-    """The dataset and, for a simulated world, the world itself (else ``None``)."""
+def load_data(
+    config: NightlyConfig, *, progress: bool = False, dataset: Dataset | None = None
+) -> tuple[Dataset, World | None]:
+    """The dataset and, for a simulated world, the world itself (else ``None``);
+    ``dataset``: the files of ``config.data_dir``, already read and validated."""
+    if dataset is not None:
+        return dataset, None
     if config.data_dir is not None:
         from growth.data.io import read_dataset
 
@@ -174,14 +179,20 @@ def run_nightly(
 
 
 def run_pipeline(
-    config: NightlyConfig, run: RunWriter, clock: StageClock, *, progress: bool = False
+    config: NightlyConfig,
+    run: RunWriter,
+    clock: StageClock,
+    *,
+    progress: bool = False,
+    dataset: Dataset | None = None,
 ) -> NightlyResult:
     """Run every stage of ``config`` under ``clock``, handing the rows and summary to ``run``.
 
-    ``progress`` shows progress bars inside the long stages (world generation, scoring).
+    ``progress`` shows progress bars inside the long stages (world generation, scoring);
+    ``dataset``: the dataset files, read and validated by the caller before the run.
     """
     with clock("data") as stage:
-        dataset, world = load_data(config, progress=progress)
+        dataset, world = load_data(config, progress=progress, dataset=dataset)
         segments = dataset.users["lifecycle"].value_counts().sort_index()
         stage.detail = f"{len(dataset.users):,} users, {len(dataset.exposures):,} exposures"
     seed = world.config.seed if world is not None else (config.seed or 0)

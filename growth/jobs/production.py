@@ -50,8 +50,10 @@ from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.logs import json_logging
 from growth.jobs.stages import StageClock
 from growth.store import RunInProgress, RunLease, Store
+from growth.store.engine import CLEANUP_WAIT_S
 
 if TYPE_CHECKING:
+    from growth.data.dataset import Dataset
     from growth.jobs.pipeline import NightlyResult
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,18 @@ def load_config(path: Path | None = None, **overrides: Any) -> NightlyConfig:
         raise BadInput(str(exc)) from exc
 
 
+def read_input(config: NightlyConfig) -> Dataset | None:
+    """The dataset of ``config.data_dir``, read, validated and checked plannable
+    (:func:`growth.data.io.read_dataset`), or ``None`` for a simulated world (generated in
+    the job's data stage).  Raises :class:`~growth.data.table_check.DataValidationError`
+    naming the file, column and row."""
+    if config.data_dir is None:
+        return None
+    from growth.data.io import read_dataset
+
+    return read_dataset(config.data_dir)
+
+
 def run_nightly_job(
     config: NightlyConfig,
     *,
@@ -103,6 +117,7 @@ def run_nightly_job(
     log_stderr: bool = False,
     lease_s: float = 120.0,
     hooks: JobHooks | None = None,
+    dataset: Dataset | None = None,
 ) -> NightlyResult:
     """Run the nightly job exclusively and idempotently for ``config``'s date and campaign.
 
@@ -110,8 +125,13 @@ def run_nightly_job(
     campaign, and re-raises the job's error after recording the run 'failed'
     (:func:`growth.exit_codes.exit_code` maps either to the CLI's exit code).
     ``console`` gets one line per stage; ``progress`` shows progress bars inside
-    the long stages.
+    the long stages.  ``dataset``: ``config.data_dir`` already read (:func:`read_input`);
+    else the files are read here, before the lease: a dataset that cannot be planned
+    is refused (:class:`~growth.data.table_check.DataValidationError`, exit 2) with no
+    lease held, no run opened and no model trained.
     """
+    if dataset is None:
+        dataset = read_input(config)
     day, campaign = config.campaign_date, config.campaign
     fields: dict[str, Any] = {"job": KIND, "campaign_date": day.isoformat(), "campaign": campaign}
     log_file = None
@@ -133,7 +153,14 @@ def run_nightly_job(
                     extra={"event": "stale_runs_failed", "run_ids": stale},
                 )
             return _run(
-                config, store, lease, fields, progress=progress, console=console, hooks=hooks
+                config,
+                store,
+                lease,
+                fields,
+                progress=progress,
+                console=console,
+                hooks=hooks,
+                dataset=dataset,
             )
         finally:
             lease.release()
@@ -141,8 +168,9 @@ def run_nightly_job(
 
 @contextmanager
 def _stop_on_signal(lease: RunLease) -> Iterator[None]:
-    """While the job runs, SIGTERM and a lost lease raise :class:`JobInterrupted` in the
-    main thread (where the run's ``with`` block records the failure).
+    """While the job runs, SIGTERM, SIGINT (Ctrl-C) and a lost lease raise
+    :class:`JobInterrupted` in the main thread (where the run's ``with`` block records the
+    failure; the command exits 1).
 
     The lease's heartbeat thread reports a loss by sending SIGTERM to the main thread
     (a real signal: it also interrupts a blocking call); off the main thread no handler
@@ -161,7 +189,12 @@ def _stop_on_signal(lease: RunLease) -> Iterator[None]:
         if installed.is_set():  # never a SIGTERM without this handler: it would kill
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # SIGINT too (it would end the command with KeyboardInterrupt, exit 130, outside the
+    # README's codes), unless it is ignored (a job started in the background keeps it so)
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signals.append(signal.SIGINT)
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
     installed.set()
     lease.on_lost = lost
     try:
@@ -169,7 +202,8 @@ def _stop_on_signal(lease: RunLease) -> Iterator[None]:
     finally:
         lease.on_lost = None
         installed.clear()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _acquire(lease: RunLease) -> None:
@@ -198,6 +232,7 @@ def _run(
     progress: bool,
     console: Console | None,
     hooks: JobHooks | None,
+    dataset: Dataset | None,
 ) -> NightlyResult:
     """Open the run, hand it to the pipeline, record its stages (failed runs too)."""
     from growth.jobs.pipeline import open_run, planned_stages, run_pipeline  # torch: only now
@@ -222,12 +257,12 @@ def _run(
             run_id = fields["run_id"] = run.id
             lease.set_run_id(run.id)
             log.info("run %d opened", run.id, extra={"event": "run_opened"})
-            result = run_pipeline(config, run, clock, progress=progress)
+            result = run_pipeline(config, run, clock, progress=progress, dataset=dataset)
     except BaseException as exc:
         if run_id is not None:
             _discard_artifacts(run.summary)
             try:
-                store.record_stages(run_id, clock.rows)
+                store.record_stages(run_id, clock.rows, wait_s=CLEANUP_WAIT_S)
             except Exception as db_exc:  # keep the job's own error in front
                 exc.add_note(f"also: could not record stage timings: {db_exc!r}")
         log.error(

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
@@ -122,6 +124,32 @@ def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+CLEANUP_WAIT_S = 5.0
+"""How long a clean-up write (a failed run's stage timings, a lease's heartbeat or
+release) waits for a locked SQLite database before giving up: after a run failed on a
+locked database, each of them would otherwise wait the whole busy timeout again."""
+
+
+@contextmanager
+def begin_within(engine: Engine, seconds: float) -> Iterator[Connection]:
+    """``engine.begin()``, except that on SQLite it waits at most ``seconds`` for another
+    writer's lock (instead of the engine's busy timeout) before raising
+    ``OperationalError: database is locked``; other backends are unchanged."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        if raw is None:
+            with conn.begin():
+                yield conn
+            return
+        before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        raw.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {int(before)}")
+
+
 def sqlite_in_memory(url: str | URL) -> bool:
     """Whether ``url`` is an in-memory SQLite database (one shared connection)."""
     parsed = make_url(url) if isinstance(url, str) else url
@@ -163,6 +191,18 @@ def _postgres_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
     return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` starts with SQLite's header (an empty file is no store either)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return True  # unreadable: let SQLite say why, as for any database
+
+
 def _sqlite_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
     database = parsed.database or ""
     in_memory = sqlite_in_memory(parsed)
@@ -170,6 +210,8 @@ def _sqlite_engine(parsed: URL, *, echo: bool, read_only: bool) -> Engine:
         path = Path(database).expanduser()
         if read_only and not path.is_file():
             raise FileNotFoundError(f"no store database at {path} (run growth nightly first)")
+        if read_only and not _is_sqlite_file(path):  # SQLite would open it and answer SELECT 1
+            raise BadStoreURL(f"{path} is not a SQLite database (its header says otherwise)")
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"connect_args": {}}

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from growth.store.engine import CLEANUP_WAIT_S, begin_within
 from growth.store.models import RunLockRow
 
 log = logging.getLogger(__name__)
@@ -189,14 +190,14 @@ class RunLease:
         outcome: the row then expires after ``lease_s`` and is taken over as stale.
         """
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.heartbeat_s + 35)
+        if self._thread is not None:  # a beat waits at most CLEANUP_WAIT_S for the database
+            self._thread.join(timeout=CLEANUP_WAIT_S + 1)
             self._thread = None
         if not self.held:
             return
         self.held = False
         try:
-            with self.engine.begin() as conn:
+            with begin_within(self.engine, CLEANUP_WAIT_S) as conn:
                 conn.execute(delete(_LOCKS).where(self._key, _LOCKS.c.token == self.token))
         except OperationalError as exc:
             log.warning("could not release the lease on %s: %r", self.describe(), exc)
@@ -275,8 +276,8 @@ class RunLease:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             now = _now()
-            try:
-                with self.engine.begin() as conn:
+            try:  # a locked database costs one beat, never more than the beat's period
+                with begin_within(self.engine, min(CLEANUP_WAIT_S, self.heartbeat_s)) as conn:
                     res = conn.execute(
                         update(_LOCKS)
                         .where(self._key, _LOCKS.c.token == self.token)
@@ -285,7 +286,7 @@ class RunLease:
             except Exception as exc:  # a busy database must not kill the run; retry next beat
                 log.warning("lease heartbeat on %s failed: %r", self.describe(), exc)
                 continue
-            if res.rowcount != 1:
+            if res.rowcount != 1 and not self._stop.is_set():  # released meanwhile: not lost
                 self._lose(self._holder_or_none())
                 if self.on_lost is not None:
                     self.on_lost()

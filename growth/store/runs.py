@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from growth.store.engine import redact
+from growth.store.engine import begin_within, redact
 from growth.store.jsonable import dump_json
 from growth.store.locks import RunLease
 from growth.store.models import RunRow, RunStageRow
@@ -242,8 +242,8 @@ def record_failure(
     deadline = time.monotonic() + FAILURE_RETRY_S
     pause = 0.05
     while True:
-        try:
-            with engine.begin() as conn:
+        try:  # no attempt waits past the deadline (SQLite's busy timeout alone would)
+            with begin_within(engine, max(deadline - time.monotonic(), 0.0)) as conn:
                 conn.execute(update(_RUNS).where(_RUNS.c.id == writer.id).values(**values))
             return
         except OperationalError as db_exc:
@@ -280,8 +280,13 @@ def fail_stale_runs(engine: Engine, kind: str, day: date, campaign: str, reason:
     return stale
 
 
-def record_stages(engine: Engine, run_id: int, stages: Iterable[StageTiming]) -> int:
-    """Store a run's stage timings in ``run_stages`` (replacing any); rows written."""
+def record_stages(
+    engine: Engine, run_id: int, stages: Iterable[StageTiming], *, wait_s: float | None = None
+) -> int:
+    """Store a run's stage timings in ``run_stages`` (replacing any); rows written.
+
+    ``wait_s``: wait at most this long for a locked SQLite database (default: the
+    engine's busy timeout)."""
     rows = [
         {
             "run_id": int(run_id),
@@ -293,7 +298,8 @@ def record_stages(engine: Engine, run_id: int, stages: Iterable[StageTiming]) ->
         }
         for i, st in enumerate(stages)
     ]
-    with engine.begin() as conn:
+    transaction = engine.begin() if wait_s is None else begin_within(engine, wait_s)
+    with transaction as conn:
         conn.execute(delete(_STAGES).where(_STAGES.c.run_id == int(run_id)))
         if rows:
             conn.execute(insert(_STAGES), rows)

@@ -234,10 +234,13 @@ class Store:
             raise ValueError("failing stale runs needs a campaign_date")
         return run_rows.fail_stale_runs(self.engine, kind, day, campaign, reason)
 
-    def record_stages(self, run_id: int, stages: Iterable[StageTiming]) -> int:
-        """Store a run's stage timings in ``run_stages`` (replacing any); rows written."""
+    def record_stages(
+        self, run_id: int, stages: Iterable[StageTiming], *, wait_s: float | None = None
+    ) -> int:
+        """Store a run's stage timings in ``run_stages`` (replacing any); rows written.
+        ``wait_s``: wait at most this long for a locked SQLite database."""
         self._writable("record stage timings")
-        return run_rows.record_stages(self.engine, run_id, stages)
+        return run_rows.record_stages(self.engine, run_id, stages, wait_s=wait_s)
 
     def lock(
         self,

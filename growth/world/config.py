@@ -15,7 +15,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from growth.data.schema import LIFECYCLES
 from growth.paths import read_toml, scenario_path
@@ -61,6 +68,11 @@ def _check_segment_mapping(name: str, value: dict[str, float]) -> dict[str, floa
     return {k: float(value[k]) for k in LIFECYCLES}
 
 
+MAX_USERS = 10_000_000
+"""The most users a world may have: its arrays are held in memory (a larger count would
+fail deep inside numpy with an allocation error instead of a refusal)."""
+
+
 class WorldConfig(BaseModel):
     """All parameters of the simulated world; deterministic given ``seed``.
 
@@ -96,7 +108,7 @@ class WorldConfig(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
     # --- sizes -------------------------------------------------------------
-    n_users: int = Field(10_000, ge=10)
+    n_users: int = Field(10_000, ge=10, le=MAX_USERS)
     seed: int = Field(0, ge=0)
     taste_dim: int = Field(8, ge=2, le=64)
     n_items: int = Field(2_000, ge=20)
@@ -214,10 +226,15 @@ def load_scenario(
 
     ``scenario`` is a TOML path, or a bare name such as ``"small"`` looked up in the
     data root's scenarios folder (:func:`growth.paths.scenario_path`).  Raises
-    ``FileNotFoundError`` naming the available scenarios for an unknown name.
+    ``FileNotFoundError`` naming the available scenarios for an unknown name, and
+    ``ValueError`` naming the file and the key for a bad value.
 
     >>> load_scenario("small", n_users=500).n_users
     500
     """
     overrides = {key: v for key, v in (("n_users", n_users), ("seed", seed)) if v is not None}
-    return WorldConfig.from_toml(scenario_path(scenario), **overrides)
+    path = scenario_path(scenario)
+    try:
+        return WorldConfig.from_toml(path, **overrides)
+    except ValidationError as exc:  # the file at fault, then the key
+        raise ValueError(f"scenario {path}: {exc}") from None

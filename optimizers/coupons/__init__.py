@@ -9,13 +9,18 @@ Layout: :mod:`~optimizers.coupons.problem` (the data, its validation and the
 constraints), :mod:`~optimizers.coupons.model` (the MIP of the exact methods),
 :mod:`~optimizers.coupons.solve` (method dispatch and the exact solvers),
 :mod:`~optimizers.coupons.result` (the plan and its certificate), and the
-methods :mod:`~optimizers.coupons.lagrangian`, :mod:`~optimizers.coupons.repair`,
-:mod:`~optimizers.coupons.pareto` and :mod:`~optimizers.coupons.online`.
+methods :mod:`~optimizers.coupons.lagrangian` (with :mod:`~optimizers.coupons.dual`,
+:mod:`~optimizers.coupons.polish` and :mod:`~optimizers.coupons.exact`),
+:mod:`~optimizers.coupons.repair`, :mod:`~optimizers.coupons.pareto` and
+:mod:`~optimizers.coupons.online`.
 
 Methods: ``'highs'`` (exact MIP, HiGHS via highspy), ``'cpsat'`` (exact,
-OR-Tools CP-SAT on integer-scaled data), ``'lagrangian'`` (dual bisection /
-coordinate descent + a repair that never breaks a constraint; for millions of
-users) and ``'auto'`` (exact when small, Lagrangian otherwise).
+OR-Tools CP-SAT on integer-scaled data), ``'lagrangian'`` (bisection on one price,
+box-stabilised cutting planes on several, an exact LP over the undecided users,
+and a repair and fill that keep every constraint in exact arithmetic; for
+millions of users) and ``'auto'`` (the Lagrangian; the exact MIP as well on a
+small instance whose Lagrangian gap misses ``rel_gap``).  Every bound is one of
+the problem as posed (see :mod:`~optimizers.coupons.dual`).
 :class:`OnlineAllocator` answers single requests with the nightly dual price and
 paces spend through the day.  Dual prices, group spends and the constraints are
 keyed by the budgets' own names (``budget_name``, the keys of ``budget_groups``).

@@ -1,161 +1,126 @@
-"""Lagrangian dual method for large coupon problems (fully vectorised numpy).
+"""The price search of the Lagrangian method: minimise the dual function over the prices.
 
-Relax every coupling constraint ``sum_u A_j[u, choice_u] <= b_j`` with a price
-``lam_j >= 0``.  The relaxed problem separates by user: each user takes
-``argmax_k obj[u, k] - sum_j lam_j A_j[u, k]`` when positive, else no coupon, and
+``L(lam)`` (:mod:`optimizers.coupons.dual`) is convex and piecewise linear in the
+prices ``lam >= 0``, one per coupling constraint; every ``L(lam)`` bounds the
+optimum, and its minimum equals the LP-relaxation bound.
 
-    L(lam) = sum_u max(0, max_k (obj[u, k] - sum_j lam_j A_j[u, k])) + sum_j lam_j b_j
+* One constraint: safeguarded regula falsi on the price (usage is non-increasing
+  in it), bracketed first on a random subsample of users.
+* Several constraints: a cutting-plane method with a box trust region (Kelley's
+  method stabilised as in Marsten's box-step): every evaluation of ``L`` yields a
+  cut ``L(lam_i) + g_i . (lam - lam_i)`` (``g_i = rhs - usage``, a subgradient);
+  HiGHS minimises the cuts' maximum over a box around the best prices so far;
+  the box doubles after a good step that reached its edge and halves after a step
+  that did not improve.  The search stops when the cuts prove the best value
+  within ``rtol`` of the minimum (the model's minimiser lies inside the box, so
+  the model's minimum is global), or after ``max_evals`` evaluations.  Above
+  twice :data:`SUBSAMPLE` users the search first runs on a random subsample (with
+  the limits scaled to it), and the full problem's search starts at its prices
+  in a box a few percent wide: a handful of passes over all users.
 
-is an upper bound on the optimum for every ``lam >= 0`` (weak duality; with one
-budget its minimum equals the LP-relaxation bound).  One constraint: bisection on
-``lam`` (usage is non-increasing in ``lam``), first on a random subsample to
-bracket the price, then on all users.  Several constraints: coordinate descent,
-one bisection per price, repeated until the bound stops improving.  The plan at
-the final prices is made feasible by :func:`optimizers.coupons.repair.repair` and
-topped up by :func:`optimizers.coupons.repair.fill`.
-
-Arrays are kept transposed, (K, n), so each step is K vector operations of length
-n instead of a Python loop over users.
+The bound reported is :meth:`~optimizers.coupons.dual.Relaxation.certified_bound`
+at the best prices found: valid whatever the search did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 
+from optimizers.coupons.dual import Relaxation
 from optimizers.coupons.problem import CouponProblem
 
-_SUBSAMPLE = 50_000
+SUBSAMPLE = 50_000
+"""Users in the random subsample that starts the price search of a larger problem."""
 
 
 @dataclass
 class DualSolution:
-    """Prices, the best bound found, and the best response at the final prices."""
+    """Prices, their certified bound, and the best response at the prices."""
 
-    prices: np.ndarray  # (C,) one per constraint
-    bound: float  # min over evaluated prices of L(lam)
-    choice: np.ndarray  # (n,) best response at ``prices`` (feasible side of each bisection)
+    prices: np.ndarray  # (C,) one per constraint: the prices of the plan
+    bound: float  # certified upper bound on the optimum (L at the best prices, rounded up)
+    choice: np.ndarray  # (n,) best response at ``prices`` (-1 = none)
     evaluations: int
 
 
-def best_response(
-    base_t: np.ndarray, coef_t: np.ndarray, lam: float, *, with_choice: bool = False
-) -> tuple[float, float, np.ndarray | None]:
-    """Each user's best option under price ``lam`` on one constraint.
-
-    ``base_t``: (K, n) objective already net of the other prices; ``coef_t``: (K, n).
-    Returns (sum of positive best scores, usage of the constraint, choice or None).
-    """
-    k, n = base_t.shape
-    best = np.zeros(n)  # (n,) score of "no coupon" is 0
-    used = np.zeros(n)  # (n,) coefficient of the current best option
-    choice = np.full(n, -1, dtype=np.int64) if with_choice else None
-    buf = np.empty(n)
-    for j in range(k):
-        np.multiply(coef_t[j], -lam, out=buf)
-        buf += base_t[j]
-        better = buf > best
-        np.copyto(used, coef_t[j], where=better)
-        if choice is not None:
-            choice[better] = j
-        np.maximum(best, buf, out=best)
-    return float(best.sum()), float(used.sum()), choice
-
-
-class _PriceProbe:
-    """``U(lam)`` of one constraint, keeping the smallest dual value seen and the count."""
-
-    def __init__(self, base_t: np.ndarray, coef_t: np.ndarray, rhs: float, const: float) -> None:
-        self.base_t, self.coef_t, self.rhs, self.const = base_t, coef_t, rhs, const
-        self.evals = 0
-        self.bound = np.inf
-
-    def __call__(self, lam: float) -> tuple[float, float]:
-        """(sum of positive best scores, usage) at price ``lam``; updates the bound."""
-        s, u, _ = best_response(self.base_t, self.coef_t, lam)
-        self.evals += 1
-        self.bound = min(self.bound, s + lam * self.rhs + self.const)
-        return s, u
-
-
-def _bracket_guess(
-    probe: _PriceProbe, lam_guess: float, spread: float
-) -> tuple[float | None, float, float | None, float]:
-    """(lo, U(lo), hi, U(hi)) around ``lam_guess``, widening eightfold per probe.
-
-    ``lo`` is infeasible (usage > rhs) and ``hi`` feasible; either is ``None``
-    when eight widenings did not reach it.
-    """
-    rhs = probe.rhs
-    widths = spread * 8.0 ** np.arange(8)
-    lo = hi = None
-    u_lo = u_hi = 0.0
-    u = probe(lam_guess * (1.0 + spread))[1]
-    if u <= rhs:  # feasible above the guess: walk down to an infeasible price
-        hi, u_hi = lam_guess * (1.0 + spread), u
-        for w in widths:
-            u = probe(lam_guess / (1.0 + w))[1]
-            if u > rhs:
-                lo, u_lo = lam_guess / (1.0 + w), u
-                break
-            hi, u_hi = lam_guess / (1.0 + w), u
-    else:  # infeasible above the guess: walk up to a feasible price
-        lo, u_lo = lam_guess * (1.0 + spread), u
-        for w in widths[1:]:
-            u = probe(lam_guess * (1.0 + w))[1]
-            if u <= rhs:
-                hi, u_hi = lam_guess * (1.0 + w), u
-                break
-            lo, u_lo = lam_guess * (1.0 + w), u
-    return lo, u_lo, hi, u_hi
-
-
-def _bisect_price(
-    base_t: np.ndarray,
-    coef_t: np.ndarray,
-    rhs: float,
-    const: float,
+def solve_dual(
+    problem: CouponProblem,
     *,
-    rtol: float,
-    lam_guess: float | None = None,
-    spread: float = 0.01,
-) -> tuple[float, float, int]:
-    """Smallest price with usage <= rhs (to ``rtol``); returns (price, best bound, evals).
+    rtol: float = 1e-7,
+    seed: int = 0,
+    warm_prices: np.ndarray | None = None,
+    max_evals: int = 150,
+    relax: Relaxation | None = None,
+) -> DualSolution:
+    """Minimise L(lam) and return the prices, their certified bound and the best response.
 
-    With ``lam_guess`` the bracket starts at ``lam_guess * (1 +- spread)`` and
-    widens eightfold per probe until it holds the price, so a guess that is
-    already close (a later sweep, a nearby budget) costs a few evaluations.
-
-    Safeguarded regula falsi on the non-increasing usage ``U(lam)``: interpolate
-    between the bracket ends, clamp away from them, and bisect every third step,
-    so it converges in a handful of steps on smooth (large-n) usage curves and
-    never slower than bisection.  Stops early once the plan at the feasible end
-    is within 1e-7 (relative) of the best bound.  ``const`` is the part of L
-    contributed by the other prices (``sum_i lam_i b_i``).
+    ``warm_prices`` (C,) start the search (e.g. the prices of a solve at a nearby
+    budget or objective) instead of the subsample pre-solve.  Any start gives a
+    valid bound: it is computed for this problem's data at the prices returned.
+    ``relax`` is the problem's :class:`Relaxation` when the caller has built it.
     """
-    probe = _PriceProbe(base_t, coef_t, rhs, const)
-    lo = hi = None
-    u_lo = u_hi = 0.0
-    if lam_guess is not None and lam_guess > 0:
-        lo, u_lo, hi, u_hi = _bracket_guess(probe, lam_guess, spread)
-    if lo is None:
-        u_lo = probe(0.0)[1]
-        if u_lo <= rhs + 1e-12 * max(1.0, abs(rhs)):
-            return 0.0, probe.bound, probe.evals
-        lo = 0.0
-    if hi is None:
-        if lo > 0:  # infeasible just above the guess: search upwards from it
-            hi = lo * 2.0
-        else:
-            nz = np.abs(coef_t[coef_t != 0])
-            scale = float(np.abs(base_t).max()) / float(nz.min()) if nz.size else 1.0
-            hi = max(scale, 1e-12) * 1.0001
-        for _ in range(200):  # make sure hi is feasible
-            u_hi = probe(hi)[1]
-            if u_hi <= rhs:
-                break
-            lo, u_lo, hi = hi, u_hi, hi * 2.0
+    relax = relax or Relaxation(problem)
+    c = relax.n_constraints
+    warm = None
+    if warm_prices is not None:
+        warm = np.maximum(np.asarray(warm_prices, dtype=np.float64), 0.0)
+        if warm.shape != (c,):
+            raise ValueError(f"warm_prices has shape {warm.shape}, expected ({c},)")
+        if not warm.any():
+            warm = None
+    sample = None
+    if warm is None and problem.n_users > 2 * SUBSAMPLE:
+        rng = np.random.default_rng(seed)
+        sample = Relaxation(problem, np.sort(rng.choice(problem.n_users, SUBSAMPLE, replace=False)))
+    if c == 0:
+        plan = bound_at = np.zeros(0)
+    elif c == 1:
+        guess = None if warm is None else float(warm[0])
+        if sample is not None:
+            guess = bisect_price(sample, rtol=1e-4)[0]
+        lam, lam_bound = bisect_price(relax, rtol=rtol, guess=guess)
+        plan, bound_at = np.array([lam]), np.array([lam_bound])
+    else:
+        scale = relax.price_scale()
+        start, step = np.zeros(c), scale
+        if sample is not None:
+            start = kelley(sample, start, step, rtol=1e-6, max_evals=3 * max_evals)
+        elif warm is not None:
+            start = warm
+        if start.any():
+            step = 0.05 * start + 1e-3 * scale
+        plan = bound_at = kelley(relax, start, step, rtol=rtol, max_evals=max_evals)
+    _, _, choice = relax.best_response(plan, with_choice=True)
+    bound = relax.certified_bound(bound_at)
+    return DualSolution(plan, bound, choice, relax.evaluations)  # type: ignore[arg-type]
+
+
+def bisect_price(
+    relax: Relaxation, *, rtol: float, guess: float | None = None, spread: float = 0.01
+) -> tuple[float, float]:
+    """(plan price, bound price) of a single constraint: usage within the limit, smallest ``L``.
+
+    Bracket the price where usage crosses the limit (from ``guess`` when given,
+    widening eightfold per probe), then safeguarded regula falsi on the
+    non-increasing usage: interpolate between the bracket ends, clamp away from
+    them, bisect every third step; stop when the bracket is ``rtol`` (relative)
+    narrow or the plan at its feasible end is within 1e-7 of the smallest ``L``.
+    The plan price is that feasible end; the bound price the one of the smallest ``L``.
+    """
+    rhs = float(relax.rhs[0])
+    seen: dict[float, float] = {}
+
+    def usage(lam: float) -> float:
+        val, g = relax(np.array([lam]))
+        seen[lam] = val
+        return rhs - float(g[0])
+
+    lo, hi, u_lo, u_hi = _bracket(usage, rhs, guess, spread, float(relax.price_scale()[0]))
+    if hi is None:  # usage within the limit at price 0
+        return 0.0, 0.0
     for step in range(200):
         width = hi - lo
         if width <= rtol * hi:
@@ -165,142 +130,136 @@ def _bisect_price(
         else:
             frac = (u_lo - rhs) / (u_lo - u_hi)
             mid = lo + min(max(frac, 1e-3), 1.0 - 1e-3) * width
-        s, u = probe(mid)
+        u = usage(mid)
         if u <= rhs:
             hi, u_hi = mid, u
-            primal = s + mid * u + const  # objective of the plan at hi
-            if probe.bound - primal <= 1e-7 * max(abs(probe.bound), 1e-12):
-                break
+            low = min(seen.values())
+            if low - (seen[mid] - mid * (rhs - u)) <= 1e-7 * max(abs(low), 1e-12):
+                break  # the plan at hi is within 1e-7 of the best bound
         else:
             lo, u_lo = mid, u
-    return hi, probe.bound, probe.evals
+    return hi, min(seen, key=lambda lam: (seen[lam], lam))
 
 
-def solve_dual(
-    problem: CouponProblem,
-    *,
-    rtol: float = 1e-7,
-    max_sweeps: int = 30,
-    seed: int = 0,
-    warm_prices: np.ndarray | None = None,
-) -> DualSolution:
-    """Minimise L(lam) and return the prices, bound and best-response plan.
+def _bracket(usage, rhs: float, guess: float | None, spread: float, scale: float):
+    """(lo, hi, usage(lo), usage(hi)) with usage(lo) > rhs >= usage(hi); hi None if lo=0 fits."""
+    lo = hi = None
+    u_lo = u_hi = 0.0
+    if guess is not None and guess > 0:
+        widths = spread * 8.0 ** np.arange(8)
+        u = usage(guess * (1.0 + spread))
+        if u <= rhs:  # feasible above the guess: walk down to an infeasible price
+            hi, u_hi = guess * (1.0 + spread), u
+            for w in widths:
+                u = usage(guess / (1.0 + w))
+                if u > rhs:
+                    lo, u_lo = guess / (1.0 + w), u
+                    break
+                hi, u_hi = guess / (1.0 + w), u
+        else:  # infeasible above the guess: walk up to a feasible price
+            lo, u_lo = guess * (1.0 + spread), u
+            for w in widths[1:]:
+                u = usage(guess * (1.0 + w))
+                if u <= rhs:
+                    hi, u_hi = guess * (1.0 + w), u
+                    break
+                lo, u_lo = guess * (1.0 + w), u
+    if lo is None:
+        u_lo = usage(0.0)
+        if u_lo <= rhs:
+            return 0.0, None, u_lo, u_lo
+        lo = 0.0
+    if hi is None:
+        hi = lo * 2.0 if lo > 0 else max(scale, 1e-300)
+        for _ in range(2000):  # make sure hi is feasible
+            u_hi = usage(hi)
+            if u_hi <= rhs:
+                break
+            lo, u_lo, hi = hi, u_hi, hi * 2.0
+    return lo, hi, u_lo, u_hi
 
-    ``warm_prices`` (C,) start the search (e.g. the prices of a solve at a nearby
-    budget or objective) instead of the subsample pre-solve.  Any start gives a
-    valid bound: it is the smallest L(lam) evaluated on this problem's data.
+
+def kelley(
+    relax: Relaxation, start: np.ndarray, step: np.ndarray, *, rtol: float, max_evals: int
+) -> np.ndarray:
+    """Box-stabilised cutting planes from ``start``; the prices of the smallest ``L`` seen.
+
+    ``step`` (C,) is the box's initial half-width per price.  The cuts are kept
+    per block of users (:meth:`Relaxation.cuts`), a disaggregated model that
+    needs far fewer evaluations than one cut per evaluation.  The master problem,
+    in prices scaled by ``step``, is solved by HiGHS: minimise
+    ``rhs . lam + sum_g w_g`` s.t. ``w_g >= S_g(lam_i) - U_g(lam_i) . (lam - lam_i)``
+    for every evaluation ``i`` and block ``g``, ``lam`` in the box, ``lam >= 0``.
     """
-    cons = problem.constraints
-    obj_t = np.ascontiguousarray(problem.objective_matrix.T)  # (K, n)
-    n = problem.n_users
-    if not cons:
-        s, _, choice = best_response(obj_t, np.zeros_like(obj_t), 0.0, with_choice=True)
-        return DualSolution(np.zeros(0), s, choice, 1)  # type: ignore[arg-type]
-    coef_t = [np.ascontiguousarray(c.coef.T) for c in cons]  # (K, n) each
-    rhs = np.array([c.rhs for c in cons])
-    warm = warm_prices is not None and np.any(np.asarray(warm_prices) > 0)
-    prices = (
-        np.maximum(np.asarray(warm_prices, dtype=np.float64), 0.0) if warm else np.zeros(len(cons))
-    )
-    if prices.shape != (len(cons),):
-        raise ValueError(f"warm_prices has shape {prices.shape}, expected ({len(cons)},)")
-    evals = 0
-    if len(cons) == 1:
-        guess = float(prices[0]) if warm else None
-        if guess is None and n > 2 * _SUBSAMPLE:  # bracket the price on a random subsample first
-            rng = np.random.default_rng(seed)
-            sub = np.sort(rng.choice(n, size=_SUBSAMPLE, replace=False))
-            guess, _, e = _bisect_price(
-                np.ascontiguousarray(obj_t[:, sub]),
-                np.ascontiguousarray(coef_t[0][:, sub]),
-                rhs[0] * _SUBSAMPLE / n,
-                0.0,
-                rtol=1e-4,
-            )
-            evals += e
-        lam, bound, e = _bisect_price(obj_t, coef_t[0], rhs[0], 0.0, rtol=rtol, lam_guess=guess)
-        evals += e
-        prices[0] = lam
-        _, _, choice = best_response(obj_t, coef_t[0], lam, with_choice=True)
-        return DualSolution(prices, bound, choice, evals + 1)  # type: ignore[arg-type]
-
-    if not warm and n > 2 * _SUBSAMPLE:  # warm-start the prices on a random subsample
-        rng = np.random.default_rng(seed)
-        sub = np.sort(rng.choice(n, size=_SUBSAMPLE, replace=False))
-        prices, _, e = _coordinate_descent(
-            np.ascontiguousarray(obj_t[:, sub]),
-            [np.ascontiguousarray(c[:, sub]) for c in coef_t],
-            rhs * _SUBSAMPLE / n,
-            prices,
-            rtol=1e-4,
-            max_sweeps=max_sweeps,
-        )
-        evals += e
-    prices, bound, e = _coordinate_descent(
-        obj_t, coef_t, rhs, prices, rtol=rtol, max_sweeps=max_sweeps
-    )
-    evals += e
-    _, _, choice = _score(obj_t, coef_t, prices, with_choice=True)
-    return DualSolution(prices, bound, choice, evals)  # type: ignore[arg-type]
-
-
-def _coordinate_descent(
-    obj_t: np.ndarray,
-    coef_t: list[np.ndarray],
-    rhs: np.ndarray,
-    prices: np.ndarray,
-    *,
-    rtol: float,
-    max_sweeps: int,
-) -> tuple[np.ndarray, float, int]:
-    """Exact line search on one price at a time, from ``prices``; returns (prices, bound, evals).
-
-    Each coordinate step starts its bracket at the price it had before (a warm
-    start), 1% wide in the first sweep and ``8 * rtol`` wide (widening as needed)
-    in later ones, so sweeps after the first cost a few evaluations each.
-    ``bound`` is the smallest dual value seen, a valid upper bound for this data.
-    """
-    prices = prices.copy()
-    spread = np.full(len(coef_t), 0.01)  # relative bracket half-width per price
-    evals = 0
-    bound = np.inf
-    for _ in range(max_sweeps):
-        before = bound
-        for j in range(len(coef_t)):
-            base_t = obj_t.copy()
-            for i in range(len(coef_t)):
-                if i != j and prices[i] != 0.0:
-                    base_t -= prices[i] * coef_t[i]
-            const = float(prices @ rhs - prices[j] * rhs[j])
-            lam, b, e = _bisect_price(
-                base_t,
-                coef_t[j],
-                rhs[j],
-                const,
-                rtol=rtol,
-                lam_guess=prices[j] or None,
-                spread=spread[j],
-            )
-            evals += e
-            prices[j] = lam
-            if b < bound:
-                bound = b
-        spread[:] = 8.0 * rtol  # later sweeps move each price a little: bracket tightly
-        s, _, _ = _score(obj_t, coef_t, prices)
-        evals += 1
-        lval = s + float(prices @ rhs)
-        if lval < bound:
-            bound = lval
-        if before - bound <= 1e-7 * max(abs(bound), 1e-12):
+    c = relax.n_constraints
+    unit = np.maximum(np.asarray(step, dtype=np.float64), 1e-300)  # price per scaled unit
+    center = np.maximum(np.asarray(start, dtype=np.float64), 0.0)
+    master = _Master(relax.rhs * unit, relax.n_blocks)
+    values, usage = relax.cuts(center)
+    best = float(values.sum() + center @ relax.rhs)
+    master.add_cuts(values, usage, center, unit)
+    box = np.ones(c)  # half-width in scaled units
+    for _ in range(max_evals - 1):
+        mu_c = center / unit
+        lo, hi = np.maximum(mu_c - box, 0.0), mu_c + box
+        found = master.minimise(lo, hi)
+        if found is None:
             break
-    return prices, bound, evals
+        mu, model = found
+        lam = np.maximum(mu * unit, 0.0)
+        predicted = best - model
+        edge = (mu >= hi - 1e-9 * box) | ((mu <= lo + 1e-9 * box) & (lo > 0))
+        if predicted <= rtol * abs(best) and not edge.any():
+            break  # the cuts prove no price does better than best - rtol |best|
+        values, usage = relax.cuts(lam)
+        val = float(values.sum() + lam @ relax.rhs)
+        master.add_cuts(values, usage, lam, unit)
+        if val < best:
+            if best - val >= 0.5 * predicted:
+                box *= 2.0
+            center, best = lam, val
+        else:
+            box *= 0.5
+    return center
 
 
-def _score(
-    obj_t: np.ndarray, coef_t: list[np.ndarray], prices: np.ndarray, *, with_choice: bool = False
-) -> tuple[float, float, np.ndarray | None]:
-    base_t = obj_t.copy()
-    for p, a in zip(prices, coef_t, strict=True):
-        if p != 0.0:
-            base_t -= p * a
-    return best_response(base_t, np.zeros_like(base_t), 0.0, with_choice=with_choice)
+class _Master:
+    """The cutting-plane model: ``min rhs . lam + sum_g w_g`` over scaled prices ``mu``."""
+
+    def __init__(self, rhs_scaled: np.ndarray, n_blocks: int) -> None:
+        self.n, self.g = rhs_scaled.size, n_blocks
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        inf = highspy.kHighsInf
+        lower = np.r_[np.zeros(self.n), np.full(n_blocks, -inf)]
+        self.h.addVars(self.n + n_blocks, lower, np.full(self.n + n_blocks, inf))
+        self.idx = np.arange(self.n + n_blocks, dtype=np.int32)
+        self.h.changeColsCost(self.n + n_blocks, self.idx, np.r_[rhs_scaled, np.ones(n_blocks)])
+
+    def add_cuts(
+        self, values: np.ndarray, usage: np.ndarray, lam: np.ndarray, unit: np.ndarray
+    ) -> None:
+        """``w_g + (usage_g * unit) . mu >= values_g + usage_g . lam`` for every block ``g``."""
+        g, n = self.g, self.n
+        coef = np.concatenate([usage * unit[None, :], np.ones((g, 1))], axis=1)  # (G, C+1)
+        index = np.concatenate(
+            [
+                np.tile(np.arange(n, dtype=np.int32), (g, 1)),
+                (n + np.arange(g, dtype=np.int32))[:, None],
+            ],
+            axis=1,
+        )
+        lower = values + usage @ lam
+        starts = np.arange(g, dtype=np.int32) * (n + 1)
+        self.h.addRows(
+            g, lower, np.full(g, highspy.kHighsInf), coef.size, starts, index.ravel(), coef.ravel()
+        )
+
+    def minimise(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """(mu, model value) minimising the model over the box, or None when HiGHS fails."""
+        self.h.changeColsBounds(self.n, self.idx[: self.n], lo, hi)
+        self.h.run()
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        x = np.asarray(self.h.getSolution().col_value)
+        return x[: self.n], float(self.h.getInfo().objective_function_value)

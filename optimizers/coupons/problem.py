@@ -28,27 +28,72 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
 from optimizers.certificate import InfeasibleError
+from optimizers.coupons.exact import exact_sum, exact_sums, round_up
 
 OPTION_TYPES: tuple[str, ...] = ("red_packet", "full_reduction", "merchant")
 
 
 @dataclass(frozen=True)
 class LinearConstraint:
-    """``sum_u coef[u, choice_u] <= rhs`` (no coupon contributes 0).
+    """``sum_u coef[u, choice_u] <= rhs`` (no coupon contributes 0), where
 
-    ``coef`` is (n, K) in the constraint's unit (currency for budgets, users for
-    coverage, value for the ROI floor); ``kind`` is one of ``'budget'``,
-    ``'group'``, ``'coverage'``, ``'roi'``.
+        coef[u, k] = cost_weight[k] * cost[u, k] + value_weight * value[u, k] + user_weight[u]
+
+    Budgets and groups weigh the cost of their options (``cost_weight`` 1 or 0),
+    a coverage floor counts its users (``user_weight`` -1 in the segment, ``rhs`` =
+    minus the users needed), the ROI floor weighs ``roi * cost - value``.  Keeping
+    this structure (instead of an (n, K) matrix per constraint) lets the methods
+    price every constraint in one pass and sum usages exactly;
+    :attr:`coef` builds the matrix when a solver needs it.  ``kind`` is one of
+    ``'budget'``, ``'group'``, ``'coverage'``, ``'roi'``.
     """
 
     name: str
     kind: str
-    coef: np.ndarray  # (n, K)
     rhs: float
+    cost_weight: np.ndarray  # (K,) weight of each option's cost
+    value_weight: float  # weight of the value matrix
+    user_weight: np.ndarray | None  # (n,) added to every option of a user; None = 0
+    cost: np.ndarray = field(repr=False)  # (n, K) the problem's cost (shared, not copied)
+    value: np.ndarray = field(repr=False)  # (n, K) the problem's value (shared)
+
+    def at(self, users: np.ndarray, options: np.ndarray) -> np.ndarray:
+        """``coef[users, options]`` for options in ``0..K-1`` (float64, like :attr:`coef`)."""
+        out = self.cost_weight[options] * self.cost[users, options]
+        if self.value_weight:
+            out = out + self.value_weight * self.value[users, options]
+        if self.user_weight is not None:
+            out = out + self.user_weight[users]
+        return out
+
+    @property
+    def coef(self) -> np.ndarray:
+        """The (n, K) coefficient matrix (built on each call)."""
+        out = self.cost * self.cost_weight[None, :]
+        if self.value_weight:
+            out = out + self.value_weight * self.value
+        if self.user_weight is not None:
+            out = out + self.user_weight[:, None]
+        return out
+
+
+def _row_lower_bounds(c: LinearConstraint) -> np.ndarray:
+    """(n, K) floats at most the exact ``coef`` of ``c`` (float ``coef`` minus its rounding error).
+
+    ``coef`` rounds twice at most (``w * cost``, then ``+ value_weight * value``); each
+    rounding errs by at most ``2**-53`` of its result, so ``2**-51`` of the absolute
+    terms covers both, and the subtraction of that margin rounds down.
+    """
+    coef = c.coef
+    if not c.value_weight and np.isin(c.cost_weight, (0.0, 1.0)).all():
+        return coef  # costs times 0 or 1 (plus integer user weights): exact
+    terms = np.abs(c.cost * c.cost_weight[None, :]) + np.abs(c.value_weight * c.value)
+    return np.nextafter(coef - 2.0**-51 * terms, -np.inf)
 
 
 def _as_matrix(name: str, x: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -270,11 +315,14 @@ class CouponProblem:
         return out
 
     def _build_constraints(self) -> list[LinearConstraint]:
-        g = np.asarray(self.global_options)
+        g = np.asarray(self.global_options, dtype=np.float64)
         cons: list[LinearConstraint] = []
+
+        def add(name: str, kind: str, rhs: float, w: np.ndarray, vw: float = 0.0, uw=None) -> None:
+            cons.append(LinearConstraint(name, kind, float(rhs), w, vw, uw, self.cost, self.value))
+
         if math.isfinite(self.budget):
-            coef = self.cost if g.all() else self.cost * g[None, :]
-            cons.append(LinearConstraint(self.budget_name, "budget", coef, self.budget))
+            add(self.budget_name, "budget", self.budget, g)
         groups = self._group_masks()
         if self.budget_name in groups:
             raise ValueError(
@@ -282,18 +330,17 @@ class CouponProblem:
                 "rename the group or pass another budget_name"
             )
         for name, (mask, amount) in groups.items():
-            cons.append(LinearConstraint(name, "group", self.cost * mask, amount))
+            add(name, "group", amount, mask.astype(np.float64))
         self.segment_masks = self._segment_masks()
+        no_cost = np.zeros(self.n_options)
         for s, mask in self.segment_masks.items():
-            need = math.ceil(float(self.min_coverage[s]) * mask.sum() - 1e-9)  # type: ignore[index]
-            coef = np.zeros_like(self.cost)
-            coef[mask] = -1.0
-            cons.append(LinearConstraint(f"min_coverage[{s!r}]", "coverage", coef, -float(need)))
+            # at least a fraction f of the segment: count >= ceil(f |s|), in exact arithmetic
+            need = math.ceil(Fraction(float(self.min_coverage[s])) * int(mask.sum()))  # type: ignore[index]
+            add(f"min_coverage[{s!r}]", "coverage", -float(need), no_cost, 0.0, -mask.astype(float))
         if self.roi_floor is not None:
             roi = _check_amount("roi_floor", self.roi_floor)
             self.roi_floor = roi
-            coef = roi * self.cost * g[None, :] - self.value
-            cons.append(LinearConstraint("roi_floor", "roi", coef, 0.0))
+            add("roi_floor", "roi", 0.0, roi * g, -1.0)  # roi * global spend - value <= 0
         return cons
 
     # -- feasibility ----------------------------------------------------------------
@@ -309,29 +356,27 @@ class CouponProblem:
         cov = [c for c in self.constraints if c.kind == "coverage"]
         if not cov:
             return
-        needs = {c.name: (c.coef[:, 0] < 0, int(-c.rhs)) for c in cov}
+        needs = {c.name: (c.user_weight < 0, int(-c.rhs)) for c in cov}  # type: ignore[operator]
         for c in self.constraints:
             if c.kind not in ("budget", "group", "roi"):
                 continue
-            sign = -1.0 if c.kind == "roi" else 1.0
-            best = c.coef.min(axis=1)  # (n,) cheapest option of each user
-            total = float(np.minimum(best, 0.0).sum())  # options that reduce the usage
-            parts = []
-            for cname, (mask, need) in needs.items():
-                cheapest = np.sort(best[mask])
-                extra = cheapest[cheapest >= 0][: max(0, need - int((cheapest < 0).sum()))]
-                if need > 0:
-                    parts.append(cname)
-                total += float(extra.sum())
-            if total > c.rhs + 1e-9 * max(1.0, abs(c.rhs)):
+            low = _row_lower_bounds(c).min(axis=1)  # (n,) <= the exact cheapest option's usage
+            parts = [cname for cname, (_, need) in needs.items() if need > 0]
+            total = exact_sum(np.minimum(low, 0.0))  # options that reduce the usage
+            for mask, need in needs.values():
+                cheapest = np.sort(low[mask])
+                total += exact_sum(
+                    cheapest[cheapest >= 0][: max(0, need - int((cheapest < 0).sum()))]
+                )
+            if total > Fraction(c.rhs):  # exact: even the cheapest coverage breaks the limit
                 names = " and ".join(parts)
                 if c.kind == "roi":
                     raise InfeasibleError(
                         f"{names} cannot hold together with roi_floor={self.roi_floor}: the best "
-                        f"achievable value - roi_floor*spend is {sign * total:.6g} < 0"
+                        f"achievable value - roi_floor*spend is {-float(total):.6g} < 0"
                     )
                 raise InfeasibleError(
-                    f"{names} needs at least {total:.6g} of spend but {c.name} is {c.rhs:.6g}"
+                    f"{names} needs at least {float(total):.6g} of spend but {c.name} is {c.rhs:.6g}"
                 )
 
     # -- evaluation -----------------------------------------------------------------
@@ -343,17 +388,58 @@ class CouponProblem:
         out[rows] = matrix[rows, choice[rows]]
         return out
 
-    def usage(self, choice: np.ndarray) -> dict[str, float]:
-        """Left-hand side ``sum_u coef[u, choice_u]`` of every constraint."""
-        return {c.name: float(self.gather(c.coef, choice).sum()) for c in self.constraints}
+    def exact_usage(self, choice: np.ndarray) -> list[Fraction]:
+        """Left-hand side ``sum_u coef[u, choice_u]`` of every constraint, in exact arithmetic.
 
-    def violations(self, choice: np.ndarray, rtol: float = 1e-9) -> dict[str, float]:
-        """Constraint name -> amount by which ``choice`` breaks it (only broken ones)."""
-        out = {}
+        In constraint order; computed from per-option exact sums of the chosen
+        costs (and values, for the ROI floor), never from rounded partial sums.
+        """
+        rows = np.flatnonzero(choice >= 0)
+        return self.exact_terms(rows, choice[rows])
+
+    def exact_terms(
+        self, users: np.ndarray, options: np.ndarray, sign: np.ndarray | None = None
+    ) -> list[Fraction]:
+        """Exact ``sum_i sign_i coef[users_i, options_i]`` of every constraint (options >= 0).
+
+        ``sign`` (+1 / -1 per entry, default +1) lets a change of plan (new minus old
+        choices) be summed exactly in one pass.
+        """
+        s = np.ones(users.size) if sign is None else sign
+        spend = exact_sums(s * self.cost[users, options], options, self.n_options)
+        value = Fraction(0)
+        if any(c.value_weight for c in self.constraints):
+            value = exact_sum(s * self.value[users, options])
+        out = []
         for c in self.constraints:
-            lhs = float(self.gather(c.coef, choice).sum())
-            if lhs > c.rhs + rtol * max(1.0, abs(c.rhs)):
-                out[c.name] = lhs - c.rhs
+            lhs = sum(
+                (Fraction(w) * t for w, t in zip(c.cost_weight, spend, strict=True) if w),
+                Fraction(0),
+            )
+            if c.value_weight:
+                lhs += Fraction(c.value_weight) * value
+            if c.user_weight is not None:
+                lhs += exact_sum(s * c.user_weight[users])
+            out.append(lhs)
+        return out
+
+    def usage(self, choice: np.ndarray) -> dict[str, float]:
+        """Left-hand side ``sum_u coef[u, choice_u]`` of every constraint (exact, then rounded)."""
+        return {
+            c.name: float(u)
+            for c, u in zip(self.constraints, self.exact_usage(choice), strict=True)
+        }
+
+    def violations(self, choice: np.ndarray) -> dict[str, float]:
+        """Constraint name -> amount by which ``choice`` breaks it (only broken ones).
+
+        Exact: a constraint is broken when its exact left-hand side exceeds its
+        limit by any amount, with no tolerance; the excess is rounded up.
+        """
+        out = {}
+        for c, lhs in zip(self.constraints, self.exact_usage(choice), strict=True):
+            if lhs > Fraction(c.rhs):
+                out[c.name] = round_up(lhs - Fraction(c.rhs))
         return out
 
     def check_choice(self, choice: np.ndarray) -> np.ndarray:

@@ -1,15 +1,21 @@
-"""Greedy repair and fill moves that keep every constraint of a coupon problem.
+"""Greedy repair and fill moves that keep every constraint of a coupon problem, exactly.
 
 A *move* changes one user's choice ``cur -> t`` (``t`` may be "no coupon").  Both
-heuristics score every user's best move at once on (n, K+1) matrices (column ``K``
-is "no coupon") and apply a whole sorted prefix of moves per round, with the
-prefix cut where the cumulative use of any protected constraint would exceed its
-slack, so a round never breaks a constraint that held before it.
+heuristics score every user's best move at once on (m, K+1) matrices (column ``K``
+is "no coupon") and apply a whole sorted prefix of moves per round, cut where the
+cumulative use of a protected constraint would pass its slack.
+
+Floating point only chooses the moves.  Whether a batch of moves may be applied is
+decided by a :class:`Ledger`, which holds every constraint's usage as an exact
+rational number and adds a batch's change exactly: a batch that would take a
+protected constraint past its limit (by any amount, no tolerance) is halved until
+it fits, and a single move that does not fit is dropped.  So a plan that leaves
+:func:`repair` or :func:`fill` satisfies every constraint in exact arithmetic.
 
 * :func:`repair` makes a plan feasible: first the coverage floors (adding the
   coupons with the best price-adjusted value), then each broken budget / ROI floor
   by dropping or downgrading the picks that lose the least objective per unit of
-  the broken constraint they free, never pushing any other constraint past its
+  the broken constraint they free, never pushing another constraint past its
   limit nor undoing coverage.
 * :func:`fill` then spends leftover slack: upgrades or new picks with the best
   objective gain per (slack-weighted) unit of resource, until no move fits (each
@@ -19,27 +25,29 @@ slack, so a round never breaks a constraint that held before it.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
+from optimizers.coupons.exact import round_down, round_up
 from optimizers.coupons.problem import CouponProblem
 
 _COVERAGE_FIRST = {"coverage": 0, "roi": 1, "budget": 2, "group": 2}
+_FIRST_FIT = 4096
+"""Moves past the fitting prefix that one :func:`fill` round still tries one by one."""
 
 
 class MoveTable:
-    """Objective and constraint matrices with an explicit "no coupon" column."""
+    """Objective and constraint coefficients with an explicit "no coupon" column ``K``."""
 
     def __init__(self, problem: CouponProblem) -> None:
-        n = problem.n_users
-        zero = np.zeros((n, 1))
+        self.problem = problem
         self.k = problem.n_options
-        self.rows = np.arange(n)
-        self.obj = np.concatenate([problem.objective_matrix, zero], axis=1)  # (n, K+1)
-        self.coef = [np.concatenate([c.coef, zero], axis=1) for c in problem.constraints]
-        self.rhs = np.array([c.rhs for c in problem.constraints], dtype=np.float64)
-        self.kinds = [c.kind for c in problem.constraints]
-        self.names = [c.name for c in problem.constraints]
-        self.eps = 1e-9 * np.maximum(1.0, np.abs(self.rhs))  # feasibility tolerance
+        self.obj = problem.objective_matrix  # (n, K)
+        self.cons = problem.constraints
+        self.kinds = [c.kind for c in self.cons]
+        self.names = [c.name for c in self.cons]
+        self.rhs = np.array([c.rhs for c in self.cons], dtype=np.float64)
         scale = float(np.abs(self.obj).max()) if self.obj.size else 1.0
         self.obj_eps = 1e-12 * max(scale, 1e-300)
 
@@ -47,15 +55,106 @@ class MoveTable:
         """Choice (-1..K-1) -> column index (0..K)."""
         return np.where(choice < 0, self.k, choice)
 
-    def usage(self, idx: np.ndarray) -> np.ndarray:
-        return np.array([a[self.rows, idx].sum() for a in self.coef], dtype=np.float64)
+    def objective(self, users: np.ndarray) -> np.ndarray:
+        """(m, K+1) objective of every option of ``users``; "no coupon" is 0."""
+        return np.concatenate([self.obj[users], np.zeros((users.size, 1))], axis=1)
+
+    def coef(self, j: int, users: np.ndarray) -> np.ndarray:
+        """(m, K+1) coefficients of constraint ``j`` for ``users``; "no coupon" is 0."""
+        c = self.cons[j]
+        out = np.zeros((users.size, self.k + 1))
+        out[:, : self.k] = self.problem.cost[users] * c.cost_weight[None, :]
+        if c.value_weight:
+            out[:, : self.k] += c.value_weight * self.problem.value[users]
+        if c.user_weight is not None:
+            out[:, : self.k] += c.user_weight[users][:, None]
+        return out
+
+    def coef_at(self, j: int, users: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(m,) coefficient of constraint ``j`` at (``users``, ``cols``); column K is 0."""
+        out = np.zeros(users.size)
+        on = cols < self.k
+        out[on] = self.cons[j].at(users[on], cols[on])
+        return out
 
     def apply(self, choice: np.ndarray, users: np.ndarray, cols: np.ndarray) -> None:
         choice[users] = np.where(cols == self.k, -1, cols)
 
 
-_FIRST_FIT = 4096
-"""Moves past the fitting prefix that one :func:`fill` round still tries one by one."""
+class Ledger:
+    """Exact usage of every constraint for a plan, updated exactly batch by batch."""
+
+    def __init__(self, table: MoveTable, choice: np.ndarray) -> None:
+        self.table = table
+        self.usage = table.problem.exact_usage(choice)
+        self.limit = [Fraction(float(b)) for b in table.rhs]
+
+    def slack(self) -> np.ndarray:
+        """(C,) ``rhs - usage`` rounded down (never more room than there is)."""
+        return np.array([round_down(b - u) for b, u in zip(self.limit, self.usage, strict=True)])
+
+    def broken(self) -> np.ndarray:
+        """(C,) whether each constraint is exceeded (exactly, by any amount)."""
+        return np.array([u > b for u, b in zip(self.usage, self.limit, strict=True)], dtype=bool)
+
+    def excess(self, j: int) -> float:
+        """How far constraint ``j`` exceeds its limit, rounded up (<= 0 when it holds)."""
+        return round_up(self.usage[j] - self.limit[j])
+
+    def change(self, users: np.ndarray, old: np.ndarray, new: np.ndarray) -> list[Fraction]:
+        """Exact change of every constraint's usage when ``users`` move from ``old`` to ``new``."""
+        t = self.table
+        k = t.k
+        p = t.problem
+        sign = np.r_[np.ones(users.size), -np.ones(users.size)]
+        who, col = np.r_[users, users], np.r_[new, old]
+        on = col < k
+        who, col, sign = who[on], col[on], sign[on]
+        return p.exact_terms(who, col, sign)
+
+    def try_apply(
+        self, choice: np.ndarray, users: np.ndarray, cols: np.ndarray, modes: list[str]
+    ) -> int:
+        """Apply the longest prefix of the moves (halving) that respects ``modes``; its length.
+
+        ``modes[i]`` says what constraint ``i`` must satisfy after the moves, in
+        exact arithmetic: ``'keep'`` within its limit; ``'shrink'`` within its
+        limit or strictly less used than before; ``'no_growth'`` within its limit
+        or not more used than before; ``'free'`` anything (budgets while the
+        coverage floors are restored).
+        """
+        t = self.table
+        take = users.size
+        old = t.index(choice[users])
+        while take > 0:
+            d = self.change(users[:take], old[:take], cols[:take])
+            new = [u + di for u, di in zip(self.usage, d, strict=True)]
+            if all(
+                _respects(m, nu, b, di)
+                for m, nu, b, di in zip(modes, new, self.limit, d, strict=True)
+            ):
+                self.usage = new
+                t.apply(choice, users[:take], cols[:take])
+                return take
+            take //= 2
+        return 0
+
+
+def _respects(mode: str, usage: Fraction, limit: Fraction, change: Fraction) -> bool:
+    """Whether a constraint's new exact ``usage`` (after ``change``) satisfies ``mode``."""
+    if mode == "free" or usage <= limit:
+        return True
+    if mode == "shrink":
+        return change < 0
+    return mode == "no_growth" and change <= 0
+
+
+def _prefix_within(cum_incs: list[np.ndarray], slacks: list[float]) -> int:
+    """Longest prefix whose cumulative increase stays within every slack."""
+    take = cum_incs[0].shape[0] if cum_incs else 0
+    for cum, s in zip(cum_incs, slacks, strict=True):
+        take = min(take, int(np.searchsorted(cum, s, side="right")))
+    return take
 
 
 def _first_fit(inc: np.ndarray, room: np.ndarray) -> np.ndarray:
@@ -69,12 +168,16 @@ def _first_fit(inc: np.ndarray, room: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
-def _prefix_within(cum_incs: list[np.ndarray], slacks: list[float]) -> int:
-    """Longest prefix whose cumulative increase stays within every slack."""
-    take = cum_incs[0].shape[0] if cum_incs else 0
-    for cum, s in zip(cum_incs, slacks, strict=True):
-        take = min(take, int(np.searchsorted(cum, s, side="right")))
-    return take
+def _moves_from(table: MoveTable, users: np.ndarray, idx: np.ndarray, j: int) -> np.ndarray:
+    """(m, K+1) change of constraint ``j`` when each user moves from ``idx`` to each column."""
+    d = table.coef(j, users)
+    d -= d[np.arange(users.size), idx][:, None]
+    return d
+
+
+def _increase(table: MoveTable, j: int, users: np.ndarray, old: np.ndarray, new: np.ndarray):
+    """(m,) increase (>= 0) of constraint ``j`` when ``users`` move from ``old`` to ``new``."""
+    return np.maximum(table.coef_at(j, users, new) - table.coef_at(j, users, old), 0.0)
 
 
 def repair(
@@ -84,59 +187,88 @@ def repair(
     *,
     max_rounds: int = 200,
     table: MoveTable | None = None,
+    users: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Make ``choice`` satisfy every constraint; returns (plan, remaining violations).
 
     ``prices`` (one per constraint, e.g. Lagrangian duals) price the side effects
-    of a move on other constraints.  An empty violation dict means success.
+    of a move on other constraints; ``users`` (indices) limits the moves to those
+    users.  An empty violation dict means success: the plan then satisfies every
+    constraint in exact arithmetic.
     """
     t = table or MoveTable(problem)
-    choice = choice.copy()
-    c = len(t.coef)
-    p = np.zeros(c) if prices is None else np.asarray(prices, dtype=np.float64)
-    order_of = [_COVERAGE_FIRST[kd] for kd in t.kinds]
+    choice = np.array(choice, dtype=np.int64)
+    ledger = Ledger(t, choice)
+    p = np.zeros(len(t.cons)) if prices is None else np.asarray(prices, dtype=np.float64)
+    blocked = np.zeros(problem.n_users, dtype=bool)
     for _ in range(max_rounds):
-        idx = t.index(choice)
-        slack = t.rhs - t.usage(idx)
-        broken = slack < -t.eps
+        broken = ledger.broken()
         if not broken.any():
             return choice, {}
-        # fix coverage first (it may overspend), then ROI and budgets (coverage protected)
-        j = min(np.nonzero(broken)[0], key=lambda i: (order_of[i], slack[i] / t.eps[i]))
-        fixing_coverage = t.kinds[j] == "coverage"
-        d_obj = t.obj - t.obj[t.rows, idx][:, None]  # (n, K+1) gain of each move
-        d = [a - a[t.rows, idx][:, None] for a in t.coef]  # (n, K+1) per constraint
-        valid = d[j] < -1e-12 * max(1.0, abs(t.rhs[j]))
-        priced = -d_obj
-        protected: list[int] = []
-        for i in range(c):
-            if i == j:
-                continue
-            priced = priced + p[i] * d[i]
-            if fixing_coverage and t.kinds[i] != "coverage":
-                continue  # budgets may break while coverage is restored; fixed next
-            limit = 0.0 if broken[i] else max(slack[i], 0.0)
-            valid &= d[i] <= limit + t.eps[i]
-            if not broken[i]:
-                protected.append(i)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.where(valid, priced / np.where(valid, -d[j], 1.0), np.inf)
-        col = np.argmin(score, axis=1)
-        best = score[t.rows, col]
-        users = np.nonzero(np.isfinite(best))[0]
-        if users.size == 0:
-            break
-        users = users[np.argsort(best[users], kind="stable")]
-        cols = col[users]
-        freed = np.cumsum(-d[j][users, cols])
-        take = int(np.searchsorted(freed, -slack[j] - t.eps[j], side="left")) + 1
-        cum = [np.cumsum(np.maximum(d[i][users, cols], 0.0)) for i in protected]
-        take = min(
-            take, users.size, max(1, _prefix_within(cum, [slack[i] + t.eps[i] for i in protected]))
+        slack = ledger.slack()
+        scale = np.maximum(1.0, np.abs(t.rhs))
+        j = min(
+            np.flatnonzero(broken), key=lambda i: (_COVERAGE_FIRST[t.kinds[i]], slack[i] / scale[i])
         )
-        t.apply(choice, users[:take], cols[:take])
-    viol = problem.violations(choice)
-    return choice, viol
+        pool = np.flatnonzero(~blocked) if users is None else users[~blocked[users]]
+        if not _repair_round(t, ledger, choice, j, broken, slack, p, pool, blocked):
+            break
+    return choice, problem.violations(choice)
+
+
+def _repair_round(
+    t: MoveTable,
+    ledger: Ledger,
+    choice: np.ndarray,
+    j: int,
+    broken: np.ndarray,
+    slack: np.ndarray,
+    prices: np.ndarray,
+    users: np.ndarray,
+    blocked: np.ndarray,
+) -> bool:
+    """One round on broken constraint ``j`` with moves of ``users``; False when none frees it."""
+    fixing_coverage = t.kinds[j] == "coverage"
+    rows = np.arange(users.size)
+    idx = t.index(choice[users])
+    obj = t.objective(users)
+    priced = obj[rows, idx][:, None] - obj  # (m, K+1) objective lost by each move
+    dj = _moves_from(t, users, idx, j)
+    valid = dj < -1e-12 * max(1.0, abs(t.rhs[j]))
+    modes, protected = [], []
+    for i in range(len(t.cons)):
+        if i == j:
+            modes.append("shrink")
+            continue
+        di = _moves_from(t, users, idx, i)
+        priced += prices[i] * di
+        if fixing_coverage and t.kinds[i] != "coverage":
+            modes.append("free")  # budgets may break while coverage is restored; fixed next
+        elif broken[i]:
+            valid &= di <= 0.0
+            modes.append("no_growth")
+        else:
+            valid &= di <= max(slack[i], 0.0)
+            modes.append("keep")
+            protected.append(i)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(valid, priced / np.where(valid, -dj, 1.0), np.inf)
+    col = np.argmin(score, axis=1)
+    best = score[rows, col]
+    cand = np.flatnonzero(np.isfinite(best))
+    if cand.size == 0:
+        return False
+    cand = cand[np.argsort(best[cand], kind="stable")]
+    cols, who, old = col[cand], users[cand], idx[cand]
+    freed = np.cumsum(-dj[cand, cols])
+    take = int(np.searchsorted(freed, -slack[j], side="left")) + 1
+    cum = [np.cumsum(_increase(t, i, who, old, cols)) for i in protected]
+    take = min(
+        take, cand.size, max(1, _prefix_within(cum, [max(slack[i], 0.0) for i in protected]))
+    )
+    if ledger.try_apply(choice, who[:take], cols[:take], modes) == 0:
+        blocked[who[0]] = True  # its move does not fit in exact arithmetic: skip the user
+    return True
 
 
 def fill(
@@ -145,57 +277,56 @@ def fill(
     *,
     max_rounds: int = 100,
     table: MoveTable | None = None,
+    users: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Greedily improve a feasible ``choice`` without breaking any constraint.
+    """Greedily improve a feasible ``choice`` without breaking any constraint (exactly).
 
-    After the first round only users that still had a fitting move are scanned
-    (slack only shrinks, so nobody else can gain a move), unless some slack grew.
+    Only ``users`` (indices; default all) move.  After the first round only users
+    that still had a fitting move are scanned (slack only shrinks, so nobody else
+    can gain a move), unless some slack grew.
     """
     t = table or MoveTable(problem)
-    choice = choice.copy()
-    c = len(t.coef)
-    users_all = t.rows
-    scan = users_all
-    prev_slack = None
+    choice = np.array(choice, dtype=np.int64)
+    ledger = Ledger(t, choice)
+    c = len(t.cons)
+    everyone = np.arange(problem.n_users) if users is None else np.asarray(users)
+    scan = everyone
+    prev = None
     for _ in range(max_rounds):
-        slack = np.maximum(t.rhs - t.usage(t.index(choice)), 0.0)
-        if prev_slack is not None and (slack > prev_slack + t.eps).any():
-            scan = users_all  # a move freed resources: everyone may have a move again
-        prev_slack = slack
-        full = scan.size == users_all.size
+        slack = np.maximum(ledger.slack(), 0.0)
+        if prev is not None and (slack > prev).any():
+            scan = everyone  # a move freed resources: everyone may have a move again
+        prev = slack
+        rows = np.arange(scan.size)
         idx = t.index(choice[scan])
-        obj = t.obj if full else t.obj[scan]
-        d_obj = obj - obj[np.arange(scan.size), idx][:, None]  # (m, K+1) gain of each move
-        valid = d_obj > t.obj_eps
-        d = []
+        obj = t.objective(scan)
+        gain = obj - obj[rows, idx][:, None]  # (m, K+1) objective gained by each move
+        valid = gain > t.obj_eps
+        weighted = np.zeros_like(gain)
         for i in range(c):
-            a = t.coef[i] if full else t.coef[i][scan]
-            d.append(a - a[np.arange(scan.size), idx][:, None])  # (m, K+1)
-            valid &= d[i] <= slack[i] + t.eps[i]
+            di = _moves_from(t, scan, idx, i)
+            valid &= di <= slack[i]
+            with np.errstate(over="ignore"):  # a move using all of a tiny slack weighs inf
+                weighted += np.maximum(di, 0.0) / max(slack[i], 1e-300)
         has_move = valid.any(axis=1)
         if not has_move.any():
             break
-        local = np.nonzero(has_move)[0]  # score only users with a fitting move
-        valid, d_obj, d = valid[local], d_obj[local], [di[local] for di in d]
-        weighted = np.zeros_like(d_obj)
-        for i in range(c):
-            weighted += np.maximum(d[i], 0.0) / max(slack[i], t.eps[i])
+        local = np.flatnonzero(has_move)  # score only users with a fitting move
         with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.where(valid, d_obj / weighted, -np.inf)  # free moves -> +inf
+            score = np.where(valid[local], gain[local] / weighted[local], -np.inf)  # free: +inf
         col = np.argmax(score, axis=1)
-        best = score[np.arange(local.size), col]
-        order = np.argsort(-best, kind="stable")
-        cols = col[order]
-        inc = np.zeros((order.size, c))  # (m, C) resource each move takes
+        order = np.argsort(-score[np.arange(local.size), col], kind="stable")
+        who, cols, old = scan[local[order]], col[order], idx[local[order]]
+        inc = np.zeros((who.size, c))  # (m, C) resource each move takes
         for i in range(c):
-            inc[:, i] = np.maximum(d[i][order, cols], 0.0)
-        room = slack + t.eps
+            inc[:, i] = _increase(t, i, who, old, cols)
         take = max(
-            1, _prefix_within(list(np.cumsum(inc, axis=0).T), list(room)) if c else order.size
+            1, _prefix_within(list(np.cumsum(inc, axis=0).T), list(slack)) if c else who.size
         )
         # past the prefix, still take each of the next moves that fits what is left
-        more = take + _first_fit(inc[take : take + _FIRST_FIT], room - inc[:take].sum(axis=0))
+        more = take + _first_fit(inc[take : take + _FIRST_FIT], slack - inc[:take].sum(axis=0))
         picked = np.concatenate([np.arange(take), more])
-        t.apply(choice, scan[local[order[picked]]], cols[picked])
+        if ledger.try_apply(choice, who[picked], cols[picked], ["keep"] * c) == 0:
+            has_move[local[order[0]]] = False  # does not fit in exact arithmetic: drop it
         scan = scan[has_move]
     return choice

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
-from optimizers.certificate import Certificate
+from optimizers.certificate import Certificate, CertificateError
+from optimizers.coupons.exact import exact_sum, round_up
 from optimizers.coupons.problem import CouponProblem
 
 
@@ -19,6 +21,7 @@ class CouponAllocation(Certificate):
     ----------
     choice: (n,) int option index per user, ``-1`` = no coupon.
     spend: spend counted against the global budget (currency units).
+    Totals (``objective``, ``spend``, ...) are exact sums rounded to the nearest float.
     group_spend: budget group name (as in ``dual``) -> spend of its options.
     coverage: segment -> fraction of its users that got a coupon.
     value_total / value2_total: totals of ``value`` / ``value2`` over the plan.
@@ -46,36 +49,47 @@ class CouponAllocation(Certificate):
         dual: dict[str, float] | None = None,
         message: str = "",
     ) -> CouponAllocation:
-        """Evaluate ``choice`` on ``problem`` and wrap it with its certificate."""
+        """Evaluate ``choice`` on ``problem`` and wrap it with its certificate.
+
+        Totals are exact sums rounded to the nearest float.  A plan reported as
+        ``'optimal'`` or ``'feasible'`` must satisfy every constraint in exact
+        arithmetic; one that does not raises
+        :class:`~optimizers.certificate.CertificateError` (the method is wrong).
+        """
         choice = problem.check_choice(choice)
+        usage = problem.exact_usage(choice)
+        broken = {
+            c.name: round_up(u - Fraction(c.rhs))
+            for c, u in zip(problem.constraints, usage, strict=True)
+            if u > Fraction(c.rhs)
+        }
+        if broken and status in ("optimal", "feasible"):
+            raise CertificateError(f"{method}: the plan breaks {broken} (exact excess)")
+        rows = np.flatnonzero(choice >= 0)
+        opt = choice[rows]
         g = np.asarray(problem.global_options)
-        spend = float(problem.gather(problem.cost * g[None, :], choice).sum())
-        groups = {
-            c.name: float(problem.gather(c.coef, choice).sum())
-            for c in problem.constraints
-            if c.kind == "group"
-        }
-        coverage = {
-            s: float((choice[mask] >= 0).mean()) for s, mask in problem.segment_masks.items()
-        }
-        objective = float(problem.gather(problem.objective_matrix, choice).sum())
-        v2 = None if problem.value2 is None else float(problem.gather(problem.value2, choice).sum())
+        by_name = {c.name: float(u) for c, u in zip(problem.constraints, usage, strict=True)}
+        if problem.budget_name in by_name:
+            spend = by_name[problem.budget_name]
+        else:
+            spend = float(exact_sum(problem.cost[rows, opt] * g[opt]))
         counts = np.bincount(choice + 1, minlength=problem.n_options + 1)
+        v2 = None if problem.value2 is None else float(exact_sum(problem.value2[rows, opt]))
         return cls(
             status=status,
-            objective=objective,
-            upper_bound=max(float(upper_bound), objective)
-            if status == "optimal"
-            else float(upper_bound),
+            objective=float(exact_sum(problem.objective_matrix[rows, opt])),
+            upper_bound=float(upper_bound),
             solve_time_s=solve_time_s,
             method=method,
             dual=dict(dual or {}),
             message=message,
             choice=choice,
             spend=spend,
-            group_spend=groups,
-            coverage=coverage,
-            value_total=float(problem.gather(problem.value, choice).sum()),
+            group_spend={c.name: by_name[c.name] for c in problem.constraints if c.kind == "group"},
+            coverage={
+                s: float((choice[mask] >= 0).mean()) for s, mask in problem.segment_masks.items()
+            },
+            value_total=float(exact_sum(problem.value[rows, opt])),
             value2_total=v2,
             option_counts={k - 1: int(c) for k, c in enumerate(counts)},
         )

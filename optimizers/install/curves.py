@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 ALPHA_MIN = 0.3
 ALPHA_MAX = 4.0
@@ -101,6 +102,85 @@ class HillCurve:
             return 0.0
         a = self.alpha
         return float(self.k * ((a - 1.0) / (a + 1.0)) ** (1.0 / a))
+
+
+@dataclass(frozen=True)
+class HillArrays:
+    """Hill curves of all channels as arrays: ``f(s) = vmax u / (1 + u)``, ``u = (s / k)**alpha``."""
+
+    vmax: np.ndarray
+    k: np.ndarray
+    alpha: np.ndarray
+
+    @classmethod
+    def of(cls, curves: tuple[HillCurve, ...]) -> HillArrays:
+        """The arrays of ``curves``."""
+        return cls(
+            np.array([c.vmax for c in curves], dtype=float),
+            np.array([c.k for c in curves], dtype=float),
+            np.array([c.alpha for c in curves], dtype=float),
+        )
+
+    @property
+    def inflection(self) -> np.ndarray:
+        """Spend where an S-shaped curve turns concave (0 for concave curves)."""
+        a = self.alpha
+        ratio = np.where(a > 1.0, (a - 1.0) / (a + 1.0), 0.0)
+        return self.k * np.power(ratio, 1.0 / a)
+
+    def value(self, s: np.ndarray) -> np.ndarray:
+        """Installs ``f(s)`` per channel."""
+        u = np.power(np.maximum(s, 0.0) / self.k, self.alpha)
+        return self.vmax * u / (1.0 + u)
+
+    def slope(self, s: np.ndarray) -> np.ndarray:
+        """``f'(s)`` per channel (``s > 0``)."""
+        s = np.maximum(s, 1e-300)
+        u = np.power(s / self.k, self.alpha)
+        return self.vmax * self.alpha * u / (s * (1.0 + u) ** 2)
+
+    def curvature(self, s: np.ndarray) -> np.ndarray:
+        """``f''(s)`` per channel (``s > 0``; negative on the concave side)."""
+        s = np.maximum(s, 1e-300)
+        u = np.power(s / self.k, self.alpha)
+        a = self.alpha
+        return self.vmax * a * u * ((a - 1.0) - (a + 1.0) * u) / (s**2 * (1.0 + u) ** 3)
+
+    def slope_root(self, r: np.ndarray) -> np.ndarray:
+        """Spend on the concave side where ``f'(s) = r`` (the inflection when ``r`` is higher).
+
+        In ``z = log u``, ``log f'`` is ``c + (1 - 1/alpha) z - 2 log(1 + e^z)``: concave and
+        decreasing beyond the inflection, so Newton's method started right of the root
+        converges monotonically (only the channels still moving are iterated).
+        ``r <= 0`` gives ``inf``.
+        """
+        a, c = self.alpha, np.log(self.vmax * self.alpha / self.k)
+        with np.errstate(divide="ignore"):
+            t = np.log(np.maximum(r, 0.0))
+            z0 = np.where(a > 1.0, np.log(np.where(a > 1.0, (a - 1.0) / (a + 1.0), 1.0)), -np.inf)
+        top = np.where(a > 1.0, _log_slope(np.where(a > 1.0, z0, 0.0), a, c), np.inf)
+        top = np.where(a == 1.0, c, top)  # alpha = 1: f'(0) = vmax / k is the supremum
+        has_root = (t < top) & np.isfinite(t)
+        z = np.maximum(z0, (c - np.where(has_root, t, 0.0)) / (1.0 + 1.0 / a))
+        moving = np.flatnonzero(has_root)
+        for _ in range(60):
+            if moving.size == 0:
+                break
+            zm, am = z[moving], a[moving]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = (_log_slope(zm, am, c[moving]) - t[moving]) / (
+                    (1.0 - 1.0 / am) - 2.0 * special.expit(zm)
+                )
+            step = np.where(np.isfinite(step), step, 0.0)  # at the inflection: a double root
+            z[moving] = np.maximum(zm - step, z0[moving])
+            moving = moving[np.abs(step) > 1e-14 * (1.0 + np.abs(zm))]
+        s = np.where(has_root, self.k * np.exp(z / a), self.inflection)
+        return np.where(r <= 0.0, np.inf, s)
+
+
+def _log_slope(z: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``log f'`` at ``u = e^z`` for curves of shape ``a`` and ``c = log(vmax a / k)``."""
+    return c + (1.0 - 1.0 / a) * z - 2.0 * np.logaddexp(0.0, z)
 
 
 # --------------------------------------------------------------------------- channel models

@@ -1,4 +1,4 @@
-"""The install-control model: PWL envelopes of the curves in a Pyomo model.
+"""The install-control model: PWL envelopes of the curves as a matrix MILP for HiGHS.
 
 Decision: daily spend ``s[c]`` per acquisition channel ``c``.  Each channel's
 expected installs ``v[c]`` follow a Hill curve, represented by a PWL envelope
@@ -14,11 +14,17 @@ whose LP relaxation is the concave envelope, so branch-and-bound closes quickly.
 Side constraints: ``budget``, ``min_spend[c]``, ``cpi_cap[c]`` (spend <=
 cpi_max * installs), ``cpi_cap_total`` and ``target[metric]`` (installs / logins /
 retained >= X).  Internally spend is in units of ``spend_scale`` and installs in
-units of ``value_scale`` so the solver sees numbers near 1.
+units of ``value_scale`` so the solver sees numbers near 1.  ``s[c]`` and
+``v[c]`` are substituted out (every constraint reads them through ``d``), so the
+columns are the ``d[c, j]`` and ``y[c, j]`` alone.
 
-:func:`linearise` turns an :class:`~optimizers.install.problem.InstallProblem`
-into the data of its inner and outer models; :func:`build_model` turns that
-into a ``pyo.ConcreteModel`` (a pure function of the data, no solving).
+The inner (plan) model tightens the rows a plan must meet on the true curves
+(targets and CPI caps) by ``PLAN_SLACK``, so HiGHS's feasibility tolerance can
+never carry a plan over them.  :func:`linearise` turns an
+:class:`~optimizers.install.problem.InstallProblem` into the data of its inner and
+outer models; :func:`build_model` turns that into a :class:`LinearModel` (a pure
+function of the data, no solving), built with numpy in milliseconds so a
+refinement simply rebuilds it.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pyomo.environ as pyo
+import scipy.sparse as sp
 
 from optimizers.install.curves import METRICS
 from optimizers.install.problem import InstallProblem
 from optimizers.install.pwl import PiecewiseLinear, hill_envelopes
 
 Envelope = Literal["inner", "outer"]
+PLAN_SLACK = 1e-6  # relative tightening of targets and CPI caps in the inner (plan) model
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ class Approximation:
 
 @dataclass(frozen=True)
 class ModelData:
-    """Numbers the Pyomo model is built from: one PWL envelope per channel, scaled."""
+    """Numbers the matrix model is built from: one PWL envelope per channel, scaled."""
 
     problem: InstallProblem
     envelopes: tuple[PiecewiseLinear, ...]
@@ -93,117 +100,196 @@ def linearise(
     return inner, outer
 
 
-def build_model(data: ModelData, *, elastic: bool = False) -> pyo.ConcreteModel:
-    """The Pyomo model of ``data`` (a pure function of the data; nothing is solved).
+@dataclass(frozen=True)
+class LinearModel:
+    """``max (or min) obj @ x + offset`` s.t. ``row_lo <= A x <= row_hi``, ``col_lo <= x <= col_hi``.
+
+    ``integer[j]`` marks binaries.  ``seg[c]`` lists the columns ``d[c, :]`` of channel
+    ``c`` (its spend is their sum, in units of ``spend_scale``); ``rows`` and
+    ``slacks`` map constraint names (``budget``, ``target[retained]``, ``min_spend[c]``,
+    ...) to their row and, in the elastic model, to their slack column.
+    """
+
+    data: ModelData
+    sense: Literal["max", "min"]
+    obj: np.ndarray
+    offset: float
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    integer: np.ndarray
+    A: sp.csc_matrix
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    seg: tuple[np.ndarray, ...]
+    rows: dict[str, int]
+    slacks: dict[str, int]
+    base: np.ndarray  # v[c] at zero spend (units of value_scale)
+    tight: float  # relative tightening of targets and CPI caps (PLAN_SLACK or 0)
+
+    def target_lo(self, metric: str, target: float) -> float:
+        """Lower limit of row ``target[metric]`` for a target of ``target`` users."""
+        return _target_lo(self.data, self.base, self.tight, metric, target)
+
+    @property
+    def is_mip(self) -> bool:
+        """Whether any column is a binary (some curve is S-shaped)."""
+        return bool(self.integer.any())
+
+    def spend(self, x: np.ndarray) -> np.ndarray:
+        """Spend per channel (original units) of a column vector ``x`` (below 1e-9 of the
+        spend scale: 0, a solver's noise on a silent channel)."""
+        S = self.data.spend_scale
+        scaled = np.array(
+            [
+                float(x[cols[: e.n_segments]].sum())
+                for cols, e in zip(self.seg, self.data.envelopes, strict=True)
+            ]
+        )
+        return np.where(scaled > 1e-9, scaled, 0.0) * S
+
+    def columns_of(self, spend: np.ndarray) -> np.ndarray:
+        """Column values of a spend split: segments filled in order, binaries set to match."""
+        x = np.zeros(self.obj.size)
+        S = self.data.spend_scale
+        for c, cols in enumerate(self.seg):
+            d_cols = cols[: self.data.envelopes[c].n_segments]
+            lengths = self.col_hi[d_cols]
+            before = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+            x[d_cols] = np.clip(spend[c] / S - before, 0.0, lengths)
+            y_cols = cols[self.data.envelopes[c].n_segments :]
+            x[y_cols] = (x[d_cols[: y_cols.size]] >= lengths[: y_cols.size]).astype(float)
+        return x
+
+
+def _target_lo(
+    data: ModelData, base: np.ndarray, tight: float, metric: str, target: float
+) -> float:
+    """``sum_c w[c] (v[c] - base[c]) >= target (1 + tight) / V - sum_c w[c] base[c]``."""
+    w = data.problem.weights[metric]
+    return target * (1.0 + tight) / data.value_scale - float(w @ base)
+
+
+class _Builder:
+    """Columns and rows appended in order (the model reads like the maths)."""
+
+    def __init__(self) -> None:
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        self.obj: list[float] = []
+        self.integer: list[bool] = []
+        self.entries: list[tuple[int, int, float]] = []
+        self.row_lo: list[float] = []
+        self.row_hi: list[float] = []
+
+    def var(self, lo: float, hi: float, *, integer: bool = False) -> int:
+        self.lo.append(lo), self.hi.append(hi), self.obj.append(0.0)
+        self.integer.append(integer)
+        return len(self.lo) - 1
+
+    def row(self, terms: dict[int, float], lo: float, hi: float) -> int:
+        r = len(self.row_lo)
+        self.entries.extend((r, j, v) for j, v in terms.items() if v != 0.0)
+        self.row_lo.append(lo), self.row_hi.append(hi)
+        return r
+
+
+def build_model(data: ModelData, *, elastic: bool = False) -> LinearModel:
+    """The matrix model of ``data`` (a pure function of the data; nothing is solved).
 
     With ``elastic=True`` the soft constraints (targets, min spends, CPI caps) get
-    non-negative slack variables and the objective minimises their normalised sum:
-    the constraints whose slack stays positive are the ones in conflict.
-    Targets are mutable parameters ``target_rhs[metric]`` (the Pareto sweep
-    changes them between solves).
+    non-negative slack columns and the objective minimises their normalised sum:
+    the constraints whose slack stays positive are the ones in conflict.  Target
+    rows exist for every metric (limit 0 when unset) so a sweep only moves bounds.
     """
-    p = data.problem
+    p, env = data.problem, data.envelopes
     S, V = data.spend_scale, data.value_scale
-    m = pyo.ConcreteModel(name=f"install_control_{data.envelope}")
+    tight = PLAN_SLACK if data.envelope == "inner" and not elastic else 0.0
+    inf = math.inf
+    b = _Builder()
 
-    # ---- data
-    C = range(p.n)
-    seg = [(c, j) for c in C for j in range(data.envelopes[c].n_segments)]
-    cvx = [(c, j) for c in C for j in range(data.envelopes[c].n_convex)]
-    length = {(c, j): float(L) / S for c in C for j, L in enumerate(data.envelopes[c].lengths)}
-    slope = {(c, j): float(sl) * S / V for c in C for j, sl in enumerate(data.envelopes[c].slopes)}
-    base = {c: float(data.envelopes[c].values[0]) / V for c in C}
-    metrics = tuple(METRICS)
-    m.C = pyo.Set(initialize=list(C), ordered=True)
-    m.SEG = pyo.Set(initialize=seg, dimen=2, ordered=True)
-    m.CVX = pyo.Set(initialize=cvx, dimen=2, ordered=True)
-    m.M = pyo.Set(initialize=list(metrics), ordered=True)
-    m.target_rhs = pyo.Param(
-        m.M, initialize={k: p.targets.get(k, 0.0) / V for k in metrics}, mutable=True
-    )
+    # ---- data: segment lengths (spend / S), slopes (installs / V per spend / S), bases
+    length = [e.lengths / S for e in env]
+    slope = [e.slopes * S / V for e in env]
+    base = np.array([e.values[0] / V for e in env])
 
-    # ---- variables
-    m.s = pyo.Var(m.C, bounds=lambda _, c: (0.0, p.hi[c] / S))  # spend of channel c / S
-    m.d = pyo.Var(m.SEG, bounds=lambda _, c, j: (0.0, length[c, j]))  # spend in segment j / S
-    m.y = pyo.Var(m.CVX, domain=pyo.Binary)  # 1 when convex segment j is full
-    m.v = pyo.Var(m.C, bounds=(0.0, None))  # expected installs of channel c / V
-
-    # ---- constraints
-    by_channel: dict[int, list[int]] = {c: [] for c in C}
-    for c, j in seg:
-        by_channel[c].append(j)
-    m.spend_def = pyo.Constraint(
-        m.C, rule=lambda m, c: m.s[c] == sum(m.d[c, j] for j in by_channel[c])
-    )
-    m.curve = pyo.Constraint(
-        m.C,
-        rule=lambda m, c: m.v[c] <= base[c] + sum(slope[c, j] * m.d[c, j] for j in by_channel[c]),
-    )
-    m.fill_full = pyo.Constraint(m.CVX, rule=lambda m, c, j: m.d[c, j] >= length[c, j] * m.y[c, j])
-    m.fill_next = pyo.Constraint(
-        m.CVX,
-        rule=lambda m, c, j: (
-            m.d[c, j + 1] <= length[c, j + 1] * m.y[c, j]
-            if (c, j + 1) in length
-            else pyo.Constraint.Skip
-        ),
-    )
-    gated = [
-        (c, j)
-        for c in C
-        if data.envelopes[c].n_convex
-        for j in range(data.envelopes[c].n_convex + 1, data.envelopes[c].n_segments)
+    # ---- variables: d[c, j] spend in segment j, y[c, j] = 1 when convex segment j is full
+    d = [np.array([b.var(0.0, float(L)) for L in length[c]], dtype=int) for c in range(p.n)]
+    y = [
+        np.array([b.var(0.0, 1.0, integer=True) for _ in range(e.n_convex)], dtype=int) for e in env
     ]
-    last_cvx = {c: data.envelopes[c].n_convex - 1 for c in C}
-    m.GATED = pyo.Set(initialize=gated, dimen=2, ordered=True)
-    m.fill_rest = pyo.Constraint(
-        m.GATED, rule=lambda m, c, j: m.d[c, j] <= length[c, j] * m.y[c, last_cvx[c]]
-    )
+
+    def value(c: int, w: float) -> dict[int, float]:  # w * v[c] without its base
+        return {int(j): w * float(m) for j, m in zip(d[c], slope[c], strict=True)}
+
+    def spend_terms(cs: range | list[int], coef: float = 1.0) -> dict[int, float]:
+        return {int(j): coef for c in cs for j in d[c]}
+
+    # ---- constraints: ordering of the convex segments (fill_full, fill_next, fill_rest)
+    for c, e in enumerate(env):
+        for j in range(e.n_convex):
+            b.row({int(d[c][j]): 1.0, int(y[c][j]): -float(length[c][j])}, 0.0, inf)
+            for jj in [j + 1] if j + 1 < e.n_convex else range(j + 1, e.n_segments):
+                b.row({int(d[c][jj]): 1.0, int(y[c][j]): -float(length[c][jj])}, -inf, 0.0)
+    rows: dict[str, int] = {}
+    soft: dict[str, tuple[float, float]] = {}  # name -> (sign of its slack, objective weight)
     if p.budget is not None:
-        m.budget = pyo.Constraint(expr=sum(m.s[c] for c in C) <= p.budget / S)
-
-    def metric_expr(m: pyo.ConcreteModel, k: str) -> pyo.Expression:
-        w = p.weights[k]
-        return sum(float(w[c]) * m.v[c] for c in C)
-
-    lo_idx = [c for c in C if p.min_spend[c] > 0]
-    cpi_idx = [c for c in C if math.isfinite(p.cpi_max[c])]
-    if elastic:
-        m.slack_target = pyo.Var(m.M, bounds=(0.0, None))
-        m.slack_min = pyo.Var(lo_idx, bounds=(0.0, None))
-        m.slack_cpi = pyo.Var(cpi_idx, bounds=(0.0, None))
-        m.slack_cpi_total = pyo.Var(bounds=(0.0, None))
-    m.min_spend = pyo.Constraint(
-        lo_idx,
-        rule=lambda m, c: m.s[c] + (m.slack_min[c] if elastic else 0.0) >= p.min_spend[c] / S,
-    )
-    m.cpi_cap = pyo.Constraint(
-        cpi_idx,
-        rule=lambda m, c: (
-            S * m.s[c] - (m.slack_cpi[c] if elastic else 0.0) <= p.cpi_max[c] * V * m.v[c]
-        ),
-    )
+        rows["budget"] = b.row(spend_terms(range(p.n)), -inf, p.budget / S)
+    for c in np.flatnonzero(p.min_spend > 0):
+        rows[f"min_spend[{p.channels[c]}]"] = b.row(spend_terms([c]), p.min_spend[c] / S, inf)
+        soft[f"min_spend[{p.channels[c]}]"] = (1.0, S / p.min_spend[c])
+    for c in np.flatnonzero(np.isfinite(p.cpi_max)):
+        cpi = p.cpi_max[c] * (1.0 - tight)  # S s <= cpi V v
+        terms = {j: S - cpi * V * m for j, m in value(c, 1.0).items()}
+        rows[f"cpi_cap[{p.channels[c]}]"] = b.row(terms, -inf, cpi * V * base[c])
+        soft[f"cpi_cap[{p.channels[c]}]"] = (-1.0, 1.0 / max(p.budget or S, 1e-9))
     if p.cpi_max_total is not None:
-        m.cpi_cap_total = pyo.Constraint(
-            expr=S * sum(m.s[c] for c in C) - (m.slack_cpi_total if elastic else 0.0)
-            <= p.cpi_max_total * V * sum(m.v[c] for c in C)
-        )
-    m.target = pyo.Constraint(
-        m.M,
-        rule=lambda m, k: (
-            metric_expr(m, k) + (m.slack_target[k] if elastic else 0.0) >= m.target_rhs[k]
-        ),
-    )
+        cpi = p.cpi_max_total * (1.0 - tight)
+        terms = {j: S - cpi * V * m for c in range(p.n) for j, m in value(c, 1.0).items()}
+        rows["cpi_cap_total"] = b.row(terms, -inf, cpi * V * float(base.sum()))
+        soft["cpi_cap_total"] = (-1.0, 1.0 / max(p.budget or S, 1e-9))
+    for k in METRICS:
+        w = p.weights[k]
+        terms = {j: v for c in range(p.n) for j, v in value(c, float(w[c])).items()}
+        lim = _target_lo(data, base, tight, k, p.targets.get(k, 0.0))
+        rows[f"target[{k}]"] = b.row(terms, lim, inf)
+        soft[f"target[{k}]"] = (1.0, 1.0 / max(p.targets.get(k, 0.0) / V, 1e-9))
 
     # ---- objective
+    slacks: dict[str, int] = {}
+    offset = 0.0
     if elastic:
-        total = sum(m.slack_target[k] / max(p.targets.get(k, 0.0) / V, 1e-9) for k in metrics)
-        total += sum(m.slack_min[c] * S / p.min_spend[c] for c in lo_idx)
-        total += sum(m.slack_cpi[c] / max(p.budget or S, 1e-9) for c in cpi_idx)
-        total += m.slack_cpi_total / max(p.budget or S, 1e-9)
-        m.obj = pyo.Objective(expr=total, sense=pyo.minimize)
+        for name, (sign, weight) in soft.items():
+            slacks[name] = b.var(0.0, inf)
+            b.entries.append((rows[name], slacks[name], sign))
+            b.obj[slacks[name]] = weight
+        sense = "min"
     elif p.objective == "spend":
-        m.obj = pyo.Objective(expr=sum(m.s[c] for c in C), sense=pyo.minimize)
+        for j in spend_terms(range(p.n)):
+            b.obj[j] = 1.0
+        sense = "min"
     else:
-        m.obj = pyo.Objective(expr=metric_expr(m, p.objective), sense=pyo.maximize)
-    return m
+        w = p.weights[p.objective]
+        for c in range(p.n):
+            for j, v in value(c, float(w[c])).items():
+                b.obj[j] = v
+        offset = float(w @ base)
+        sense = "max"
+    n_rows, n_cols = len(b.row_lo), len(b.lo)
+    r, j, v = (np.array(t) for t in zip(*b.entries, strict=True)) if b.entries else ([], [], [])
+    return LinearModel(
+        data=data,
+        sense=sense,
+        obj=np.array(b.obj),
+        offset=offset,
+        col_lo=np.array(b.lo),
+        col_hi=np.array(b.hi),
+        integer=np.array(b.integer, dtype=bool),
+        A=sp.csc_matrix((v, (r, j)), shape=(n_rows, n_cols)),
+        row_lo=np.array(b.row_lo),
+        row_hi=np.array(b.row_hi),
+        seg=tuple(np.concatenate([d[c], y[c]]) for c in range(p.n)),
+        rows=rows,
+        slacks=slacks,
+        base=base,
+        tight=tight,
+    )

@@ -8,7 +8,8 @@ second objective's value at the first's optimum and its own maximum.  Every poin
 is a certified global optimum of its epsilon problem (inner/outer envelopes, see
 :mod:`optimizers.install.solve`); points dominated on the true curves are removed.
 The models are built once and re-solved with a new epsilon (``n_points + 1``
-solves, plus any refinement rounds).
+solves); the sweep runs from the largest epsilon down, so each point starts from
+its neighbour's plan (feasible for it) and its exact pattern solve.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
 from optimizers.install.curves import METRICS, ChannelModels
 from optimizers.install.highs import SolverConfig
-from optimizers.install.problem import ChannelLimits, make_problem
+from optimizers.install.problem import ChannelLimits, InstallProblem, exact_dot, make_problem
 from optimizers.install.result import BudgetSplit
 from optimizers.install.solve import InstallSolver
 
@@ -95,6 +97,13 @@ def _non_dominated(values: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     return keep
 
 
+def _exact_floor(p: InstallProblem, plan: BudgetSplit, metric: str) -> float:
+    """The largest float at most ``plan``'s exact ``metric`` (so the plan meets it as a target)."""
+    value = exact_dot(p.weights[metric], plan.installs.to_numpy())
+    x = float(value)
+    return x if Fraction(x) <= value else float(np.nextafter(x, -np.inf))
+
+
 def pareto_front(
     models: ChannelModels,
     budget: float,
@@ -132,19 +141,24 @@ def pareto_front(
     lim = limits or ChannelLimits()
     base_targets = dict(lim.targets)
     main = InstallSolver(make_problem(models, budget, objective=first, limits=lim), cfg)
-    start = main.solve(dual=False)
+    start = main.solve()
     if start.status == "infeasible":
         raise ValueError(f"no feasible plan: {start.message}")
     other = InstallSolver(make_problem(models, budget, objective=second, limits=lim), cfg)
-    end = other.solve(dual=False)
+    end = other.solve()
 
-    lo = main.inner_metric(start.spend.to_numpy(), second) * (1.0 - 1e-9)
-    hi = main.inner_metric(end.spend.to_numpy(), second) * (1.0 - 1e-7)
+    lo, hi = (_exact_floor(main.problem, plan, second) for plan in (start, end))
     eps = np.linspace(lo, hi, n_points) if hi > lo else np.array([lo])
-    points: list[BudgetSplit] = [start]
-    for e in eps[1:]:
+    # Sweep down from the top: every plan meets the next (lower) epsilon, so it starts
+    # the next solve, whose pattern is solved first and the MILP only run if needed.
+    swept: list[BudgetSplit] = []
+    previous = end
+    for e in eps[:0:-1]:
         tg = {**base_targets, second: max(e, base_targets.get(second, 0.0))}
-        points.append(main.solve(tg, dual=False))
+        point = main.solve(tg, start=previous)
+        swept.append(point)
+        previous = point if point.status != "infeasible" else previous
+    points = [start, *swept[::-1]]
     feasible = [i for i, p in enumerate(points) if p.status != "infeasible"]
     points = [points[i] for i in feasible]
     eps = eps[feasible]

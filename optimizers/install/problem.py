@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -170,31 +171,51 @@ class InstallProblem:
         installs = np.array([c(x) for c, x in zip(self.curves, spend, strict=True)], dtype=float)
         return {k: installs * self.weights[k] for k in METRICS}
 
-    def broken_constraint(self, spend: np.ndarray, *, strict: bool = False) -> str:
+    def broken_constraint(self, spend: np.ndarray) -> str:
         """Names a constraint ``spend`` breaks on the true curves, or ''.
 
-        Tolerance 1e-6 relative; with ``strict`` every side constraint is checked
-        with 1e-9 (used to accept a polished plan).
+        Exact: every sum and product is a ``Fraction`` and every limit is the posed one,
+        with no tolerance (the curves themselves are evaluated in floating point, and a
+        metric is its channels' float weights times their float curve values).
         """
-        f = self.funnel(spend)
-        tol = 1e-9 if strict else 1e-6
-        if self.budget is not None and spend.sum() > self.budget * (1 + tol):
+        s = np.asarray(spend, dtype=float)
+        if s.shape != (self.n,) or not np.all(np.isfinite(s)):
+            return "spend (not a finite split over the channels)"
+        for name, bad in (("min_spend", s < self.min_spend), ("max_spend", s > self.hi)):
+            if bad.any():
+                return f"{name}[{self.channels[int(np.argmax(bad))]}]"
+        f = self.funnel(s)
+        paid = sum(map(Fraction, s.tolist()), Fraction(0))
+        if self.budget is not None and paid > Fraction(self.budget):
             return "budget"
         for k, v in self.targets.items():
-            if f[k].sum() < v * (1 - tol):
+            if exact_dot(self.weights[k], f["installs"]) < Fraction(v):
                 return f"target[{k}]"
-        if strict:
-            lo, hi = self.min_spend * (1 - tol), self.hi * (1 + tol)
-            if np.any(spend < lo) or np.any(spend > hi):
-                return "min_spend/max_spend"
-            capped = np.isfinite(self.cpi_max)
-            allowed = self.cpi_max[capped] * f["installs"][capped] * (1 + tol) + tol
-            if np.any(spend[capped] > allowed):
-                return "cpi_cap"
-            cpi_t = self.cpi_max_total
-            if cpi_t is not None and spend.sum() > cpi_t * f["installs"].sum() * (1 + tol):
-                return "cpi_cap_total"
+        for c in np.flatnonzero(np.isfinite(self.cpi_max)):
+            if cpi_room(float(self.cpi_max[c]), float(f["installs"][c]), float(s[c])) < 0:
+                return f"cpi_cap[{self.channels[int(c)]}]"
+        cpi_t = self.cpi_max_total
+        if cpi_t is not None and paid > Fraction(cpi_t) * exact_sum(f["installs"]):
+            return "cpi_cap_total"
         return ""
+
+    def within_bounds(self, spend: np.ndarray) -> np.ndarray:
+        """``spend`` clipped to each channel's spend bounds and, if it overspends, its spend
+        above the minimums scaled down until the compensated sum is at most the budget
+        (a solver's last digits); left as it is when the minimums alone overspend."""
+        s = np.clip(np.asarray(spend, dtype=float), self.min_spend, self.hi)
+        if self.budget is None or exact_sum(s) <= Fraction(self.budget):
+            return s
+        lo = self.min_spend
+        room, extra = self.budget - math.fsum(lo), math.fsum(s - lo)
+        if room < 0 or extra <= 0:
+            return s
+        s = lo + (s - lo) * (room / extra)
+        for _ in range(64):  # a few float steps at most
+            if exact_sum(s) <= Fraction(self.budget):
+                break
+            s = np.maximum(np.nextafter(s, 0.0), lo)
+        return s
 
 
 def saturation_cap(curve: HillCurve) -> float:
@@ -250,3 +271,21 @@ def make_problem(
         cpi_max_total=lim.cpi_max_total,
         targets=dict(lim.targets),
     )
+
+
+def exact_sum(values: np.ndarray) -> Fraction:
+    """The exact sum of float ``values``."""
+    return sum(map(Fraction, np.asarray(values, dtype=float).tolist()), Fraction(0))
+
+
+def exact_dot(weights: np.ndarray, values: np.ndarray) -> Fraction:
+    """The exact ``sum_c weights[c] * values[c]`` of floats."""
+    pairs = zip(
+        np.asarray(weights, float).tolist(), np.asarray(values, float).tolist(), strict=True
+    )
+    return sum((Fraction(w) * Fraction(v) for w, v in pairs), Fraction(0))
+
+
+def cpi_room(cpi: float, installs: float, spend: float) -> Fraction:
+    """``cpi * installs - spend`` in exact arithmetic: a CPI cap holds when it is >= 0."""
+    return Fraction(cpi) * Fraction(installs) - Fraction(spend)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from optimizers.certificate import Certificate
+from optimizers.certificate import OPTIMAL_RTOL, Certificate, CertificateError
 from optimizers.install.problem import InstallProblem
 
 
@@ -31,9 +31,11 @@ class BudgetSplit(Certificate):
 
     ``spend``, ``installs``, ``logins``, ``retained``: per-channel Series (the
     last three on the true curves).  ``objective`` is the true-curve value of the
-    plan, ``pwl_objective`` the inner model's value, ``upper_bound`` the outer
-    model's dual bound.  ``budget_dual``: extra ``objective_name`` per extra unit
-    of budget.  When ``status == 'infeasible'``, ``spend`` is the least-violating
+    plan, ``upper_bound`` the lowest valid bound found (the Lagrangian dual on the
+    true curves, branched, or the outer PWL model's dual bound; ``message`` says
+    which).  ``dual``: the prices of the coupling rows (``budget``,
+    ``target[metric]``, ``cpi_cap_total``) on the plan's pattern; ``budget_dual``:
+    extra ``objective_name`` per extra unit of budget.  When ``status == 'infeasible'``, ``spend`` is the least-violating
     plan, ``conflicts`` lists the violated constraints and ``min_budget`` the
     smallest budget meeting them all (``None`` if no budget does).
     """
@@ -43,7 +45,6 @@ class BudgetSplit(Certificate):
     installs: pd.Series
     logins: pd.Series
     retained: pd.Series
-    pwl_objective: float = math.nan
     budget_dual: float = math.nan
     conflicts: tuple[Conflict, ...] = ()
     min_budget: float | None = None
@@ -75,9 +76,12 @@ class BudgetPlan:
     """Answer to "what is the least total spend that meets these targets?".
 
     ``min_budget`` is the total spend of the returned split (feasible on the true
-    curves); ``lower_bound`` is proven (outer model), so the true minimum lies in
+    curves); ``lower_bound`` is proven (the Lagrangian dual on the true curves), so
+    the true minimum lies in
     ``[lower_bound, min_budget]``.  Kept separate from :class:`Certificate`, whose
-    convention is maximisation.
+    convention is maximisation, but labelled by the same rule: ``'optimal'`` only
+    within :data:`~optimizers.certificate.OPTIMAL_RTOL` of the bound, else
+    ``'feasible'``.
     """
 
     status: str
@@ -92,11 +96,20 @@ class BudgetPlan:
     conflicts: tuple[Conflict, ...] = ()
     message: str = ""
 
+    def __post_init__(self) -> None:
+        if self.status in ("optimal", "feasible"):
+            if self.lower_bound > self.min_budget:
+                raise CertificateError(
+                    f"{self.method}: the lower bound {self.lower_bound!r} exceeds the plan's "
+                    f"spend {self.min_budget!r}; the bound or the plan is wrong"
+                )
+            self.status = "optimal" if self.gap <= OPTIMAL_RTOL else "feasible"
+
     @property
     def gap(self) -> float:
-        """Relative gap ``(min_budget - lower_bound) / min_budget`` (``inf`` if infeasible)."""
-        if self.status == "infeasible" or not math.isfinite(self.min_budget):
-            return math.inf
+        """Relative gap ``(min_budget - lower_bound) / min_budget`` (NaN without a plan or bound)."""
+        if self.status not in ("optimal", "feasible") or not math.isfinite(self.lower_bound):
+            return math.nan
         return max(0.0, (self.min_budget - self.lower_bound) / max(self.min_budget, 1e-9))
 
 

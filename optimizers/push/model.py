@@ -16,16 +16,19 @@ meet ``fatigue_cap``, ``min_gap`` and ``once``.  With ``y[u, a] in {0, 1}``
 
     flow[u, node]:      sum_in y - sum_out y = -1 at (0, {}), 0 inside, free at h = H
     capacity[h]:        sum_{u, m} x[u, m, h] <= capacity[h]
-    industry_share[k]:  den_k * sum_{(u, m) in k} x - num_k * sum x >= 0   (s_k ~ num_k / den_k)
-    maximise            sum ceil(SCALE * value[u, a]) * y[u, a]
+    industry_share[k]:  q_k * sum_{(u, m) in k} x - p_k * sum x >= 0
+    maximise            sum ceil(scale * value[u, a]) * y[u, a]
 
 This extended formulation is much tighter than a time-indexed one with
 big-M position constraints: its LP relaxation equals the Lagrangian bound of
 the decomposition.  Rounding the coefficients up makes the solver's bound,
-divided by ``SCALE``, a valid upper bound on the true optimum; the reported
-objective is recomputed exactly from the schedule.  Share floors are
-rationals ``>=`` the float share (at most 1e-4 above), so every model
-solution meets the original floors.
+divided by ``scale`` (a power of two, as large as the solver's integers allow,
+so the bound is within about 1e-9 of the optimum), a valid upper bound on the
+true optimum; the reported objective is recomputed from the schedule.  The
+share floors are posed exactly: ``p_k / q_k`` is the least fraction ``>= s_k``
+whose denominator is at most the most pushes a schedule can hold
+(:meth:`PushProblem.model_floors`), so on integer counts it admits exactly what
+``s_k`` admits.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from ortools.sat.python import cp_model
 
 from optimizers.push.problem import PushProblem
 
-SCALE = 1_000_000  # objective units per expected open in the integer model
+MAX_SCALE = 2.0**30  # at most this many objective units per expected open ...
+MAX_OBJECTIVE = 2.0**52  # ... and no objective the integer model can reach above this
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,25 @@ def build_day_graph(n_msgs: int, n_hours: int, max_push: int, min_gap: int) -> D
 
 @dataclass
 class CpSatPushModel:
-    """A built CP-SAT model and the push-arc variables needed to read its solution."""
+    """A built CP-SAT model, the push-arc variables needed to read its solution, and
+    ``scale``: objective units per expected open."""
 
     model: cp_model.CpModel
     push: dict[tuple[int, int, int, int], cp_model.IntVar]  # (user, msg, hour, arc) -> y
+    scale: float
+
+
+def objective_scale(problem: PushProblem) -> float:
+    """The largest power of two up to :data:`MAX_SCALE` that keeps every reachable objective
+    of the integer model below :data:`MAX_OBJECTIVE` (so the solver's bound is exact in a
+    double and its division by the scale too)."""
+    best = problem.open_prob.reshape(problem.n_users, -1).max(axis=1, initial=0.0)
+    reach = float(
+        best @ np.minimum(problem.candidate_mask.sum(axis=1), problem.max_pushes_per_user)
+    )
+    reach += float(problem.open_prob.size)  # each coefficient rounds up by less than 1
+    exponent = np.floor(np.log2(MAX_OBJECTIVE / max(reach, 1.0)))
+    return float(min(MAX_SCALE, 2.0 ** min(exponent, 1023)))
 
 
 def build_cpsat_model(problem: PushProblem) -> CpSatPushModel:
@@ -144,17 +163,19 @@ def build_cpsat_model(problem: PushProblem) -> CpSatPushModel:
         if np.isfinite(cap_h[h]) and len(ys) > cap_h[h]:
             model.add(sum(ys) <= int(cap_h[h])).with_name(f"capacity[{h}]")
     total = sum(push.values())
-    for k, frac in problem.share_fractions().items():
+    for k, frac in problem.model_floors().items():
         in_k = sum(y for (u, m, _h, _a), y in push.items() if problem.industry_code[u, m] == k)
         model.add(frac.denominator * in_k - frac.numerator * total >= 0).with_name(
             f"industry_share[{problem.industries[k]}]"
         )
 
-    # --- objective
+    # --- objective: values rounded up (one float step first, so never below the value)
+    scale = objective_scale(problem)
     terms = []
     for (u, m, h, a), y in push.items():
-        c = int(np.ceil(SCALE * problem.open_prob[u, m, h] * decay_pow[arcs[a, 4]]))
+        value = scale * problem.open_prob[u, m, h] * decay_pow[arcs[a, 4]]
+        c = int(np.ceil(np.nextafter(value, np.inf))) if value > 0 else 0
         if c:
             terms.append(c * y)
     model.maximize(sum(terms))
-    return CpSatPushModel(model=model, push=push)
+    return CpSatPushModel(model=model, push=push, scale=scale)

@@ -11,7 +11,10 @@ with probability ``open_prob[u, m, h]``.  A schedule picks pushes
 * ``once[u, m]``: each candidate message is sent at most once to its user;
 * ``capacity[h]``: at most ``capacity[h]`` pushes leave in hour ``h``;
 * ``industry_share[k]``: pushes of industry ``k`` are at least ``s_k`` times
-  all pushes (a fairness floor between advertisers).
+  all pushes (a fairness floor between advertisers).  The floor is exact: a float
+  share is its exact binary value (``Fraction(0.1)`` is a hair above 1/10, so 1
+  push in 10 does not meet it); pass a :class:`fractions.Fraction` for an exact
+  decimal.  Every check compares integer counts with that rational exactly.
 
 The value of a push decays with the user's fatigue: the ``j``-th push of the
 day to a user (0-based, in hour order) is worth ``open_prob * decay**j``.  The
@@ -27,6 +30,8 @@ to more than 1, or a positive share for an industry without any candidate.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -36,8 +41,6 @@ import numpy as np
 from optimizers.certificate import InfeasibleError
 
 OpenProbFn = Callable[[int], np.ndarray]
-
-SHARE_TOL = 1e-9  # slack when checking ``count_k >= s_k * total`` in floating point
 
 
 class PushInfeasibleError(InfeasibleError):
@@ -65,7 +68,8 @@ class PushProblem:
         ``n_hours``; ``>= 0``, ``np.inf`` for no limit, ``None`` for no limit at all.
         Fractional capacities are floored.
     industry_share:
-        ``{industry label: minimum share in [0, 1]}``.
+        ``{industry label: minimum share in [0, 1]}`` (floats, taken at their exact
+        value, or fractions).
     decay:
         Fatigue decay in (0, 1]: the ``j``-th push of a user's day is worth
         ``open_prob * decay**j``.
@@ -134,9 +138,10 @@ class PushProblem:
         # Industry labels -> integer codes 0..K-1 (labels sorted by np.unique).
         self.industries, codes = np.unique(industry_arr, return_inverse=True)
         self.industry_code = codes.reshape(n_users, n_msgs).astype(np.int64)
-        self.share = _validate_shares(
+        self.share_floor = _validate_shares(
             industry_share or {}, self.industries, self.industry_code, mask
         )
+        self.share = np.array([float(f) for f in self.share_floor])  # for prices only
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -150,17 +155,34 @@ class PushProblem:
         by_gap = (self.n_hours - 1) // self.min_gap + 1
         return int(min(self.fatigue_cap, self.n_msgs, by_gap))
 
-    def share_fractions(self, max_denominator: int = 10_000) -> dict[int, Fraction]:
-        """Share floors as rationals ``>=`` the float shares (for integer models)."""
-        out: dict[int, Fraction] = {}
-        for k, s in enumerate(self.share):
-            if s <= 0:
-                continue
-            r = Fraction(float(s)).limit_denominator(max_denominator)
-            if float(r) < s - SHARE_TOL:
-                r = Fraction(int(np.ceil(s * max_denominator)), max_denominator)
-            out[k] = r
-        return out
+    @property
+    def max_total_pushes(self) -> int:
+        """Most pushes any schedule can hold (users' limits, then the hourly capacities)."""
+        per_user = np.minimum(self.candidate_mask.sum(axis=1), self.max_pushes_per_user)
+        total = int(per_user.sum())
+        capacity = np.floor(self.capacity)
+        if np.all(np.isfinite(capacity)):
+            total = min(total, int(capacity.sum()))
+        return total
+
+    def floor_counts(self, total: int) -> np.ndarray:
+        """Fewest pushes of each industry in a schedule of ``total`` pushes: ``ceil(s_k total)``."""
+        return np.array([-((-f.numerator * int(total)) // f.denominator) for f in self.share_floor])
+
+    def floors_met(self, counts: np.ndarray, total: int) -> bool:
+        """Whether industry ``counts`` in a schedule of ``total`` pushes meet every floor (exactly)."""
+        return bool(np.all(np.asarray(counts) >= self.floor_counts(total)))
+
+    def model_floors(self) -> dict[int, Fraction]:
+        """Each positive floor as the fraction with the smallest denominator the integer model
+        needs: the least ``p/q >= s_k`` with ``q <=`` :attr:`max_total_pushes`.
+
+        No fraction of a smaller denominator lies in ``[s_k, p/q)``, so for every total
+        the model can reach, ``q count - p total >= 0`` admits exactly the counts that
+        ``count >= s_k total`` admits: the integer model poses the same problem.
+        """
+        n = max(self.max_total_pushes, 1)
+        return {k: ceil_fraction(f, n) for k, f in enumerate(self.share_floor) if f > 0}
 
     def position_values(
         self, users: np.ndarray, msgs: np.ndarray, hours: np.ndarray
@@ -185,7 +207,8 @@ class PushProblem:
         return float(self.position_values(users, msgs, hours)[1].sum())
 
     def share_slack(self, codes: np.ndarray) -> np.ndarray:
-        """``count_k - s_k * total`` per industry for pushes of industry ``codes`` (< 0: floor broken)."""
+        """``count_k - s_k * total`` per industry for pushes of industry ``codes`` (floats: for
+        prices and orderings; feasibility is :meth:`floors_met`)."""
         counts = np.bincount(codes, minlength=self.n_industries)
         return counts - self.share * len(codes)
 
@@ -235,12 +258,12 @@ class PushProblem:
             out.append(f"capacity[{h}]: {load[h]} pushes > {self.capacity[h]:g}")
         total = len(users)
         counts = np.bincount(self.industry_code[users, msgs], minlength=self.n_industries)
-        for k, s in enumerate(self.share):
-            if s > 0 and counts[k] < s * total - SHARE_TOL:
-                out.append(
-                    f"industry_share[{self.industries[k].item()!r}]: {counts[k]} of {total} "
-                    f"pushes < {s:g} share"
-                )
+        need = self.floor_counts(total)
+        for k in np.flatnonzero(counts < need):
+            out.append(
+                f"industry_share[{self.industries[k].item()!r}]: {counts[k]} of {total} "
+                f"pushes < {self.share_floor[k]} of them (needs {need[k]})"
+            )
         return out
 
 
@@ -295,35 +318,72 @@ def _validate_capacity(capacity: float | np.ndarray | None, n_hours: int) -> np.
 
 
 def _validate_shares(
-    industry_share: Mapping[Any, float],
+    industry_share: Mapping[Any, float | Fraction],
     industries: np.ndarray,
     codes: np.ndarray,
     mask: np.ndarray,
-) -> np.ndarray:
-    """Share floor per industry code; refuse floors only the empty schedule meets."""
-    share = np.zeros(len(industries))
+) -> tuple[Fraction, ...]:
+    """Exact share floor per industry code; refuse floors only the empty schedule meets."""
+    share = [Fraction(0)] * len(industries)
     lookup = {lab.item() if hasattr(lab, "item") else lab: k for k, lab in enumerate(industries)}
     has_cand = np.bincount(codes[mask], minlength=len(industries)) > 0
     for label, s in industry_share.items():
-        s_val = float(s)
-        if not 0.0 <= s_val <= 1.0:
+        if isinstance(s, numbers.Rational):
+            exact = Fraction(s)
+        elif isinstance(s, numbers.Real) and math.isfinite(float(s)):
+            exact = Fraction(float(s))
+        else:
+            raise ValueError(f"industry_share[{label!r}] = {s!r} must be a number in [0, 1]")
+        if not 0 <= exact <= 1:
             raise ValueError(f"industry_share[{label!r}] = {s} must be in [0, 1]")
-        if s_val == 0:
+        if exact == 0:
             continue
         key = label.item() if hasattr(label, "item") else label
         if key not in lookup or not has_cand[lookup[key]]:
             raise PushInfeasibleError(
-                f"industry_share[{label!r}] = {s_val:g} > 0 but no user has a candidate "
+                f"industry_share[{label!r}] = {float(exact):g} > 0 but no user has a candidate "
                 f"of industry {label!r}: only the empty schedule meets it. Drop the "
                 "floor or add candidates of that industry."
             )
-        share[lookup[key]] = s_val
-    if share.sum() > 1.0 + SHARE_TOL:
+        share[lookup[key]] = exact
+    if sum(share) > 1:
         terms = " + ".join(
-            f"industry_share[{industries[k].item()!r}]={share[k]:g}" for k in np.flatnonzero(share)
+            f"industry_share[{industries[k].item()!r}]={float(share[k]):g}"
+            for k in range(len(share))
+            if share[k] > 0
         )
         raise PushInfeasibleError(
-            f"{terms} = {share.sum():g} > 1: together these floors exceed all pushes, so "
+            f"{terms} = {float(sum(share)):g} > 1: together these floors exceed all pushes, so "
             "only the empty schedule meets them. Lower the shares so they sum to <= 1."
         )
-    return share
+    return tuple(share)
+
+
+def ceil_fraction(x: Fraction, max_denominator: int) -> Fraction:
+    """The least fraction ``>= x`` whose denominator is at most ``max_denominator``.
+
+    The two candidates of the continued-fraction walk (as in
+    :meth:`fractions.Fraction.limit_denominator`) are ``x``'s neighbours among such
+    fractions, one on each side.
+
+    >>> ceil_fraction(Fraction(0.1), 1000)  # the float 0.1 is a hair above 1/10
+    Fraction(100, 999)
+    >>> ceil_fraction(Fraction(1, 3), 10)
+    Fraction(1, 3)
+    """
+    if max_denominator < 1:
+        raise ValueError(f"max_denominator must be >= 1, got {max_denominator}")
+    if x.denominator <= max_denominator:
+        return x
+    p0, q0, p1, q1 = 0, 1, 1, 0
+    n, d = x.numerator, x.denominator
+    while True:
+        a = n // d
+        q2 = q0 + a * q1
+        if q2 > max_denominator:
+            break
+        p0, q0, p1, q1 = p1, q1, p0 + a * p1, q2
+        n, d = d, n - a * d
+    k = (max_denominator - q0) // q1
+    sides = (Fraction(p0 + k * p1, q0 + k * q1), Fraction(p1, q1))
+    return min(side for side in sides if side >= x)

@@ -8,7 +8,8 @@ three steps, each keeping every constraint that already holds:
    (a drop also moves the user's later pushes up one position);
 2. ``industry_share[k]``: swap a push to an unused candidate of the short
    industry at the same user and hour (cheapest loss first), else drop pushes
-   of industries that keep their own floor;
+   of industries that keep their own floor (every floor is checked exactly, on
+   integer counts: :meth:`PushProblem.floor_counts`);
 3. fill: insert each user's best feasible push into spare capacity, at most
    one per user and round, never breaking a share floor.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizers.push.problem import SHARE_TOL, PushProblem
+from optimizers.push.problem import PushProblem
 
 
 def _drop_losses(problem: PushProblem, u: np.ndarray, m: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -59,18 +60,19 @@ def _repair_shares(problem: PushProblem, u, m, h, max_rounds: int = 200):
     p = problem
     for _ in range(max_rounds):
         codes = p.industry_code[u, m]
-        slack = p.share_slack(codes)
-        short = np.flatnonzero((p.share > 0) & (slack < -SHARE_TOL))
+        counts = np.bincount(codes, minlength=p.n_industries)
+        total = len(u)
+        room = counts - p.floor_counts(total)  # pushes each industry may lose (< 0: short)
+        short = np.flatnonzero(room < 0)
         if len(short) == 0:
             return u, m, h
-        k = int(short[np.argmin(slack[short] / p.share[short])])
-        need = int(np.ceil(-slack[k] - SHARE_TOL))
+        k = int(short[np.argmin(room[short] / p.share[short])])
+        need = int(-room[k])
         # -- swaps: same user and hour, an unused candidate of industry k
         used = np.zeros((p.n_users, p.n_msgs), dtype=bool)
         used[u, m] = True
-        give = np.floor(slack + SHARE_TOL)  # pushes industry i can lose and keep its floor
         pos, val = p.position_values(u, m, h)
-        eligible_src = (codes != k) & (give[codes] >= 1)
+        eligible_src = (codes != k) & (room[codes] >= 1)
         alt = (p.industry_code[u] == k) & p.candidate_mask[u] & ~used[u]  # (n_push, n_msgs)
         alt &= eligible_src[:, None]
         if alt.any():
@@ -79,13 +81,13 @@ def _repair_shares(problem: PushProblem, u, m, h, max_rounds: int = 200):
             loss = val - alt_val[np.arange(len(u)), best_alt]
             cand = np.flatnonzero(np.isfinite(loss))
             cand = cand[np.argsort(loss[cand], kind="stable")]
-            taken_from = np.zeros(p.n_industries)
+            taken_from = np.zeros(p.n_industries, dtype=np.int64)
             seen: set[tuple[int, int]] = set()
             chosen = []
             for i in cand:
                 ci = codes[i]
                 key = (int(u[i]), int(best_alt[i]))
-                if taken_from[ci] + 1 > give[ci] or key in seen:
+                if taken_from[ci] + 1 > room[ci] or key in seen:
                     continue
                 seen.add(key)
                 taken_from[ci] += 1
@@ -97,14 +99,15 @@ def _repair_shares(problem: PushProblem, u, m, h, max_rounds: int = 200):
                 m[chosen] = best_alt[chosen]
                 continue
         # -- drops: the cheapest push of an industry that keeps its floor after the drop
-        total = len(u)
-        can_drop = (codes != k) & (slack[codes] - 1 + p.share[codes] >= -SHARE_TOL)
+        keeps_floor = counts - 1 >= p.floor_counts(total - 1)
+        can_drop = (codes != k) & keeps_floor[codes]
         if not can_drop.any():
             can_drop = codes != k
         if not can_drop.any():
             return u[:0], m[:0], h[:0]
-        count_k = slack[k] + p.share[k] * total
-        n_drop = int(np.ceil(total - count_k / p.share[k] - SHARE_TOL))  # D: c_k >= s_k (T - D)
+        # fewest drops D with count_k >= s_k (T - D): T - D <= floor(count_k / s_k)
+        floor = p.share_floor[k]
+        n_drop = total - (int(counts[k]) * floor.denominator) // floor.numerator
         n_drop = min(max(n_drop, 1), int(can_drop.sum()))
         loss = _drop_losses(p, u, m, h)
         idx = np.flatnonzero(can_drop)
@@ -206,9 +209,9 @@ def _pick_insertions(
         rank = np.arange(len(rows)) - first[bh[by_hour]]
         add[by_hour[rank < spare[bh[by_hour]]]] = True
         return add
-    slack = p.share_slack(codes_now)[floors].tolist()
-    share = p.share[floors].tolist()
-    pos_of = {int(k): i for i, k in enumerate(floors)}
+    counts = np.bincount(codes_now, minlength=p.n_industries)
+    total = len(codes_now)
+    need = p.floor_counts(total + 1)  # the floors one more push must meet
     done = np.zeros(n_users, dtype=bool)
     left = float(spare[spare > 0].sum())
     for i in range(len(rows)):
@@ -217,12 +220,12 @@ def _pick_insertions(
             break
         if spare[hh] <= 0 or done[rows[i]]:
             continue
-        new = [sl - sh for sl, sh in zip(slack, share, strict=True)]
-        if int(codes[i]) in pos_of:
-            new[pos_of[int(codes[i])]] += 1
-        if min(new) < -SHARE_TOL:
+        counts[codes[i]] += 1
+        if np.any(counts < need):
+            counts[codes[i]] -= 1
             continue
-        slack = new
+        total += 1
+        need = p.floor_counts(total + 1)
         spare[hh] -= 1
         left -= 1
         done[rows[i]] = True

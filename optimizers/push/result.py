@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from optimizers.certificate import Certificate
-from optimizers.push.problem import SHARE_TOL, PushProblem
+from optimizers.push.problem import PushProblem
 
 
 @dataclass(kw_only=True)
@@ -44,14 +44,13 @@ def _drop_worthless(
     if len(worthless) == 0:
         return users, msgs, hours
     counts = np.bincount(problem.industry_code[users, msgs], minlength=problem.n_industries)
-    counts = counts.astype(np.float64)
-    total = float(len(users))
+    total = len(users)
     keep = np.ones(len(users), dtype=bool)
     for i in worthless:
         k = problem.industry_code[users[i], msgs[i]]
         new = counts.copy()
         new[k] -= 1
-        if (new >= problem.share * (total - 1) - SHARE_TOL).all():
+        if problem.floors_met(new, total - 1):
             counts, total = new, total - 1
             keep[i] = False
     return users[keep], msgs[keep], hours[keep]
@@ -105,7 +104,7 @@ def make_schedule(
     return PushSchedule(
         pushes=pushes,
         objective=objective,
-        upper_bound=max(float(upper_bound), objective),
+        upper_bound=float(upper_bound),
         status=status,
         solve_time_s=float(solve_time_s),
         method=method,

@@ -18,7 +18,7 @@ from ortools.sat.python import cp_model
 
 from optimizers.cpsat import cpsat_solver
 from optimizers.push.decomposition import DecompositionConfig, solve_decomposition
-from optimizers.push.model import SCALE, build_cpsat_model
+from optimizers.push.model import build_cpsat_model
 from optimizers.push.problem import PushProblem
 from optimizers.push.result import PushSchedule, make_schedule
 
@@ -83,7 +83,7 @@ def solve_cpsat(
     if not built.push:
         bound = 0.0
     elif found:
-        bound = solver.best_objective_bound / SCALE
+        bound = solver.best_objective_bound / built.scale
     else:  # time limit before any solution: the empty plan, with no proven bound
         bound = np.inf
     status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible"}.get(code, "unknown")
