@@ -68,6 +68,10 @@ def nightly(
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     budget: Annotated[float | None, typer.Option(help="platform coupon budget")] = None,
     merchant_budget: Annotated[float | None, typer.Option(help="each merchant's budget")] = None,
+    spend_confidence: Annotated[
+        float | None,
+        typer.Option(help="probability in (0, 1) that each coupon budget's spend keeps it"),
+    ] = None,
     date: Annotated[str | None, typer.Option(help="campaign date YYYY-MM-DD")] = None,
     operator: Annotated[str | None, typer.Option(help="who runs it")] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name (one run per date)")] = None,
@@ -111,6 +115,7 @@ def nightly(
         "seed": seed,
         "coupons.budget": budget,
         "coupons.merchant_budget": merchant_budget,
+        "coupons.spend_confidence": spend_confidence,
         "campaign_date": date,
         "operator": operator,
         "campaign": campaign,

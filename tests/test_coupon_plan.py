@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from growth import services as svc
-from growth.campaigns.coupons import CouponCampaign, plan_coupons, true_coupon_decision
+from growth.campaigns.coupons import plan_coupons, true_coupon_decision
 from growth.campaigns.settings import CouponSettings
 from optimizers.coupons import allocate, pareto_front
 
@@ -92,11 +92,11 @@ def test_warm_started_front_points_are_certified():
 def test_front_marks_the_adopted_plan(truth):
     """The front's chosen point is the conversions-only plan, the one the job adopts."""
     settings = CouponSettings(budget=200.0, merchant_budget=20.0, method="lagrangian")
-    front = CouponCampaign(truth, settings).front(n_points=3)
+    plan = plan_coupons(truth, settings)
+    front = plan.campaign.front(n_points=3)  # under the plan's effective (buffered) budgets
     assert front["conversions"].is_monotonic_increasing
     assert front["chosen"].sum() == 1
     chosen = front.loc[front["chosen"]].iloc[0]
-    plan = plan_coupons(truth, settings)
     assert chosen["conversions"] == pytest.approx(plan.allocation.value_total, rel=1e-6)
 
 

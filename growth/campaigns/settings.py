@@ -57,6 +57,14 @@ class CouponSettings(BaseModel):
     method: Literal[COUPON_METHODS] = Field(  # type: ignore[valid-type]
         "auto", description=" | ".join(COUPON_METHODS)
     )
+    spend_confidence: float | None = Field(
+        0.95,
+        gt=0.0,
+        lt=1.0,
+        description="probability, in (0, 1), that each budget's random spend stays within it: "
+        "the plan sees each budget less a buffer for spend's variance and the models' "
+        "miscalibration (none: plan to the expected spend, no buffer)",
+    )
 
     @field_validator("type_budgets")
     @classmethod

@@ -210,7 +210,7 @@ def run_pipeline(
         )
         stage.detail = f"{decision.n_users:,} users x {len(decision.option_ids)} coupon options"
     with clock("coupons") as stage:
-        plan = plan_coupons(decision, config.coupons)
+        plan = plan_coupons(decision, config.coupons, calibration=models.calibration)
         refuse_empty_coupons(plan, config)
         coupon_front = plan.campaign.front()
         stage.detail = f"{int((plan.choice >= 0).sum()):,} users get a coupon"

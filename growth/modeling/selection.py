@@ -105,6 +105,7 @@ class FittedCandidate:
     metrics: pd.DataFrame
     n_train: int
     qini: HoldoutQini
+    holdout_p: np.ndarray | None = None  # (holdout rows,) conversion probabilities
 
 
 def choose_model(fitted: list[FittedCandidate]) -> tuple[FittedCandidate, str]:

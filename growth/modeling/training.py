@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from growth.modeling.calibration import spend_calibration
 from growth.modeling.features import ConversionFeatures, ExposureFrame
 from growth.modeling.sampling import chronological_split, sample_rows
 from growth.modeling.selection import (
@@ -45,6 +46,7 @@ class TrainedModels:
     metrics: pd.DataFrame
     n_train: int  # rows the conversion model learnt from
     n_holdout: int
+    calibration: pd.DataFrame | None = None  # predicted vs observed spend per option (holdout)
 
 
 @dataclass
@@ -100,7 +102,7 @@ def _fit_conversion(
     metrics.insert(0, "model", name)
     auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
     log.info("%s: holdout AUC %.4f, Qini %.6f on %d rows", name, auc, qini.value, holdout.sum())
-    return FittedCandidate(name, model, metrics, len(train), qini)
+    return FittedCandidate(name, model, metrics, len(train), qini, holdout_p=p)
 
 
 def train_models(
@@ -154,4 +156,7 @@ def train_models(
         metrics=pd.concat([f.metrics for f in fitted], ignore_index=True),
         n_train=best.n_train,
         n_holdout=int(holdout.sum()),
+        calibration=spend_calibration(
+            features, frame, holdout, rows.X_holdout, best.holdout_p, basket
+        ),
     )

@@ -13,18 +13,29 @@ spends and dual prices under the budgets' names, and the truth's play-out
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from growth.campaigns.coupons.buffer import (
+    BudgetRisk,
+    next_effective,
+    option_bias,
+    spend_risk,
+    z_score,
+)
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.settings import CouponSettings
 from optimizers.coupons import CouponAllocation, CouponProblem, solve, solve_front
 
 PLATFORM = "platform"
 COUPON_FRONT = "coupon_conversions_vs_gmv"
+BUFFER_ROUNDS = 8
+"""At most this many solves to settle the effective budgets (:func:`plan_coupons`)."""
+BUFFER_TOL = 1e-3
+"""Stop once no effective budget would move by more than this share of the largest."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +72,25 @@ class CouponCampaign:
 
     ``budgets`` lists every :class:`Budget` (platform first); ``problem`` maximises
     incremental conversions (``value``) and carries incremental GMV as ``value2``
-    for the front.  Its constraints are named after the budgets.
+    for the front.  Its constraints are named after the budgets; their
+    right-hand sides are ``effective`` (by name, default each budget's amount),
+    the budgets less their buffers (:mod:`growth.campaigns.coupons.buffer`).
     """
 
-    def __init__(self, decision: CouponDecision, settings: CouponSettings) -> None:
+    def __init__(
+        self,
+        decision: CouponDecision,
+        settings: CouponSettings,
+        *,
+        effective: dict[str, float] | None = None,
+    ) -> None:
         self.decision = decision
         self.settings = settings
         self.budgets = campaign_budgets(decision, settings)
-        platform, *groups = self.budgets
+        self.effective = {b.name: b.amount for b in self.budgets} | (effective or {})
+        platform, *groups = [
+            Budget(b.name, b.options, self.effective[b.name], b.payer) for b in self.budgets
+        ]
         global_options = np.zeros(decision.value.shape[1], dtype=bool)
         global_options[platform.options] = True
         self.problem = CouponProblem(
@@ -142,6 +164,8 @@ class CouponPlan:
     budgets: dict[str, float]
     spend: dict[str, float]
     users_by_segment: dict[str, int]
+    risk: dict[str, BudgetRisk] = field(default_factory=dict)
+    """Per budget: buffer, effective budget, predicted P(spend <= budget) (empty: no buffer)."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run."""
@@ -157,6 +181,8 @@ class CouponPlan:
             "budgets": self.budgets,
             "spend": self.spend,
             "coupons_by_segment": self.users_by_segment,
+            "spend_confidence": self.campaign.settings.spend_confidence,
+            "spend_risk": {name: r.summary() for name, r in self.risk.items()},
         }
 
 
@@ -164,11 +190,36 @@ def plan_coupons(
     decision: CouponDecision,
     settings: CouponSettings,
     *,
+    calibration: pd.DataFrame | None = None,
     warm_start: dict[str, float] | None = None,
 ) -> CouponPlan:
-    """Allocate coupons to maximise incremental conversions under every budget.
+    """Allocate coupons to maximise incremental conversions under every budget, each kept
+    with probability ``settings.spend_confidence`` (None: planned to the expected spend).
 
-    Builds the :class:`CouponCampaign` (one optimizer problem) and plans it; the
-    plan keeps its campaign for the front and the truth's scoring.
+    Each round solves the :class:`CouponCampaign` against effective budgets,
+    measures the plan's spend risk (:func:`~growth.campaigns.coupons.buffer.spend_risk`,
+    with ``calibration``'s per-option bias of predicted spend, if given) and moves
+    each effective budget by its shortfall; the plan adopted is the best one whose
+    every budget holds with the target probability (the last round's if none does).
+    The plan keeps its campaign for the front and the truth's scoring.
     """
-    return CouponCampaign(decision, settings).plan(warm_start=warm_start)
+    target = settings.spend_confidence
+    campaign = CouponCampaign(decision, settings)
+    plan = campaign.plan(warm_start=warm_start)
+    if target is None:
+        return plan
+    z, bias = z_score(target), option_bias(decision, calibration)
+    best: CouponPlan | None = None
+    for round_ in range(BUFFER_ROUNDS):
+        plan.risk = spend_risk(decision, plan.choice, campaign.budgets, campaign.effective, bias)
+        held = all(r.p_within >= target - 1e-9 for r in plan.risk.values())
+        if held and (best is None or plan.allocation.objective > best.allocation.objective):
+            best = plan
+        effective = next_effective(plan.risk, z)
+        moved = max(abs(effective[n] - campaign.effective[n]) for n in effective)
+        settled = held and moved <= BUFFER_TOL * max(1.0, *campaign.effective.values())
+        if settled or round_ == BUFFER_ROUNDS - 1:
+            break
+        campaign = CouponCampaign(decision, settings, effective=effective)
+        plan = campaign.plan(warm_start=plan.allocation.dual)
+    return best or plan

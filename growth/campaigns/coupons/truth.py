@@ -13,7 +13,9 @@ arrivals for every plan) and reported as mean and standard deviation.
   that plays out best (:mod:`~growth.campaigns.coupons.baselines`), both sized on
   the true expected costs under the same budgets and coverage floors;
 - ``oracle``: planned under the same settings on the true response, held to the
-  same budgets by the same play-out.
+  same budgets by the same play-out and to the same chance rule (each budget
+  kept with probability ``spend_confidence``; it knows the response, so its
+  buffer covers only the redemption draws, not a model's miscalibration).
 
 "% of oracle" is the per-seed ratio of a plan's honoured incremental conversions
 to the oracle's, at the same budgets and arrivals.  ``all_paid_conversions`` is
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.baselines import random_targeting, single_option
+from growth.campaigns.coupons.buffer import BudgetRisk
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.plan import CouponPlan, plan_coupons
 from growth.campaigns.coupons.playout import Arrivals, PlayOut, play_out
@@ -66,7 +69,9 @@ class CouponTruthScore:
     GMV, redemptions paid and lost, and ``all_paid_conversions`` (the old scoring).
     ``spend``: one row per plan and budget group: the budget, ``paid`` (mean),
     ``demand`` (mean spend had every redemption been paid), ``held`` (share of
-    seeds whose demand stayed within the budget) and ``worst_excess_pct``.
+    seeds whose demand stayed within the budget), ``worst_excess_pct`` and, for the
+    platform and the oracle, the ``effective_budget`` their solver saw and the
+    ``predicted_p_within`` (the plan's own P(spend <= budget); NaN for baselines).
     ``by_segment``: % of oracle per lifecycle segment (plans x segments).
     """
 
@@ -115,17 +120,18 @@ def score_against_truth(
     ]
     played = [play_out(truth, c, budgets, arrivals) for c in singles]
     best = int(np.argmax([p.value.mean() for p in played]))
+    oracle = plan_coupons(truth, campaign.settings)  # the same chance rule, on known spend
     choices = {
         "platform": plan.choice,
         "random": random_targeting(truth, budgets, floors, seed=seed),
         "best_single": singles[best],
-        "oracle": plan_coupons(truth, campaign.settings).choice,
+        "oracle": oracle.choice,
     }
     outs = {name: play_out(truth, c, budgets, arrivals) for name, c in choices.items()}
     outs["best_single"] = played[best]
     return CouponTruthScore(
         plans=_plans_frame(truth, choices, outs),
-        spend=_spend_frame(outs),
+        spend=_spend_frame(outs, {"platform": plan.risk, "oracle": oracle.risk}),
         by_segment=_segment_frame(outs),
         best_single_option=truth.option_ids[best + 1],
         seeds=arrivals.seeds,
@@ -155,10 +161,11 @@ def _plans_frame(
     return frame
 
 
-def _spend_frame(outs: dict[str, PlayOut]) -> pd.DataFrame:
+def _spend_frame(outs: dict[str, PlayOut], risks: dict[str, dict[str, BudgetRisk]]) -> pd.DataFrame:
     rows = []
     for name, out in outs.items():
         for g, b in enumerate(out.budgets):
+            risk = risks.get(name, {}).get(b.name)
             demand = out.demand[:, g]
             excess = (
                 100.0 * (demand / b.amount - 1.0)
@@ -174,6 +181,8 @@ def _spend_frame(outs: dict[str, PlayOut]) -> pd.DataFrame:
                     "demand": demand.mean(),
                     "held": float((demand <= b.amount + 1e-9).mean()),
                     "worst_excess_pct": float(np.max(excess)),
+                    "effective_budget": risk.effective_budget if risk else np.nan,
+                    "predicted_p_within": risk.p_within if risk else np.nan,
                 }
             )
     return pd.DataFrame(rows)

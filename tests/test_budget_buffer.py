@@ -1,0 +1,96 @@
+"""Chance-constrained coupon budgets: each budget keeps its random spend with a stated probability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from growth.campaigns.coupons import (
+    Arrivals,
+    CouponDecision,
+    campaign_budgets,
+    plan_coupons,
+    play_out,
+)
+from growth.campaigns.coupons.buffer import option_bias, spend_risk
+from growth.campaigns.settings import CouponSettings
+from growth.jobs.config import NightlyConfig
+from growth.modeling.calibration import ratio_bias
+
+
+def _decision(n: int = 400, redemption: float = 0.3, face: float = 10.0) -> CouponDecision:
+    """``n`` users, one red packet (platform) of ``face`` redeemed with probability ``redemption``."""
+    rng = np.random.default_rng(0)
+    conversion = np.column_stack([np.full(n, 0.1), 0.2 + 0.3 * rng.random(n)])
+    return CouponDecision(
+        user_ids=np.arange(n),
+        segment=np.array(["new"] * n),
+        option_ids=["none", "rp"],
+        option_types=["none", "red_packet"],
+        face_value=np.array([0.0, face]),
+        merchant_id=np.array([-1, -1]),
+        conversion=conversion,
+        redemption=np.column_stack([np.zeros(n), np.full(n, redemption)]),
+        gmv=conversion * 30.0,
+    )
+
+
+def _buffer(decision: CouponDecision, target: float | None, budget: float = 300.0) -> float:
+    plan = plan_coupons(decision, CouponSettings(budget=budget, spend_confidence=target))
+    return plan.risk["platform"].buffer if plan.risk else 0.0
+
+
+def test_buffer_grows_with_the_variance_of_spend():
+    """Same expected cost per coupon, more variance (rarer redemption, bigger face): a bigger buffer."""
+    low = _buffer(_decision(redemption=0.5, face=10.0), 0.95)
+    high = _buffer(_decision(redemption=0.1, face=50.0), 0.95)
+    assert 0.0 < low < high
+
+
+def test_buffer_is_near_zero_at_an_even_chance():
+    """With target probability 0.5 (and no calibration bias) the solver sees the whole budget."""
+    decision = _decision()
+    assert _buffer(decision, 0.5) == pytest.approx(0.0, abs=1e-6 * 300)
+    assert _buffer(decision, 0.95) > 10.0
+
+
+def test_calibration_bias_widens_the_buffer():
+    """A holdout that spent more than predicted moves the effective budget down further."""
+    decision = _decision()
+    risk = spend_risk(
+        decision,
+        np.zeros(decision.n_users, dtype=np.int64),
+        campaign_budgets(decision, CouponSettings(budget=300.0)),
+        {"platform": 300.0},
+        option_bias(decision, pd.DataFrame({"rel_bias": [0.1], "rel_bias_se": [0.05]}, ["rp"])),
+    )["platform"]
+    assert risk.bias_allowance == pytest.approx(0.1 * risk.expected_spend)
+    assert risk.spend_sd > np.sqrt(decision.n_users * 0.3 * 0.7 * 100.0)
+    assert ratio_bias(np.array([2.0, 2.0]), np.array([1.0, 1.0]))[0] == pytest.approx(1.0)
+
+
+def test_played_out_spend_keeps_the_budget_in_most_seeds():
+    """Unbuffered, the plan's demand exceeds the budget in about half the arrival seeds;
+    buffered at 95 %, in few."""
+    decision = _decision(n=2_000)
+    arrivals = Arrivals.sample(decision.n_users, range(100))
+    held = {}
+    for target in (None, 0.95):
+        settings = CouponSettings(budget=1_000.0, spend_confidence=target)
+        plan = plan_coupons(decision, settings)
+        out = play_out(decision, plan.choice, plan.campaign.budgets, arrivals)
+        held[target] = float((out.demand[:, 0] <= 1_000.0 + 1e-9).mean())
+    assert held[None] < 0.7
+    assert held[0.95] >= 0.9
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_spend_confidence_is_a_probability(bad):
+    """spend_confidence outside (0, 1) is refused, in the settings and the nightly config."""
+    with pytest.raises(ValidationError, match="spend_confidence"):
+        CouponSettings(spend_confidence=bad)
+    with pytest.raises(ValidationError, match="spend_confidence"):
+        NightlyConfig(coupons={"spend_confidence": bad})
+    assert CouponSettings().spend_confidence == 0.95
