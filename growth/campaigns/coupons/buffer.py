@@ -15,7 +15,7 @@ moves the mean by ``sum_k m_k b_k`` (``m_k`` the plan's expected spend on option
 
 The plan (:func:`growth.campaigns.coupons.plan.plan_coupons`) is solved against
 an effective budget ``B'`` per budget and ``B'`` moved by the plan's own
-shortfall, ``B' <- min(B, B' + B - (mean + allowance + z sd))``, until every
+shortfall, ``B' <- min(B, max(B' / 2, B' + B - (mean + allowance + z sd)))``, until every
 budget holds with probability ``target`` (``z = Phi^-1(target)``).
 
 >>> import numpy as np
@@ -132,8 +132,14 @@ def spend_risk(
 
 def next_effective(risk: dict[str, BudgetRisk], z: float) -> dict[str, float]:
     """The effective budgets of the next round: each moved by its budget's shortfall at ``z``,
-    within ``[0, budget]``."""
+    at most halved in one round (a small budget whose buffer is most of it is approached,
+    not overshot to nothing), never above the budget."""
     return {
-        name: min(r.budget, max(0.0, r.effective_budget + r.budget - r.centre - z * r.spend_sd))
+        name: min(
+            r.budget,
+            max(
+                0.5 * r.effective_budget, r.effective_budget + r.budget - r.centre - z * r.spend_sd
+            ),
+        )
         for name, r in risk.items()
     }
