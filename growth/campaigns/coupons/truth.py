@@ -25,7 +25,8 @@ were paid, whatever it costs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ import pandas as pd
 from growth.campaigns.coupons.baselines import random_targeting, single_option
 from growth.campaigns.coupons.buffer import BudgetRisk
 from growth.campaigns.coupons.decision import CouponDecision
-from growth.campaigns.coupons.plan import CouponPlan, plan_coupons
+from growth.campaigns.coupons.plan import Budget, CouponPlan, plan_coupons
 from growth.campaigns.coupons.playout import Arrivals, PlayOut, play_out
 
 DEFAULT_SEEDS = 20
@@ -100,6 +101,19 @@ class CouponTruthScore:
         }
 
 
+def _sized_like(budgets: Sequence[Budget], risk: Mapping[str, BudgetRisk]) -> list[Budget]:
+    """The budgets a baseline fills: each cut to the oracle's effective budget, the margin
+    that known spend needs to hold with the campaign's probability (no margin without one).
+
+    Filled to the full expected budget a baseline would break it about half the time and
+    count redemptions a plan held to the chance rule leaves on the table.
+    """
+    return [
+        replace(b, amount=min(b.amount, risk[b.name].effective_budget)) if b.name in risk else b
+        for b in budgets
+    ]
+
+
 def score_against_truth(
     world, plan: CouponPlan, *, n_seeds: int = DEFAULT_SEEDS
 ) -> CouponTruthScore:
@@ -115,15 +129,16 @@ def score_against_truth(
     budgets, floors = campaign.budgets, campaign.settings.min_coverage
     seed = int(world.config.seed)
     arrivals = Arrivals.sample(truth.n_users, range(n_seeds))
+    oracle = plan_coupons(truth, campaign.settings)  # the same chance rule, on known spend
+    sized = _sized_like(budgets, oracle.risk)
     singles = [
-        single_option(truth, budgets, floors, k, seed=seed) for k in range(truth.value.shape[1])
+        single_option(truth, sized, floors, k, seed=seed) for k in range(truth.value.shape[1])
     ]
     played = [play_out(truth, c, budgets, arrivals) for c in singles]
     best = int(np.argmax([p.value.mean() for p in played]))
-    oracle = plan_coupons(truth, campaign.settings)  # the same chance rule, on known spend
     choices = {
         "platform": plan.choice,
-        "random": random_targeting(truth, budgets, floors, seed=seed),
+        "random": random_targeting(truth, sized, floors, seed=seed),
         "best_single": singles[best],
         "oracle": oracle.choice,
     }
