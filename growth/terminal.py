@@ -127,12 +127,7 @@ def print_summary(result) -> None:
         f"{a.method}, {a.solve_time_s:.2f} s)"
     )
     if result.truth is not None:
-        t = result.truth.reset_index()
-        console.print(frame_table(t, "Plans scored by the world's ground truth"))
-        ratio = result.truth.loc["platform", "incremental_conversions"] / max(
-            result.truth.loc["oracle", "incremental_conversions"], 1e-9
-        )
-        console.print(f"platform plan reaches {ratio:.1%} of the oracle's incremental conversions")
+        print_coupon_truth(console, result.truth)
     if result.push is not None:
         sched = result.push.schedule
         console.print(
@@ -165,3 +160,25 @@ def print_summary(result) -> None:
     )
     console.print(frame_table(timings, "Stage timings"))
     console.print(Text(f"run {result.run_id} stored", style="green"))
+
+
+def print_coupon_truth(console: Console, score) -> None:
+    """The plans played out on the truth (a
+    :class:`~growth.campaigns.coupons.CouponTruthScore`), the platform plan's spend per
+    budget group, and its % of the oracle at the same budgets."""
+    plans = score.plans.drop(columns="incremental_gmv").reset_index()
+    console.print(frame_table(plans, "Plans scored by the world's ground truth"))
+    console.print(
+        f"each plan played out over {len(score.seeds)} random arrival orders, coupons honoured "
+        f"while every budget they draw on can pay (means, sd over the orders); best single "
+        f"option for everyone: {score.best_single_option}"
+    )
+    spend = score.spend.query("plan == 'platform'").drop(columns="plan")
+    console.print(frame_table(spend, "Platform plan's spend on the truth per budget group (means)"))
+    p = score.plans.loc["platform"]
+    old = p["all_paid_conversions"] / max(score.plans.loc["oracle", "all_paid_conversions"], 1e-9)
+    console.print(
+        f"platform plan reaches {p['pct_of_oracle']:.1f} % (sd {p['pct_of_oracle_sd']:.1f}) of "
+        f"the oracle's incremental conversions at the same budgets, coupons honoured until each "
+        f"budget runs out ({old:.1%} if every redemption were paid)"
+    )

@@ -9,8 +9,11 @@ Stages (each timed and logged):
    the holdout's uplift clearly better; else LightGBM alone);
 3. ``score``: predict every user's conversion and redemption under each coupon;
 4. ``coupons``: allocate coupons under the budgets (certificate included);
-5. ``truth`` (simulated world only): score the plan, a random plan and the
-   oracle plan (solved on the true response) against the world's ground truth;
+5. ``truth`` (simulated world only): play the plan out on the world's ground
+   truth under its budgets (coupons honoured in a random arrival order until a
+   budget runs out, over seeds), beside random targeting, the best single option
+   for everyone and the oracle plan (solved on the true response), all held to
+   the same budgets (:mod:`growth.campaigns.coupons.truth`);
 6. ``push``: learn open probabilities from the push log, schedule the day
    under fatigue caps, gaps, hourly capacity and industry shares;
 7. ``install``: fit channel response curves from history, split the
@@ -39,7 +42,7 @@ from rich.console import Console
 from growth.campaigns import coupons as coupon_campaign
 from growth.campaigns import install as install_campaign
 from growth.campaigns import push as push_campaign
-from growth.campaigns.coupons import CouponPlan, plan_coupons
+from growth.campaigns.coupons import CouponPlan, CouponTruthScore, plan_coupons
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.campaigns.install import InstallPlan, channel_names, fit_channel_models, plan_install
 from growth.campaigns.push import PushPlan, plan_push
@@ -65,7 +68,7 @@ class NightlyResult:
     segments: pd.Series  # users per lifecycle segment
     metrics: pd.DataFrame  # model metrics by segment
     plan: CouponPlan
-    truth: pd.DataFrame | None  # plans scored by the world's ground truth (simulated data)
+    truth: CouponTruthScore | None  # plans played out on the world's truth (simulated data)
     push: PushPlan | None = None
     push_truth: dict[str, float] | None = None
     install: InstallPlan | None = None
@@ -87,7 +90,7 @@ class NightlyResult:
             "artifacts": None if self.artifacts is None else str(self.artifacts),
         }
         if self.truth is not None:
-            out["truth"] = self.truth.reset_index().to_dict(orient="records")
+            out["truth"] = self.truth.summary()
         if self.push is not None:
             out["push"] = {**self.push.summary(), "truth": self.push_truth}
         if self.install is not None:

@@ -1,13 +1,14 @@
-"""The coupon campaign: its budgets as one optimizer problem, the plan, the front, the baseline.
+"""The coupon campaign: its budgets as one optimizer problem, the plan, the front.
 
 The platform's budget pays for red packets and full-reduction coupons; each
 merchant's budget pays for that merchant's coupons; an operator may also cap the
 spend of a coupon type within them.  :class:`CouponCampaign` names these budgets
 once (``platform``, ``merchant_<id>``, ``type[<type>]``) and builds the
 :class:`~optimizers.coupons.CouponProblem` once from a :class:`CouponDecision`
-and the :class:`~growth.campaigns.settings.CouponSettings`.  The plan, the
-conversions-versus-GMV front and the random baseline all read that one problem,
-and the optimizer reports its spends and dual prices under the budgets' names.
+and the :class:`~growth.campaigns.settings.CouponSettings`.  The plan and the
+conversions-versus-GMV front read that one problem, the optimizer reports its
+spends and dual prices under the budgets' names, and the truth's play-out
+(:mod:`growth.campaigns.coupons.playout`) holds every plan to the same budgets.
 """
 
 from __future__ import annotations
@@ -126,27 +127,6 @@ class CouponCampaign:
             }
         )
 
-    def random_plan(self, *, seed: int) -> np.ndarray:
-        """Random targeting: users in random order get a random option while its payer's budget lasts.
-
-        Uses the same expected costs as the platform, so the comparison is at equal spend.
-        """
-        d = self.decision
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(d.n_users)
-        option = rng.integers(0, d.value.shape[1], size=d.n_users)[order]
-        cost = d.cost[order, option]
-        choice = np.full(d.n_users, -1)
-        for b in self.budgets:
-            if not b.payer:
-                continue
-            mine = np.flatnonzero(
-                np.isin(option, b.options)
-            )  # this budget's users, in random order
-            fits = np.cumsum(cost[mine]) <= b.amount
-            choice[order[mine[fits]]] = option[mine[fits]]
-        return choice
-
 
 @dataclass
 class CouponPlan:
@@ -189,6 +169,6 @@ def plan_coupons(
     """Allocate coupons to maximise incremental conversions under every budget.
 
     Builds the :class:`CouponCampaign` (one optimizer problem) and plans it; the
-    plan keeps its campaign for the front and the baselines.
+    plan keeps its campaign for the front and the truth's scoring.
     """
     return CouponCampaign(decision, settings).plan(warm_start=warm_start)

@@ -1,0 +1,84 @@
+"""The coupon plan's % of the oracle, old scoring (every redemption paid) beside honest scoring.
+
+Usage: .venv/bin/python benchmarks/bench_truth_scoring.py [--scenario small] [--seeds 1 2 3 4]
+    [--budget 500] [--predictor auto]
+
+Runs the nightly job's coupon stages (push and install off) on each world seed into a
+throw-away SQLite file and prints, per seed: the plan's incremental conversions as the
+truth stage now plays them out (mean and sd over 20 arrival orders), % of the oracle at
+the same budgets, the old figure (every redemption paid, the budgets ignored), random
+targeting and the best single option at the same budgets, and each budget group's
+demand and paid spend on the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from growth.jobs.config import NightlyConfig
+from growth.jobs.pipeline import run_nightly
+from growth.store import Store
+
+
+def score_seed(scenario: str, seed: int, budget: float, predictor: str, db: Path) -> dict:
+    """One nightly run's honest and old figures for the coupon plan."""
+    config = NightlyConfig(
+        scenario=scenario,
+        seed=seed,
+        predictor=predictor,
+        coupons={"budget": budget},
+        push={"enabled": False},
+        install={"enabled": False},
+    )
+    result = run_nightly(config, store=Store(f"sqlite:///{db}"))
+    plans, spend = result.truth.plans, result.truth.spend
+    old = plans["all_paid_conversions"] / plans.loc["oracle", "all_paid_conversions"]
+    mine = spend.query("plan == 'platform'")
+    return {
+        "seed": seed,
+        "predictor": result.predictor,
+        "pct": plans.loc["platform", "pct_of_oracle"],
+        "pct_sd": plans.loc["platform", "pct_of_oracle_sd"],
+        "old_pct": 100 * old["platform"],
+        "random_pct": plans.loc["random", "pct_of_oracle"],
+        "single_pct": plans.loc["best_single", "pct_of_oracle"],
+        "single": result.truth.best_single_option,
+        "lost": plans.loc["platform", "redemptions_lost"],
+        "spend": {r.budget_group: (r.demand, r.paid, r.budget, r.held) for r in mine.itertuples()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="data/scenarios/small.toml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--budget", type=float, default=500.0)
+    parser.add_argument("--predictor", default="auto")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            row = score_seed(args.scenario, seed, args.budget, args.predictor, Path(tmp) / "b.db")
+            rows.append(row)
+            groups = "; ".join(
+                f"{g} demand {d:,.1f} paid {p:,.1f} of {b:,.0f} (held {h:.0%})"
+                for g, (d, p, b, h) in row["spend"].items()
+            )
+            print(
+                f"seed {seed} ({row['predictor']}): plan {row['pct']:.1f} % of oracle "
+                f"(sd {row['pct_sd']:.1f}; old {row['old_pct']:.1f} %), random "
+                f"{row['random_pct']:.1f} %, best single ({row['single']}) "
+                f"{row['single_pct']:.1f} %, redemptions lost {row['lost']:.1f}; {groups}",
+                flush=True,
+            )
+    for key in ("pct", "old_pct", "random_pct", "single_pct"):
+        values = np.array([r[key] for r in rows])
+        print(f"mean {key}: {values.mean():.1f} % (min {values.min():.1f}, max {values.max():.1f})")
+
+
+if __name__ == "__main__":
+    main()
