@@ -73,6 +73,7 @@ def test_calibration_is_deterministic() -> None:
     assert one.calibrator == two.calibrator
     np.testing.assert_array_equal(one.holdout_p, two.holdout_p)
     assert one.summary() == two.summary()
+    assert GroupCalibrator.from_json(one.calibrator.to_json()) == one.calibrator  # as saved
 
 
 def test_identity_calibrator_changes_nothing() -> None:

@@ -251,6 +251,7 @@ def run_pipeline(
             basket=models.basket,
             decision=decision,
             world_fingerprint=result.world_fingerprint,
+            calibrator=models.calibrator,
         )
         run.summary = result.summary()
         stage.detail = f"{sum(run.row_counts().values()):,} result rows"

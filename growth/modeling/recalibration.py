@@ -65,6 +65,22 @@ class GroupCalibrator:
     by_option: dict[int, Params] = field(default_factory=dict)
     by_group: dict[tuple[int, str], Params] = field(default_factory=dict)
 
+    def to_json(self) -> dict:
+        """JSON-safe parameters (:meth:`from_json` reads them back)."""
+        return {
+            "pooled": list(self.pooled),
+            "by_option": [[o, *ab] for o, ab in self.by_option.items()],
+            "by_group": [[o, s, *ab] for (o, s), ab in self.by_group.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> GroupCalibrator:
+        return cls(
+            pooled=(float(data["pooled"][0]), float(data["pooled"][1])),
+            by_option={int(o): (float(a), float(b)) for o, a, b in data["by_option"]},
+            by_group={(int(o), str(s)): (float(a), float(b)) for o, s, a, b in data["by_group"]},
+        )
+
     def params(self, option: int, segment: str) -> Params:
         """The group's parameters, else its option's, else the pooled ones."""
         key = (int(option), str(segment))
@@ -101,7 +117,7 @@ def fit_calibrator(
     segment: np.ndarray,
     *,
     min_rows: int = 300,
-    min_class: int = 10,
+    min_class: int = 100,
     prior_rows: float = 300.0,
 ) -> GroupCalibrator:
     """Fit the pooled, per-option and per-(option, segment) Platt parameters (see the module)."""

@@ -103,7 +103,7 @@ class Predictors:
     seed: int
     run_id: int | None = None  # the nightly run the models come from
     decision: CouponDecision | None = None  # that run's coupon scores
-    calibrator: Any = None  # conversion calibrator per option x segment (models trained here)
+    calibrator: Any = None  # conversion calibrator per option x segment the scores use
 
     @property
     def settings(self) -> NightlyConfig:
@@ -139,6 +139,7 @@ def load_predictors(
         seed=world.config.seed,
         run_id=int(run["id"]),
         decision=saved.decision,
+        calibrator=saved.calibrator,
     )
 
 
