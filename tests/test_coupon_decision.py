@@ -134,3 +134,31 @@ def test_torch_scoring_from_encoded_users_equals_raw_frame_rows(small):
     )
     decision = predicted_coupon_decision(features, model, basket, chunk_users=150)
     assert np.isfinite(decision.conversion).all() and (decision.conversion > 0).any()
+
+
+def test_the_decision_reads_calibrated_probabilities(small):
+    """With a calibrator every scored probability is mapped per (option, segment) before it is
+    averaged into conversion and redemption; rule rows copy the calibrated 'none'."""
+    from growth.modeling.recalibration import GroupCalibrator
+
+    features, _, basket = small
+    model = MerchantBlindModel()
+    order = _coupon_order(features)
+    cal = GroupCalibrator(
+        pooled=(1.0, 0.0),
+        by_option={int(order[1]): (1.0, 0.7)},
+        by_group={(int(order[0]), "new"): (1.2, -0.3)},
+    )
+    ref = _scored_every_row(features, model, basket)
+    cand = features.dataset.candidates
+    u = features.user_positions(cand["user_id"].to_numpy())
+    seg = features.lifecycle[u]
+    p = np.stack([cal.apply(pj, np.full(len(pj), order[j]), seg) for j, pj in enumerate(ref["p"])])
+    p = np.where(ref["neutral"], p[:1], p)
+    n = len(features.user_ids)
+    denom = np.maximum(np.bincount(u, minlength=n), 1)
+    expected = np.stack([np.bincount(u, weights=pj, minlength=n) for pj in p], 1) / denom[:, None]
+    plain = predicted_coupon_decision(features, model, basket, chunk_users=150)
+    decision = predicted_coupon_decision(features, model, basket, chunk_users=150, calibrator=cal)
+    np.testing.assert_allclose(decision.conversion, expected, rtol=0, atol=1e-12)
+    assert (decision.conversion[:, 1] > plain.conversion[:, 1] + 1e-9).sum() > n // 2

@@ -75,6 +75,10 @@ def test_rerun_replaces_results_and_logs_json_with_stage_timings(tmp_path: Path)
     assert stages["duration_s"].tolist() == pytest.approx(list(second.timings.values()))
     summary = store.get_run(second.run_id)["summary"]
     assert set(summary["timings_s"]) | {"store"} == set(second.timings)  # summary precedes store
+    calibration = summary["calibration"]  # conversion per option x segment, before and after
+    assert {"option_id", "segment", "rows", "ece_before", "ece_after"} <= set(calibration[0])
+    assert {"ratio_before", "ratio_after"} <= set(calibration[0])
+    assert sum(r["rows"] for r in calibration if r["segment"] == "all") > 0
     records = [json.loads(line) for line in (logs / f"nightly-{DAY}-default.jsonl").open()]
     done = [r for r in records if r.get("event") == "job_succeeded"]
     assert [r["run_id"] for r in done] == [first.run_id, second.run_id]

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
+from growth.modeling.recalibration import GroupCalibrator
 from predictors.registry import load_model
 
 MANIFEST = "manifest.json"
@@ -57,6 +58,7 @@ class RunArtifacts:
     basket: Any  # the fitted basket-size estimator
     decision: CouponDecision
     world_fingerprint: str | None  # WorldConfig.fingerprint() of a simulated world
+    calibrator: GroupCalibrator | None = None  # the conversion calibration the scores used
 
 
 def save_run_artifacts(
@@ -67,6 +69,7 @@ def save_run_artifacts(
     basket: Any,
     decision: CouponDecision,
     world_fingerprint: str | None,
+    calibrator: GroupCalibrator | None = None,
 ) -> Path:
     """Write a run's models, scores and manifest into ``folder`` (replacing what is there)."""
     if folder.exists():
@@ -76,6 +79,8 @@ def save_run_artifacts(
     basket.save(folder / "basket")
     write_scores(folder, decision)
     manifest = {"predictor": predictor, "world_fingerprint": world_fingerprint}
+    if calibrator is not None:
+        manifest["calibrator"] = calibrator.to_json()
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return folder
 
@@ -92,6 +97,9 @@ def load_run_artifacts(folder: Path) -> RunArtifacts:
         basket=load_model(folder / "basket"),
         decision=read_scores(folder),
         world_fingerprint=manifest.get("world_fingerprint"),
+        calibrator=(
+            GroupCalibrator.from_json(manifest["calibrator"]) if "calibrator" in manifest else None
+        ),
     )
 
 

@@ -77,6 +77,7 @@ class NightlyResult:
     predictor: str = ""  # the conversion model trained (``config.predictor`` with auto resolved)
     world_fingerprint: str | None = None  # WorldConfig.fingerprint() of a simulated world
     artifacts: Path | None = None  # the folder of the run's models and coupon scores
+    calibration: list[dict] | None = None  # conversion ECE and obs/pred per option x segment
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run."""
@@ -89,6 +90,8 @@ class NightlyResult:
             "world_fingerprint": self.world_fingerprint,
             "artifacts": None if self.artifacts is None else str(self.artifacts),
         }
+        if self.calibration is not None:
+            out["calibration"] = self.calibration
         if self.truth is not None:
             out["truth"] = self.truth.summary()
         if self.push is not None:
@@ -207,6 +210,7 @@ def run_pipeline(
             models.basket,
             progress=progress,
             torch_threads=config.torch_threads,
+            calibrator=models.calibrator,
         )
         stage.detail = f"{decision.n_users:,} users x {len(decision.option_ids)} coupon options"
     with clock("coupons") as stage:
@@ -224,6 +228,7 @@ def run_pipeline(
         timings=clock.timings,
         predictor=models.predictor,
         world_fingerprint=None if world is None else world.config.fingerprint(),
+        calibration=None if models.recalibration is None else models.recalibration.summary(),
     )
     if world is not None:
         with clock("truth"):
@@ -246,6 +251,7 @@ def run_pipeline(
             basket=models.basket,
             decision=decision,
             world_fingerprint=result.world_fingerprint,
+            calibrator=models.calibrator,
         )
         run.summary = result.summary()
         stage.detail = f"{sum(run.row_counts().values()):,} result rows"

@@ -13,6 +13,7 @@ import torch
 
 from growth.modeling.calibration import spend_calibration
 from growth.modeling.features import ConversionFeatures, ExposureFrame
+from growth.modeling.recalibration import GroupCalibrator, Recalibration, recalibrate
 from growth.modeling.sampling import chronological_split, sample_rows
 from growth.modeling.selection import (
     FALLBACK_PREDICTOR,
@@ -47,6 +48,12 @@ class TrainedModels:
     n_train: int  # rows the conversion model learnt from
     n_holdout: int
     calibration: pd.DataFrame | None = None  # predicted vs observed spend per option (holdout)
+    recalibration: Recalibration | None = None  # conversion calibrated per option x segment
+
+    @property
+    def calibrator(self) -> GroupCalibrator | None:
+        """The per option x segment calibrator of the conversion model's probabilities."""
+        return None if self.recalibration is None else self.recalibration.calibrator
 
 
 @dataclass
@@ -149,6 +156,7 @@ def train_models(
     sold = older[np.isfinite(value) & (value > 0)]  # few rows: the basket model learns from all
     basket = BasketSizeModel(features.spec, seed=seed, verbose=progress)
     basket.fit(frame.rows(sold), frame.order_value[sold])
+    recal = conversion_recalibration(features, frame, holdout, best.holdout_p, seed=seed)
     return TrainedModels(
         predictor=best.name,
         conversion=best.model,
@@ -157,6 +165,29 @@ def train_models(
         n_train=best.n_train,
         n_holdout=int(holdout.sum()),
         calibration=spend_calibration(
-            features, frame, holdout, rows.X_holdout, best.holdout_p, basket
+            features, frame, holdout, rows.X_holdout, recal.holdout_p, basket
         ),
+        recalibration=recal,
+    )
+
+
+def conversion_recalibration(
+    features: ConversionFeatures,
+    frame: ExposureFrame,
+    holdout: np.ndarray,
+    p: np.ndarray,
+    *,
+    seed: int = 0,
+) -> Recalibration:
+    """Calibrate the holdout probabilities ``p`` per coupon option x lifecycle segment
+    (:mod:`growth.modeling.recalibration`); the spend bias is then measured on the
+    out-of-fold calibrated probabilities, as the plan will use calibrated ones."""
+    rows = np.flatnonzero(holdout)
+    return recalibrate(
+        p,
+        frame.y[rows],
+        frame.option_pos[rows],
+        frame.segment[rows],
+        list(features.option_ids),
+        seed=seed,
     )

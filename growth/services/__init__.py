@@ -33,6 +33,7 @@ from growth.services.models import (
     calibration_frame,
     csde_attention,
     csde_available,
+    option_calibration_frame,
     stored_model_metrics,
 )
 from growth.services.push import fatigue_stats, plan_push, push_heatmap
@@ -83,6 +84,7 @@ __all__ = [
     "limits_from_table",
     "load_predictors",
     "load_world",
+    "option_calibration_frame",
     "plan_coupons",
     "plan_install",
     "plan_push",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from growth.modeling.features import ConversionFeatures
-from growth.modeling.training import chronological_split
+from growth.modeling.training import chronological_split, conversion_recalibration
 from growth.services.session import Predictors
 from growth.store import Store
 
@@ -27,6 +27,18 @@ def calibration_frame(predictors: Predictors, *, n_bins: int = 10) -> pd.DataFra
         .agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
         .sort_values(["segment", "bin"], ignore_index=True)
     )
+
+
+def option_calibration_frame(predictors: Predictors) -> pd.DataFrame:
+    """Conversion calibration per coupon option x lifecycle segment on the holdout:
+    expected calibration error and observed/predicted ratio of the model's
+    probabilities (before) and of the calibrated ones the coupon plan uses
+    (after, cross-fitted: measured on rows the calibrator did not learn from)."""
+    frame = predictors.features.exposure_frame()
+    holdout = chronological_split(frame, predictors.settings.holdout_fraction)
+    p = predictors.conversion.predict_proba(frame.rows(np.flatnonzero(holdout)))[:, 1]
+    recal = conversion_recalibration(predictors.features, frame, holdout, p, seed=predictors.seed)
+    return recal.table
 
 
 def stored_model_metrics(db: Store) -> pd.DataFrame:

@@ -103,6 +103,7 @@ class Predictors:
     seed: int
     run_id: int | None = None  # the nightly run the models come from
     decision: CouponDecision | None = None  # that run's coupon scores
+    calibrator: Any = None  # conversion calibrator per option x segment the scores use
 
     @property
     def settings(self) -> NightlyConfig:
@@ -138,6 +139,7 @@ def load_predictors(
         seed=world.config.seed,
         run_id=int(run["id"]),
         decision=saved.decision,
+        calibrator=saved.calibrator,
     )
 
 
@@ -168,6 +170,7 @@ def train_predictors(world: World, *, features: ConversionFeatures | None = None
         metrics=models.metrics,
         source="trained in the app with the nightly settings (no stored nightly run of this world)",
         seed=seed,
+        calibrator=models.calibrator,
     )
 
 
@@ -186,6 +189,7 @@ def score_coupons(predictors: Predictors, *, chunk_users: int = 20_000) -> Coupo
         predictors.basket,
         chunk_users=chunk_users,
         torch_threads=predictors.settings.torch_threads,
+        calibrator=predictors.calibrator,
     )
 
 

@@ -10,6 +10,7 @@ from rich.progress import Progress
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.data.schema import NO_COUPON
 from growth.modeling.features import ConversionFeatures
+from growth.modeling.recalibration import GroupCalibrator
 from predictors.torch.base import using_torch_threads
 
 
@@ -27,6 +28,7 @@ def predicted_coupon_decision(
     chunk_users: int = 20_000,
     progress: bool = False,
     torch_threads: int | None = None,
+    calibrator: GroupCalibrator | None = None,
 ) -> CouponDecision:
     """Score every (user, candidate item, option) with the models and average per user.
 
@@ -40,13 +42,24 @@ def predicted_coupon_decision(
     (:meth:`ConversionFeatures.inapplicable`), so its conversion probability is
     the 'none' option's for that (user, item) and those rows are not scored;
     its redemption is zero.  Every other row is scored by the model.
+
+    ``calibrator`` (:mod:`growth.modeling.recalibration`, fitted on the
+    randomised holdout) maps every scored probability through its (option,
+    lifecycle segment) calibration before conversion, redemption and GMV are
+    built from it, so the plan's value and cost and the spend buffer all read
+    calibrated probabilities (None: the model's own).
     """
     with using_torch_threads(torch_threads):
-        return _score(features, conversion_model, basket_model, chunk_users, progress)
+        return _score(features, conversion_model, basket_model, chunk_users, progress, calibrator)
 
 
 def _score(
-    features: ConversionFeatures, conversion_model, basket_model, chunk_users: int, progress: bool
+    features: ConversionFeatures,
+    conversion_model,
+    basket_model,
+    chunk_users: int,
+    progress: bool,
+    calibrator: GroupCalibrator | None,
 ) -> CouponDecision:
     ds = features.dataset
     conversion = conversion_model.grouped_scorer(features.user_frame, features.option_columns)
@@ -81,6 +94,9 @@ def _score(
             options = features.context_frame(ii[scored], opt[scored], options_only=True)
             p = np.empty((k1, m))
             p.ravel()[scored] = none_rows.predict_variants(scored % m, options)
+            if calibrator is not None:
+                segment = features.lifecycle[u[scored % m]]
+                p.ravel()[scored] = calibrator.apply(p.ravel()[scored], opt[scored], segment)
             p[neutral] = np.broadcast_to(p[0], (k1, m))[neutral]  # rule: same as 'none'
             applies = features.applicable(ii, opt).reshape(k1, m)
             # the basket does not depend on the coupon: predict it once per (user, item)
