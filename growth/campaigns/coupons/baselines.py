@@ -3,7 +3,8 @@
 Both baselines hand out coupons to users in a seeded random order, users needed
 for a coverage floor (``min_coverage``) first, while every budget the coupon
 draws on (payer and type cap) has room for its expected cost, first fit.  Sized
-on the world's true expected costs, they spend the same budgets the plan does;
+on the world's true expected costs, they fill the budgets they are given (the
+truth stage gives them the oracle's effective budgets);
 scored by :func:`~growth.campaigns.coupons.playout.play_out`, they are honoured
 by the same rules.
 

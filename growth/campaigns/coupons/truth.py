@@ -11,7 +11,8 @@ arrivals for every plan) and reported as mean and standard deviation.
 - ``platform``: the plan under test;
 - ``random``: random targeting, ``best_single``: everyone gets the single option
   that plays out best (:mod:`~growth.campaigns.coupons.baselines`), both sized on
-  the true expected costs under the same budgets and coverage floors;
+  the true expected costs under the same coverage floors and the oracle's
+  effective budgets (the same chance rule), played out under the full budgets;
 - ``oracle``: planned under the same settings on the true response, held to the
   same budgets by the same play-out and to the same chance rule (each budget
   kept with probability ``spend_confidence``; it knows the response, so its
