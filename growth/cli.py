@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from enum import StrEnum
@@ -249,6 +250,101 @@ def movielens(
     console.print(
         printable(f"wrote {folder}: {len(ml.dataset.users):,} users, split at {ml.split_time}")
     )
+
+
+@app.command()
+def experiment(
+    folder: Annotated[Path, typer.Argument(help="experiment folder: log and arms (.csv/.parquet)")],
+    budget: Annotated[float, typer.Option(help="total budget for all the log's users")],
+    outcome: Annotated[
+        str, typer.Option(help="outcome to maximise: conversion, revenue, visits")
+    ] = ("conversion"),
+    learner: Annotated[
+        list[str] | None,
+        typer.Option(help="uplift learner to choose among (repeat); default t_lightgbm, x, dr"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the split and the learners")] = 0,
+    level: Annotated[float, typer.Option(help="interval level in (0, 1)")] = 0.95,
+    operator: Annotated[str | None, typer.Option(help="who runs it")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default $GROWTH_DB_URL)")] = None,
+    save: Annotated[bool, typer.Option(help="store the analysis as a run")] = True,
+) -> None:
+    """Analyse a randomised campaign log: uplift per arm, a certified plan under the budgets,
+    its off-policy value against random targeting and the best single arm."""
+    from growth.experiments import LEARNERS, ExperimentSettings, learner_names, read_experiment
+    from growth.services.experiments import comparison, save_experiment
+    from growth.store.runs import default_operator
+
+    try:
+        exp = read_experiment(folder)
+        exp.outcome(outcome)
+        unknown = [n for n in learner or () if n not in learner_names()]
+        if unknown:
+            raise ValueError(f"--learner {unknown[0]!r} is unknown; learners: {learner_names()}")
+        settings = ExperimentSettings(
+            budget=budget,
+            outcome=outcome,
+            learners=tuple(learner or LEARNERS),
+            seed=seed,
+            level=level,
+        )
+    except (ValueError, OSError) as exc:  # DataValidationError is a ValueError
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
+    store = _open_store(db) if save else None
+    console.print(printable(f"experiment {exp.name}: {len(exp.log):,} users, arms {exp.arm_ids}"))
+    try:
+        report = _analyse_with_progress(exp, settings)
+        who = operator or default_operator()
+        run_id = save_experiment(store, report, who) if store else None
+    except Exception as exc:
+        raise fail(f"experiment: {exc}", ExitCode.FAILED) from None
+    finally:
+        if store is not None:
+            store.close()
+    console.print(frame_table(_compact(comparison(report)), f"Test rows (learner {report.chosen})"))
+    arms = report.arms.assign(uplift=_spans(report.arms, "uplift", 4))
+    cols = ["arm", "rows", "conversions", "uplift", "predicted_uplift", "planned_users"]
+    console.print(frame_table(arms[[*cols, "planned_cost"]].round(4), "Arms (uplift on test rows)"))
+    cert = report.summary["certificate"]
+    console.print(
+        printable(
+            f"plan: {cert['status']}, gap {cert['gap']:.2e}, spend "
+            f"{cert['spend']:,.2f} of {budget:,.2f}"
+            + (f"; saved as run {run_id}" if run_id else "")
+        )
+    )
+
+
+def _spans(frame: pd.DataFrame, name: str, digits: int) -> pd.Series:
+    """``value [lo, hi]`` text of column ``name`` and its ``_lo``/``_hi`` columns."""
+    return frame.apply(
+        lambda r: (
+            f"{r[name]:.{digits}f} [{r[name + '_lo']:.{digits}f}, {r[name + '_hi']:.{digits}f}]"
+        ),
+        axis=1,
+    )
+
+
+def _compact(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison with each estimate and its interval in one column."""
+    out = pd.DataFrame({"policy": table["policy"], "value/user": _spans(table, "value", 4)})
+    out["uplift/user"] = _spans(table, "uplift", 4)
+    out["spend"] = _spans(table, "spend", 0)
+    if table["true_value"].notna().any():
+        out["true value"] = table["true_value"].round(4)
+    return out
+
+
+def _analyse_with_progress(exp: Any, settings: Any) -> Any:
+    """Run the analysis with a rich status line naming each stage."""
+    from growth.experiments import analyse_experiment
+
+    clock = time.perf_counter()
+
+    def stage(name: str) -> None:
+        console.print(printable(f"  {time.perf_counter() - clock:7.1f} s  {name}"))
+
+    return analyse_experiment(exp, settings, stage=stage)
 
 
 @app.command()

@@ -57,7 +57,7 @@ def test_every_page_renders(app_env):
     for page in PAGES:
         at = _run(page)
         assert at.title, f"{page} has no title"
-    assert len(PAGES) == 6
+    assert len(PAGES) == 7
 
 
 def test_install_solve_changes_chart_and_saves_run(app_env):
@@ -274,3 +274,37 @@ def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch
         result.metrics[["model", "segment", "metric", "value"]].reset_index(drop=True),
     )
     assert svc.stored_run(db, other.config.fingerprint()) is None
+
+
+def test_experiment_page_analyses_the_world_log_and_saves_a_run(app_env, monkeypatch):
+    """Analysing the world's log shows the comparison and both charts; saving stores the run."""
+    monkeypatch.setenv("GROWTH_APP_USERS", "2500")  # arms of ~300 rows each
+    at = AppTest.from_file(str(APP / "pages/6_Experiment.py"), default_timeout=240)
+    at.run()
+    assert not at.exception and at.title[0].value == "Experiment"
+    at.number_input(key="experiment_budget").set_value(150.0)
+    at.multiselect(key="experiment_learners").set_value(["t_lightgbm", "x"])
+    at.button(key="experiment_analyse").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    assert "Uplift by arm" in charts[0].proto.spec and "Value per user vs budget" in charts[1].proto.spec
+    table = at.dataframe[0].value
+    assert {"plan", "random", "best_arm", "control"} <= set(table["policy"])
+    at.text_input(key="operator_name_experiment").input("ana")
+    next(b for b in at.button if b.label == "Save as run").click().run()
+    assert not at.exception
+    assert at.success and "Saved as run" in at.success[-1].value
+    runs = Store(app_env).runs()
+    assert runs.loc[0, "kind"] == "experiment" and runs.loc[0, "operator"] == "ana"
+
+
+def test_experiment_page_says_why_it_cannot_analyse(app_env):
+    """Upload chosen but no files given: an error, no exception, nothing stored."""
+    at = _run("pages/6_Experiment.py")
+    at.radio(key="experiment_source").set_value("Upload files")
+    at.button(key="experiment_analyse").click().run()
+    assert not at.exception
+    assert at.error and "upload the log and arms files first" in at.error[0].value
+    assert Store(app_env).runs().empty

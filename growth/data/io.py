@@ -48,7 +48,7 @@ from growth.data.dataset import Dataset
 from growth.data.schema import MULTI_SUFFIXES, TABLES, TableSchema
 from growth.data.validation import DataValidationError, check_plannable, validate_dataset
 
-__all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "read_dataset", "write_dataset"]
+__all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "read_dataset", "read_table", "write_dataset"]
 
 SCHEMA_VERSION = 1
 """Version of the on-disk format written to ``manifest.json``; bump on incompatible changes."""
@@ -226,6 +226,19 @@ def _read_table(path: Path, schema: TableSchema, fmt: str) -> pd.DataFrame:
             raise
         except (ValueError, OSError, ArrowException) as exc:
             raise DataValidationError(f"cannot read {fmt} table: {exc}", file=str(path)) from exc
+
+
+def read_table(path: str | Path, schema: TableSchema) -> pd.DataFrame:
+    """Read one ``.parquet`` or ``.csv`` table file as the dataset reader does (not validated).
+
+    Only regular files are opened, a CSV header naming a column twice is refused, and
+    CSV columns the schema names are parsed per their kind; errors name the file.
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".")
+    if fmt not in _FORMATS:
+        raise DataValidationError(f"expected a .parquet or .csv file, got {fmt!r}", file=str(path))
+    return _read_table(path, schema, fmt)
 
 
 def read_dataset(folder: str | Path, *, plannable: bool = True) -> Dataset:

@@ -9,9 +9,17 @@ import pandas as pd
 
 from growth.store import Store
 
-RUN_KINDS = ("coupons", "push", "install")
+RUN_KINDS = ("coupons", "push", "install", "experiment")
 
-PLAN_TABLES = ("coupon_allocations", "push_schedules", "channel_plans", "pareto_points")
+PLAN_TABLES = (
+    "coupon_allocations",
+    "push_schedules",
+    "channel_plans",
+    "pareto_points",
+    "experiment_arms",
+    "experiment_values",
+    "experiment_allocations",
+)
 
 
 def save_run(

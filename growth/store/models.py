@@ -267,12 +267,72 @@ class ParetoPointRow(ResultRowMixin, Base):
     )
 
 
+class ExperimentArmRow(ResultRowMixin, Base):
+    """One arm of an analysed experiment: its log counts, costs, uplift on the test rows
+    (DR, with its interval), the mean predicted uplift and what the plan gives it."""
+
+    __tablename__ = "experiment_arms"
+
+    arm: Mapped[str] = mapped_column(String(128))
+    control: Mapped[bool] = mapped_column(Boolean(create_constraint=True, name="control"))
+    rows: Mapped[int] = mapped_column(Integer, info={"min": 0})
+    conversions: Mapped[int] = mapped_column(Integer, info={"min": 0})
+    cost_per_conversion: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    cost_per_treatment: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    budget: Mapped[float | None] = mapped_column(Float, info={"min": 0.0})
+    uplift: Mapped[float] = mapped_column(Float)
+    uplift_lo: Mapped[float] = mapped_column(Float)
+    uplift_hi: Mapped[float] = mapped_column(Float)
+    predicted_uplift: Mapped[float] = mapped_column(Float)
+    planned_users: Mapped[int] = mapped_column(Integer, info={"min": 0})
+    planned_cost: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+
+
+class ExperimentValueRow(ResultRowMixin, Base):
+    """A policy's off-policy value per user and spend (for all the log's users) on one split,
+    by one estimator, with intervals; ``uplift`` (over the control for everyone) for DR;
+    ``true_value`` only on simulated logs."""
+
+    __tablename__ = "experiment_values"
+
+    policy: Mapped[str] = mapped_column(String(64))
+    split: Mapped[str] = mapped_column(String(16), info={"choices": ("validation", "test")})
+    estimator: Mapped[str] = mapped_column(String(16), info={"choices": ("ips", "snips", "dr")})
+    budget: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    rows: Mapped[int] = mapped_column(Integer, info={"min": 0})
+    value: Mapped[float | None] = mapped_column(Float)
+    value_lo: Mapped[float | None] = mapped_column(Float)
+    value_hi: Mapped[float | None] = mapped_column(Float)
+    spend: Mapped[float | None] = mapped_column(Float)
+    spend_lo: Mapped[float | None] = mapped_column(Float)
+    spend_hi: Mapped[float | None] = mapped_column(Float)
+    uplift: Mapped[float | None] = mapped_column(Float)
+    uplift_lo: Mapped[float | None] = mapped_column(Float)
+    uplift_hi: Mapped[float | None] = mapped_column(Float)
+    true_value: Mapped[float | None] = mapped_column(Float)
+
+
+class ExperimentAllocationRow(ResultRowMixin, Base):
+    """The arm the experiment's plan gives one user, with its predicted uplift and cost."""
+
+    __tablename__ = "experiment_allocations"
+
+    user_id: Mapped[str] = mapped_column(String(128))
+    arm: Mapped[str] = mapped_column(String(128))
+    expected_uplift: Mapped[float] = mapped_column(Float)
+    expected_cost: Mapped[float] = mapped_column(Float, info={"min": 0.0})
+    conversion_prob: Mapped[float] = mapped_column(Float, info={"min": 0.0, "max": 1.0})
+
+
 RESULT_MODELS: tuple[type[Any], ...] = (
     ModelMetricRow,
     CouponAllocationRow,
     PushScheduleRow,
     ChannelPlanRow,
     ParetoPointRow,
+    ExperimentArmRow,
+    ExperimentValueRow,
+    ExperimentAllocationRow,
 )
 """Tables a :class:`growth.store.RunWriter` fills, in write order."""
 
