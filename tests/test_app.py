@@ -289,7 +289,10 @@ def test_experiment_page_analyses_the_world_log_and_saves_a_run(app_env, monkeyp
     assert not at.error, [e.value for e in at.error]
     charts = at.get("plotly_chart")
     assert len(charts) == 2
-    assert "Uplift by arm" in charts[0].proto.spec and "Value per user vs budget" in charts[1].proto.spec
+    assert (
+        "Uplift by arm" in charts[0].proto.spec
+        and "Value per user vs budget" in charts[1].proto.spec
+    )
     table = at.dataframe[0].value
     assert {"plan", "random", "best_arm", "control"} <= set(table["policy"])
     at.text_input(key="operator_name_experiment").input("ana")
