@@ -261,7 +261,9 @@ def experiment(
     ] = ("conversion"),
     learner: Annotated[
         list[str] | None,
-        typer.Option(help="uplift learner to choose among (repeat); default t_lightgbm, x, dr"),
+        typer.Option(
+            help="uplift learner to choose among (repeat); default t_lightgbm (t off conversion), x, dr"
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the split and the learners")] = 0,
     level: Annotated[float, typer.Option(help="interval level in (0, 1)")] = 0.95,
@@ -271,20 +273,17 @@ def experiment(
 ) -> None:
     """Analyse a randomised campaign log: uplift per arm, a certified plan under the budgets,
     its off-policy value against random targeting and the best single arm."""
-    from growth.experiments import LEARNERS, ExperimentSettings, learner_names, read_experiment
+    from growth.experiments import ExperimentSettings, read_experiment
     from growth.services.experiments import comparison, save_experiment
     from growth.store.runs import default_operator
 
     try:
         exp = read_experiment(folder)
         exp.outcome(outcome)
-        unknown = [n for n in learner or () if n not in learner_names()]
-        if unknown:
-            raise ValueError(f"--learner {unknown[0]!r} is unknown; learners: {learner_names()}")
         settings = ExperimentSettings(
             budget=budget,
             outcome=outcome,
-            learners=tuple(learner or LEARNERS),
+            learners=tuple(learner) if learner else None,
             seed=seed,
             level=level,
         )

@@ -317,7 +317,7 @@ def test_cli_runs_end_to_end_and_stores_one_run(folder, tmp_path, capsys):
     ("args", "message"),
     [
         (["--budget", "-5"], "budget"),
-        (["--budget", "10", "--learner", "nope"], "--learner 'nope'"),
+        (["--budget", "10", "--learner", "nope"], "learner 'nope' is unknown"),
         (["--budget", "10", "--outcome", "visits"], "outcome 'visits'"),
     ],
 )
@@ -362,3 +362,17 @@ def test_a_bad_row_stores_nothing(report, tmp_path):
     run_id = save_experiment(store, report, "ana")
     assert len(store.read("experiment_allocations", run_id=run_id)) == len(report.allocations)
     store.close()
+
+
+def test_revenue_outcome_uses_regression_learners(exported):
+    """Off conversion the default learners are t, x and dr; a conversion-only learner is refused."""
+    settings = ExperimentSettings(budget=100.0, outcome="revenue", learners=None)
+    assert settings.learners == ("t", "x", "dr")
+    with pytest.raises(ValueError, match="predicts conversion only"):
+        ExperimentSettings(budget=100.0, outcome="revenue", learners=("t_lightgbm",))
+    exp = validate_experiment(exported.log, exported.arms)
+    report = analyse_experiment(
+        exp, ExperimentSettings(budget=100.0, outcome="revenue", learners=("t", "dr"))
+    )
+    assert report.chosen in ("t", "dr") and report.summary["outcome"] == "revenue"
+    assert report.summary["certificate"]["spend"] <= 100.0 + 1e-6

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from growth.experiments.learners import LEARNERS, FittedLearner, LearnerData, fit_learner
+from growth.experiments.learners import (
+    LEARNERS,
+    FittedLearner,
+    LearnerData,
+    fit_learner,
+    learner_names,
+)
 from growth.experiments.log import Experiment
 from growth.experiments.offpolicy import difference, dr_scores, policy_value
 from growth.experiments.plan import expected_cost, plan_arms, random_targeting, single_arm
@@ -44,7 +50,9 @@ class ExperimentSettings:
 
     budget: float
     outcome: str = "conversion"
-    learners: tuple[str, ...] = LEARNERS
+    learners: tuple[str, ...] | None = (
+        None  # None: LEARNERS, with ``t`` for ``t_lightgbm`` off conversion
+    )
     split: tuple[float, float, float] = (0.5, 0.25, 0.25)
     seed: int = 0
     level: float = 0.95
@@ -59,8 +67,20 @@ class ExperimentSettings:
             )
         if not 0 < self.level < 1:
             raise ValueError(f"level must lie in (0, 1), got {self.level}")
+        if self.learners is None:
+            chosen = LEARNERS if self.outcome == "conversion" else ("t", "x", "dr")
+            object.__setattr__(self, "learners", chosen)
         if not self.learners:
             raise ValueError("learners is empty; name at least one learner")
+        binary_only = [n for n in self.learners if n.startswith("t_")]
+        if binary_only and self.outcome != "conversion":
+            raise ValueError(
+                f"learner {binary_only[0]!r} predicts conversion only; for outcome "
+                f"{self.outcome!r} use 't', 'x' or 'dr'"
+            )
+        unknown = [n for n in self.learners if n not in learner_names()]
+        if unknown:
+            raise ValueError(f"learner {unknown[0]!r} is unknown; learners: {learner_names()}")
 
 
 @dataclass
