@@ -63,6 +63,15 @@ def test_world_log_round_trips_through_the_csv_format(exported, folder):
     assert exp.files["log"].endswith("log.csv")
 
 
+def test_the_exported_truth_is_what_the_log_drew_from(exported):
+    """Each row's logged conversion is a draw from its truth under its arm (means agree within 3 se)."""
+    arm = pd.Index(exported.arms["arm"]).get_indexer(exported.log["arm"])
+    p = exported.truth[np.arange(len(arm)), arm]
+    gap = exported.log["conversion"].mean() - p.mean()
+    assert abs(gap) < 3 * np.sqrt((p * (1 - p)).sum()) / len(p)
+    assert (exported.truth[:, 1:] != exported.truth[:, :1]).any()  # the arms differ
+
+
 def _bad(log: pd.DataFrame, arms: pd.DataFrame, tmp_path: Path, name: str) -> DataValidationError:
     write = {"log": log, "arms": arms}
     for table, frame in write.items():
