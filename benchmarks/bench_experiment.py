@@ -17,6 +17,8 @@ treatment at a time).  On the test rows, per learner:
   coupon knapsack, every learner priced by the same cost model (the registry's LightGBM per arm
   for p(conversion)): its DR estimate of conversions per user with the 95 % interval, and its
   true value (the world's conversion probability of each test row under its planned arm);
+* ``chosen``: the plan of the learner of ours that ``growth experiment`` would choose (the best
+  DR value of its plan on the validation rows);
 * random targeting and the best single arm (chosen on validation) at the same budget.
 
 No data is downloaded: no package on the registry bundles a public randomised marketing
@@ -89,6 +91,21 @@ def qini_and_uplift_at_k(y, arm, mu) -> tuple[float, float]:
     return float(np.mean(qini)), float(np.mean(at_k))
 
 
+def choose(models, X_valid, cost_valid, exp, valid, y, budget, outcome_model) -> str:
+    """Which of our learners ``growth experiment`` would choose: the best validation DR value."""
+    share = len(valid) / len(exp.log)
+    mu_valid = outcome_model.predict(X_valid)
+    values = {}
+    for name, model in models.items():
+        target = plan_arms(
+            model.predict(X_valid), cost_valid, budget, exp.arm_ids, exp.budget, scale=share
+        )[0]
+        values[name] = policy_value(
+            y[valid], exp.arm_index[valid], exp.propensity[valid], target, mu_valid
+        )["dr"].value
+    return max(values, key=values.get)
+
+
 def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> list[dict]:
     """Every learner's ranking and plan on one world's test rows, and the baselines'."""
     world = generate_world(load_scenario(scenario, n_users=users, seed=seed))
@@ -114,11 +131,11 @@ def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> li
         spec=data.spec,
     ).table
     budget, share = budget_per_user * len(exp.log), len(test) / len(exp.log)
-    mus, times = {}, {}
+    mus, times, models = {}, {}, {}
     for name in (*OURS, *PEERS):
         t0 = time.perf_counter()
         if name in OURS:
-            model = fit_learner(name, data, seed=seed)
+            model = models[name] = fit_learner(name, data, seed=seed)
             mus[name] = model.predict(X_test)
             if name == "t_lightgbm":
                 cost_model = model
@@ -157,6 +174,7 @@ def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> li
         name: plan_arms(mu, cost, budget, exp.arm_ids, exp.budget, scale=share)[0]
         for name, mu in mus.items()
     }
+    plans["chosen"] = plans[choose(models, X_valid, cost_valid, exp, valid, y, budget, cost_model)]
     plans["random"] = random_targeting(cost, budget, exp.budget, scale=share, seed=seed)
     plans["best_arm"] = single_arm(best, cost, budget, exp.budget, scale=share, seed=seed)
     plans["control"] = np.zeros(len(test), dtype=np.int64)
@@ -201,12 +219,16 @@ def main() -> None:
     print(table.round(4).to_string(index=False))
     control = table[table["learner"] == "control"].set_index("seed")["true_value"]
     table["true_uplift"] = table["true_value"] - table["seed"].map(control)
+    best_arm = table[table["learner"] == "best_arm"].set_index("seed")["true_value"]
+    table["beats_best_arm"] = table["true_value"] >= table["seed"].map(best_arm)
     mean = table.groupby("learner", sort=False).agg(
         qini_auc=("qini_auc", "mean"),
         uplift_at_30=("uplift_at_30", "mean"),
         dr_value=("dr_value", "mean"),
         true_value=("true_value", "mean"),
         true_uplift=("true_uplift", "mean"),
+        true_uplift_sd=("true_uplift", "std"),
+        beats_best_arm=("beats_best_arm", "mean"),
         covered=("covered", "mean"),
         pred_spend=("pred_spend", "mean"),
         fit_s=("fit_s", "mean"),
