@@ -274,7 +274,7 @@ def experiment(
     """Analyse a randomised campaign log: uplift per arm, a certified plan under the budgets,
     its off-policy value against random targeting and the best single arm."""
     from growth.experiments import ExperimentSettings, read_experiment
-    from growth.services.experiments import comparison, save_experiment
+    from growth.services.experiments import comparison_text, save_experiment
     from growth.store.runs import default_operator
 
     try:
@@ -300,10 +300,9 @@ def experiment(
     finally:
         if store is not None:
             store.close()
-    console.print(frame_table(_compact(comparison(report)), f"Test rows (learner {report.chosen})"))
-    arms = report.arms.assign(uplift=_spans(report.arms, "uplift", 4))
-    cols = ["arm", "rows", "conversions", "uplift", "predicted_uplift", "planned_users"]
-    console.print(frame_table(arms[[*cols, "planned_cost"]].round(4), "Arms (uplift on test rows)"))
+    tables = comparison_text(report)
+    console.print(frame_table(tables["policies"], f"Test rows (learner {report.chosen})"))
+    console.print(frame_table(tables["arms"], "Arms (uplift on test rows)"))
     cert = report.summary["certificate"]
     console.print(
         printable(
@@ -314,24 +313,33 @@ def experiment(
     )
 
 
-def _spans(frame: pd.DataFrame, name: str, digits: int) -> pd.Series:
-    """``value [lo, hi]`` text of column ``name`` and its ``_lo``/``_hi`` columns."""
-    return frame.apply(
-        lambda r: (
-            f"{r[name]:.{digits}f} [{r[name + '_lo']:.{digits}f}, {r[name + '_hi']:.{digits}f}]"
-        ),
-        axis=1,
+@app.command("export-experiment")
+def export_experiment(
+    out: Annotated[Path, typer.Argument(help="folder to write log and arms into")],
+    scenario: Annotated[
+        str, typer.Option(help="world scenario: a TOML path or a name in <data root>/scenarios")
+    ] = "default",
+    users: Annotated[int | None, typer.Option(help="override the user count")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    fmt: Annotated[TableFormat, typer.Option("--format", help="table file format")] = (
+        TableFormat.csv
+    ),
+) -> None:
+    """Write a simulated world's randomised exposure log in the experiment format."""
+    from growth.experiments import world_experiment, write_experiment
+    from growth.world import generate_world, load_scenario
+
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out} exists and is not a folder", ExitCode.BAD_INPUT)
+    try:
+        cfg = load_scenario(scenario, n_users=users, seed=seed)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
+    exported = world_experiment(generate_world(cfg, progress=True))
+    folder = write_experiment(exported.log, exported.arms, out, format=fmt.value)
+    console.print(
+        printable(f"wrote {folder}: {len(exported.log):,} users, {len(exported.arms)} arms")
     )
-
-
-def _compact(table: pd.DataFrame) -> pd.DataFrame:
-    """The comparison with each estimate and its interval in one column."""
-    out = pd.DataFrame({"policy": table["policy"], "value/user": _spans(table, "value", 4)})
-    out["uplift/user"] = _spans(table, "uplift", 4)
-    out["spend"] = _spans(table, "spend", 0)
-    if table["true_value"].notna().any():
-        out["true value"] = table["true_value"].round(4)
-    return out
 
 
 def _analyse_with_progress(exp: Any, settings: Any) -> Any:

@@ -35,6 +35,7 @@ __all__ = [
     "ExperimentSettings",
     "analyse",
     "comparison",
+    "comparison_text",
     "experiment_config",
     "experiment_from_files",
     "experiment_tables",
@@ -120,3 +121,26 @@ def comparison(report: ExperimentReport) -> pd.DataFrame:
     cols = ["policy", "value", "value_lo", "value_hi", "uplift", "uplift_lo", "uplift_hi"]
     cols += ["spend", "spend_lo", "spend_hi", "true_value"]
     return test[cols].reset_index(drop=True)
+
+
+def _spans(frame: pd.DataFrame, name: str, digits: int) -> pd.Series:
+    """``value [lo, hi]`` text of column ``name`` and its ``_lo``/``_hi`` columns."""
+    return frame.apply(
+        lambda r: (
+            f"{r[name]:.{digits}f} [{r[name + '_lo']:.{digits}f}, {r[name + '_hi']:.{digits}f}]"
+        ),
+        axis=1,
+    )
+
+
+def comparison_text(report: ExperimentReport) -> dict[str, pd.DataFrame]:
+    """The comparison and the arms as short tables, each estimate with its interval in one cell."""
+    table = comparison(report)
+    policies = pd.DataFrame({"policy": table["policy"], "value/user": _spans(table, "value", 4)})
+    policies["uplift/user"] = _spans(table, "uplift", 4)
+    policies["spend"] = _spans(table, "spend", 0)
+    if table["true_value"].notna().any():
+        policies["true value"] = table["true_value"].round(4)
+    arms = report.arms.assign(uplift=_spans(report.arms, "uplift", 4))
+    cols = ["arm", "rows", "conversions", "uplift", "predicted_uplift", "planned_users"]
+    return {"policies": policies, "arms": arms[[*cols, "planned_cost"]].round(4)}
