@@ -192,9 +192,17 @@ def generate(
     fmt: Annotated[TableFormat, typer.Option("--format", help="table file format")] = (
         TableFormat.parquet
     ),
+    experiment: Annotated[
+        bool,
+        typer.Option(
+            "--experiment",
+            help="write the world's randomised exposure log as an experiment (log, arms) instead",
+        ),
+    ] = False,
 ) -> None:
     """Generate a simulated world and write it in the documented table format."""
     from growth.data.io import write_dataset
+    from growth.experiments import world_experiment, write_experiment
     from growth.world import generate_world, load_scenario
 
     if out.exists() and not out.is_dir():
@@ -204,6 +212,11 @@ def generate(
     except (ValueError, OSError) as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
     world = generate_world(cfg, progress=True)
+    if experiment:
+        exported = world_experiment(world)
+        folder = write_experiment(exported.log, exported.arms, out, format=fmt.value)
+        console.print(printable(f"wrote {folder}: {len(exported.log):,} users, an experiment"))
+        return
     folder = write_dataset(world.dataset, out, format=fmt.value)
     rows = pd.DataFrame(
         {
@@ -310,35 +323,6 @@ def experiment(
             f"{cert['spend']:,.2f} of {budget:,.2f}"
             + (f"; saved as run {run_id}" if run_id else "")
         )
-    )
-
-
-@app.command("export-experiment")
-def export_experiment(
-    out: Annotated[Path, typer.Argument(help="folder to write log and arms into")],
-    scenario: Annotated[
-        str, typer.Option(help="world scenario: a TOML path or a name in <data root>/scenarios")
-    ] = "default",
-    users: Annotated[int | None, typer.Option(help="override the user count")] = None,
-    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
-    fmt: Annotated[TableFormat, typer.Option("--format", help="table file format")] = (
-        TableFormat.csv
-    ),
-) -> None:
-    """Write a simulated world's randomised exposure log in the experiment format."""
-    from growth.experiments import world_experiment, write_experiment
-    from growth.world import generate_world, load_scenario
-
-    if out.exists() and not out.is_dir():
-        raise fail(f"{out} exists and is not a folder", ExitCode.BAD_INPUT)
-    try:
-        cfg = load_scenario(scenario, n_users=users, seed=seed)
-    except (ValueError, OSError) as exc:
-        raise fail(str(exc), ExitCode.BAD_INPUT) from None
-    exported = world_experiment(generate_world(cfg, progress=True))
-    folder = write_experiment(exported.log, exported.arms, out, format=fmt.value)
-    console.print(
-        printable(f"wrote {folder}: {len(exported.log):,} users, {len(exported.arms)} arms")
     )
 
 

@@ -387,12 +387,13 @@ def test_revenue_outcome_uses_regression_learners(exported):
     assert report.summary["certificate"]["spend"] <= 100.0 + 1e-6
 
 
-def test_export_experiment_writes_a_folder_growth_experiment_reads(tmp_path, capsys):
-    """`growth export-experiment` writes the world's log in the format; a file in the way exits 2."""
+def test_generate_experiment_writes_a_folder_growth_experiment_reads(tmp_path, capsys):
+    """`growth generate --experiment` writes the world's log in the format; a file in the way exits 2."""
     out = tmp_path / "trial"
-    assert cli.main(["export-experiment", str(out), "--scenario", "small", "--users", "600"]) == 0
+    argv = ["generate", str(out), "--experiment", "--scenario", "small", "--users", "600"]
+    assert cli.main([*argv, "--format", "csv"]) == 0
     exp = read_experiment(out, min_arm_rows=1)
     assert exp.arm_ids[0] == "none" and len(exp.log) > 400
     (tmp_path / "file").write_text("x")
-    assert cli.main(["export-experiment", str(tmp_path / "file")]) == 2
+    assert cli.main(["generate", str(tmp_path / "file"), "--experiment"]) == 2
     assert "is not a folder" in capsys.readouterr().err
