@@ -8,7 +8,8 @@ throw-away SQLite file and prints, per seed: the plan's incremental conversions 
 truth stage now plays them out (mean and sd over 20 arrival orders), % of the oracle at
 the same budgets, the old figure (every redemption paid, the budgets ignored), random
 targeting and the best single option at the same budgets, and each budget group's
-demand and paid spend on the truth.
+demand and paid spend on the truth; then a markdown table of every plan's incremental
+conversions played out, % of the oracle overall and on new users (lifecycle 'new').
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def score_seed(scenario: str, seed: int, budget: float, predictor: str, db: Path
         "single_pct": plans.loc["best_single", "pct_of_oracle"],
         "single": result.truth.best_single_option,
         "lost": plans.loc["platform", "redemptions_lost"],
+        "conversions": {
+            p: plans.loc[p, "incremental_conversions"]
+            for p in ("platform", "random", "best_single", "oracle")
+        },
+        "new_pct": result.truth.by_segment.loc["platform", "new"],
         "spend": {r.budget_group: (r.demand, r.paid, r.budget, r.held) for r in mine.itertuples()},
     }
 
@@ -75,9 +81,37 @@ def main() -> None:
                 f"{row['single_pct']:.1f} %, redemptions lost {row['lost']:.1f}; {groups}",
                 flush=True,
             )
-    for key in ("pct", "old_pct", "random_pct", "single_pct"):
+    for key in ("pct", "old_pct", "random_pct", "single_pct", "new_pct"):
         values = np.array([r[key] for r in rows])
         print(f"mean {key}: {values.mean():.1f} % (min {values.min():.1f}, max {values.max():.1f})")
+    print(markdown_table(rows))
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Per seed and mean: incremental conversions of each plan played out, % of the oracle
+    overall and on new users, and whether the plan beat both baselines."""
+    plans = ("platform", "random", "best_single", "oracle")
+    lines = [
+        "| seed | model | plan | random | best single | oracle | % of oracle | new users "
+        "| random % | best single % | plan > both |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        conv = " | ".join(f"{r['conversions'][p]:.1f}" for p in plans)
+        beats = r["pct"] > max(r["random_pct"], r["single_pct"])
+        lines.append(
+            f"| {r['seed']} | {r['predictor']} | {conv} | {r['pct']:.1f} | {r['new_pct']:.1f} "
+            f"| {r['random_pct']:.1f} | {r['single_pct']:.1f} | {'yes' if beats else 'no'} |"
+        )
+    mean = {p: np.mean([r["conversions"][p] for r in rows]) for p in plans}
+    avg = {k: np.mean([r[k] for r in rows]) for k in ("pct", "new_pct", "random_pct", "single_pct")}
+    wins = sum(r["pct"] > max(r["random_pct"], r["single_pct"]) for r in rows)
+    lines.append(
+        f"| mean | | {' | '.join(f'{mean[p]:.1f}' for p in plans)} | {avg['pct']:.1f} "
+        f"| {avg['new_pct']:.1f} | {avg['random_pct']:.1f} | {avg['single_pct']:.1f} "
+        f"| {wins} of {len(rows)} |"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

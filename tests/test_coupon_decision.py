@@ -55,11 +55,18 @@ def _scored_every_row(features, model, basket) -> dict[str, np.ndarray]:
     denom = np.maximum(np.bincount(u, minlength=n), 1)[:, None]
     total = lambda w: np.stack([np.bincount(u, weights=w[j], minlength=n) for j in range(k1)], 1)  # noqa: E731
     return {
-        "conversion": total(p) / denom,
+        "conversion": total(_with_reach(p, reach)) / denom,
         "redemption": total(p * applies * reach) / denom,
         "p": p,
+        "reach": reach,
         "neutral": features.inapplicable(np.tile(i, k1), opt).reshape(k1, m),
     }
+
+
+def _with_reach(p: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Reference rule: a coupon that applies with probability ``reach`` converts as 'none' (row
+    0) otherwise."""
+    return reach * p + (1.0 - reach) * p[0]
 
 
 def test_tree_split_reproduces_lightgbm_probabilities(small):
@@ -100,6 +107,7 @@ def test_lightgbm_decision_equals_plain_scoring_with_the_rule(small):
     ref = _scored_every_row(features, model, basket)
     p = np.where(ref["neutral"], ref["p"][:1], ref["p"])  # rule: 'none' where it cannot apply
     assert np.abs(p - ref["p"]).max() > 0, "the rule must matter for this model"
+    p = _with_reach(p, ref["reach"])
     u = features.user_positions(features.dataset.candidates["user_id"].to_numpy())
     n = len(features.user_ids)
     denom = np.maximum(np.bincount(u, minlength=n), 1)
@@ -154,7 +162,7 @@ def test_the_decision_reads_calibrated_probabilities(small):
     u = features.user_positions(cand["user_id"].to_numpy())
     seg = features.lifecycle[u]
     p = np.stack([cal.apply(pj, np.full(len(pj), order[j]), seg) for j, pj in enumerate(ref["p"])])
-    p = np.where(ref["neutral"], p[:1], p)
+    p = _with_reach(np.where(ref["neutral"], p[:1], p), ref["reach"])
     n = len(features.user_ids)
     denom = np.maximum(np.bincount(u, minlength=n), 1)
     expected = np.stack([np.bincount(u, weights=pj, minlength=n) for pj in p], 1) / denom[:, None]
@@ -162,3 +170,25 @@ def test_the_decision_reads_calibrated_probabilities(small):
     decision = predicted_coupon_decision(features, model, basket, chunk_users=150, calibrator=cal)
     np.testing.assert_allclose(decision.conversion, expected, rtol=0, atol=1e-12)
     assert (decision.conversion[:, 1] > plain.conversion[:, 1] + 1e-9).sum() > n // 2
+
+
+def test_a_threshold_coupon_is_credited_only_where_the_basket_reaches_it(small):
+    """A full-reduction coupon converts as 'none' where the basket misses its threshold: its
+    incremental conversion is the reach-weighted effect, not the model's whole effect (a model
+    blind to the threshold would otherwise be credited on baskets the coupon never discounts)."""
+    features, _, basket = small
+    model = MerchantBlindModel()  # an effect for every full-reduction coupon, threshold or not
+    ref = _scored_every_row(features, model, basket)
+    decision = predicted_coupon_decision(features, model, basket, chunk_users=150)
+    fr = np.flatnonzero(np.asarray(decision.option_types) == "full_reduction")
+    assert len(fr) and (ref["reach"][fr] < 0.5).mean() > 0.1, "thresholds must be missed often"
+    np.testing.assert_allclose(
+        decision.conversion[:, fr], ref["conversion"][:, fr], rtol=0, atol=1e-12
+    )
+    u = features.user_positions(features.dataset.candidates["user_id"].to_numpy())
+    n = len(features.user_ids)
+    denom = np.maximum(np.bincount(u, minlength=n), 1)
+    whole = np.stack([np.bincount(u, weights=ref["p"][j], minlength=n) for j in fr], 1)
+    whole_value = whole / denom[:, None] - decision.conversion[:, :1]
+    assert np.all(decision.value[:, fr - 1] <= whole_value + 1e-12)
+    assert (whole_value - decision.value[:, fr - 1]).mean() > 1e-3

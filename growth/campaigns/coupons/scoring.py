@@ -20,6 +20,24 @@ def _coupon_order(features: ConversionFeatures) -> np.ndarray:
     return np.array([none, *(i for i in range(len(features.option_ids)) if i != none)])
 
 
+def applied_with_reach(p: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Conversion probabilities of (option, row) pairs once each coupon applies only with
+    probability ``reach``: ``reach * p + (1 - reach) * p[0]``, row 0 being 'none'.
+
+    A coupon that does not apply to the order (a full-reduction coupon whose threshold the
+    basket misses) leaves its price unchanged, so the row converts as under 'none'; only
+    the applied share of a coupon's predicted effect is credited.  Without that rule a
+    model that has not learnt the threshold (few exposures) credits the coupon with an
+    effect on baskets it never discounts, and those users look cheap, because redemption
+    already carries ``reach``: the plan buys effect that does not exist.
+
+    >>> applied_with_reach(np.array([[0.1, 0.1], [0.3, 0.5]]), np.array([[1.0, 1.0], [0.5, 1.0]]))
+    array([[0.1, 0.1],
+           [0.2, 0.5]])
+    """
+    return reach * p + (1.0 - reach) * p[:1]
+
+
 def predicted_coupon_decision(
     features: ConversionFeatures,
     conversion_model,
@@ -41,7 +59,13 @@ def predicted_coupon_decision(
     Rule: a merchant coupon on another merchant's item cannot apply
     (:meth:`ConversionFeatures.inapplicable`), so its conversion probability is
     the 'none' option's for that (user, item) and those rows are not scored;
-    its redemption is zero.  Every other row is scored by the model.
+    its redemption is zero.  Every other row is scored by the model.  The same
+    rule holds where a coupon applies only with some probability: a
+    full-reduction coupon discounts an order only when the basket reaches its
+    threshold (probability ``reach``, the basket model's), so the row converts
+    as under the coupon with that probability and as under 'none' otherwise
+    (:func:`applied_with_reach`); redemption is ``reach`` times the coupon's
+    conversion probability, as before.
 
     ``calibrator`` (:mod:`growth.modeling.recalibration`, fitted on the
     randomised holdout) maps every scored probability through its (option,
@@ -105,14 +129,15 @@ def _score(
                 log_basket[None, :], features.threshold[order][:, None]
             )  # (k1, m)
             basket = basket_model.expected_basket(log_basket)
+            converts = applied_with_reach(p, reach)  # rule: 'none' where the threshold is missed
             base, span = u[0], u[-1] - u[0] + 1  # users are sorted: a contiguous block
             rows = slice(base, base + span)
             for j in range(k1):
-                p_convert[rows, j] += np.bincount(u - base, weights=p[j], minlength=span)
+                p_convert[rows, j] += np.bincount(u - base, weights=converts[j], minlength=span)
                 redemption[rows, j] += np.bincount(
                     u - base, weights=p[j] * applies[j] * reach[j], minlength=span
                 )
-                gmv[rows, j] += np.bincount(u - base, weights=p[j] * basket, minlength=span)
+                gmv[rows, j] += np.bincount(u - base, weights=converts[j] * basket, minlength=span)
             bar.update(task, advance=len(np.unique(u)))
     denom = np.maximum(per_user, 1.0)[:, None]
     return CouponDecision(
