@@ -20,7 +20,8 @@ truth (expected opens with the true fatigue).  Beside them, to decompose the gap
 * the plan's certificate gap on its own predictions (the solver's share).
 
 The script uses only APIs that also exist before the history features, so the
-"before" column is the same script run on the older tree (see benchmarks/README.md).
+"before" column is the same script run on the older tree (see benchmarks/README.md),
+under the same deterministic solver limits (:func:`push_settings`).
 """
 
 from __future__ import annotations
@@ -87,7 +88,10 @@ def ceiling(world, audience, settings, seed, draws: int, *, learn: bool = True) 
     y, hour = log["opened"].to_numpy(), log["hour"].to_numpy()
     loglik = np.zeros((len(audience.user_ids), draws))
     for k0 in range(0, draws, 50):
-        p = sigmoid(logit0[:, None] + OPEN_HOUR * profiles[k0 : k0 + 50][:, hour].T) * fatigue[:, None]
+        p = (
+            sigmoid(logit0[:, None] + OPEN_HOUR * profiles[k0 : k0 + 50][:, hour].T)
+            * fatigue[:, None]
+        )
         np.add.at(loglik[:, k0 : k0 + 50], row, np.where(y[:, None] == 1, np.log(p), np.log1p(-p)))
     w = np.exp(loglik - loglik.max(axis=1, keepdims=True)) if learn else np.ones_like(loglik)
     w /= w.sum(axis=1, keepdims=True)
@@ -97,12 +101,25 @@ def ceiling(world, audience, settings, seed, draws: int, *, learn: bool = True) 
     return _schedule_value(world, audience, post * audience.mask[:, :, None], settings, seed)
 
 
+def push_settings() -> PushSettings:
+    """The default settings; on the older tree (no ``iterations`` setting, a 60 s limit) the
+    same deterministic limits: 200 subgradient iterations, a time limit that does not bind."""
+    if "iterations" in PushSettings.model_fields:
+        return PushSettings()
+    import functools
+
+    import optimizers.push.solve as solve
+
+    solve.DecompositionConfig = functools.partial(solve.DecompositionConfig, max_iter=200)
+    return PushSettings(time_limit_s=600.0)
+
+
 def score_seed(scenario: str, users: int, seed: int, draws: int, with_ceiling: bool) -> dict:
     """One world: the plan, the oracle and the decomposition rows."""
     t0 = time.perf_counter()
     world = generate_world(load_scenario(scenario, n_users=users, seed=seed))
     features = ConversionFeatures(world.dataset)
-    settings = PushSettings()
+    settings = push_settings()
     plan = plan_push(features, settings, seed=seed)
     truth = score_against_truth(world, plan)
     audience = push_audience(features, max_users=settings.max_users, seed=seed)

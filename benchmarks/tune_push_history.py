@@ -38,12 +38,15 @@ def top_choice_share(world, audience, p: np.ndarray) -> float:
     best = p.reshape(n, -1).argmax(axis=1)
     msg, hour = best // HOURS, best % HOURS
     users = np.repeat(np.arange(n), m * HOURS)
-    true = world.open_prob(
-        audience.user_ids[users],
-        np.repeat(np.where(audience.mask, audience.message_ids, 0).ravel(), HOURS),
-        np.tile(np.arange(HOURS), n * m),
-        np.zeros(n * m * HOURS, dtype=np.int64),
-    ).reshape(n, m, HOURS) * audience.mask[:, :, None]
+    true = (
+        world.open_prob(
+            audience.user_ids[users],
+            np.repeat(np.where(audience.mask, audience.message_ids, 0).ravel(), HOURS),
+            np.tile(np.arange(HOURS), n * m),
+            np.zeros(n * m * HOURS, dtype=np.int64),
+        ).reshape(n, m, HOURS)
+        * audience.mask[:, :, None]
+    )
     picked = true[np.arange(n), msg, hour]
     return float(picked.sum() / true.reshape(n, -1).max(axis=1).sum())
 
@@ -64,8 +67,11 @@ def main() -> None:
             share = top_choice_share(world, audience, rows.predict_hours(model, audience))
             overall = metrics.iloc[0]
             results[name].append((overall["auc"], overall["logloss"], share))
-            print(f"seed {seed} {name}: AUC {overall['auc']:.4f} log loss "
-                  f"{overall['logloss']:.4f} top-choice share {100 * share:.2f} %", flush=True)
+            print(
+                f"seed {seed} {name}: AUC {overall['auc']:.4f} log loss "
+                f"{overall['logloss']:.4f} top-choice share {100 * share:.2f} %",
+                flush=True,
+            )
     print("| setting | AUC | log loss | top-choice share % |\n|---|---|---|---|")
     for name, values in results.items():
         auc, ll, share = np.mean(values, axis=0)

@@ -10,14 +10,17 @@ wide, so an open at 21h says something about 20h and 22h)::
 
     O_u(h) = sum_i y_i K(h - h_i)        N_u(h) = sum_i K(h - h_i)
     r_s(h) = (O_s(h) + c r(h)) / (N_s(h) + c)       segment s's open rate at h
-    hour_affinity(u, h) = (O_u(h) + a r_s(h)) / (N_u(h) + a) / r_s(h)
+    r_u = (opens_u + b r_s) / (pushes_u + b)         the user's open rate
+    q_u(h) = r_u r_s(h) / r_s                        the user's rate, segment's hours
+    hour_affinity(u, h) = (O_u(h) + a q_u(h)) / (N_u(h) + a) / q_u(h)
 
 ``O_s``, ``N_s`` sum over the segment's users, ``r(h)`` is the population's
-rate and ``c``, ``a`` are prior strengths in pushes.  A user without history
-has affinity 1: the segment profile, which the model sees as
-``segment_hour_rate``.  The same shrinkage gives the user's open rate (prior:
-the segment's) and the industry affinity (opens of the industry's messages over
-the segment's rate for that industry).  A row of the log itself is described
+rate, ``r_s`` the segment's overall rate and ``a``, ``b``, ``c`` prior
+strengths in pushes.  The affinity is relative to the user's own rate, so it
+says *when* a user opens, apart from *how often* (``user_open_rate``).  A user
+without history has affinity 1 and the segment's rate: the segment profile,
+which the model sees as ``segment_hour_rate``.  The industry affinity is built
+the same way from the opens of the industry's messages.  A row of the log itself is described
 from the user's earlier pushes only (:meth:`PushHistory.past_features`), so the
 model never learns from a feature that contains its label.
 """
@@ -103,8 +106,8 @@ class PushHistory:
         opens_uh = np.zeros((n, HOURS))
         np.add.at(pushes_uh, (user_pos, hour), 1.0)
         np.add.at(opens_uh, (user_pos, hour), opened)
-        self.N = pushes_uh @ self.kernel  # (users, 24) kernel-weighted pushes around h
-        self.O = opens_uh @ self.kernel
+        self.pushes_hour = pushes_uh @ self.kernel  # (users, 24) kernel-weighted pushes around h
+        self.opens_hour = opens_uh @ self.kernel
         self.pushes = pushes_uh.sum(axis=1)
         self.opens = opens_uh.sum(axis=1)
         self.pushes_k = np.zeros((n, n_industries))
@@ -125,21 +128,15 @@ class PushHistory:
             return out
 
         total_rate = self.opens.sum() / max(self.pushes.sum(), 1.0)
-        pop_hour = _shrunk(self.O.sum(0), self.N.sum(0), total_rate, c)
+        pop_hour = _shrunk(self.opens_hour.sum(0), self.pushes_hour.sum(0), total_rate, c)
         pop_ind = _shrunk(self.opens_k.sum(0), self.pushes_k.sum(0), total_rate, c)
-        self.segment_hour = _shrunk(by_segment(self.O), by_segment(self.N), pop_hour, c)
-        self.segment_rate = _shrunk(
-            by_segment(self.opens), by_segment(self.pushes), total_rate, c
+        self.segment_hour = _shrunk(
+            by_segment(self.opens_hour), by_segment(self.pushes_hour), pop_hour, c
         )
+        self.segment_rate = _shrunk(by_segment(self.opens), by_segment(self.pushes), total_rate, c)
         self.segment_industry = _shrunk(
             by_segment(self.opens_k), by_segment(self.pushes_k), pop_ind, c
         )
-
-    def profile(self, user_pos: np.ndarray) -> np.ndarray:
-        """(users, 24) shrunk open rate by hour: ``hour_affinity * segment_hour_rate``."""
-        user_pos = np.asarray(user_pos, np.int64)
-        prior = self.segment_hour[self.segment[user_pos]]
-        return _shrunk(self.O[user_pos], self.N[user_pos], prior, self.priors.hour)
 
     def features(
         self, user_pos: np.ndarray, hour: np.ndarray, industry: np.ndarray
@@ -151,8 +148,8 @@ class PushHistory:
         u, h, k = (np.asarray(a, np.int64) for a in (user_pos, hour, industry))
         kk = np.maximum(k, 0)
         sums = (
-            self.O[u, h],
-            self.N[u, h],
+            self.opens_hour[u, h],
+            self.pushes_hour[u, h],
             self.opens[u],
             self.pushes[u],
             self.opens_k[u, kk],
@@ -180,27 +177,32 @@ class PushHistory:
             j = i - d
             kern = self.kernel[sh[j], sh[i]]
             same = (sk[j] == sk[i]) & (sk[i] >= 0)
-            sums[:, i] += np.stack(
-                [sy[j] * kern, kern, sy[j], np.ones(len(i)), sy[j] * same, same]
-            )
+            sums[:, i] += np.stack([sy[j] * kern, kern, sy[j], np.ones(len(i)), sy[j] * same, same])
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
         return self._columns(u, h, k, tuple(sums[:, back]))
 
     def _columns(self, u, h, k, sums) -> dict[str, np.ndarray]:
-        """The shrunk columns from a row's sums ``(O, N, opens, pushes, opens_k, pushes_k)``."""
-        O, N, opens, pushes, opens_k, pushes_k = sums
+        """The shrunk columns from a row's sums ``(opens_h, pushes_h, opens, pushes, opens_k, pushes_k)``."""
+        opens_h, pushes_h, opens, pushes, opens_k, pushes_k = sums
         s = self.segment[u]
         known = k >= 0
         seg_hour = self.segment_hour[s, h]
         seg_ind = self.segment_industry[s, np.maximum(k, 0)]
         p = self.priors
+        seg_rate = self.segment_rate[s]
+        user_rate = _shrunk(opens, pushes, seg_rate, p.user)
+        # priors: the user's own rate shaped like the segment's hours (industries)
+        hour_prior = user_rate * seg_hour / seg_rate
+        industry_prior = user_rate * seg_ind / seg_rate
         return {
-            "hour_affinity": _shrunk(O, N, seg_hour, p.hour) / seg_hour,
+            "hour_affinity": _shrunk(opens_h, pushes_h, hour_prior, p.hour) / hour_prior,
             "segment_hour_rate": seg_hour,
-            "user_open_rate": _shrunk(opens, pushes, self.segment_rate[s], p.user),
+            "user_open_rate": user_rate,
             "industry_affinity": np.where(
-                known, _shrunk(opens_k, pushes_k, seg_ind, p.industry) / seg_ind, 1.0
+                known,
+                _shrunk(opens_k, pushes_k, industry_prior, p.industry) / industry_prior,
+                1.0,
             ),
             "history_pushes": pushes,
         }

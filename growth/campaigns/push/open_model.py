@@ -100,6 +100,35 @@ class OpenRateRows:
             priors=self.priors,
         )
 
+    def _log_columns(self, push_log: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The columns of a push log in time order: user positions, message and moment, outcome."""
+        ds = self.features.dataset
+        logp = push_log.sort_values("timestamp", kind="stable")
+        rel = ds.push_candidates.set_index(["user_id", "message_id"])["relevance"]
+        key = pd.MultiIndex.from_arrays([logp["user_id"], logp["message_id"]])
+        industry = (
+            ds.push_messages.set_index("message_id")["industry"]
+            .reindex(logp["message_id"])
+            .astype(str)
+            .to_numpy()
+        )
+        return {
+            "user": self.features.user_positions(
+                logp["user_id"].to_numpy(), what="push log user ids"
+            ),
+            "relevance": rel.reindex(key).to_numpy(np.float32),  # NaN: pushed without candidacy
+            "industry": industry,
+            "code": self.industry_code(industry),
+            "hour": logp["hour"].to_numpy(),
+            "prior": logp["prior_pushes_today"].to_numpy(),
+            "opened": logp["opened"].to_numpy(),
+        }
+
+    def history_of(self, push_log: pd.DataFrame) -> PushHistory:
+        """The :class:`PushHistory` of a push log (the dataset's schema)."""
+        c = self._log_columns(push_log)
+        return self._history(c["user"], c["hour"], c["code"], c["opened"])
+
     def fit(
         self, *, seed: int = 0, holdout_fraction: float = 0.2
     ) -> tuple[OpenRateModel, pd.DataFrame]:
@@ -108,28 +137,20 @@ class OpenRateRows:
         Training rows see the user's earlier pushes, held-out rows the older
         log's history; :attr:`history` is then the whole log's.
         """
-        ds = self.features.dataset
-        logp = ds.push_log.sort_values("timestamp", kind="stable")
-        rel = ds.push_candidates.set_index(["user_id", "message_id"])["relevance"]
-        key = pd.MultiIndex.from_arrays([logp["user_id"], logp["message_id"]])
-        relevance = rel.reindex(key).to_numpy(np.float32)  # NaN if pushed without candidacy
-        industry = (
-            ds.push_messages.set_index("message_id")["industry"]
-            .reindex(logp["message_id"])
-            .astype(str)
-            .to_numpy()
-        )
-        code = self.industry_code(industry)
-        users = self.features.user_positions(logp["user_id"].to_numpy(), what="push log user ids")
-        hour, prior = logp["hour"].to_numpy(), logp["prior_pushes_today"].to_numpy()
-        y = logp["opened"].to_numpy()
+        c = self._log_columns(self.features.dataset.push_log)
+        users, hour, code, y = c["user"], c["hour"], c["code"], c["opened"]
         cut = int((1 - holdout_fraction) * len(y))
         old, new = slice(None, cut), slice(cut, None)
         past = self._history(users[old], hour[old], code[old], y[old])
 
         def frame(part: slice, history: dict[str, np.ndarray]) -> pd.DataFrame:
             return self.rows(
-                users[part], relevance[part], industry[part], hour[part], prior[part], history
+                users[part],
+                c["relevance"][part],
+                c["industry"][part],
+                hour[part],
+                c["prior"][part],
+                history,
             )
 
         train = frame(old, past.past_features(users[old], hour[old], code[old], y[old]))
