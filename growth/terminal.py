@@ -136,6 +136,16 @@ def print_summary(result) -> None:
             f"gap {sched.gap:.3%}, {sched.method}, {sched.solve_time_s:.1f} s); open model AUC "
             f"{result.push.open_model_auc:.3f}, fatigue decay {result.push.decay:.2f}"
         )
+        quality = result.push.open_model_summary()
+        if quality:
+            segments = ", ".join(f"{r['group']} {r['auc']:.3f}" for r in quality["by_segment"])
+            hours = quality["by_hour"]
+            worst = max(hours, key=lambda r: abs(r["positive_rate"] - r["mean_predicted"]))
+            console.print(
+                f"open model on held-out pushes: AUC by segment {segments}; largest hourly "
+                f"calibration gap at {worst['group']}h (observed {worst['positive_rate']:.3f}, "
+                f"predicted {worst['mean_predicted']:.3f})"
+            )
         if result.push_truth is not None:
             t = result.push_truth
             console.print(

@@ -161,15 +161,18 @@ def test_launch_command_and_settings():
 
 
 def test_push_solve_shows_heatmap_and_fatigue(app_env):
-    """Solving the push day draws the hour x industry heatmap and respects the fatigue cap."""
+    """Solving the push day draws the hour x industry heatmap, the open model's held-out
+    quality by hour and segment, and respects the fatigue cap."""
     at = _run("pages/3_Push.py")
     at.number_input(key="max_users").set_value(300)
     at.number_input(key="fatigue_cap").set_value(1)
     at.button(key="push_solve").click().run()
     assert not at.exception
     charts = at.get("plotly_chart")
-    assert len(charts) == 2, "expected the heatmap and the fatigue chart"
+    assert len(charts) == 4, "expected the heatmap, the open model by hour (2) and fatigue"
     assert '"heatmap"' in charts[0].proto.spec
+    assert "AUC by hour" in charts[1].proto.spec, "no open-model quality by hour"
+    assert len(at.dataframe) >= 1, "no open-model table by segment"
     assert any("pushes to" in c.value for c in at.caption), "no schedule summary"
     _save(at, "push", "cy")
     run = Store(app_env).runs().iloc[0]

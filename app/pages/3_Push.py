@@ -67,6 +67,30 @@ if "push_result" in st.session_state:
         px.imshow(heat.T, aspect="auto", labels={"x": "hour", "y": "industry", "color": "pushes"}),
         key="push_heatmap",
     )
+    st.subheader("Open model on held-out pushes")
+    st.caption(
+        "The newest pushes of the log, scored by the model fitted on the older ones (features "
+        "from the older log only): ranking (AUC) and calibration, observed open rate against "
+        "the mean prediction."
+    )
+    by_hour = svc.open_model_quality(plan, "hour")
+    if len(by_hour):
+        cols = st.columns(2)
+        cols[0].plotly_chart(
+            px.line(by_hour, x="hour", y="auc", markers=True, title="AUC by hour"),
+            key="open_auc_by_hour",
+        )
+        cols[1].plotly_chart(
+            px.line(
+                by_hour,
+                x="hour",
+                y=["positive_rate", "mean_predicted"],
+                markers=True,
+                title="Observed vs predicted open rate by hour",
+            ),
+            key="open_calibration_by_hour",
+        )
+        st.dataframe(svc.open_model_quality(plan, "segment"), hide_index=True)
     st.subheader("Fatigue: users by pushes received")
     stats = svc.fatigue_stats(plan)
     st.plotly_chart(px.bar(stats, x="pushes", y="users"), key="fatigue_chart")

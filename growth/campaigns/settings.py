@@ -111,7 +111,14 @@ class PushSettings(BaseModel):
     max_users: int | None = Field(
         20_000, ge=1, description="push audience cap (a seeded sample of installed users)"
     )
-    time_limit_s: float = Field(60.0, gt=0.0)
+    iterations: int = Field(
+        200,
+        ge=1,
+        le=10_000,
+        description="subgradient iterations of the large-audience schedule (its plan then "
+        "does not depend on the machine's load; the time limit is a safety net)",
+    )
+    time_limit_s: float = Field(600.0, gt=0.0)
 
 
 class InstallSettings(BaseModel):

@@ -47,7 +47,7 @@ from growth.services.models import (
     option_calibration_frame,
     stored_model_metrics,
 )
-from growth.services.push import fatigue_stats, plan_push, push_heatmap
+from growth.services.push import fatigue_stats, open_model_quality, plan_push, push_heatmap
 from growth.services.runs import PLAN_TABLES, RUN_KINDS, run_plan, save_run, to_csv
 from growth.services.session import (
     Predictors,
@@ -102,6 +102,7 @@ __all__ = [
     "limits_from_table",
     "load_predictors",
     "load_world",
+    "open_model_quality",
     "option_calibration_frame",
     "plan_coupons",
     "plan_install",

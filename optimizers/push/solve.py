@@ -31,6 +31,7 @@ def schedule_push(
     method: Literal["auto", "cpsat", "decomposition"] = "auto",
     time_limit_s: float = 60.0,
     tol: float = 1e-3,
+    max_iter: int = 300,
     num_workers: int = 1,
     seed: int = 0,
 ) -> PushSchedule:
@@ -38,8 +39,10 @@ def schedule_push(
 
     ``method='auto'`` picks CP-SAT when the position-indexed model has at most
     :data:`CPSAT_MAX_VARIABLES` binaries and the decomposition otherwise.
-    ``tol`` is the decomposition's target relative gap; ``num_workers`` and
-    ``seed`` are CP-SAT's (the decomposition is deterministic).
+    ``tol`` is the decomposition's target relative gap and ``max_iter`` its
+    number of subgradient iterations: stopped by them (not by ``time_limit_s``)
+    the decomposition's plan does not depend on the machine's speed or load.
+    ``num_workers`` and ``seed`` are CP-SAT's.
     """
     if method not in ("auto", "cpsat", "decomposition"):
         raise ValueError(f"method must be 'auto', 'cpsat' or 'decomposition'; got {method!r}")
@@ -51,7 +54,8 @@ def schedule_push(
         method = "cpsat" if n_vars <= CPSAT_MAX_VARIABLES else "decomposition"
     if method == "cpsat":
         return solve_cpsat(problem, time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
-    return solve_decomposition(problem, DecompositionConfig(tol=tol, time_limit_s=time_limit_s))
+    config = DecompositionConfig(tol=tol, time_limit_s=time_limit_s, max_iter=max_iter)
+    return solve_decomposition(problem, config)
 
 
 def solve_cpsat(

@@ -32,6 +32,7 @@ class PushPlan:
     open_model_auc: float
     settings: PushSettings
     seed: int
+    open_model_metrics: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run: the certificate, pushes, audience, open model."""
@@ -41,6 +42,20 @@ class PushPlan:
             "audience": len(self.audience.user_ids),
             "open_model_auc": self.open_model_auc,
             "fatigue_decay": self.decay,
+            "open_model": self.open_model_summary(),
+        }
+
+    def open_model_summary(self) -> dict[str, Any]:
+        """The open model's held-out metrics: ``all``, ``by_segment`` and ``by_hour`` records."""
+        m = self.open_model_metrics
+        if m is None:
+            return {}
+        keep = [c for c in m.columns if c != "by"]
+        records = {by: m.loc[m["by"] == by, keep].to_dict("records") for by in m["by"].unique()}
+        return {
+            "all": records.get("all", [{}])[0],
+            "by_segment": records.get("segment", []),
+            "by_hour": records.get("hour", []),
         }
 
     def frame(self) -> pd.DataFrame:
@@ -89,15 +104,18 @@ def push_problem(
 def plan_push(features: ConversionFeatures, settings: PushSettings, *, seed: int) -> PushPlan:
     """Fit the open model, build the day's problem for the audience and solve it."""
     rows = OpenRateRows(features)
-    model, auc = rows.fit(seed=seed)
+    model, metrics = rows.fit(seed=seed)
     audience = push_audience(features, max_users=settings.max_users, seed=seed)
     problem = push_problem(audience, rows.predict_hours(model, audience), model.decay_, settings)
-    schedule = schedule_push(problem, time_limit_s=settings.time_limit_s, seed=seed)
+    schedule = schedule_push(
+        problem, time_limit_s=settings.time_limit_s, max_iter=settings.iterations, seed=seed
+    )
     return PushPlan(
         audience=audience,
         schedule=schedule,
         decay=model.decay_,
-        open_model_auc=auc,
+        open_model_auc=float(metrics["auc"].iloc[0]),
         settings=settings,
         seed=seed,
+        open_model_metrics=metrics,
     )

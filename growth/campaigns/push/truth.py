@@ -45,6 +45,7 @@ def score_against_truth(world, plan: PushPlan) -> dict[str, float]:
     oracle = schedule_push(
         push_problem(a, true_p, world.config.fatigue_decay, settings),
         time_limit_s=settings.time_limit_s,
+        max_iter=settings.iterations,
         seed=plan.seed,
     )
     return {
