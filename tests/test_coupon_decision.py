@@ -162,3 +162,23 @@ def test_the_decision_reads_calibrated_probabilities(small):
     decision = predicted_coupon_decision(features, model, basket, chunk_users=150, calibrator=cal)
     np.testing.assert_allclose(decision.conversion, expected, rtol=0, atol=1e-12)
     assert (decision.conversion[:, 1] > plain.conversion[:, 1] + 1e-9).sum() > n // 2
+
+
+def test_the_decision_reads_calibrated_reach(small):
+    """With a reach calibrator the basket's reach of a threshold coupon is mapped per (option,
+    segment) before redemption is built; coupons without a threshold and conversion are untouched."""
+    from growth.modeling.recalibration import GroupCalibrator
+
+    features, model, basket = small
+    order = _coupon_order(features)
+    gated = features.threshold[order] > 0
+    assert gated.any() and (~gated[1:]).any()
+    cal = GroupCalibrator(pooled=(1.0, 0.8))  # lifts every reach
+    plain = predicted_coupon_decision(features, model, basket, chunk_users=150)
+    lifted = predicted_coupon_decision(
+        features, model, basket, chunk_users=150, reach_calibrator=cal
+    )
+    np.testing.assert_array_equal(lifted.conversion, plain.conversion)
+    np.testing.assert_array_equal(lifted.redemption[:, ~gated], plain.redemption[:, ~gated])
+    grew = lifted.redemption[:, gated] > plain.redemption[:, gated] + 1e-12
+    assert grew.mean() > 0.5

@@ -81,3 +81,35 @@ def test_identity_calibrator_changes_nothing() -> None:
     p = np.array([0.01, 0.2, 0.9])
     q = GroupCalibrator().apply(p, np.zeros(3, int), np.array(["a", "b", "c"]))
     np.testing.assert_allclose(q, p, rtol=1e-9)
+
+
+def test_the_reach_of_a_threshold_is_calibrated_on_the_holdout_conversions() -> None:
+    """A basket model that under-predicts baskets understates how often a conversion reaches a
+    coupon's threshold; the reach calibration (threshold options only, on the holdout's
+    conversions) lifts it back, measured out of fold; rows without a threshold reach with 1."""
+    from growth import services as svc
+    from growth.modeling.sampling import chronological_split
+    from growth.modeling.training import reach_recalibration
+    from predictors.basket import BasketSizeModel
+
+    features = svc.conversion_features(svc.load_world("small", 3000))
+    frame = features.exposure_frame()
+    holdout = chronological_split(frame, 0.3)
+    older = np.flatnonzero(~holdout)
+    basket = BasketSizeModel(features.spec, n_estimators=30, seed=0)
+    basket.fit(frame.rows(older), frame.order_value[older])
+
+    class Pessimist:  # baskets predicted 30 % small
+        def prob_at_least(self, X, threshold):
+            return basket.reach_probability(basket.predict(X) - 0.35, threshold)
+
+    X = frame.rows(np.flatnonzero(holdout))
+    recal = reach_recalibration(features, frame, holdout, X, Pessimist(), min_rows=50, min_class=10)
+    assert recal.quantity == "redemption"
+    table = recal.table[recal.table["segment"] == "all"].set_index("option_id")
+    gated = [o for o, t in zip(features.option_ids, features.threshold, strict=True) if t > 0]
+    assert sorted(table.index) == sorted(gated)
+    assert (table["ratio_before"] > 1.4).all()
+    assert ((table["ratio_after"] - 1.0).abs() < 0.2).all()  # ~100 conversions each
+    no_threshold = features.threshold[frame.option_pos[holdout]] == 0
+    np.testing.assert_array_equal(recal.holdout_p[no_threshold], 1.0)
