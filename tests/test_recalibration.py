@@ -113,3 +113,32 @@ def test_the_reach_of_a_threshold_is_calibrated_on_the_holdout_conversions() -> 
     assert ((table["ratio_after"] - 1.0).abs() < 0.2).all()  # ~100 conversions each
     no_threshold = features.threshold[frame.option_pos[holdout]] == 0
     np.testing.assert_array_equal(recal.holdout_p[no_threshold], 1.0)
+
+
+def test_a_merchant_coupon_is_calibrated_on_the_rows_where_it_applies() -> None:
+    """A model that under-predicts a merchant coupon's conversions on that merchant's items
+    (its redemptions) and over-predicts them on other merchants' items (where the decision
+    copies 'none') looks calibrated over all the option's rows; fitted on the rows where the
+    coupon applies, the calibrator lifts the redemptions back."""
+    from growth import services as svc
+    from growth.modeling.sampling import chronological_split
+    from growth.modeling.training import conversion_recalibration
+
+    world = svc.load_world("small", 3000)
+    features = svc.conversion_features(world)
+    frame = features.exposure_frame()
+    holdout = chronological_split(frame, 0.5)
+    rows = np.flatnonzero(holdout)
+    user, item, option = frame.user_pos[rows], frame.item_pos[rows], frame.option_pos[rows]
+    truth = world.conversion_prob(user, item, option)
+    merchant = features.option_type[option] == "merchant"
+    applies = merchant & ~features.inapplicable(item, option)
+    off = merchant & ~applies
+    p = np.where(applies, 0.6 * truth, np.where(off, np.minimum(1.6 * truth, 0.9), truth))
+    recal = conversion_recalibration(
+        features, frame, holdout, p, min_rows=30, min_class=5, prior_rows=0.0
+    )
+    segment = frame.segment[rows]
+    q = recal.calibrator.apply(p[applies], option[applies], segment[applies])
+    assert q.sum() / p[applies].sum() > 1.3  # lifted towards truth / 0.6
+    assert abs(q.sum() / truth[applies].sum() - 1.0) < 0.25

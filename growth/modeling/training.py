@@ -190,19 +190,35 @@ def conversion_recalibration(
     p: np.ndarray,
     *,
     seed: int = 0,
+    **fit_options,
 ) -> Recalibration:
     """Calibrate the holdout probabilities ``p`` per coupon option x lifecycle segment
     (:mod:`growth.modeling.recalibration`); the spend bias is then measured on the
-    out-of-fold calibrated probabilities, as the plan will use calibrated ones."""
+    out-of-fold calibrated probabilities, as the plan will use calibrated ones.
+
+    A merchant coupon is calibrated on the rows where it applies (that merchant's
+    items) only: the decision maps just those rows through its calibrator (elsewhere
+    the rule copies 'none'), and they carry all of its redemptions.  Fitted on every
+    row of the option, the rows where the coupon cannot apply would set the fit, and
+    a model that under-predicts the coupon's own conversions (its redemptions) would
+    stay under-predicted.  ``holdout_p`` keeps ``p`` on the rows left out.
+    ``fit_options``: :func:`~growth.modeling.recalibration.fit_calibrator`'s minimums.
+    """
     rows = np.flatnonzero(holdout)
-    return recalibrate(
-        p,
-        frame.y[rows],
-        frame.option_pos[rows],
-        frame.segment[rows],
+    fit = ~features.inapplicable(frame.item_pos[rows], frame.option_pos[rows])
+    recal = recalibrate(
+        p[fit],
+        frame.y[rows][fit],
+        frame.option_pos[rows][fit],
+        frame.segment[rows][fit],
         list(features.option_ids),
         seed=seed,
+        **fit_options,
     )
+    q = np.array(p, dtype=np.float64)
+    q[fit] = recal.holdout_p
+    recal.holdout_p = q
+    return recal
 
 
 def reach_recalibration(
