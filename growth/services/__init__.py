@@ -14,9 +14,11 @@ from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
 from growth.services.coupons import (
     allocation_by_segment,
+    answer,
     coupon_front,
     coupon_tables,
     plan_coupons,
+    plan_pacer,
     value_vs_budget,
 )
 from growth.services.install import (
@@ -67,6 +69,7 @@ __all__ = [
     "PushSettings",
     "World",
     "allocation_by_segment",
+    "answer",
     "app_users",
     "calibration_frame",
     "channel_table",
@@ -87,6 +90,7 @@ __all__ = [
     "option_calibration_frame",
     "plan_coupons",
     "plan_install",
+    "plan_pacer",
     "plan_push",
     "push_heatmap",
     "response_curves",
