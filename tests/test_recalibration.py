@@ -142,3 +142,30 @@ def test_a_merchant_coupon_is_calibrated_on_the_rows_where_it_applies() -> None:
     q = recal.calibrator.apply(p[applies], option[applies], segment[applies])
     assert q.sum() / p[applies].sum() > 1.3  # lifted towards truth / 0.6
     assert abs(q.sum() / truth[applies].sum() - 1.0) < 0.25
+
+
+def test_the_models_page_reports_conversion_and_redemption() -> None:
+    """growth.services' option calibration table has a ``quantity`` column: conversion per
+    option x segment and redemption (reach) for the threshold options only."""
+    import pandas as pd
+
+    from growth import services as svc
+    from predictors.basket import BasketSizeModel
+    from predictors.lgbm import LightGBMModel
+
+    features = svc.conversion_features(svc.load_world("small", 800))
+    ex = features.exposure_frame()
+    predictors = svc.Predictors(
+        features=features,
+        predictor="lightgbm",
+        conversion=LightGBMModel(features.spec, n_estimators=20, seed=0).fit(ex.X, ex.y),
+        basket=BasketSizeModel(features.spec, n_estimators=20, seed=0).fit(ex.X, ex.order_value),
+        metrics=pd.DataFrame(),
+        source="test",
+        seed=0,
+    )
+    table = svc.option_calibration_frame(predictors)
+    assert set(table["quantity"]) == {"conversion", "redemption"}
+    gated = {o for o, t in zip(features.option_ids, features.threshold, strict=True) if t > 0}
+    assert set(table.loc[table["quantity"] == "redemption", "option_id"]) == gated
+    assert {"ece_before", "ece_after", "ratio_before", "ratio_after", "events"} <= set(table)
