@@ -192,3 +192,23 @@ def test_a_threshold_coupon_is_credited_only_where_the_basket_reaches_it(small):
     whole_value = whole / denom[:, None] - decision.conversion[:, :1]
     assert np.all(decision.value[:, fr - 1] <= whole_value + 1e-12)
     assert (whole_value - decision.value[:, fr - 1]).mean() > 1e-3
+
+
+def test_the_decision_reads_calibrated_reach(small):
+    """With a reach calibrator the basket's reach of a threshold coupon is mapped per (option,
+    segment) before redemption is built; coupons without a threshold and conversion are untouched."""
+    from growth.modeling.recalibration import GroupCalibrator
+
+    features, model, basket = small
+    order = _coupon_order(features)
+    gated = features.threshold[order] > 0
+    assert gated.any() and (~gated[1:]).any()
+    cal = GroupCalibrator(pooled=(1.0, 0.8))  # lifts every reach
+    plain = predicted_coupon_decision(features, model, basket, chunk_users=150)
+    lifted = predicted_coupon_decision(
+        features, model, basket, chunk_users=150, reach_calibrator=cal
+    )
+    np.testing.assert_array_equal(lifted.conversion[:, ~gated], plain.conversion[:, ~gated])
+    np.testing.assert_array_equal(lifted.redemption[:, ~gated], plain.redemption[:, ~gated])
+    grew = lifted.redemption[:, gated] > plain.redemption[:, gated] + 1e-12
+    assert grew.mean() > 0.5

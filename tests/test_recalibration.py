@@ -81,3 +81,91 @@ def test_identity_calibrator_changes_nothing() -> None:
     p = np.array([0.01, 0.2, 0.9])
     q = GroupCalibrator().apply(p, np.zeros(3, int), np.array(["a", "b", "c"]))
     np.testing.assert_allclose(q, p, rtol=1e-9)
+
+
+def test_the_reach_of_a_threshold_is_calibrated_on_the_holdout_conversions() -> None:
+    """A basket model that under-predicts baskets understates how often a conversion reaches a
+    coupon's threshold; the reach calibration (threshold options only, on the holdout's
+    conversions) lifts it back, measured out of fold; rows without a threshold reach with 1."""
+    from growth import services as svc
+    from growth.modeling.sampling import chronological_split
+    from growth.modeling.training import reach_recalibration
+    from predictors.basket import BasketSizeModel
+
+    features = svc.conversion_features(svc.load_world("small", 3000))
+    frame = features.exposure_frame()
+    holdout = chronological_split(frame, 0.3)
+    older = np.flatnonzero(~holdout)
+    basket = BasketSizeModel(features.spec, n_estimators=30, seed=0)
+    basket.fit(frame.rows(older), frame.order_value[older])
+
+    class Pessimist:  # baskets predicted 30 % small
+        def prob_at_least(self, X, threshold):
+            return basket.reach_probability(basket.predict(X) - 0.35, threshold)
+
+    X = frame.rows(np.flatnonzero(holdout))
+    recal = reach_recalibration(features, frame, holdout, X, Pessimist(), min_rows=50, min_class=10)
+    assert recal.quantity == "redemption"
+    table = recal.table[recal.table["segment"] == "all"].set_index("option_id")
+    gated = [o for o, t in zip(features.option_ids, features.threshold, strict=True) if t > 0]
+    assert sorted(table.index) == sorted(gated)
+    assert (table["ratio_before"] > 1.4).all()
+    assert ((table["ratio_after"] - 1.0).abs() < 0.2).all()  # ~100 conversions each
+    no_threshold = features.threshold[frame.option_pos[holdout]] == 0
+    np.testing.assert_array_equal(recal.holdout_p[no_threshold], 1.0)
+
+
+def test_a_merchant_coupon_is_calibrated_on_the_rows_where_it_applies() -> None:
+    """A model that under-predicts a merchant coupon's conversions on that merchant's items
+    (its redemptions) and over-predicts them on other merchants' items (where the decision
+    copies 'none') looks calibrated over all the option's rows; fitted on the rows where the
+    coupon applies, the calibrator lifts the redemptions back."""
+    from growth import services as svc
+    from growth.modeling.sampling import chronological_split
+    from growth.modeling.training import conversion_recalibration
+
+    world = svc.load_world("small", 3000)
+    features = svc.conversion_features(world)
+    frame = features.exposure_frame()
+    holdout = chronological_split(frame, 0.5)
+    rows = np.flatnonzero(holdout)
+    user, item, option = frame.user_pos[rows], frame.item_pos[rows], frame.option_pos[rows]
+    truth = world.conversion_prob(user, item, option)
+    merchant = features.option_type[option] == "merchant"
+    applies = merchant & ~features.inapplicable(item, option)
+    off = merchant & ~applies
+    p = np.where(applies, 0.6 * truth, np.where(off, np.minimum(1.6 * truth, 0.9), truth))
+    recal = conversion_recalibration(
+        features, frame, holdout, p, min_rows=30, min_class=5, prior_rows=0.0
+    )
+    segment = frame.segment[rows]
+    q = recal.calibrator.apply(p[applies], option[applies], segment[applies])
+    assert q.sum() / p[applies].sum() > 1.3  # lifted towards truth / 0.6
+    assert abs(q.sum() / truth[applies].sum() - 1.0) < 0.25
+
+
+def test_the_models_page_reports_conversion_and_redemption() -> None:
+    """growth.services' option calibration table has a ``quantity`` column: conversion per
+    option x segment and redemption (reach) for the threshold options only."""
+    import pandas as pd
+
+    from growth import services as svc
+    from predictors.basket import BasketSizeModel
+    from predictors.lgbm import LightGBMModel
+
+    features = svc.conversion_features(svc.load_world("small", 800))
+    ex = features.exposure_frame()
+    predictors = svc.Predictors(
+        features=features,
+        predictor="lightgbm",
+        conversion=LightGBMModel(features.spec, n_estimators=20, seed=0).fit(ex.X, ex.y),
+        basket=BasketSizeModel(features.spec, n_estimators=20, seed=0).fit(ex.X, ex.order_value),
+        metrics=pd.DataFrame(),
+        source="test",
+        seed=0,
+    )
+    table = svc.option_calibration_frame(predictors)
+    assert set(table["quantity"]) == {"conversion", "redemption"}
+    gated = {o for o, t in zip(features.option_ids, features.threshold, strict=True) if t > 0}
+    assert set(table.loc[table["quantity"] == "redemption", "option_id"]) == gated
+    assert {"ece_before", "ece_after", "ratio_before", "ratio_after", "events"} <= set(table)

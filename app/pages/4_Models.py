@@ -58,8 +58,10 @@ st.plotly_chart(fig, key="calibration_chart")
 
 st.subheader("Calibration per coupon option x segment (what the coupon plan uses)")
 st.caption(
-    "Expected calibration error and observed/predicted conversions before and after the "
-    "per-group calibration, measured on holdout rows the calibrator did not learn from."
+    "Expected calibration error and observed/predicted events before and after the "
+    "per-group calibration, measured on holdout rows the calibrator did not learn from: "
+    "conversions, and redemption (a threshold coupon's conversions whose basket reaches "
+    "the threshold; coupons without a threshold always do)."
 )
 st.dataframe(option_calibration(ctx.scenario, ctx.n_users).round(4), hide_index=True)
 

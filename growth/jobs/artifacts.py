@@ -59,6 +59,7 @@ class RunArtifacts:
     decision: CouponDecision
     world_fingerprint: str | None  # WorldConfig.fingerprint() of a simulated world
     calibrator: GroupCalibrator | None = None  # the conversion calibration the scores used
+    reach_calibrator: GroupCalibrator | None = None  # the threshold reach's calibration
 
 
 def save_run_artifacts(
@@ -70,6 +71,7 @@ def save_run_artifacts(
     decision: CouponDecision,
     world_fingerprint: str | None,
     calibrator: GroupCalibrator | None = None,
+    reach_calibrator: GroupCalibrator | None = None,
 ) -> Path:
     """Write a run's models, scores and manifest into ``folder`` (replacing what is there)."""
     if folder.exists():
@@ -81,6 +83,8 @@ def save_run_artifacts(
     manifest = {"predictor": predictor, "world_fingerprint": world_fingerprint}
     if calibrator is not None:
         manifest["calibrator"] = calibrator.to_json()
+    if reach_calibrator is not None:
+        manifest["reach_calibrator"] = reach_calibrator.to_json()
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return folder
 
@@ -97,10 +101,14 @@ def load_run_artifacts(folder: Path) -> RunArtifacts:
         basket=load_model(folder / "basket"),
         decision=read_scores(folder),
         world_fingerprint=manifest.get("world_fingerprint"),
-        calibrator=(
-            GroupCalibrator.from_json(manifest["calibrator"]) if "calibrator" in manifest else None
-        ),
+        calibrator=_calibrator(manifest, "calibrator"),
+        reach_calibrator=_calibrator(manifest, "reach_calibrator"),
     )
+
+
+def _calibrator(manifest: dict, key: str) -> GroupCalibrator | None:
+    """The calibrator saved under ``key`` (None: the run saved none)."""
+    return GroupCalibrator.from_json(manifest[key]) if key in manifest else None
 
 
 def write_scores(folder: Path, decision: CouponDecision) -> None:

@@ -77,7 +77,7 @@ class NightlyResult:
     predictor: str = ""  # the conversion model trained (``config.predictor`` with auto resolved)
     world_fingerprint: str | None = None  # WorldConfig.fingerprint() of a simulated world
     artifacts: Path | None = None  # the folder of the run's models and coupon scores
-    calibration: list[dict] | None = None  # conversion ECE and obs/pred per option x segment
+    calibration: list[dict] | None = None  # conversion's and redemption's ECE per option x segment
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run."""
@@ -211,6 +211,7 @@ def run_pipeline(
             progress=progress,
             torch_threads=config.torch_threads,
             calibrator=models.calibrator,
+            reach_calibrator=models.reach_calibrator,
         )
         stage.detail = f"{decision.n_users:,} users x {len(decision.option_ids)} coupon options"
     with clock("coupons") as stage:
@@ -228,7 +229,7 @@ def run_pipeline(
         timings=clock.timings,
         predictor=models.predictor,
         world_fingerprint=None if world is None else world.config.fingerprint(),
-        calibration=None if models.recalibration is None else models.recalibration.summary(),
+        calibration=models.calibration_summary() or None,
     )
     if world is not None:
         with clock("truth"):
@@ -252,6 +253,7 @@ def run_pipeline(
             decision=decision,
             world_fingerprint=result.world_fingerprint,
             calibrator=models.calibrator,
+            reach_calibrator=models.reach_calibrator,
         )
         run.summary = result.summary()
         stage.detail = f"{sum(run.row_counts().values()):,} result rows"

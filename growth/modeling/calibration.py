@@ -4,7 +4,7 @@ The holdout is a randomised trial: each exposure carries a randomly assigned cou
 option, its conversion label and, when it converted, its order value.  Per coupon
 option this compares the spend the models predict for the holdout's rows,
 ``face x P(convert) x applies x P(basket >= threshold)`` (what the decision's
-``cost`` is made of), with the spend the rows observed, ``face x converted x applies
+``cost`` is made of, both probabilities calibrated as the plan reads them), with the spend the rows observed, ``face x converted x applies
 x (order value >= threshold)`` (a converted row without a logged order value counts
 its predicted reach).  The relative bias is the ratio estimator
 ``observed / predicted - 1`` and its standard error the ratio estimator's
@@ -24,7 +24,6 @@ import pandas as pd
 
 from growth.data.schema import NO_COUPON
 from growth.modeling.features import ConversionFeatures, ExposureFrame
-from predictors.basket import BasketSizeModel
 
 
 def ratio_bias(observed: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
@@ -45,18 +44,17 @@ def spend_calibration(
     features: ConversionFeatures,
     frame: ExposureFrame,
     holdout: np.ndarray,
-    X: pd.DataFrame,
     p_convert: np.ndarray,
-    basket: BasketSizeModel,
+    reach: np.ndarray,
 ) -> pd.DataFrame:
     """Predicted against observed spend per coupon option on the holdout.
 
     Args:
         features: the dataset's encodings (face values, thresholds, applicability).
         frame: the exposure rows; ``holdout`` a boolean mask over them.
-        X: the holdout's model rows (``frame.rows`` of the holdout), for the basket model.
-        p_convert: (holdout rows,) the conversion model's probabilities on the holdout.
-        basket: the fitted basket-size model.
+        p_convert: (holdout rows,) the conversion probabilities on the holdout.
+        reach: (holdout rows,) the predicted ``P(basket >= threshold)`` of each row's
+            option (1 without a threshold).
 
     Returns:
         One row per option but 'none', indexed by ``option_id``: ``rows``,
@@ -67,7 +65,6 @@ def spend_calibration(
     option, item = frame.option_pos[rows], frame.item_pos[rows]
     face, threshold = features.face_value[option], features.threshold[option]
     applies = features.applicable(item, option)
-    reach = basket.prob_at_least(X, threshold)
     value = frame.order_value[rows]
     reached = np.where(np.isfinite(value), value >= threshold, reach)
     predicted = face * p_convert * applies * reach

@@ -1,4 +1,4 @@
-"""Calibrate the conversion model's probabilities per coupon option and lifecycle segment.
+"""Calibrate the models' probabilities per coupon option and lifecycle segment.
 
 The coupon decision's value and cost are built from P(convert) per (user, option)
 (:mod:`growth.campaigns.coupons.scoring`); a model whose probabilities sit off the
@@ -12,7 +12,12 @@ parameters shrink to its option's, and an option's to the pooled fit over all
 rows, with weight ``n / (n + prior_rows)``; a group (or option) under
 ``min_rows`` rows, or with under ``min_class`` conversions or non-conversions,
 takes its parent's parameters unchanged.  This works on any predictor's output
-probabilities.
+probabilities, and on any probability the decision reads: the conversion
+model's ``P(convert)`` (every option, every holdout row) and the basket model's
+reach ``P(basket >= threshold)`` of a threshold coupon (its holdout rows that
+converted with an order value, the event being that the order reached the
+threshold; :func:`growth.modeling.training.reach_recalibration`).  Together they
+make the decision's redemption ``P(convert) x applies x reach`` calibrated.
 
 :func:`cross_fitted` reports the error honestly: the holdout is split into
 seeded folds, each fold's rows are calibrated by a calibrator fitted on the
@@ -176,8 +181,9 @@ def calibration_table(
     segment: np.ndarray,
     option_ids: list[str],
 ) -> pd.DataFrame:
-    """Per option x segment (and option x 'all'): rows, conversions, ECE and
-    observed/predicted ratio of ``p`` (before) and ``q`` (after, out of fold)."""
+    """Per option x segment (and option x 'all'): rows, events (``y == 1``: conversions,
+    or orders that reached the threshold), ECE and observed/predicted ratio of ``p``
+    (before) and ``q`` (after, out of fold)."""
     segment = np.asarray(segment).astype(str)
     records = []
     for o in np.unique(option):
@@ -190,7 +196,7 @@ def calibration_table(
                     "option_id": option_ids[int(o)],
                     "segment": s,
                     "rows": int(rows.sum()),
-                    "conversions": int(yy.sum()),
+                    "events": int(yy.sum()),
                     "ece_before": expected_calibration_error(p[rows], yy),
                     "ece_after": expected_calibration_error(q[rows], yy),
                     "ratio_before": float(yy.sum() / max(p[rows].sum(), EPS)),
@@ -202,15 +208,20 @@ def calibration_table(
 
 @dataclass
 class Recalibration:
-    """The calibrator the plan uses, the holdout's out-of-fold probabilities and the report."""
+    """The calibrator the plan uses, the holdout's out-of-fold probabilities and the report.
+
+    ``quantity`` names what is calibrated: ``conversion`` or ``redemption`` (the
+    threshold's reach, the part of redemption the conversion model does not give).
+    """
 
     calibrator: GroupCalibrator
     holdout_p: np.ndarray  # out-of-fold calibrated probabilities of the holdout's rows
     table: pd.DataFrame  # calibration_table: before/after per option x segment
+    quantity: str = "conversion"
 
     def summary(self) -> list[dict]:
-        """JSON-safe rows of the table (errors rounded)."""
-        return self.table.round(5).to_dict(orient="records")
+        """JSON-safe rows of the table (errors rounded), each naming its ``quantity``."""
+        return self.table.round(5).assign(quantity=self.quantity).to_dict(orient="records")
 
 
 def recalibrate(
@@ -221,6 +232,7 @@ def recalibrate(
     option_ids: list[str],
     *,
     seed: int = 0,
+    quantity: str = "conversion",
     **fit_options,
 ) -> Recalibration:
     """Fit the calibrator on all rows and report its cross-fitted error before and after."""
@@ -230,4 +242,5 @@ def recalibrate(
         calibrator=fit_calibrator(p, y, option, segment, **fit_options),
         holdout_p=q,
         table=calibration_table(p, q, y, option, segment, option_ids),
+        quantity=quantity,
     )

@@ -49,11 +49,23 @@ class TrainedModels:
     n_holdout: int
     calibration: pd.DataFrame | None = None  # predicted vs observed spend per option (holdout)
     recalibration: Recalibration | None = None  # conversion calibrated per option x segment
+    reach: Recalibration | None = None  # threshold reach (redemption) per option x segment
 
     @property
     def calibrator(self) -> GroupCalibrator | None:
         """The per option x segment calibrator of the conversion model's probabilities."""
         return None if self.recalibration is None else self.recalibration.calibrator
+
+    @property
+    def reach_calibrator(self) -> GroupCalibrator | None:
+        """The per option x segment calibrator of the basket model's threshold reach."""
+        return None if self.reach is None else self.reach.calibrator
+
+    def calibration_summary(self) -> list[dict]:
+        """Conversion's and redemption's before/after rows (``quantity`` names which)."""
+        return [
+            row for r in (self.recalibration, self.reach) if r is not None for row in r.summary()
+        ]
 
 
 @dataclass
@@ -157,6 +169,7 @@ def train_models(
     basket = BasketSizeModel(features.spec, seed=seed, verbose=progress)
     basket.fit(frame.rows(sold), frame.order_value[sold])
     recal = conversion_recalibration(features, frame, holdout, best.holdout_p, seed=seed)
+    reach = reach_recalibration(features, frame, holdout, rows.X_holdout, basket, seed=seed)
     return TrainedModels(
         predictor=best.name,
         conversion=best.model,
@@ -164,10 +177,9 @@ def train_models(
         metrics=pd.concat([f.metrics for f in fitted], ignore_index=True),
         n_train=best.n_train,
         n_holdout=int(holdout.sum()),
-        calibration=spend_calibration(
-            features, frame, holdout, rows.X_holdout, recal.holdout_p, basket
-        ),
+        calibration=spend_calibration(features, frame, holdout, recal.holdout_p, reach.holdout_p),
         recalibration=recal,
+        reach=reach,
     )
 
 
@@ -178,16 +190,79 @@ def conversion_recalibration(
     p: np.ndarray,
     *,
     seed: int = 0,
+    **fit_options,
 ) -> Recalibration:
     """Calibrate the holdout probabilities ``p`` per coupon option x lifecycle segment
     (:mod:`growth.modeling.recalibration`); the spend bias is then measured on the
-    out-of-fold calibrated probabilities, as the plan will use calibrated ones."""
+    out-of-fold calibrated probabilities, as the plan will use calibrated ones.
+
+    A merchant coupon is calibrated on the rows where it applies (that merchant's
+    items) only: the decision maps just those rows through its calibrator (elsewhere
+    the rule copies 'none'), and they carry all of its redemptions.  Fitted on every
+    row of the option, the rows where the coupon cannot apply would set the fit, and
+    a model that under-predicts the coupon's own conversions (its redemptions) would
+    stay under-predicted.  ``holdout_p`` keeps ``p`` on the rows left out.
+    ``fit_options``: :func:`~growth.modeling.recalibration.fit_calibrator`'s minimums.
+    """
     rows = np.flatnonzero(holdout)
-    return recalibrate(
-        p,
-        frame.y[rows],
-        frame.option_pos[rows],
-        frame.segment[rows],
+    fit = ~features.inapplicable(frame.item_pos[rows], frame.option_pos[rows])
+    recal = recalibrate(
+        p[fit],
+        frame.y[rows][fit],
+        frame.option_pos[rows][fit],
+        frame.segment[rows][fit],
         list(features.option_ids),
         seed=seed,
+        **fit_options,
     )
+    q = np.array(p, dtype=np.float64)
+    q[fit] = recal.holdout_p
+    recal.holdout_p = q
+    return recal
+
+
+def reach_recalibration(
+    features: ConversionFeatures,
+    frame: ExposureFrame,
+    holdout: np.ndarray,
+    X_holdout: pd.DataFrame,
+    basket: BasketSizeModel,
+    *,
+    seed: int = 0,
+    **fit_options,
+) -> Recalibration:
+    """Calibrate the basket model's reach ``P(basket >= threshold)`` per threshold coupon
+    option x lifecycle segment, on the holdout rows of those options that converted with an
+    order value (the event: the order reached the threshold).
+
+    The holdout's options are randomised, so each option's converted rows show how often
+    a conversion under that coupon reaches its threshold; that is the redemption's part
+    the conversion calibration does not cover (no-threshold coupons reach with
+    probability 1).  The reach of every holdout row is kept in ``holdout_p``: out of
+    fold where the row is one of these conversions, the full calibrator's elsewhere
+    (1 where the option has no threshold): the calibrated reach the spend bias reads.
+    ``fit_options`` are :func:`~growth.modeling.recalibration.fit_calibrator`'s group
+    minimums and shrinkage (default: the same as conversion's).
+    """
+    rows = np.flatnonzero(holdout)
+    option = frame.option_pos[rows]
+    threshold = features.threshold[option]
+    value = frame.order_value[rows]
+    fit = (threshold > 0) & (frame.y[rows] == 1) & np.isfinite(value)
+    raw = basket.prob_at_least(X_holdout, threshold)
+    recal = recalibrate(
+        raw[fit],
+        (value[fit] >= threshold[fit]).astype(float),
+        option[fit],
+        frame.segment[rows][fit],
+        list(features.option_ids),
+        seed=seed,
+        quantity="redemption",
+        **fit_options,
+    )
+    reach = np.ones(len(rows))
+    gated = threshold > 0
+    reach[gated] = recal.calibrator.apply(raw[gated], option[gated], frame.segment[rows][gated])
+    reach[fit] = recal.holdout_p
+    recal.holdout_p = reach
+    return recal

@@ -14,9 +14,11 @@ from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
 from growth.services.coupons import (
     allocation_by_segment,
+    answer,
     coupon_front,
     coupon_tables,
     plan_coupons,
+    plan_pacer,
     value_vs_budget,
 )
 from growth.services.experiments import (
@@ -81,6 +83,7 @@ __all__ = [
     "World",
     "allocation_by_segment",
     "analyse",
+    "answer",
     "app_users",
     "calibration_frame",
     "channel_table",
@@ -106,6 +109,7 @@ __all__ = [
     "option_calibration_frame",
     "plan_coupons",
     "plan_install",
+    "plan_pacer",
     "plan_push",
     "push_heatmap",
     "response_curves",

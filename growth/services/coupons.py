@@ -1,4 +1,9 @@
-"""Coupons page: the certified allocation, its breakdown, the value-versus-budget curve and the front."""
+"""Coupons page: the certified allocation, its breakdown, the value-versus-budget curve and the front.
+
+On demand, a request is answered at the plan's dual prices by the plan's pacer
+(:func:`plan_pacer`: paced to the plan's effective budgets, never paying beyond the
+posed ones; :func:`answer`), :mod:`growth.campaigns.coupons.online`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import pandas as pd
 
 from growth.campaigns.coupons import PLATFORM, CouponCampaign, CouponPlan, plan_coupons
 from growth.campaigns.coupons.decision import CouponDecision
+from growth.campaigns.coupons.online import answer, plan_pacer
 from growth.campaigns.settings import CouponSettings
 
 
@@ -77,8 +83,10 @@ def coupon_tables(
 
 __all__ = [
     "allocation_by_segment",
+    "answer",
     "coupon_front",
     "coupon_tables",
     "plan_coupons",
+    "plan_pacer",
     "value_vs_budget",
 ]

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 
 from growth.modeling.features import ConversionFeatures
-from growth.modeling.training import chronological_split, conversion_recalibration
+from growth.modeling.training import (
+    chronological_split,
+    conversion_recalibration,
+    reach_recalibration,
+)
 from growth.services.session import Predictors
 from growth.store import Store
 
@@ -30,15 +34,24 @@ def calibration_frame(predictors: Predictors, *, n_bins: int = 10) -> pd.DataFra
 
 
 def option_calibration_frame(predictors: Predictors) -> pd.DataFrame:
-    """Conversion calibration per coupon option x lifecycle segment on the holdout:
-    expected calibration error and observed/predicted ratio of the model's
-    probabilities (before) and of the calibrated ones the coupon plan uses
-    (after, cross-fitted: measured on rows the calibrator did not learn from)."""
-    frame = predictors.features.exposure_frame()
+    """Conversion and redemption calibration per coupon option x lifecycle segment on the
+    holdout: expected calibration error and observed/predicted ratio of the models'
+    probabilities (before) and of the calibrated ones the coupon plan uses (after,
+    cross-fitted: measured on rows the calibrator did not learn from).  ``quantity``
+    says which: ``conversion``, or ``redemption`` (a threshold coupon's conversions
+    that reach its threshold; no-threshold coupons always do)."""
+    features, seed = predictors.features, predictors.seed
+    frame = features.exposure_frame()
     holdout = chronological_split(frame, predictors.settings.holdout_fraction)
-    p = predictors.conversion.predict_proba(frame.rows(np.flatnonzero(holdout)))[:, 1]
-    recal = conversion_recalibration(predictors.features, frame, holdout, p, seed=predictors.seed)
-    return recal.table
+    X = frame.rows(np.flatnonzero(holdout))
+    p = predictors.conversion.predict_proba(X)[:, 1]
+    both = (
+        conversion_recalibration(features, frame, holdout, p, seed=seed),
+        reach_recalibration(features, frame, holdout, X, predictors.basket, seed=seed),
+    )
+    return pd.concat([r.table.assign(quantity=r.quantity) for r in both], ignore_index=True)[
+        ["quantity", *both[0].table.columns]
+    ]
 
 
 def stored_model_metrics(db: Store) -> pd.DataFrame:

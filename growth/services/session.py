@@ -104,6 +104,7 @@ class Predictors:
     run_id: int | None = None  # the nightly run the models come from
     decision: CouponDecision | None = None  # that run's coupon scores
     calibrator: Any = None  # conversion calibrator per option x segment the scores use
+    reach_calibrator: Any = None  # threshold reach calibrator per option x segment
 
     @property
     def settings(self) -> NightlyConfig:
@@ -140,6 +141,7 @@ def load_predictors(
         run_id=int(run["id"]),
         decision=saved.decision,
         calibrator=saved.calibrator,
+        reach_calibrator=saved.reach_calibrator,
     )
 
 
@@ -171,6 +173,7 @@ def train_predictors(world: World, *, features: ConversionFeatures | None = None
         source="trained in the app with the nightly settings (no stored nightly run of this world)",
         seed=seed,
         calibrator=models.calibrator,
+        reach_calibrator=models.reach_calibrator,
     )
 
 
@@ -190,6 +193,7 @@ def score_coupons(predictors: Predictors, *, chunk_users: int = 20_000) -> Coupo
         chunk_users=chunk_users,
         torch_threads=predictors.settings.torch_threads,
         calibrator=predictors.calibrator,
+        reach_calibrator=predictors.reach_calibrator,
     )
 
 

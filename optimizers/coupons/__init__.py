@@ -22,7 +22,8 @@ millions of users) and ``'auto'`` (the Lagrangian; the exact MIP as well on a
 small instance whose Lagrangian gap misses ``rel_gap``).  Every bound is one of
 the problem as posed (see :mod:`~optimizers.coupons.dual`).
 :class:`OnlineAllocator` answers single requests with the nightly dual price and
-paces spend through the day.  Dual prices, group spends and the constraints are
+paces spend through the day; :class:`BudgetPacer` does so under several budgets at
+once, paced to targets and never paid beyond caps.  Dual prices, group spends and the constraints are
 keyed by the budgets' own names (``budget_name``, the keys of ``budget_groups``).
 
 Example
@@ -49,7 +50,13 @@ True
 """
 
 from optimizers.certificate import Certificate, InfeasibleError
-from optimizers.coupons.online import DAILY_TRAFFIC, DayReport, OnlineAllocator, simulate_day
+from optimizers.coupons.online import (
+    DAILY_TRAFFIC,
+    BudgetPacer,
+    DayReport,
+    OnlineAllocator,
+    simulate_day,
+)
 from optimizers.coupons.pareto import ParetoPoint, non_dominated, pareto_front, solve_front
 from optimizers.coupons.problem import OPTION_TYPES, CouponProblem, LinearConstraint
 from optimizers.coupons.result import CouponAllocation
@@ -66,6 +73,7 @@ __all__ = [
     "DAILY_TRAFFIC",
     "METHODS",
     "OPTION_TYPES",
+    "BudgetPacer",
     "Certificate",
     "CouponAllocation",
     "CouponProblem",

@@ -79,15 +79,7 @@ class OnlineAllocator:
         budget = float(budget)
         if not math.isfinite(budget) or budget < 0:
             raise ValueError(f"budget must be a finite number >= 0, got {budget}")
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        if traffic_shape is None:
-            traffic_shape = DAILY_TRAFFIC if horizon == 24 else (1.0,) * horizon
-        shape = np.asarray(traffic_shape, dtype=np.float64)
-        if shape.shape != (horizon,) or (shape < 0).any() or shape.sum() <= 0:
-            raise ValueError(
-                f"traffic_shape must be {horizon} non-negative numbers with a positive sum"
-            )
+        shape = _traffic(horizon, traffic_shape)
         if max_factor < 1:
             raise ValueError(f"max_factor must be >= 1, got {max_factor}")
         self.base_price = price
@@ -137,9 +129,137 @@ class OnlineAllocator:
             return
         err = float(np.clip(self.spent / planned - 1.0, -1.0, 1.0))
         self._integral += err
-        log_factor = self.kp * err + self.ki * self._integral
-        cap = math.log(self.max_factor)
-        self.price = self.base_price * math.exp(min(max(log_factor, -cap), cap))
+        self.price = self.base_price * pi_factor(
+            err, self._integral, self.kp, self.ki, self.max_factor
+        )
+
+
+def pi_factor(err, integral, kp: float, ki: float, max_factor: float):
+    """The PI controller's price factor ``exp(kp * err + ki * integral)``, kept within
+    ``[1 / max_factor, max_factor]`` (scalars or arrays)."""
+    cap = math.log(max_factor)
+    return np.exp(np.clip(kp * np.asarray(err) + ki * np.asarray(integral), -cap, cap))
+
+
+class BudgetPacer:
+    """Answer coupon requests under several budgets: priced by the nightly dual prices, each
+    budget's spend paced to a target, none ever paid beyond its cap.
+
+    A request is answered by ``argmax_k value[k] - (sum_g lam_g member[k, g]) cost[k]``
+    (no coupon if no score is positive) among the options whose face value every budget
+    they draw on can still pay (``paid_g + face_k <= cap_g``); a redemption is then
+    charged with :meth:`settle`.  At the end of each pacing period each budget's price
+    follows the PI rule of :class:`OnlineAllocator` on its *realised* spend against the
+    target's share of the day, so a day whose redemptions run above the forecast
+    raises the prices.  A budget whose nightly price is 0 was slack overnight and is
+    not priced during the day; its cap still holds.
+
+    Parameters
+    ----------
+    prices: (G,) nightly dual price per budget (value per currency unit).
+    member: (K, G) bool, option ``k`` draws on budget ``g``.
+    face: (K,) what a redemption of option ``k`` charges each of its budgets.
+    targets: (G,) what each budget should spend over the day (the plan's effective budgets).
+    caps: (G,) the posed budgets: never paid beyond.
+    horizon, traffic_shape, kp, ki, max_factor: as :class:`OnlineAllocator`.
+
+    >>> pacer = BudgetPacer([0.1], [[True], [True]], [4.0, 2.0], [5.0], [6.0], horizon=1)
+    >>> pacer.offer([1.0, 0.5], [2.0, 1.0]), pacer.settle(0, redeemed=True)
+    (0, True)
+    >>> pacer.offer([1.0, 0.5], [2.0, 1.0])  # 4 paid: only option 1 still fits the cap of 6
+    1
+    """
+
+    def __init__(
+        self,
+        prices: Sequence[float],
+        member: Sequence[Sequence[bool]],
+        face: Sequence[float],
+        targets: Sequence[float],
+        caps: Sequence[float],
+        horizon: int = 24,
+        *,
+        traffic_shape: Sequence[float] | None = None,
+        kp: float = 0.5,
+        ki: float = 0.2,
+        max_factor: float = 20.0,
+    ) -> None:
+        self.member = np.asarray(member, dtype=bool)
+        n_options, n_budgets = self.member.shape
+        self.base_price = _checked("prices", prices, n_budgets)
+        self.face = _checked("face", face, n_options)
+        self.targets = _checked("targets", targets, n_budgets)
+        self.caps = _checked("caps", caps, n_budgets)
+        if (self.targets > self.caps + 1e-9).any():
+            raise ValueError(f"targets must lie within caps, got {self.targets} over {self.caps}")
+        shape = _traffic(horizon, traffic_shape)
+        self.horizon = int(horizon)
+        self.kp, self.ki, self.max_factor = float(kp), float(ki), float(max_factor)
+        self.share = np.cumsum(shape / shape.sum())  # (periods,) of the day's traffic
+        self.price = self.base_price.copy()
+        self.paid = np.zeros(n_budgets)
+        self.period = 0
+        self.n_offers = 0
+        self._integral = np.zeros(n_budgets)
+
+    def offer(self, value_row: Sequence[float], cost_row: Sequence[float]) -> int:
+        """The option to offer one request (``-1`` = none): the best priced score among the
+        options every budget they draw on can still pay."""
+        room = self.caps - self.paid
+        fits = ~(self.member & (self.face[:, None] > room[None, :] + 1e-9)).any(axis=1)
+        score = np.asarray(value_row) - (self.member @ self.price) * np.asarray(cost_row)
+        score = np.where(fits, score, 0.0)
+        pick = int(np.argmax(score))
+        if score[pick] <= 0.0:
+            return -1
+        self.n_offers += 1
+        return pick
+
+    def settle(self, option: int, *, redeemed: bool) -> bool:
+        """Charge a redemption of ``option`` to its budgets; False (nothing paid) when it was
+        not redeemed or a budget could not pay it."""
+        if option < 0 or not redeemed:
+            return False
+        charge = self.member[option] * self.face[option]
+        if (self.paid + charge > self.caps + 1e-9).any():
+            return False
+        self.paid += charge
+        return True
+
+    def end_period(self) -> None:
+        """Close the pacing period: each priced budget's price follows its spend error."""
+        if self.period >= self.horizon:
+            raise RuntimeError(f"the day has only {self.horizon} periods; all are closed")
+        planned = self.targets * self.share[self.period]
+        self.period += 1
+        live = planned > 0
+        err = np.clip(self.paid[live] / planned[live] - 1.0, -1.0, 1.0)
+        self._integral[live] += err
+        factor = pi_factor(err, self._integral[live], self.kp, self.ki, self.max_factor)
+        self.price[live] = self.base_price[live] * factor
+
+
+def _checked(name: str, values: Sequence[float], n: int) -> np.ndarray:
+    """``values`` as (n,) finite non-negative floats, else a ValueError naming ``name``."""
+    out = np.asarray(values, dtype=np.float64)
+    if out.shape != (n,) or not np.isfinite(out).all() or (out < 0).any():
+        raise ValueError(f"{name} must be {n} finite numbers >= 0, got {values!r}")
+    return out
+
+
+def _traffic(horizon: int, traffic_shape: Sequence[float] | None) -> np.ndarray:
+    """The day's relative traffic per period (default: :data:`DAILY_TRAFFIC` over 24 periods,
+    else uniform), checked."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if traffic_shape is None:
+        traffic_shape = DAILY_TRAFFIC if horizon == 24 else (1.0,) * horizon
+    shape = np.asarray(traffic_shape, dtype=np.float64)
+    if shape.shape != (horizon,) or (shape < 0).any() or shape.sum() <= 0:
+        raise ValueError(
+            f"traffic_shape must be {horizon} non-negative numbers with a positive sum"
+        )
+    return shape
 
 
 @dataclass

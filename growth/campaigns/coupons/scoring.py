@@ -47,6 +47,7 @@ def predicted_coupon_decision(
     progress: bool = False,
     torch_threads: int | None = None,
     calibrator: GroupCalibrator | None = None,
+    reach_calibrator: GroupCalibrator | None = None,
 ) -> CouponDecision:
     """Score every (user, candidate item, option) with the models and average per user.
 
@@ -71,10 +72,19 @@ def predicted_coupon_decision(
     randomised holdout) maps every scored probability through its (option,
     lifecycle segment) calibration before conversion, redemption and GMV are
     built from it, so the plan's value and cost and the spend buffer all read
-    calibrated probabilities (None: the model's own).
+    calibrated probabilities (None: the model's own).  ``reach_calibrator`` does the
+    same for the basket model's reach of a threshold coupon's threshold (the
+    rest of redemption; :func:`growth.modeling.training.reach_recalibration`).
     """
     with using_torch_threads(torch_threads):
-        return _score(features, conversion_model, basket_model, chunk_users, progress, calibrator)
+        return _score(
+            features,
+            conversion_model,
+            basket_model,
+            chunk_users,
+            progress,
+            (calibrator, reach_calibrator),
+        )
 
 
 def _score(
@@ -83,12 +93,14 @@ def _score(
     basket_model,
     chunk_users: int,
     progress: bool,
-    calibrator: GroupCalibrator | None,
+    calibrators: tuple[GroupCalibrator | None, GroupCalibrator | None],
 ) -> CouponDecision:
     ds = features.dataset
+    calibrator, reach_calibrator = calibrators
     conversion = conversion_model.grouped_scorer(features.user_frame, features.option_columns)
     basket_scorer = basket_model.grouped_scorer(features.user_frame)
     order = _coupon_order(features)
+    gated = np.flatnonzero(features.threshold[order] > 0)  # options with a threshold to reach
     n, k1 = len(features.user_ids), len(order)
     cand = ds.candidates
     cand_user = features.user_positions(cand["user_id"].to_numpy(), what="candidate user ids")
@@ -128,6 +140,10 @@ def _score(
             reach = basket_model.reach_probability(
                 log_basket[None, :], features.threshold[order][:, None]
             )  # (k1, m)
+            if reach_calibrator is not None:
+                segment = features.lifecycle[u]
+                for j in gated:
+                    reach[j] = reach_calibrator.apply(reach[j], np.full(m, order[j]), segment)
             basket = basket_model.expected_basket(log_basket)
             converts = applied_with_reach(p, reach)  # rule: 'none' where the threshold is missed
             base, span = u[0], u[-1] - u[0] + 1  # users are sorted: a contiguous block
