@@ -11,7 +11,13 @@ from growth.store import Store
 
 RUN_KINDS = ("coupons", "push", "install")
 
-PLAN_TABLES = ("coupon_allocations", "push_schedules", "channel_plans", "pareto_points")
+PLAN_TABLES = (
+    "coupon_allocations",
+    "push_schedules",
+    "channel_plans",
+    "pareto_points",
+    "plan_estimates",
+)
 
 
 def save_run(

@@ -267,12 +267,34 @@ class ParetoPointRow(ResultRowMixin, Base):
     )
 
 
+class PlanEstimateRow(ResultRowMixin, Base):
+    """One off-policy estimate of a plan's value or spend, with its confidence interval.
+
+    ``plan`` names the plan (``coupons``); ``quantity`` is ``value`` (incremental
+    conversions), ``gmv`` (incremental order value) or ``spend:<budget>``;
+    ``estimator`` is ``ips``, ``snips`` or ``dr``; ``n_rows``/``n_users`` the
+    holdout rows and users it was estimated from.
+    """
+
+    __tablename__ = "plan_estimates"
+
+    plan: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[str] = mapped_column(String(96))
+    estimator: Mapped[str] = mapped_column(String(16), info={"choices": ("ips", "snips", "dr")})
+    estimate: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float] = mapped_column(Float)
+    upper: Mapped[float] = mapped_column(Float)
+    n_rows: Mapped[int] = mapped_column(Integer, info={"min": 0})
+    n_users: Mapped[int] = mapped_column(Integer, info={"min": 0})
+
+
 RESULT_MODELS: tuple[type[Any], ...] = (
     ModelMetricRow,
     CouponAllocationRow,
     PushScheduleRow,
     ChannelPlanRow,
     ParetoPointRow,
+    PlanEstimateRow,
 )
 """Tables a :class:`growth.store.RunWriter` fills, in write order."""
 
