@@ -244,15 +244,15 @@ def test_coupon_type_budget_in_nightly_plan():
 
 
 def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch):
-    """Without a stored run the app trains as the nightly job does (same predictor choice);
-    with a succeeded nightly run of the same world it reuses that run's models and scores."""
+    """Without a stored run the app trains as the nightly job does (the same predictor choice
+    at the same budgets, keeping the chosen model's scores); with a succeeded nightly run of
+    the same world it reuses that run's models and scores."""
     world = svc.load_world("small", 800)
     other = svc.load_world("small", 800, seed=world.config.seed + 1)
     db = Store(f"sqlite:///{tmp_path / 'g.db'}")
     monkeypatch.setenv("GROWTH_DATA_ROOT", str(tmp_path / "data"))  # the run's files go here
     trained = svc.load_predictors(world, db)
     assert trained.run_id is None and "trained in the app" in trained.source
-    assert trained.decision is None
     assert svc.score_coupons(trained).n_users == len(world.dataset.users)
 
     config = NightlyConfig(
@@ -260,8 +260,7 @@ def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch
         n_users=800,
         push={"enabled": False},
         install={"enabled": False},
-        coupons={"budget": 40.0, "merchant_budget": 4.0},
-    )
+    )  # the default budgets, under which the app chooses its model too
     result = run_nightly(config, store=db)
     stored = svc.load_predictors(world, db)
     assert stored.run_id == result.run_id and f"nightly run {result.run_id}" in stored.source
