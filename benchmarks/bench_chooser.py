@@ -35,7 +35,7 @@ import numpy as np
 from rich.console import Console
 
 from growth.campaigns.coupons import Arrivals, play_out, true_coupon_decision
-from growth.campaigns.coupons.choice import plan_candidates, score_candidates
+from growth.campaigns.coupons.choice import CHOICE_Z, plan_candidates, score_candidates
 from growth.campaigns.settings import CouponSettings
 from growth.jobs.config import NightlyConfig
 from growth.modeling.features import ConversionFeatures
@@ -43,6 +43,8 @@ from growth.modeling.training import train_models
 from growth.world import WorldConfig, generate_world, load_scenario
 
 CRITERIA = ("logloss", "auc", "qini", "qini_2se", "plan_value")
+Z_SHOWN = (CHOICE_Z, 0.0, 1.0)
+"""The rule's threshold as shipped, and two others for comparison (from the same cache)."""
 VARIATIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "source50": {"has_source_rate": 0.5},
@@ -80,9 +82,10 @@ def score_world(variation: str, seed: int, args: argparse.Namespace) -> dict[str
             "metrics": dict(zip(metric["metric"], metric["value"].astype(float), strict=True)),
             "estimates": c.value.frame.to_dict(orient="records"),
         }
-    out["picks"] = picks(out["models"], choice.chosen.name, cands[0].name)
-    diff = next(iter(choice.differences.values()), None)
-    out["difference"] = None if diff is None else diff.summary()
+    out["picks"] = picks(out["models"], choice.chosen.name, models.predictor)
+    (pair, diff), *_ = choice.differences.items()
+    out["difference"] = diff.summary()
+    out["difference_of"] = pair.split(" - ")
     return out
 
 
@@ -106,13 +109,37 @@ def picks(models: dict[str, Any], plan_value: str, qini_2se: str) -> dict[str, s
     }
 
 
+def difference(r: dict[str, Any]) -> tuple[str, str, float, float]:
+    """(a, b, value, se): the paired DR estimate of a's plan value minus b's."""
+    names = list(r["models"])
+    a, b = r.get("difference_of") or [
+        next(n for n in names if n != r["picks"]["qini_2se"]),
+        r["picks"]["qini_2se"],
+    ]
+    d = r["difference"]
+    return a, b, d["value"], d["se"]
+
+
+def rule(r: dict[str, Any], z: float) -> str:
+    """The chooser's rule at ``z``: the higher estimated plan value by more than ``z`` se,
+    else the lower holdout log loss (:func:`growth.campaigns.coupons.choice.choose_plan`)."""
+    a, b, value, se = difference(r)
+    if value > z * se:
+        return a
+    if -value > z * se:
+        return b
+    return r["picks"]["logloss"]
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown: per criterion, hits of the truly better plan and value lost when wrong."""
     lines = [
         "| criterion | picks the truly better plan | value lost when wrong, mean | worst |",
         "|---|---|---|---|",
     ]
-    for crit in CRITERIA:
+    for r in results:
+        r["picks"] |= {f"plan_value_z{z:g}": rule(r, z) for z in Z_SHOWN}
+    for crit in [*CRITERIA[:-1], *(f"plan_value_z{z:g}" for z in Z_SHOWN)]:
         hits, lost = 0, []
         for r in results:
             value = {n: v["played_value"] for n, v in r["models"].items()}

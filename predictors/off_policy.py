@@ -15,7 +15,8 @@ conversions of a coupon plan over no coupon), is estimated three ways:
   the total weight): slightly biased, usually less noisy;
 - ``dr``: doubly robust, the model's prediction of the target arm plus the IPS
   correction of its residual, ``q(target) + rho (Y - q(arm))``; unbiased when the
-  propensities are right, whatever the model, and less noisy when the model is good.
+  propensities are right, whatever the model, and less noisy when the model is good
+  (the direct part may also be given as a total computed elsewhere).
 
 Intervals are normal (CLT) on the per-row terms with cluster-robust standard
 errors: rows of one ``cluster`` (a user) are summed before the variance, so a
@@ -142,6 +143,7 @@ def policy_estimates(
     clusters: np.ndarray | None = None,
     strata: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    direct_total: float | None = None,
     level: float = 0.95,
 ) -> dict[str, Estimate]:
     """IPS, SNIPS and (with ``predictions``) DR estimates of the target policy's value.
@@ -153,7 +155,11 @@ def policy_estimates(
     optional) makes every estimate the contrast target minus baseline; rows
     whose target equals their baseline then contribute exactly zero.
     ``weights`` sets the estimand (module docstring); ``clusters``/``strata``
-    the interval's standard errors (:func:`cluster_se`).
+    the interval's standard errors (:func:`cluster_se`).  ``direct_total``: the
+    direct method's value (target minus baseline) computed elsewhere, for example
+    over a whole population rather than the logged rows; DR is then that total
+    plus the rows' weighted IPS correction of the predictions' residuals, and its
+    interval the correction's.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
@@ -181,11 +187,13 @@ def policy_estimates(
         snips_terms += sign * (total / norm if norm > 0 else 0.0) * w * rho * (y - mean)
         if dr is not None and q is not None:
             rows = np.arange(n)
-            dr += sign * w * (q[rows, pi] + rho * (y - q[rows, a]))
+            direct = 0.0 if direct_total is not None else q[rows, pi]
+            dr += sign * w * (direct + rho * (y - q[rows, a]))
     out = {
         "ips": _estimate("ips", float(ips.sum()), ips, level, **groups),
         "snips": _estimate("snips", snips_value, snips_terms, level, **groups),
     }
     if dr is not None:
-        out["dr"] = _estimate("dr", float(dr.sum()), dr, level, **groups)
+        value = float(dr.sum()) + (direct_total or 0.0)
+        out["dr"] = _estimate("dr", value, dr, level, **groups)
     return out

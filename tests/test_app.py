@@ -98,15 +98,20 @@ def test_install_infeasible_targets_explained(app_env):
 
 
 def test_coupon_solve_and_runs_page_exports(app_env):
-    """A coupon solve saved by an operator appears on the Runs page with a CSV download."""
+    """A coupon solve shows the plan's off-policy estimates; saved by an operator, the plan
+    and its estimates appear in the store and on the Runs page with a CSV download."""
     at = _run("pages/2_Coupons.py")
     at.number_input(key="coupon_budget").set_value(200.0)
     at.button(key="coupon_solve").click().run()
     assert not at.exception
     assert at.get("plotly_chart"), "no allocation chart after solving"
+    shown = next(d.value for d in at.dataframe if "estimator" in d.value.columns)
+    assert {"value", "gmv", "spend:platform"} <= set(shown["quantity"])
     _save(at, "coupons", "bo")
     runs = Store(app_env).runs()
     assert runs.loc[0, "kind"] == "coupons" and runs.loc[0, "operator"] == "bo"
+    saved = Store(app_env).read("plan_estimates", run_id=int(runs.loc[0, "run_id"]))
+    assert len(saved) == len(shown) and set(saved["estimator"]) == {"ips", "snips", "dr"}
     summary = Store(app_env).get_run(int(runs.loc[0, "run_id"]))["summary"]
     assert summary["budgets"]["platform"] == pytest.approx(200.0)
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from growth.campaigns.coupons.choice import CHOICE_Z
 from growth.cli import app
 from growth.jobs.config import NightlyConfig
 from growth.jobs.pipeline import run_nightly
@@ -78,13 +79,14 @@ def test_nightly_auto_predictor_trains_csde_and_lightgbm_on_a_two_domain_world(n
 
 
 def test_nightly_chooses_the_model_whose_plan_is_estimated_higher(nightly_run):
-    """auto keeps the candidate whose plan's DR value estimate on the holdout is higher."""
+    """auto keeps the lower holdout log loss unless the other model's plan is estimated
+    higher by CHOICE_Z standard errors of the paired DR difference."""
     _, result = nightly_run
-    values = {c.name: c.value.get("value", "dr")["estimate"] for c in result.choice.candidates}
     diff = next(iter(result.choice.differences.values()))
     first, second = (c.name for c in result.choice.candidates)
-    assert result.predictor == (second if diff.value > 0 else first)
-    assert len(values) == 2
+    logloss = result.metrics.query("segment == 'all' and metric == 'logloss'")
+    assert first == logloss.sort_values("value")["model"].iloc[0]
+    assert result.predictor == (second if diff.value > CHOICE_Z * diff.se else first)
 
 
 def test_nightly_stores_the_plans_estimates_with_the_run(nightly_run):

@@ -69,6 +69,20 @@ def test_a_good_model_narrows_the_doubly_robust_interval():
     assert est["dr"].se < 0.5 * est["ips"].se
 
 
+def test_a_direct_total_from_elsewhere_replaces_the_rows_direct_part():
+    """With direct_total, DR is that total plus the rows' IPS correction of the residuals
+    (the standard DR less its direct part on the rows), with the correction's interval."""
+    y, arm, e, x, mean = synthetic_log(np.random.default_rng(7), 2_000)
+    q = mean + 0.05  # a biased model
+    pi = policy(x)
+    rows = np.arange(len(x))
+    on_rows = float((q[rows, pi] - q[:, 0]).mean())
+    standard = policy_estimates(y, arm, e, pi, predictions=q, baseline=0)["dr"]
+    given = policy_estimates(y, arm, e, pi, predictions=q, baseline=0, direct_total=3.0)["dr"]
+    assert given.value == pytest.approx(3.0 + standard.value - on_rows)
+    assert given.se <= standard.se * 1.5 and given.lower < given.value < given.upper
+
+
 def test_rows_where_target_equals_baseline_contribute_nothing():
     """A policy identical to its baseline is worth exactly zero, with zero width."""
     y, arm, e, _, mean = synthetic_log(np.random.default_rng(4), 500)

@@ -26,7 +26,7 @@ def constructed_log(
     y = (rng.random(len(user)) < true[np.arange(len(user)), arm]).astype(float)
     flattering = true.copy()
     flattering[:, 2] = 0.3  # a model that believes 'bad' is the best coupon
-    return HoldoutLog(
+    log = HoldoutLog(
         user_pos=user,
         segment=np.full(len(user), "active"),
         arm=arm,
@@ -39,14 +39,25 @@ def constructed_log(
         p_cost=flattering,
         option_ids=OPTIONS,
         population={"active": users},
-    ), x
+    )
+    object.__setattr__(log, "x", x)  # the users' feature, for the fake candidates
+    return log, x
 
 
-def fake_candidate(name: str, choice: np.ndarray, log: HoldoutLog) -> Candidate:
-    """A candidate with only what the choice reads: its name, its plan's options, its log."""
-    decision = SimpleNamespace(option_ids=OPTIONS)  # plan options 0, 1 = 'good', 'bad'
+def fake_candidate(
+    name: str, choice: np.ndarray, log: HoldoutLog, logloss: float = 0.3
+) -> Candidate:
+    """A candidate with only what the choice reads: its name and holdout log loss, its
+    plan's options and predicted values (the flattering model's), its log."""
+    x = log.x
+    value = np.column_stack([0.15 * x, np.full(len(x), 0.2)])  # (users, plan options)
+    decision = SimpleNamespace(option_ids=OPTIONS, value=value)  # 0, 1 = 'good', 'bad'
     plan = SimpleNamespace(campaign=SimpleNamespace(decision=decision), choice=choice)
-    return Candidate(SimpleNamespace(predictor=name), decision, plan, log, None)  # type: ignore[arg-type]
+    metrics = pd.DataFrame(
+        {"model": [name], "segment": ["all"], "metric": ["logloss"], "value": [logloss]}
+    )
+    models = SimpleNamespace(predictor=name, metrics=metrics)
+    return Candidate(models, decision, plan, log, None)  # type: ignore[arg-type]
 
 
 def test_user_arms_map_plan_options_to_the_coupons_table():
@@ -59,25 +70,30 @@ def test_user_arms_map_plan_options_to_the_coupons_table():
 @pytest.mark.parametrize("good_first", [True, False])
 def test_the_chooser_picks_the_truly_better_plan(good_first):
     """Of two plans for the same users, the one with the coupon that works is chosen, in
-    either order, although one model's predictions favour the other plan."""
+    either order, although the other model fits the holdout better (lower log loss) and
+    one model's predictions favour the other plan."""
     log, x = constructed_log()
     target = x > 0.5
-    good = fake_candidate("good_model", np.where(target, 0, -1), log)
-    bad = fake_candidate("bad_model", np.where(target, 1, -1), log)
+    good = fake_candidate("good_model", np.where(target, 0, -1), log, logloss=0.31)
+    bad = fake_candidate("bad_model", np.where(target, 1, -1), log, logloss=0.30)
     choice = choose_plan([good, bad] if good_first else [bad, good])
     assert choice.chosen.name == "good_model"
     diff = next(iter(choice.differences.values()))
     assert abs(diff.value) > 2 * diff.se
 
 
-def test_equal_plans_keep_the_first_candidate():
-    """An exact tie (the same plan) keeps the first candidate: the difference is exactly zero."""
-    log, x = constructed_log(seed=1)
-    choice = np.where(x > 0.5, 0, -1)
-    picked = choose_plan(
-        [fake_candidate("first", choice, log), fake_candidate("second", choice, log)]
-    )
-    assert picked.chosen.name == "first"
+@pytest.mark.parametrize("lower_first", [True, False])
+def test_plans_within_the_noise_keep_the_lower_log_loss(lower_first):
+    """When the plans cannot be told apart (the same plan, or a gap inside the noise) the
+    model with the lower holdout log loss is kept, in either order."""
+    log, x = constructed_log(seed=1, users=300)
+    same = np.where(x > 0.5, 0, -1)
+    near = np.where(x > 0.45, 0, -1)  # a slightly different plan: its gap is noise here
+    for other in (same, near):
+        fit = fake_candidate("fits_better", same, log, logloss=0.29)
+        worse = fake_candidate("fits_worse", other, log, logloss=0.31)
+        picked = choose_plan([fit, worse] if lower_first else [worse, fit])
+        assert picked.chosen.name == "fits_better"
 
 
 def test_the_difference_is_unbiased_over_seeded_logs():

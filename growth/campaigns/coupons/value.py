@@ -5,8 +5,8 @@ the design, with a logged or constant propensity), and its newest rows are held
 out from training (:func:`growth.modeling.sampling.chronological_split`).  A plan
 gives each user one option; on a holdout row of user ``u`` the plan's arm is
 ``plan(u)`` and the baseline is ``none``.  :func:`predictors.off_policy.policy_estimates`
-then estimates (IPS, self-normalised IPS and doubly robust, with the conversion
-model's calibrated per-arm predictions as the direct method):
+then estimates, with normal 95 % intervals from user-clustered standard errors
+summed over the lifecycle segments (:func:`predictors.off_policy.cluster_se`):
 
 - ``value``: incremental conversions over no coupon, the quantity the plan maximises;
 - ``gmv``: incremental order value over no coupon;
@@ -14,14 +14,23 @@ model's calibrated per-arm predictions as the direct method):
   the row converted and the coupon applied, its basket reaching any threshold).
 
 Estimand: the plan's total over every user, each user's campaign being the mean
-over their items (as the decision's ``conversion`` is).  A holdout row of user ``u``
-in lifecycle segment ``s`` weighs ``N_s / (H_s n_u)``: ``N_s`` users in the
-segment, ``H_s`` of them with holdout rows, ``n_u`` rows of that user; so each
-segment is post-stratified to its size.  A segment with no holdout row (lost users'
-impressions are old) cannot be measured: its users' value and spend are the
-model's prediction (the direct method), counted in ``model_only_users``, and add
-no width to the interval.  Intervals: normal, with user-clustered standard errors
-summed over the segments (:func:`predictors.off_policy.cluster_se`).
+over the items the shop will show them (the ``candidates``), as the decision's
+``conversion`` is.  A holdout row of user ``u`` in lifecycle segment ``s`` weighs
+``N_s / (H_s n_u)``: ``N_s`` users in the segment, ``H_s`` of them with holdout rows,
+``n_u`` rows of that user; so each segment is post-stratified to its size.
+
+- ``dr`` (doubly robust): the model's prediction of the plan over every user's
+  candidate items (the decision the plan was solved on) plus the holdout rows'
+  IPS correction of the model's residuals under the plan's and the baseline's arms.
+  It measures the plan on the items it was made for, and corrects the model where
+  the log shows it wrong;
+- ``ips`` / ``snips``: the plan's arms on the logged impressions alone.  They assume
+  nothing of the model but measure the plan on the items users were shown in the
+  past, not on the campaign's: a plan that matches a merchant's coupon to the users
+  whose campaign shows that merchant's items is undervalued by them.
+
+A segment with no holdout row (lost users' impressions are old) has no correction:
+its part is the model's prediction, for IPS and SNIPS as well (``model_only_users``).
 """
 
 from __future__ import annotations
@@ -247,10 +256,11 @@ def estimate_plan(plan: CouponPlan, log: HoldoutLog, *, level: float = LEVEL) ->
             clusters=log.user_pos,
             strata=log.segment,
             weights=log.weights,
+            direct_total=float(direct.sum()),
             level=level,
         )
         fill = float(direct[uncovered].sum())
-        rows += [_row(name, e, fill) for e in estimates.values()]
+        rows += [_row(name, e, 0.0 if e.estimator == "dr" else fill) for e in estimates.values()]
     return PlanValue(pd.DataFrame(rows), int(uncovered.sum()), level)
 
 
@@ -277,14 +287,16 @@ def value_difference(
 
     One paired contrast on the same rows (target: the first plan's arms, baseline:
     the second's), so the noise both plans share cancels; the direct method is the
-    two models' mean prediction, so neither model's own optimism favours its plan.
-    Only segments the holdout measures count: elsewhere there is no evidence,
-    only each model's opinion of itself.
+    two models' mean prediction (over every user's candidate items, corrected on the
+    holdout rows), so neither model's own optimism favours its plan.
     """
     a, b = logs
     if not np.array_equal(a.user_pos, b.user_pos) or not np.array_equal(a.arm, b.arm):
         raise ValueError("the two plans' holdout logs are not the same rows")
     arms = [user_arms(p.campaign.decision, p.choice, a.option_ids)[a.user_pos] for p in plans]
+    value = sum(p.campaign.decision.value for p in plans) / 2.0  # (users, K) mean prediction
+    users = np.arange(value.shape[0])
+    given = [(p.choice >= 0) * value[users, np.maximum(p.choice, 0)] for p in plans]
     return policy_estimates(
         a.converted,
         a.arm,
@@ -295,6 +307,7 @@ def value_difference(
         clusters=a.user_pos,
         strata=a.segment,
         weights=a.weights,
+        direct_total=float(given[0].sum() - given[1].sum()),
         level=level,
     )["dr"]
 
