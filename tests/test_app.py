@@ -24,7 +24,7 @@ from growth.store import Store
 APP = Path(__file__).resolve().parents[1] / "app"
 SCENARIOS = APP.parent / "data" / "scenarios"
 PAGES = ["Home.py", *(f"pages/{p.name}" for p in sorted((APP / "pages").glob("*.py")))]
-TIMEOUT = 120  # the first page in a process trains the (cached) predictors
+TIMEOUT = 300  # the first page in a process trains, scores and plans both candidates (cached)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from growth.services.coupons import (
     coupon_front,
     coupon_tables,
     plan_coupons,
+    plan_estimates,
     value_vs_budget,
 )
 from growth.services.install import (
@@ -86,6 +87,7 @@ __all__ = [
     "load_world",
     "option_calibration_frame",
     "plan_coupons",
+    "plan_estimates",
     "plan_install",
     "plan_push",
     "push_heatmap",
