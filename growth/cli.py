@@ -80,8 +80,8 @@ def nightly(
         str | None,
         typer.Option(
             help="conversion model by name: auto (default: with source-domain features "
-            "csde, unless lightgbm, trained beside it, has a clearly better holdout Qini; else "
-            "lightgbm), lightgbm, csde, mlp, ..."
+            "csde and lightgbm, keeping the one whose plan's estimated value on the randomised "
+            "holdout is higher; else lightgbm), lightgbm, csde, mlp, ..."
         ),
     ] = None,
     max_train_rows: Annotated[

@@ -24,7 +24,7 @@ from growth.store import Store
 APP = Path(__file__).resolve().parents[1] / "app"
 SCENARIOS = APP.parent / "data" / "scenarios"
 PAGES = ["Home.py", *(f"pages/{p.name}" for p in sorted((APP / "pages").glob("*.py")))]
-TIMEOUT = 120  # the first page in a process trains the (cached) predictors
+TIMEOUT = 300  # the first page in a process trains, scores and plans both candidates (cached)
 
 
 @pytest.fixture
@@ -98,15 +98,20 @@ def test_install_infeasible_targets_explained(app_env):
 
 
 def test_coupon_solve_and_runs_page_exports(app_env):
-    """A coupon solve saved by an operator appears on the Runs page with a CSV download."""
+    """A coupon solve shows the plan's off-policy estimates; saved by an operator, the plan
+    and its estimates appear in the store and on the Runs page with a CSV download."""
     at = _run("pages/2_Coupons.py")
     at.number_input(key="coupon_budget").set_value(200.0)
     at.button(key="coupon_solve").click().run()
     assert not at.exception
     assert at.get("plotly_chart"), "no allocation chart after solving"
+    shown = next(d.value for d in at.dataframe if "estimator" in d.value.columns)
+    assert {"value", "gmv", "spend:platform"} <= set(shown["quantity"])
     _save(at, "coupons", "bo")
     runs = Store(app_env).runs()
     assert runs.loc[0, "kind"] == "coupons" and runs.loc[0, "operator"] == "bo"
+    saved = Store(app_env).read("plan_estimates", run_id=int(runs.loc[0, "run_id"]))
+    assert len(saved) == len(shown) and set(saved["estimator"]) == {"ips", "snips", "dr"}
     summary = Store(app_env).get_run(int(runs.loc[0, "run_id"]))["summary"]
     assert summary["budgets"]["platform"] == pytest.approx(200.0)
 
@@ -247,15 +252,15 @@ def test_coupon_type_budget_in_nightly_plan():
 
 
 def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch):
-    """Without a stored run the app trains as the nightly job does (same predictor choice);
-    with a succeeded nightly run of the same world it reuses that run's models and scores."""
+    """Without a stored run the app trains as the nightly job does (the same predictor choice
+    at the same budgets, keeping the chosen model's scores); with a succeeded nightly run of
+    the same world it reuses that run's models and scores."""
     world = svc.load_world("small", 800)
     other = svc.load_world("small", 800, seed=world.config.seed + 1)
     db = Store(f"sqlite:///{tmp_path / 'g.db'}")
     monkeypatch.setenv("GROWTH_DATA_ROOT", str(tmp_path / "data"))  # the run's files go here
     trained = svc.load_predictors(world, db)
     assert trained.run_id is None and "trained in the app" in trained.source
-    assert trained.decision is None
     assert svc.score_coupons(trained).n_users == len(world.dataset.users)
 
     config = NightlyConfig(
@@ -263,8 +268,7 @@ def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch
         n_users=800,
         push={"enabled": False},
         install={"enabled": False},
-        coupons={"budget": 40.0, "merchant_budget": 4.0},
-    )
+    )  # the default budgets, under which the app chooses its model too
     result = run_nightly(config, store=db)
     stored = svc.load_predictors(world, db)
     assert stored.run_id == result.run_id and f"nightly run {result.run_id}" in stored.source

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from growth.campaigns.coupons.choice import CHOICE_Z
 from growth.cli import app
 from growth.jobs.config import NightlyConfig
 from growth.jobs.pipeline import run_nightly
@@ -71,8 +72,37 @@ def test_nightly_auto_predictor_trains_csde_and_lightgbm_on_a_two_domain_world(n
     assert set(stored["model"]) == {"csde", "lightgbm"}
     holdout = store.get_run(result.run_id)["summary"]["holdout"]
     assert store.get_run(result.run_id)["summary"]["predictor"] == result.predictor
-    if result.predictor == "lightgbm":  # the challenger replaces CSDE only with a better Qini
-        assert holdout["lightgbm"]["qini"] > holdout["csde"]["qini"]
+    assert set(holdout) == {"csde", "lightgbm"}
+    choice = store.get_run(result.run_id)["summary"]["model_choice"]
+    assert choice["chosen"] == result.predictor
+    assert set(choice["plan_value"]) == {"csde", "lightgbm"}
+
+
+def test_nightly_chooses_the_model_whose_plan_is_estimated_higher(nightly_run):
+    """auto keeps the lower holdout log loss unless the other model's plan is estimated
+    higher by CHOICE_Z standard errors of the paired DR difference."""
+    _, result = nightly_run
+    diff = next(iter(result.choice.differences.values()))
+    first, second = (c.name for c in result.choice.candidates)
+    logloss = result.metrics.query("segment == 'all' and metric == 'logloss'")
+    assert first == logloss.sort_values("value")["model"].iloc[0]
+    assert result.predictor == (second if diff.value > CHOICE_Z * diff.se else first)
+
+
+def test_nightly_stores_the_plans_estimates_with_the_run(nightly_run):
+    """The plan's off-policy value, GMV and spend per budget, by IPS, SNIPS and DR with
+    intervals, are in plan_estimates under the run and in the summary."""
+    store, result = nightly_run
+    rows = store.read("plan_estimates", run_id=result.run_id)
+    budgets = {f"spend:{b.name}" for b in result.plan.campaign.budgets}
+    assert set(rows["quantity"]) == {"value", "gmv", *budgets}
+    assert set(rows["estimator"]) == {"ips", "snips", "dr"}
+    assert len(rows) == 3 * (2 + len(budgets))
+    assert (rows["lower"] <= rows["estimate"]).all() and (rows["estimate"] <= rows["upper"]).all()
+    assert (rows["n_rows"] > 0).all() and (rows["plan"] == "coupons").all()
+    estimates = store.get_run(result.run_id)["summary"]["coupons"]["estimates"]
+    dr = rows.query("quantity == 'value' and estimator == 'dr'").iloc[0]
+    assert estimates["value"]["dr"]["estimate"] == pytest.approx(dr["estimate"])
 
 
 def test_nightly_plan_beats_random_targeting_on_the_truth(nightly_run):
@@ -104,13 +134,13 @@ def test_failed_run_leaves_no_rows_and_is_recorded(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr("growth.jobs.pipeline.plan_coupons", explode)
+    monkeypatch.setattr("growth.jobs.pipeline.plan_candidates", explode)
     with pytest.raises(RuntimeError, match="solver exploded"):
         run_nightly(NightlyConfig(scenario=SMALL, n_users=600), store=store)
     runs = store.runs()
     assert runs.iloc[0]["status"] == "failed"
     assert "solver exploded" in runs.iloc[0]["error"]
-    for table in ("coupon_allocations", "model_metrics"):
+    for table in ("coupon_allocations", "model_metrics", "plan_estimates"):
         assert store.read(table).empty
 
 

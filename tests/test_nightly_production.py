@@ -22,6 +22,7 @@ import growth.jobs.production
 import growth.store.engine
 import growth.store.locks
 import growth.store.runs
+from growth.campaigns.coupons import choice
 from growth.cli import main
 from growth.exit_codes import ExitCode
 from growth.jobs.production import JobHooks, JobInterrupted, load_config, run_nightly_job
@@ -158,7 +159,7 @@ def test_exit_codes_for_bad_input_and_failed_run(
     def broken(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr(growth.jobs.pipeline, "plan_coupons", broken)
+    monkeypatch.setattr(growth.jobs.pipeline, "plan_candidates", broken)
     config = _config(tmp_path)
     job = ["nightly", "--config", str(config), "--db", db, "--log-dir", str(tmp_path)]
     assert main(job) == ExitCode.FAILED
@@ -298,8 +299,8 @@ def test_an_empty_plan_never_supersedes_a_good_one_without_the_flag(
     config = _config(tmp_path)
     store = Store(db)
     good = run_nightly_job(load_config(config), store=store, log_dir=None)
-    original = growth.jobs.pipeline.predicted_coupon_decision
-    monkeypatch.setattr(growth.jobs.pipeline, "predicted_coupon_decision", _no_uplift(original))
+    original = choice.predicted_coupon_decision
+    monkeypatch.setattr(choice, "predicted_coupon_decision", _no_uplift(original))
     job = ["nightly", "--config", str(config), "--db", db, "--log-dir", str(tmp_path)]
     assert main(job) == ExitCode.FAILED
     err = capsys.readouterr().err

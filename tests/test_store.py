@@ -98,6 +98,21 @@ METRICS = [
     },
 ]
 
+ESTIMATES = [
+    {
+        "plan": "coupons",
+        "quantity": q,
+        "estimator": e,
+        "estimate": 10.0,
+        "lower": 8.0,
+        "upper": 12.0,
+        "n_rows": 500,
+        "n_users": 120,
+    }
+    for q in ("value", "spend:platform")
+    for e in ("ips", "dr")
+]
+
 
 def _write_all(store: Store, **run_kwargs: object) -> int:
     with store.run(
@@ -108,6 +123,7 @@ def _write_all(store: Store, **run_kwargs: object) -> int:
         run.add_channel_plan(CHANNELS)
         run.add_pareto_points(PARETO)
         run.add_model_metrics(METRICS)
+        run.add_plan_estimates(ESTIMATES)
         run.summary = {"objective": np.float64(0.6), "n_users": np.int64(4)}
     return run.id
 
@@ -203,6 +219,17 @@ def test_successful_run_views_aggregate(populated: tuple[Store, int]) -> None:
     raw = store.read("coupon_allocations", run_id=run_id)
     assert len(raw) == 4 and (raw["run_id"] == run_id).all()
     assert raw["user_id"].tolist() == [1, 2, 3, 4]
+
+
+def test_plan_estimates_are_written_with_the_run_and_read_back(
+    populated: tuple[Store, int],
+) -> None:
+    """A plan's off-policy estimates land in plan_estimates under the run, typed on read."""
+    store, run_id = populated
+    rows = store.read("plan_estimates", run_id=run_id)
+    assert len(rows) == len(ESTIMATES) and (rows["run_id"] == run_id).all()
+    assert set(rows["quantity"]) == {"value", "spend:platform"}
+    assert rows["n_rows"].dtype.kind == "i" and (rows["lower"] <= rows["upper"]).all()
 
 
 def test_exception_mid_run_leaves_no_rows_and_a_failed_run(store: Store) -> None:

@@ -553,3 +553,13 @@ def test_degenerate_exposure_logs_cannot_be_planned(change, column, reason):
     err = _plannable_error(ds)
     assert (err.file, err.column) == ("e.csv", column) and reason in str(err)
     check_plannable(validate_dataset(small_dataset()))  # the small dataset can be planned
+
+
+def test_logged_propensity_is_checked_like_every_column():
+    """An exposure log may carry each row's propensity; one outside (0, 1] names its row."""
+    frame = small_dataset().exposures
+    frame["propensity"] = 0.25
+    assert validate_table(frame, EXPOSURES)["propensity"].dtype == np.float64
+    frame.loc[3, "propensity"] = 0.0
+    err = _error(validate_table, frame, EXPOSURES, file="exposures.csv")
+    assert (err.file, err.column, err.row) == ("exposures.csv", "propensity", 3)

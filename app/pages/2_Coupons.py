@@ -22,7 +22,9 @@ st.title("Coupons")
 def solve(scenario: str, n_users: int | None, settings_json: str):
     d = ui.decision(scenario, n_users)
     s = svc.CouponSettings.model_validate_json(settings_json)
-    return svc.plan_coupons(d, s), svc.value_vs_budget(d, s)
+    plan = svc.plan_coupons(d, s)
+    estimates = svc.plan_estimates(ui.predictors(scenario, n_users), plan)
+    return plan, svc.value_vs_budget(d, s), estimates
 
 
 @st.cache_resource(show_spinner=False)
@@ -64,18 +66,18 @@ if st.button("Solve", type="primary", key="coupon_solve"):
         ui.decision(ctx.scenario, ctx.n_users)
         st.write("Allocating coupons and sweeping the platform budget ...")
         try:
-            plan, curve = solve(ctx.scenario, ctx.n_users, settings.model_dump_json())
+            plan, curve, estimates = solve(ctx.scenario, ctx.n_users, settings.model_dump_json())
         except ValueError as exc:
             progress.update(label="Cannot allocate", state="error")
             st.error(f"Cannot allocate: {exc}")
         else:
             progress.update(label="Coupons allocated", state="complete", expanded=False)
-            st.session_state["coupon_result"] = (settings, plan, curve)
+            st.session_state["coupon_result"] = (settings, plan, curve, estimates)
             st.session_state.pop("coupon_front", None)
             st.session_state.pop("saved_coupons", None)
 
 if "coupon_result" in st.session_state:
-    used, plan, curve = st.session_state["coupon_result"]
+    used, plan, curve, estimates = st.session_state["coupon_result"]
     decision = ui.decision(ctx.scenario, ctx.n_users)  # cached by the solve
     ui.provenance(ui.predictors(ctx.scenario, ctx.n_users))
     st.subheader(f"Allocation with platform budget {used.budget:,.0f}")
@@ -92,6 +94,25 @@ if "coupon_result" in st.session_state:
         st.caption(
             "Spend by budget: "
             + ", ".join(f"{k} {v:,.1f} / {plan.budgets[k]:,.0f}" for k, v in plan.spend.items())
+        )
+        st.subheader("Estimated on the randomised holdout")
+        value = estimates[estimates["quantity"] == "value"]
+        st.plotly_chart(
+            px.scatter(
+                value,
+                x="estimator",
+                y="estimate",
+                error_y=value["upper"] - value["estimate"],
+                error_y_minus=value["estimate"] - value["lower"],
+                labels={"estimate": "incremental conversions"},
+            ),
+            key="estimate_chart",
+        )
+        st.dataframe(estimates.round(2), hide_index=True, key="estimate_table")
+        st.caption(
+            "The plan's incremental conversions, incremental GMV and spend per budget, "
+            "estimated off-policy (IPS, self-normalised IPS, doubly robust) on the exposure "
+            "log's randomised holdout, with 95 % intervals (user-clustered standard errors)."
         )
         st.subheader("Value vs budget")
         cols = st.columns(2)
@@ -121,6 +142,6 @@ if "coupon_result" in st.session_state:
             "coupons",
             "coupons",
             {"coupons": used.model_dump()},
-            svc.coupon_tables(decision, plan, st.session_state.get("coupon_front")),
+            svc.coupon_tables(decision, plan, st.session_state.get("coupon_front"), estimates),
             plan.summary(),
         )

@@ -199,6 +199,9 @@ CANDIDATES = TableSchema(
     ),
 )
 
+MIN_PROPENSITY = 1e-6
+"""The smallest logged propensity accepted: below it one row would outweigh a million."""
+
 EXPOSURES = TableSchema(
     name="exposures",
     doc=(
@@ -213,7 +216,19 @@ EXPOSURES = TableSchema(
         Column("treatment", "str", references="coupons.option_id"),
         Column("label", "int", min=0, max=1),
     ),
-    optional_columns=(Column("order_value", "float", min=0.0, max=MAX_MONEY, nullable=True),),
+    optional_columns=(
+        Column("order_value", "float", min=0.0, max=MAX_MONEY, nullable=True),
+        Column(
+            "propensity",
+            "float",
+            min=MIN_PROPENSITY,
+            max=1.0,
+            doc=(
+                "probability the design gave the row its treatment (absent: every option "
+                "equally likely, 1 / options); off-policy estimates weigh a row by its inverse"
+            ),
+        ),
+    ),
 )
 
 PUSH_MESSAGES = TableSchema(

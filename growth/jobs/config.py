@@ -40,9 +40,10 @@ class NightlyConfig(BaseModel):
     seed: int | None = Field(None, ge=0, description="overrides the scenario's seed")
     predictor: str = Field(
         "auto",
-        description="conversion model by name; auto: with source-domain features csde, "
-        "unless lightgbm, trained beside it, has a clearly better holdout Qini "
-        "(growth.modeling.selection.choose_model), else lightgbm",
+        description="conversion model by name; auto: with source-domain features csde and "
+        "lightgbm, each planned under the run's budgets, keeping the one whose plan's value "
+        "estimated off-policy on the randomised holdout is higher "
+        "(growth.campaigns.coupons.choice), else lightgbm",
     )
     max_train_rows: int | None = Field(
         300_000,

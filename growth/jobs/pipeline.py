@@ -5,10 +5,14 @@ Stages (each timed and logged):
 1. ``data``: generate the simulated world from a scenario, or read dataset files;
 2. ``train``: fit the conversion and basket models on the older exposures and
    evaluate them by lifecycle segment on the newest ones (``predictor="auto"``:
-   with source-domain features CSDE, unless LightGBM, trained beside it, ranks
-   the holdout's uplift clearly better; else LightGBM alone);
-3. ``score``: predict every user's conversion and redemption under each coupon;
-4. ``coupons``: allocate coupons under the budgets (certificate included);
+   with source-domain features CSDE and LightGBM, else LightGBM alone);
+3. ``score``: predict every user's conversion and redemption under each coupon,
+   by each candidate model;
+4. ``coupons``: allocate coupons under the budgets (certificate included), one
+   plan per candidate model; keep the plan whose value, estimated off-policy on
+   the randomised holdout, is higher (:mod:`growth.campaigns.coupons.choice`); the
+   plan's estimated value and spend, with intervals, go to the summary and
+   ``plan_estimates``;
 5. ``truth`` (simulated world only): play the plan out on the world's ground
    truth under its budgets (coupons honoured in a random arrival order until a
    budget runs out, over seeds), beside random targeting, the best single option
@@ -42,8 +46,9 @@ from rich.console import Console
 from growth.campaigns import coupons as coupon_campaign
 from growth.campaigns import install as install_campaign
 from growth.campaigns import push as push_campaign
-from growth.campaigns.coupons import CouponPlan, CouponTruthScore, plan_coupons
-from growth.campaigns.coupons.scoring import predicted_coupon_decision
+from growth.campaigns.coupons import CouponPlan, CouponTruthScore
+from growth.campaigns.coupons.choice import PlanChoice, plan_candidates, score_candidates
+from growth.campaigns.coupons.value import COUPON_PLAN, plan_estimate_rows
 from growth.campaigns.install import InstallPlan, channel_names, fit_channel_models, plan_install
 from growth.campaigns.push import PushPlan, plan_push
 from growth.data.dataset import Dataset
@@ -78,6 +83,7 @@ class NightlyResult:
     world_fingerprint: str | None = None  # WorldConfig.fingerprint() of a simulated world
     artifacts: Path | None = None  # the folder of the run's models and coupon scores
     calibration: list[dict] | None = None  # conversion's and redemption's ECE per option x segment
+    choice: PlanChoice | None = None  # the candidates' plans, their estimates, the model chosen
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run."""
@@ -92,6 +98,9 @@ class NightlyResult:
         }
         if self.calibration is not None:
             out["calibration"] = self.calibration
+        if self.choice is not None:
+            out["coupons"]["estimates"] = self.choice.chosen.value.summary()
+            out["model_choice"] = self.choice.summary()
         if self.truth is not None:
             out["truth"] = self.truth.summary()
         if self.push is not None:
@@ -202,20 +211,17 @@ def run_pipeline(
     with clock("train") as stage:
         features = ConversionFeatures(dataset)
         models = train_models(features, **config.training_options(), seed=seed, progress=progress)
-        stage.detail = f"conversion model {models.predictor}"
+        stage.detail = "conversion models " + ", ".join(m.predictor for m in models.candidates())
     with clock("score") as stage:
-        decision = predicted_coupon_decision(
-            features,
-            models.conversion,
-            models.basket,
-            progress=progress,
-            torch_threads=config.torch_threads,
-            calibrator=models.calibrator,
-            reach_calibrator=models.reach_calibrator,
+        decisions = score_candidates(
+            features, models, progress=progress, torch_threads=config.torch_threads
         )
-        stage.detail = f"{decision.n_users:,} users x {len(decision.option_ids)} coupon options"
+        stage.detail = (
+            f"{decisions[0].n_users:,} users x {len(decisions[0].option_ids)} coupon options"
+        )
     with clock("coupons") as stage:
-        plan = plan_coupons(decision, config.coupons, calibration=models.calibration)
+        choice = plan_candidates(models, decisions, config.coupons)
+        models, decision, plan = choice.chosen.models, choice.chosen.decision, choice.chosen.plan
         refuse_empty_coupons(plan, config)
         coupon_front = plan.campaign.front()
         stage.detail = f"{int((plan.choice >= 0).sum()):,} users get a coupon"
@@ -230,6 +236,7 @@ def run_pipeline(
         predictor=models.predictor,
         world_fingerprint=None if world is None else world.config.fingerprint(),
         calibration=models.calibration_summary() or None,
+        choice=choice,
     )
     if world is not None:
         with clock("truth"):
@@ -240,6 +247,7 @@ def run_pipeline(
         run.add_model_metrics(metrics[["model", "dataset", "segment", "metric", "value", "seed"]])
         run.add_coupon_allocations(decision.plan_frame(plan.choice))
         run.add_pareto_points(coupon_front)
+        run.add_plan_estimates(plan_estimate_rows(choice.chosen.value, COUPON_PLAN))
         if result.push is not None:
             run.add_push_schedule(result.push.frame())
         if result.install is not None:

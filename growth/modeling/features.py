@@ -53,6 +53,7 @@ class ExposureFrame:
     order_value: np.ndarray  # NaN where not converted or not logged
     item_pos: np.ndarray  # row position of the item in ``items``
     option_pos: np.ndarray  # coupons-table position of the logged treatment
+    propensity: np.ndarray | None = None  # P(logged treatment); None: uniform over the options
 
     def rows(self, index: np.ndarray | slice = slice(None)) -> pd.DataFrame:
         """:meth:`ConversionFeatures.raw_frame` rows of ``index`` (positions in this frame)."""
@@ -229,7 +230,11 @@ class ConversionFeatures:
         return FeatureSpec.infer(probe, domains, categorical=categorical, targets=targets)
 
     def exposure_frame(self, *, domain: str = "target") -> ExposureFrame:
-        """Training rows (:meth:`raw_frame`) from the exposure log of one domain, in timestamp order."""
+        """Training rows (:meth:`raw_frame`) from the exposure log of one domain, in timestamp order.
+
+        The propensity of each row's treatment is the log's ``propensity`` column, else
+        the design's constant: every coupon option (``none`` included) equally likely.
+        """
         log = self.dataset.exposures
         log = log[log["domain"] == domain].sort_values("timestamp", kind="stable")
         if log.empty:
@@ -242,6 +247,11 @@ class ConversionFeatures:
             if "order_value" in log
             else np.full(len(log), np.nan)
         )
+        propensity = (
+            log["propensity"].to_numpy(np.float64)
+            if "propensity" in log
+            else np.full(len(log), 1.0 / len(self.option_ids))
+        )
         return ExposureFrame(
             features=self,
             y=log["label"].to_numpy(np.int8),
@@ -251,6 +261,7 @@ class ConversionFeatures:
             order_value=order_value,
             item_pos=item_pos,
             option_pos=option_pos,
+            propensity=propensity,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -50,6 +50,17 @@ class TrainedModels:
     calibration: pd.DataFrame | None = None  # predicted vs observed spend per option (holdout)
     recalibration: Recalibration | None = None  # conversion calibrated per option x segment
     reach: Recalibration | None = None  # threshold reach (redemption) per option x segment
+    frame: ExposureFrame | None = (
+        None  # the exposure rows the models learnt from and were judged on
+    )
+    holdout: np.ndarray | None = None  # boolean mask of ``frame``'s randomised holdout
+    alternatives: list[TrainedModels] = field(default_factory=list)
+    """The other candidates ``auto`` trained, each calibrated like the chosen one, so a
+    later stage can choose again by their plans' value (:mod:`growth.campaigns.coupons.choice`)."""
+
+    def candidates(self) -> list[TrainedModels]:
+        """This model first, then the alternatives (no alternatives of their own)."""
+        return [replace(self, alternatives=[]), *self.alternatives]
 
     @property
     def calibrator(self) -> GroupCalibrator | None:
@@ -168,18 +179,41 @@ def train_models(
     sold = older[np.isfinite(value) & (value > 0)]  # few rows: the basket model learns from all
     basket = BasketSizeModel(features.spec, seed=seed, verbose=progress)
     basket.fit(frame.rows(sold), frame.order_value[sold])
-    recal = conversion_recalibration(features, frame, holdout, best.holdout_p, seed=seed)
     reach = reach_recalibration(features, frame, holdout, rows.X_holdout, basket, seed=seed)
+    metrics = pd.concat([f.metrics for f in fitted], ignore_index=True)
+    trained = [
+        _calibrated(f, features, rows, basket, reach, metrics, seed=seed)
+        for f in [best, *(f for f in fitted if f is not best)]
+    ]
+    return replace(trained[0], alternatives=trained[1:])
+
+
+def _calibrated(
+    fitted: FittedCandidate,
+    features: ConversionFeatures,
+    rows: _Rows,
+    basket: BasketSizeModel,
+    reach: Recalibration,
+    metrics: pd.DataFrame,
+    *,
+    seed: int,
+) -> TrainedModels:
+    """One fitted candidate with its conversion calibration and spend bias on the holdout
+    (``reach``: the basket model's calibrated threshold reach, shared by every candidate)."""
+    frame, holdout = rows.frame, rows.holdout
+    recal = conversion_recalibration(features, frame, holdout, fitted.holdout_p, seed=seed)
     return TrainedModels(
-        predictor=best.name,
-        conversion=best.model,
+        predictor=fitted.name,
+        conversion=fitted.model,
         basket=basket,
-        metrics=pd.concat([f.metrics for f in fitted], ignore_index=True),
-        n_train=best.n_train,
+        metrics=metrics,
+        n_train=fitted.n_train,
         n_holdout=int(holdout.sum()),
         calibration=spend_calibration(features, frame, holdout, recal.holdout_p, reach.holdout_p),
         recalibration=recal,
         reach=reach,
+        frame=frame,
+        holdout=holdout,
     )
 
 

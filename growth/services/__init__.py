@@ -19,6 +19,7 @@ from growth.services.coupons import (
     coupon_tables,
     plan_coupons,
     plan_pacer,
+    plan_estimates,
     value_vs_budget,
 )
 from growth.services.experiments import (
@@ -108,6 +109,7 @@ __all__ = [
     "open_model_quality",
     "option_calibration_frame",
     "plan_coupons",
+    "plan_estimates",
     "plan_install",
     "plan_pacer",
     "plan_push",

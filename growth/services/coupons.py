@@ -14,7 +14,9 @@ import pandas as pd
 from growth.campaigns.coupons import PLATFORM, CouponCampaign, CouponPlan, plan_coupons
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.online import answer, plan_pacer
+from growth.campaigns.coupons.value import COUPON_PLAN, estimate_plan, plan_estimate_rows
 from growth.campaigns.settings import CouponSettings
+from growth.services.session import Predictors, holdout_log
 
 
 def allocation_by_segment(decision: CouponDecision, plan: CouponPlan) -> pd.DataFrame:
@@ -71,11 +73,24 @@ def coupon_front(decision: CouponDecision, settings: CouponSettings, n_points: i
     return CouponCampaign(decision, settings).front(n_points=n_points)
 
 
+def plan_estimates(predictors: Predictors, plan: CouponPlan) -> pd.DataFrame:
+    """The plan's value (incremental conversions), GMV and spend per budget, each by IPS,
+    SNIPS and DR with its 95 % interval, estimated off-policy on the randomised holdout
+    of the exposure log (:mod:`growth.campaigns.coupons.value`); store-ready rows."""
+    return plan_estimate_rows(estimate_plan(plan, holdout_log(predictors)), COUPON_PLAN)
+
+
 def coupon_tables(
-    decision: CouponDecision, plan: CouponPlan, front: pd.DataFrame | None = None
+    decision: CouponDecision,
+    plan: CouponPlan,
+    front: pd.DataFrame | None = None,
+    estimates: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Store rows of a coupon solve: the allocation (and the front when traced)."""
+    """Store rows of a coupon solve: the allocation (the front when traced, the plan's
+    estimates when given)."""
     out = {"coupon_allocations": decision.plan_frame(plan.choice)}
+    if estimates is not None:
+        out["plan_estimates"] = estimates
     if front is not None:
         out["pareto_points"] = front
     return out
@@ -88,5 +103,6 @@ __all__ = [
     "coupon_tables",
     "plan_coupons",
     "plan_pacer",
+    "plan_estimates",
     "value_vs_budget",
 ]

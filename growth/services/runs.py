@@ -19,6 +19,7 @@ PLAN_TABLES = (
     "experiment_arms",
     "experiment_values",
     "experiment_allocations",
+    "plan_estimates",
 )
 
 

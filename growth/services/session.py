@@ -21,11 +21,14 @@ from typing import Any
 
 import pandas as pd
 
+from growth.campaigns.coupons.choice import plan_candidates, score_candidates
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
+from growth.campaigns.coupons.value import HoldoutLog, model_holdout_log
 from growth.jobs.artifacts import load_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
 from growth.modeling.features import ConversionFeatures
+from growth.modeling.sampling import chronological_split
 from growth.modeling.training import train_models
 from growth.paths import default_db_url, scenario_names
 from growth.store import ENV_VAR, Store
@@ -160,10 +163,18 @@ def stored_run(db: Store, fingerprint: str, *, newest: int = 200) -> dict[str, A
 
 
 def train_predictors(world: World, *, features: ConversionFeatures | None = None) -> Predictors:
-    """Train the conversion and basket models as the nightly job does (its default settings)."""
+    """Train the conversion and basket models as the nightly job does (its default settings):
+    with several candidates, the one whose plan at the nightly's default budgets has the
+    higher estimated value (:mod:`growth.campaigns.coupons.choice`), with its scores."""
     features = features if features is not None else conversion_features(world)
     seed = world.config.seed
-    models = train_models(features, **NightlyConfig().training_options(), seed=seed)
+    config = NightlyConfig()
+    models = train_models(features, **config.training_options(), seed=seed)
+    decision = None
+    if models.alternatives:  # auto: the model whose plan is worth more
+        decisions = score_candidates(features, models, torch_threads=config.torch_threads)
+        chosen = plan_candidates(models, decisions, config.coupons).chosen
+        models, decision = chosen.models, chosen.decision
     return Predictors(
         features=features,
         predictor=models.predictor,
@@ -172,8 +183,19 @@ def train_predictors(world: World, *, features: ConversionFeatures | None = None
         metrics=models.metrics,
         source="trained in the app with the nightly settings (no stored nightly run of this world)",
         seed=seed,
+        decision=decision,
         calibrator=models.calibrator,
         reach_calibrator=models.reach_calibrator,
+    )
+
+
+def holdout_log(predictors: Predictors) -> HoldoutLog:
+    """The randomised holdout of the exposure log (the nightly settings' fraction) with the
+    predictors' per-arm predictions: what a plan's off-policy estimates read."""
+    frame = predictors.features.exposure_frame()
+    holdout = chronological_split(frame, predictors.settings.holdout_fraction)
+    return model_holdout_log(
+        frame, holdout, predictors.conversion, predictors.basket, predictors.calibrator
     )
 
 

@@ -322,6 +322,25 @@ class ExperimentAllocationRow(ResultRowMixin, Base):
     expected_uplift: Mapped[float] = mapped_column(Float)
     expected_cost: Mapped[float] = mapped_column(Float, info={"min": 0.0})
     conversion_prob: Mapped[float] = mapped_column(Float, info={"min": 0.0, "max": 1.0})
+class PlanEstimateRow(ResultRowMixin, Base):
+    """One off-policy estimate of a plan's value or spend, with its confidence interval.
+
+    ``plan`` names the plan (``coupons``); ``quantity`` is ``value`` (incremental
+    conversions), ``gmv`` (incremental order value) or ``spend:<budget>``;
+    ``estimator`` is ``ips``, ``snips`` or ``dr``; ``n_rows``/``n_users`` the
+    holdout rows and users it was estimated from.
+    """
+
+    __tablename__ = "plan_estimates"
+
+    plan: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[str] = mapped_column(String(96))
+    estimator: Mapped[str] = mapped_column(String(16), info={"choices": ("ips", "snips", "dr")})
+    estimate: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float] = mapped_column(Float)
+    upper: Mapped[float] = mapped_column(Float)
+    n_rows: Mapped[int] = mapped_column(Integer, info={"min": 0})
+    n_users: Mapped[int] = mapped_column(Integer, info={"min": 0})
 
 
 RESULT_MODELS: tuple[type[Any], ...] = (
@@ -333,6 +352,7 @@ RESULT_MODELS: tuple[type[Any], ...] = (
     ExperimentArmRow,
     ExperimentValueRow,
     ExperimentAllocationRow,
+    PlanEstimateRow,
 )
 """Tables a :class:`growth.store.RunWriter` fills, in write order."""
 

@@ -97,6 +97,11 @@ class RunWriter:
         conversions, gmv, chosen]."""
         return self.add("pareto_points", rows)
 
+    def add_plan_estimates(self, rows: Rows) -> int:
+        """Rows of ``plan_estimates``: plan, quantity, estimator, estimate, lower, upper,
+        n_rows, n_users (a plan's off-policy estimates, :mod:`growth.campaigns.coupons.value`)."""
+        return self.add("plan_estimates", rows)
+
     def close(self) -> None:
         """No more rows: the run's ``with`` block has ended."""
         self._closed = True

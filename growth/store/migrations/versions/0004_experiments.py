@@ -6,8 +6,8 @@
   intervals, on the validation and test rows;
 * ``experiment_allocations``: the plan's arm per user.
 
-Revision ID: 0003_experiments
-Revises: 0002
+Revision ID: 0004_experiments
+Revises: 0003_plan_estimates
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_experiments"
-down_revision: str | None = "0002"
+revision: str = "0004_experiments"
+down_revision: str | None = "0003_plan_estimates"
 branch_labels = None
 depends_on = None
 

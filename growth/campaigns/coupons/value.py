@@ -1,0 +1,318 @@
+"""A coupon plan's value and spend estimated off-policy on the randomised holdout.
+
+The exposure log is a randomised trial (each impression's coupon option drawn by
+the design, with a logged or constant propensity), and its newest rows are held
+out from training (:func:`growth.modeling.sampling.chronological_split`).  A plan
+gives each user one option; on a holdout row of user ``u`` the plan's arm is
+``plan(u)`` and the baseline is ``none``.  :func:`predictors.off_policy.policy_estimates`
+then estimates, with normal 95 % intervals from user-clustered standard errors
+summed over the lifecycle segments (:func:`predictors.off_policy.cluster_se`):
+
+- ``value``: incremental conversions over no coupon, the quantity the plan maximises;
+- ``gmv``: incremental order value over no coupon;
+- ``spend:<budget>``: the face value redeemed against each budget group (a redemption:
+  the row converted and the coupon applied, its basket reaching any threshold).
+
+Estimand: the plan's total over every user, each user's campaign being the mean
+over the items the shop will show them (the ``candidates``), as the decision's
+``conversion`` is.  A holdout row of user ``u`` in lifecycle segment ``s`` weighs
+``N_s / (H_s n_u)``: ``N_s`` users in the segment, ``H_s`` of them with holdout rows,
+``n_u`` rows of that user; so each segment is post-stratified to its size.
+
+- ``dr`` (doubly robust): the model's prediction of the plan over every user's
+  candidate items (the decision the plan was solved on) plus the holdout rows'
+  IPS correction of the model's residuals under the plan's and the baseline's arms.
+  It measures the plan on the items it was made for, and corrects the model where
+  the log shows it wrong;
+- ``ips`` / ``snips``: the plan's arms on the logged impressions alone.  They assume
+  nothing of the model but measure the plan on the items users were shown in the
+  past, not on the campaign's: a plan that matches a merchant's coupon to the users
+  whose campaign shows that merchant's items is undervalued by them.
+
+A segment with no holdout row (lost users' impressions are old) has no correction:
+its part is the model's prediction, for IPS and SNIPS as well (``model_only_users``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from growth.campaigns.coupons.decision import CouponDecision
+from growth.campaigns.coupons.plan import Budget, CouponPlan
+from growth.data.schema import NO_COUPON
+from growth.modeling.features import ExposureFrame
+from growth.modeling.recalibration import GroupCalibrator
+from growth.modeling.selection import counterfactual
+from growth.modeling.training import TrainedModels
+from predictors.basket import BasketSizeModel
+from predictors.off_policy import Estimate, policy_estimates
+
+LEVEL = 0.95
+"""Confidence level of every plan estimate's interval."""
+
+COUPON_PLAN = "coupons"
+"""The ``plan`` name of the coupon plan's rows in ``plan_estimates``."""
+
+VALUE, GMV = "value", "gmv"
+"""Quantities of :func:`estimate_plan`; spend is ``spend:<budget name>``."""
+
+
+@dataclass(frozen=True)
+class HoldoutLog:
+    """The holdout rows of one fitted model, as arrays (``r`` rows, ``K+1`` options in
+    coupons-table order) and the per-arm predictions of that model."""
+
+    user_pos: np.ndarray  # (r,) users-table position
+    segment: np.ndarray  # (r,) lifecycle
+    arm: np.ndarray  # (r,) coupons-table position of the logged option
+    propensity: np.ndarray  # (r,)
+    converted: np.ndarray  # (r,) 0/1
+    gmv: np.ndarray  # (r,) order value (0 where none)
+    cost: np.ndarray  # (r,) face value redeemed
+    p: np.ndarray  # (r, K+1) calibrated P(convert) under each option
+    p_gmv: np.ndarray  # (r, K+1) expected order value
+    p_cost: np.ndarray  # (r, K+1) expected face value redeemed
+    option_ids: list[str]  # coupons-table order
+    population: dict[str, int]  # users per segment
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """Row weights ``N_s / (H_s n_u)`` (module docstring)."""
+        rows_of_user = np.bincount(self.user_pos)[self.user_pos]
+        w = np.zeros(len(self.user_pos))
+        for s in np.unique(self.segment):
+            mine = self.segment == s
+            held = len(np.unique(self.user_pos[mine]))
+            w[mine] = self.population.get(str(s), 0) / held / rows_of_user[mine]
+        return w
+
+    @property
+    def none(self) -> int:
+        return self.option_ids.index(NO_COUPON)
+
+
+def holdout_log(models: TrainedModels) -> HoldoutLog:
+    """The holdout of ``models`` with its conversion model's calibrated per-arm predictions."""
+    if models.frame is None or models.holdout is None:
+        raise ValueError("the trained models carry no holdout to estimate a plan's value on")
+    return model_holdout_log(
+        models.frame, models.holdout, models.conversion, models.basket, models.calibrator
+    )
+
+
+def model_holdout_log(
+    frame: ExposureFrame,
+    holdout: np.ndarray,
+    conversion: Any,
+    basket: BasketSizeModel,
+    calibrator: GroupCalibrator | None = None,
+) -> HoldoutLog:
+    """The ``holdout`` rows of ``frame`` (rows, outcomes, propensities) with the
+    ``conversion`` model's per-arm predictions (through ``calibrator``, if any) and the
+    ``basket`` model's reach and basket: what :func:`estimate_plan` reads."""
+    features = frame.features
+    rows = np.flatnonzero(holdout)
+    user, item, arm = frame.user_pos[rows], frame.item_pos[rows], frame.option_pos[rows]
+    segment = frame.segment[rows]
+    k1 = len(features.option_ids)
+    predict = counterfactual(conversion, features, frame)
+    p = np.column_stack([predict(rows, k) for k in range(k1)])  # (r, K+1)
+    if calibrator is not None:
+        p = np.column_stack(
+            [calibrator.apply(p[:, k], np.full(len(rows), k), segment) for k in range(k1)]
+        )
+    none = features.option_ids.index(NO_COUPON)
+    options = np.arange(k1)
+    neutral = features.inapplicable(item[:, None], options[None, :])
+    p = np.where(neutral, p[:, [none]], p)  # rule: a coupon that cannot apply changes nothing
+    log_basket = basket.predict(frame.rows(rows))
+    reach = basket.reach_probability(log_basket[:, None], features.threshold[None, :])
+    applies = features.applicable(item[:, None], options[None, :])
+    value = np.nan_to_num(frame.order_value[rows], nan=0.0)
+    converted = frame.y[rows].astype(np.float64)
+    logged_value = frame.order_value[rows]
+    threshold = features.threshold[arm]
+    at = np.arange(len(rows))
+    reached = np.where(np.isfinite(logged_value), logged_value >= threshold, reach[at, arm])
+    propensity = (
+        np.full(len(rows), 1.0 / k1) if frame.propensity is None else frame.propensity[rows]
+    )
+    lifecycle, counts = np.unique(features.lifecycle, return_counts=True)
+    return HoldoutLog(
+        user_pos=user,
+        segment=segment,
+        arm=arm,
+        propensity=propensity,
+        converted=converted,
+        gmv=converted * value,
+        cost=features.face_value[arm] * converted * applies[at, arm] * reached,
+        p=p,
+        p_gmv=p * basket.expected_basket(log_basket)[:, None],
+        p_cost=features.face_value[None, :] * p * applies * reach,
+        option_ids=list(features.option_ids),
+        population={str(s): int(c) for s, c in zip(lifecycle, counts, strict=True)},
+    )
+
+
+def user_arms(decision: CouponDecision, choice: np.ndarray, option_ids: list[str]) -> np.ndarray:
+    """(users,) coupons-table position of each user's option in ``choice`` (-1: ``none``)."""
+    position = np.array([option_ids.index(o) for o in decision.option_ids[1:]], dtype=np.int64)
+    choice = np.asarray(choice)
+    return np.where(choice >= 0, position[np.maximum(choice, 0)], option_ids.index(NO_COUPON))
+
+
+@dataclass(frozen=True)
+class PlanValue:
+    """Off-policy estimates of one plan: a row per quantity and estimator (``frame``).
+
+    ``frame`` columns: ``quantity`` (``value``, ``gmv``, ``spend:<budget>``),
+    ``estimator`` (``ips``, ``snips``, ``dr``), ``estimate``, ``lower``, ``upper``
+    (``level`` interval), ``se``, ``n_rows`` and ``n_users`` (holdout rows and users).
+    ``model_only_users``: users of segments the holdout lacks, whose part is the
+    model's prediction (module docstring).
+    """
+
+    frame: pd.DataFrame
+    model_only_users: int
+    level: float = LEVEL
+
+    def get(self, quantity: str = VALUE, estimator: str = "dr") -> pd.Series:
+        """The row of ``quantity`` by ``estimator``."""
+        row = self.frame.query("quantity == @quantity and estimator == @estimator")
+        if row.empty:
+            raise KeyError(f"no estimate of {quantity!r} by {estimator!r}")
+        return row.iloc[0]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe: ``{quantity: {estimator: {estimate, lower, upper}}}`` and the method."""
+        out: dict[str, Any] = {
+            "method": "off-policy on the randomised holdout; normal intervals, user-clustered se",
+            "level": self.level,
+            "model_only_users": self.model_only_users,
+        }
+        for r in self.frame.itertuples(index=False):
+            out.setdefault(r.quantity, {})[r.estimator] = {
+                "estimate": float(r.estimate),
+                "lower": float(r.lower),
+                "upper": float(r.upper),
+                "n_rows": int(r.n_rows),
+            }
+        return out
+
+
+def _quantities(
+    plan: CouponPlan, log: HoldoutLog, target: np.ndarray
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, Any, np.ndarray]]:
+    """(name, outcome, predictions, target arms, baseline, direct-method per user) per quantity."""
+    decision, choice = plan.campaign.decision, plan.choice
+    users = np.arange(len(choice))
+    picked = np.maximum(choice, 0)
+    given = choice >= 0
+    out = [
+        (VALUE, log.converted, log.p, target, log.none, given * decision.value[users, picked]),
+        (GMV, log.gmv, log.p_gmv, target, log.none, given * decision.gmv_value[users, picked]),
+    ]
+    option_of_row = choice[log.user_pos]
+    for b in plan.campaign.budgets:
+        mine = np.isin(option_of_row, b.options)
+        in_budget = given & np.isin(choice, b.options)
+        out.append(
+            (
+                spend_quantity(b),
+                log.cost,
+                log.p_cost,
+                np.where(mine, target, log.none),
+                None,
+                in_budget * decision.cost[users, picked],
+            )
+        )
+    return out
+
+
+def spend_quantity(budget: Budget) -> str:
+    """The quantity name of a budget group's spend."""
+    return f"spend:{budget.name}"
+
+
+def estimate_plan(plan: CouponPlan, log: HoldoutLog, *, level: float = LEVEL) -> PlanValue:
+    """IPS, SNIPS and DR estimates (``level`` intervals) of the plan's value, GMV and spend
+    per budget group on the holdout ``log`` (see the module docstring)."""
+    arms = user_arms(plan.campaign.decision, plan.choice, log.option_ids)
+    uncovered = ~np.isin(plan.campaign.decision.segment, np.unique(log.segment))
+    rows = []
+    for name, outcome, q, target, baseline, direct in _quantities(plan, log, arms[log.user_pos]):
+        estimates = policy_estimates(
+            outcome,
+            log.arm,
+            log.propensity,
+            target,
+            predictions=q,
+            baseline=baseline,
+            clusters=log.user_pos,
+            strata=log.segment,
+            weights=log.weights,
+            direct_total=float(direct.sum()),
+            level=level,
+        )
+        fill = float(direct[uncovered].sum())
+        rows += [_row(name, e, 0.0 if e.estimator == "dr" else fill) for e in estimates.values()]
+    return PlanValue(pd.DataFrame(rows), int(uncovered.sum()), level)
+
+
+def _row(quantity: str, e: Estimate, fill: float) -> dict[str, Any]:
+    return {
+        "quantity": quantity,
+        "estimator": e.estimator,
+        "estimate": e.value + fill,
+        "lower": e.lower + fill,
+        "upper": e.upper + fill,
+        "se": e.se,
+        "n_rows": e.n_rows,
+        "n_users": e.n_clusters,
+    }
+
+
+def value_difference(
+    plans: tuple[CouponPlan, CouponPlan],
+    logs: tuple[HoldoutLog, HoldoutLog],
+    *,
+    level: float = LEVEL,
+) -> Estimate:
+    """DR estimate of ``plans[0]``'s incremental conversions minus ``plans[1]``'s on the holdout.
+
+    One paired contrast on the same rows (target: the first plan's arms, baseline:
+    the second's), so the noise both plans share cancels; the direct method is the
+    two models' mean prediction (over every user's candidate items, corrected on the
+    holdout rows), so neither model's own optimism favours its plan.
+    """
+    a, b = logs
+    if not np.array_equal(a.user_pos, b.user_pos) or not np.array_equal(a.arm, b.arm):
+        raise ValueError("the two plans' holdout logs are not the same rows")
+    arms = [user_arms(p.campaign.decision, p.choice, a.option_ids)[a.user_pos] for p in plans]
+    value = sum(p.campaign.decision.value for p in plans) / 2.0  # (users, K) mean prediction
+    users = np.arange(value.shape[0])
+    given = [(p.choice >= 0) * value[users, np.maximum(p.choice, 0)] for p in plans]
+    return policy_estimates(
+        a.converted,
+        a.arm,
+        a.propensity,
+        arms[0],
+        predictions=(a.p + b.p) / 2.0,
+        baseline=arms[1],
+        clusters=a.user_pos,
+        strata=a.segment,
+        weights=a.weights,
+        direct_total=float(given[0].sum() - given[1].sum()),
+        level=level,
+    )["dr"]
+
+
+def plan_estimate_rows(value: PlanValue, plan: str = COUPON_PLAN) -> pd.DataFrame:
+    """Rows of the store's ``plan_estimates`` for one plan's estimates."""
+    columns = ["quantity", "estimator", "estimate", "lower", "upper", "n_rows", "n_users"]
+    return value.frame[columns].assign(plan=plan)

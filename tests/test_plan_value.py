@@ -1,0 +1,156 @@
+"""A coupon plan's off-policy value (campaigns/coupons/value.py) and auto's choice by it (choice.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from growth.campaigns.coupons.choice import Candidate, choose_plan
+from growth.campaigns.coupons.value import HoldoutLog, user_arms, value_difference
+
+OPTIONS = ["none", "good", "bad"]  # coupons-table order
+
+
+def constructed_log(
+    seed: int = 0, users: int = 3_000, rows_per_user: int = 3
+) -> tuple[HoldoutLog, np.ndarray]:
+    """A randomised log where 'good' lifts conversion by 0.15 x and 'bad' by nothing."""
+    rng = np.random.default_rng(seed)
+    x = rng.random(users)
+    user = np.repeat(np.arange(users), rows_per_user)
+    arm = rng.integers(0, 3, len(user))
+    true = np.column_stack([np.full(users, 0.1), 0.1 + 0.15 * x, np.full(users, 0.1)])[user]
+    y = (rng.random(len(user)) < true[np.arange(len(user)), arm]).astype(float)
+    flattering = true.copy()
+    flattering[:, 2] = 0.3  # a model that believes 'bad' is the best coupon
+    log = HoldoutLog(
+        user_pos=user,
+        segment=np.full(len(user), "active"),
+        arm=arm,
+        propensity=np.full(len(user), 1 / 3),
+        converted=y,
+        gmv=y,
+        cost=y,
+        p=flattering,
+        p_gmv=flattering,
+        p_cost=flattering,
+        option_ids=OPTIONS,
+        population={"active": users},
+    )
+    object.__setattr__(log, "x", x)  # the users' feature, for the fake candidates
+    return log, x
+
+
+def fake_candidate(
+    name: str, choice: np.ndarray, log: HoldoutLog, logloss: float = 0.3
+) -> Candidate:
+    """A candidate with only what the choice reads: its name and holdout log loss, its
+    plan's options and predicted values (the flattering model's), its log."""
+    x = log.x
+    value = np.column_stack([0.15 * x, np.full(len(x), 0.2)])  # (users, plan options)
+    decision = SimpleNamespace(option_ids=OPTIONS, value=value)  # 0, 1 = 'good', 'bad'
+    plan = SimpleNamespace(campaign=SimpleNamespace(decision=decision), choice=choice)
+    metrics = pd.DataFrame(
+        {"model": [name], "segment": ["all"], "metric": ["logloss"], "value": [logloss]}
+    )
+    models = SimpleNamespace(predictor=name, metrics=metrics)
+    return Candidate(models, decision, plan, log, None)  # type: ignore[arg-type]
+
+
+def test_user_arms_map_plan_options_to_the_coupons_table():
+    """Plan option k is the decision's option k + 1, found by id in the coupons table; -1 is none."""
+    decision = SimpleNamespace(option_ids=["none", "bad", "good"])
+    arms = user_arms(decision, np.array([-1, 0, 1]), OPTIONS)
+    assert arms.tolist() == [0, 2, 1]
+
+
+@pytest.mark.parametrize("good_first", [True, False])
+def test_the_chooser_picks_the_truly_better_plan(good_first):
+    """Of two plans for the same users, the one with the coupon that works is chosen, in
+    either order, although the other model fits the holdout better (lower log loss) and
+    one model's predictions favour the other plan."""
+    log, x = constructed_log()
+    target = x > 0.5
+    good = fake_candidate("good_model", np.where(target, 0, -1), log, logloss=0.31)
+    bad = fake_candidate("bad_model", np.where(target, 1, -1), log, logloss=0.30)
+    choice = choose_plan([good, bad] if good_first else [bad, good])
+    assert choice.chosen.name == "good_model"
+    diff = next(iter(choice.differences.values()))
+    assert abs(diff.value) > 2 * diff.se
+
+
+@pytest.mark.parametrize("lower_first", [True, False])
+def test_plans_within_the_noise_keep_the_lower_log_loss(lower_first):
+    """When the plans cannot be told apart (the same plan, or a gap inside the noise) the
+    model with the lower holdout log loss is kept, in either order."""
+    log, x = constructed_log(seed=1, users=300)
+    same = np.where(x > 0.5, 0, -1)
+    near = np.where(x > 0.45, 0, -1)  # a slightly different plan: its gap is noise here
+    for other in (same, near):
+        fit = fake_candidate("fits_better", same, log, logloss=0.29)
+        worse = fake_candidate("fits_worse", other, log, logloss=0.31)
+        picked = choose_plan([fit, worse] if lower_first else [worse, fit])
+        assert picked.chosen.name == "fits_better"
+
+
+def test_the_difference_is_unbiased_over_seeded_logs():
+    """The paired DR difference of the two plans averages to the true difference."""
+    found = []
+    for seed in range(40):
+        log, x = constructed_log(seed=seed, users=1_000)
+        target = x > 0.5
+        plans = tuple(
+            fake_candidate(n, np.where(target, k, -1), log).plan for n, k in (("g", 0), ("b", 1))
+        )
+        truth = float((0.15 * x[target]).sum())
+        found.append(value_difference(plans, (log, log)).value - truth)
+    assert abs(np.mean(found)) < 3 * np.std(found) / np.sqrt(len(found))
+
+
+def test_logs_of_different_rows_are_refused():
+    """The paired difference needs both plans' logs on the same holdout rows."""
+    a, _ = constructed_log(seed=2, users=200)
+    b, _ = constructed_log(seed=3, users=200)
+    plans = (
+        fake_candidate("a", np.full(200, 0), a).plan,
+        fake_candidate("b", np.full(200, 1), b).plan,
+    )
+    with pytest.raises(ValueError, match="not the same rows"):
+        value_difference(plans, (a, b))
+
+
+def test_weights_post_stratify_segments_to_their_size():
+    """Each segment's holdout users stand for its population; a user's rows share one weight."""
+    log = HoldoutLog(
+        user_pos=np.array([0, 0, 1, 2]),
+        segment=np.array(["active", "active", "active", "new"]),
+        arm=np.zeros(4, int),
+        propensity=np.full(4, 0.5),
+        converted=np.zeros(4),
+        gmv=np.zeros(4),
+        cost=np.zeros(4),
+        p=np.zeros((4, 3)),
+        p_gmv=np.zeros((4, 3)),
+        p_cost=np.zeros((4, 3)),
+        option_ids=OPTIONS,
+        population={"active": 100, "new": 30},
+    )
+    assert log.weights.tolist() == [25.0, 25.0, 50.0, 30.0]
+    assert pd.Series(log.weights).sum() == 130
+
+
+def test_the_frame_reads_the_logged_propensity_else_the_designs_constant():
+    """Without a propensity column every option is equally likely; with one, its values."""
+    from growth.modeling.features import ConversionFeatures
+    from growth.world import WorldConfig, generate_world
+
+    dataset = generate_world(WorldConfig(n_users=300, seed=1)).dataset
+    features = ConversionFeatures(dataset)
+    assert np.allclose(features.exposure_frame().propensity, 1 / len(features.option_ids))
+    dataset.exposures["propensity"] = np.linspace(0.1, 0.9, len(dataset.exposures))
+    frame = ConversionFeatures(dataset).exposure_frame()
+    logged = dataset.exposures.sort_values("timestamp", kind="stable")["propensity"].to_numpy()
+    assert np.allclose(frame.propensity, logged)
