@@ -18,8 +18,8 @@ from growth.services.coupons import (
     coupon_front,
     coupon_tables,
     plan_coupons,
-    plan_pacer,
     plan_estimates,
+    plan_pacer,
     value_vs_budget,
 )
 from growth.services.experiments import (

@@ -102,7 +102,7 @@ __all__ = [
     "coupon_front",
     "coupon_tables",
     "plan_coupons",
-    "plan_pacer",
     "plan_estimates",
+    "plan_pacer",
     "value_vs_budget",
 ]

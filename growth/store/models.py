@@ -322,6 +322,8 @@ class ExperimentAllocationRow(ResultRowMixin, Base):
     expected_uplift: Mapped[float] = mapped_column(Float)
     expected_cost: Mapped[float] = mapped_column(Float, info={"min": 0.0})
     conversion_prob: Mapped[float] = mapped_column(Float, info={"min": 0.0, "max": 1.0})
+
+
 class PlanEstimateRow(ResultRowMixin, Base):
     """One off-policy estimate of a plan's value or spend, with its confidence interval.
 
