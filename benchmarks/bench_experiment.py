@@ -41,9 +41,9 @@ from sklift.models import SoloModel, TwoModels
 from growth.experiments import validate_experiment, world_experiment
 from growth.experiments.analysis import split_rows
 from growth.experiments.learners import LearnerData, fit_learner
-from growth.experiments.offpolicy import policy_value
 from growth.experiments.plan import expected_cost, plan_arms, random_targeting, single_arm
 from growth.world import generate_world, load_scenario
+from predictors.off_policy import policy_estimates
 
 OURS = ("t_lightgbm", "x", "dr")
 PEERS = ("sklift_two_models", "sklift_solo_model")
@@ -100,8 +100,8 @@ def choose(models, X_valid, cost_valid, exp, valid, y, budget, outcome_model) ->
         target = plan_arms(
             model.predict(X_valid), cost_valid, budget, exp.arm_ids, exp.budget, scale=share
         )[0]
-        values[name] = policy_value(
-            y[valid], exp.arm_index[valid], exp.propensity[valid], target, mu_valid
+        values[name] = policy_estimates(
+            y[valid], exp.arm_index[valid], exp.propensity[valid], target, predictions=mu_valid
         )["dr"].value
     return max(values, key=values.get)
 
@@ -152,7 +152,7 @@ def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> li
     best = 1 + int(
         np.argmax(
             [
-                policy_value(
+                policy_estimates(
                     y[valid],
                     exp.arm_index[valid],
                     exp.propensity[valid],
@@ -164,7 +164,7 @@ def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> li
                         scale=len(valid) / len(exp.log),
                         seed=seed,
                     ),
-                    cost_model.predict(X_valid),
+                    predictions=cost_model.predict(X_valid),
                 )["dr"].value
                 for k in range(1, exp.n_arms)
             ]
@@ -180,7 +180,7 @@ def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> li
     plans["control"] = np.zeros(len(test), dtype=np.int64)
     rows = []
     for name, target in plans.items():
-        dr = policy_value(y[test], arm, p, target, outcome_mu)["dr"]
+        dr = policy_estimates(y[test], arm, p, target, predictions=outcome_mu)["dr"]
         qini, at_k = (
             qini_and_uplift_at_k(y[test], arm, mus[name]) if name in mus else (np.nan, np.nan)
         )
@@ -191,10 +191,10 @@ def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> li
                 "qini_auc": qini,
                 "uplift_at_30": at_k,
                 "dr_value": dr.value,
-                "dr_lo": dr.lo,
-                "dr_hi": dr.hi,
+                "dr_lo": dr.lower,
+                "dr_hi": dr.upper,
                 "true_value": float(truth[np.arange(len(target)), target].mean()),
-                "covered": bool(dr.lo <= truth[np.arange(len(target)), target].mean() <= dr.hi),
+                "covered": dr.covers(truth[np.arange(len(target)), target].mean()),
                 "pred_spend": float(cost[np.arange(len(target)), target].sum() / share),
                 "fit_s": times.get(name, np.nan),
             }

@@ -8,7 +8,8 @@
   predictors, X- and DR-learners);
 * :mod:`~growth.experiments.plan`: the certified allocation under a total and per-arm
   budgets (the coupon optimizer), and the baselines at the same budgets;
-* :mod:`~growth.experiments.offpolicy`: IPS, SNIPS and DR estimates with intervals;
+* IPS, SNIPS and DR estimates with intervals come from :mod:`predictors.off_policy`
+  (shared with the coupon plan's value);
 * :mod:`~growth.experiments.analysis`: the whole analysis (:func:`analyse_experiment`).
 """
 
@@ -25,11 +26,9 @@ from growth.experiments.log import (
     validate_experiment,
     write_experiment,
 )
-from growth.experiments.offpolicy import Estimate, policy_value
 
 __all__ = [
     "LEARNERS",
-    "Estimate",
     "Experiment",
     "ExperimentReport",
     "ExperimentSettings",
@@ -37,7 +36,6 @@ __all__ = [
     "analyse_experiment",
     "fit_learner",
     "learner_names",
-    "policy_value",
     "read_experiment",
     "validate_experiment",
     "world_experiment",

@@ -35,8 +35,8 @@ from growth.experiments.learners import (
     learner_names,
 )
 from growth.experiments.log import Experiment
-from growth.experiments.offpolicy import difference, dr_scores, policy_value
 from growth.experiments.plan import expected_cost, plan_arms, random_targeting, single_arm
+from predictors.off_policy import Estimate, policy_estimates
 
 BUDGET_FRACTIONS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 """Budgets (as fractions of the operator's) of the value-vs-budget curve."""
@@ -141,16 +141,17 @@ class _Evaluator:
         self.paid = (
             conversion * exp.cost_per_conversion[self.arm] + exp.cost_per_treatment[self.arm]
         )
-        self.control = dr_scores(self.y, self.arm, self.p, np.zeros_like(self.arm), self.mu)
 
     def rows(
         self, policy: str, target: np.ndarray, budget: float, truth: np.ndarray | None
     ) -> list[dict]:
-        value = policy_value(self.y, self.arm, self.p, target, self.mu, level=self.level)
-        spend = policy_value(self.paid, self.arm, self.p, target, self.cost, level=self.level)
-        uplift = difference(
-            dr_scores(self.y, self.arm, self.p, target, self.mu), self.control, level=self.level
+        value = policy_estimates(
+            self.y, self.arm, self.p, target, predictions=self.mu, level=self.level
         )
+        spend = policy_estimates(
+            self.paid, self.arm, self.p, target, predictions=self.cost, level=self.level
+        )
+        uplift = self.uplift(target)
         true = (
             None
             if truth is None
@@ -166,21 +167,28 @@ class _Evaluator:
                     "budget": budget,
                     "rows": len(target),
                     "value": v.value,
-                    "value_lo": v.lo,
-                    "value_hi": v.hi,
+                    "value_lo": v.lower,
+                    "value_hi": v.upper,
                     "spend": s.value * len(self.part.exp.log),
-                    "spend_lo": s.lo * len(self.part.exp.log),
-                    "spend_hi": s.hi * len(self.part.exp.log),
+                    "spend_lo": s.lower * len(self.part.exp.log),
+                    "spend_hi": s.upper * len(self.part.exp.log),
                     "uplift": uplift.value if name == "dr" else None,
-                    "uplift_lo": uplift.lo if name == "dr" else None,
-                    "uplift_hi": uplift.hi if name == "dr" else None,
+                    "uplift_lo": uplift.lower if name == "dr" else None,
+                    "uplift_hi": uplift.upper if name == "dr" else None,
                     "true_value": true,
                 }
             )
         return out
 
+    def uplift(self, target: np.ndarray) -> Estimate:
+        """DR estimate of ``target``'s value over the control for everyone (paired rows)."""
+        return policy_estimates(
+            self.y, self.arm, self.p, target, predictions=self.mu, baseline=0, level=self.level
+        )["dr"]
+
     def dr_value(self, target: np.ndarray) -> float:
-        return float(dr_scores(self.y, self.arm, self.p, target, self.mu).mean())
+        """DR estimate of ``target``'s value per row."""
+        return policy_estimates(self.y, self.arm, self.p, target, predictions=self.mu)["dr"].value
 
 
 def _fit_models(
@@ -284,9 +292,7 @@ def _arm_table(
     rows = []
     for k, arm in enumerate(exp.arm_ids):
         everyone = np.full(len(test.part.rows), k)
-        up = difference(
-            dr_scores(test.y, test.arm, test.p, everyone, test.mu), test.control, level=test.level
-        )
+        up = test.uplift(everyone)
         mine = exp.arm_index == k
         rows.append(
             {
@@ -298,8 +304,8 @@ def _arm_table(
                 "cost_per_treatment": float(exp.cost_per_treatment[k]),
                 "budget": float(exp.budget[k]) if np.isfinite(exp.budget[k]) else None,
                 "uplift": up.value,
-                "uplift_lo": up.lo,
-                "uplift_hi": up.hi,
+                "uplift_lo": up.lower,
+                "uplift_hi": up.upper,
                 "predicted_uplift": float((mu_all[:, k] - mu_all[:, 0]).mean()),
                 "planned_users": int((target == k).sum()),
                 "planned_cost": float(cost_all[target == k, k].sum()),
