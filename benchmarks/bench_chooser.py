@@ -122,13 +122,13 @@ def difference(r: dict[str, Any]) -> tuple[str, str, float, float]:
 
 def rule(r: dict[str, Any], z: float) -> str:
     """The chooser's rule at ``z``: the higher estimated plan value by more than ``z`` se,
-    else the lower holdout log loss (:func:`growth.campaigns.coupons.choice.choose_plan`)."""
+    else auto's default, the previous rule's pick (:func:`growth.campaigns.coupons.choice.choose_plan`)."""
     a, b, value, se = difference(r)
     if value > z * se:
         return a
     if -value > z * se:
         return b
-    return r["picks"]["logloss"]
+    return r["picks"]["qini_2se"]
 
 
 def table(results: list[dict[str, Any]]) -> str:
