@@ -195,7 +195,12 @@ def holdout_log(predictors: Predictors) -> HoldoutLog:
     frame = predictors.features.exposure_frame()
     holdout = chronological_split(frame, predictors.settings.holdout_fraction)
     return model_holdout_log(
-        frame, holdout, predictors.conversion, predictors.basket, predictors.calibrator
+        frame,
+        holdout,
+        predictors.conversion,
+        predictors.basket,
+        predictors.calibrator,
+        predictors.reach_calibrator,
     )
 
 

@@ -20,9 +20,9 @@ def _coupon_order(features: ConversionFeatures) -> np.ndarray:
     return np.array([none, *(i for i in range(len(features.option_ids)) if i != none)])
 
 
-def applied_with_reach(p: np.ndarray, reach: np.ndarray) -> np.ndarray:
+def applied_with_reach(p: np.ndarray, reach: np.ndarray, *, none: int = 0) -> np.ndarray:
     """Conversion probabilities of (option, row) pairs once each coupon applies only with
-    probability ``reach``: ``reach * p + (1 - reach) * p[0]``, row 0 being 'none'.
+    probability ``reach``: ``reach * p + (1 - reach) * p[none]``, row ``none`` being 'none'.
 
     A coupon that does not apply to the order (a full-reduction coupon whose threshold the
     basket misses) leaves its price unchanged, so the row converts as under 'none'; only
@@ -35,7 +35,22 @@ def applied_with_reach(p: np.ndarray, reach: np.ndarray) -> np.ndarray:
     array([[0.1, 0.1],
            [0.2, 0.5]])
     """
-    return reach * p + (1.0 - reach) * p[:1]
+    return reach * p + (1.0 - reach) * p[none : none + 1]
+
+
+def calibrate_reach(
+    reach: np.ndarray,
+    options: np.ndarray,
+    segment: np.ndarray,
+    features: ConversionFeatures,
+    calibrator: GroupCalibrator | None,
+) -> np.ndarray:
+    """``reach`` (options x rows, option ``options[j]`` in row ``j``) with each threshold
+    option's row mapped through ``calibrator`` per (option, ``segment``); in place."""
+    if calibrator is not None:
+        for j in np.flatnonzero(features.threshold[options] > 0):
+            reach[j] = calibrator.apply(reach[j], np.full(len(segment), options[j]), segment)
+    return reach
 
 
 def predicted_coupon_decision(
@@ -100,7 +115,6 @@ def _score(
     conversion = conversion_model.grouped_scorer(features.user_frame, features.option_columns)
     basket_scorer = basket_model.grouped_scorer(features.user_frame)
     order = _coupon_order(features)
-    gated = np.flatnonzero(features.threshold[order] > 0)  # options with a threshold to reach
     n, k1 = len(features.user_ids), len(order)
     cand = ds.candidates
     cand_user = features.user_positions(cand["user_id"].to_numpy(), what="candidate user ids")
@@ -140,10 +154,7 @@ def _score(
             reach = basket_model.reach_probability(
                 log_basket[None, :], features.threshold[order][:, None]
             )  # (k1, m)
-            if reach_calibrator is not None:
-                segment = features.lifecycle[u]
-                for j in gated:
-                    reach[j] = reach_calibrator.apply(reach[j], np.full(m, order[j]), segment)
+            calibrate_reach(reach, order, features.lifecycle[u], features, reach_calibrator)
             basket = basket_model.expected_basket(log_basket)
             converts = applied_with_reach(p, reach)  # rule: 'none' where the threshold is missed
             base, span = u[0], u[-1] - u[0] + 1  # users are sorted: a contiguous block

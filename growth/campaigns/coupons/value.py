@@ -44,6 +44,7 @@ import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.plan import Budget, CouponPlan
+from growth.campaigns.coupons.scoring import applied_with_reach, calibrate_reach
 from growth.data.schema import NO_COUPON
 from growth.modeling.features import ExposureFrame
 from growth.modeling.recalibration import GroupCalibrator
@@ -74,7 +75,7 @@ class HoldoutLog:
     converted: np.ndarray  # (r,) 0/1
     gmv: np.ndarray  # (r,) order value (0 where none)
     cost: np.ndarray  # (r,) face value redeemed
-    p: np.ndarray  # (r, K+1) calibrated P(convert) under each option
+    p: np.ndarray  # (r, K+1) calibrated P(convert) under each option, the threshold rule applied
     p_gmv: np.ndarray  # (r, K+1) expected order value
     p_cost: np.ndarray  # (r, K+1) expected face value redeemed
     option_ids: list[str]  # coupons-table order
@@ -101,7 +102,12 @@ def holdout_log(models: TrainedModels) -> HoldoutLog:
     if models.frame is None or models.holdout is None:
         raise ValueError("the trained models carry no holdout to estimate a plan's value on")
     return model_holdout_log(
-        models.frame, models.holdout, models.conversion, models.basket, models.calibrator
+        models.frame,
+        models.holdout,
+        models.conversion,
+        models.basket,
+        models.calibrator,
+        models.reach_calibrator,
     )
 
 
@@ -111,10 +117,13 @@ def model_holdout_log(
     conversion: Any,
     basket: BasketSizeModel,
     calibrator: GroupCalibrator | None = None,
+    reach_calibrator: GroupCalibrator | None = None,
 ) -> HoldoutLog:
     """The ``holdout`` rows of ``frame`` (rows, outcomes, propensities) with the
     ``conversion`` model's per-arm predictions (through ``calibrator``, if any) and the
-    ``basket`` model's reach and basket: what :func:`estimate_plan` reads."""
+    ``basket`` model's reach (through ``reach_calibrator``) and basket, under the
+    decision's rules (:mod:`growth.campaigns.coupons.scoring`): what
+    :func:`estimate_plan` reads."""
     features = frame.features
     rows = np.flatnonzero(holdout)
     user, item, arm = frame.user_pos[rows], frame.item_pos[rows], frame.option_pos[rows]
@@ -132,6 +141,8 @@ def model_holdout_log(
     p = np.where(neutral, p[:, [none]], p)  # rule: a coupon that cannot apply changes nothing
     log_basket = basket.predict(frame.rows(rows))
     reach = basket.reach_probability(log_basket[:, None], features.threshold[None, :])
+    calibrate_reach(reach.T, options, segment, features, reach_calibrator)
+    converts = applied_with_reach(p.T, reach.T, none=none).T  # 'none' where the threshold is missed
     applies = features.applicable(item[:, None], options[None, :])
     value = np.nan_to_num(frame.order_value[rows], nan=0.0)
     converted = frame.y[rows].astype(np.float64)
@@ -151,8 +162,8 @@ def model_holdout_log(
         converted=converted,
         gmv=converted * value,
         cost=features.face_value[arm] * converted * applies[at, arm] * reached,
-        p=p,
-        p_gmv=p * basket.expected_basket(log_basket)[:, None],
+        p=converts,
+        p_gmv=converts * basket.expected_basket(log_basket)[:, None],
         p_cost=features.face_value[None, :] * p * applies * reach,
         option_ids=list(features.option_ids),
         population={str(s): int(c) for s, c in zip(lifecycle, counts, strict=True)},
