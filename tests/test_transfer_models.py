@@ -151,3 +151,21 @@ def test_finetune_pretrains_on_the_source_rows(frame):
     flipped = np.where(X["domain"] == "source", 1 - y, y)
     again = FineTuneModel(spec, pretrain_epochs=2, epochs=2, patience=5, hidden=(16,), seed=2)
     assert np.abs(again.fit(X, flipped).predict_proba(X) - model.predict_proba(X)).max() > 1e-3
+
+
+def test_finetune_stops_and_calibrates_on_the_target_rows(frame):
+    """Source rows in the validation set (here with flipped labels) change neither early
+    stopping nor the calibration: the one head answers for the target domain."""
+    X, y, spec = frame
+    train, valid = slice(0, 400), slice(400, None)
+    Xv, yv = X.iloc[valid], y[valid]
+    target = (Xv["domain"] == "target").to_numpy()
+    flipped = np.where(target, yv, 1 - yv)
+
+    def fit(eval_set):
+        model = FineTuneModel(spec, pretrain_epochs=1, epochs=3, hidden=(16,), seed=2)
+        return model.fit(X.iloc[train], y[train], eval_set=eval_set)
+
+    a, b = fit((Xv[target], yv[target])), fit((Xv, flipped))
+    assert a.calibration_ == b.calibration_ and a.best_epoch_ == b.best_epoch_
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))

@@ -25,6 +25,7 @@ from torch import nn
 
 from predictors.features import FeatureSpec
 from predictors.models.mlp import MLPConfig, MLPModel
+from predictors.torch.base import Rows
 from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP
 from predictors.torch.multitask import MultiTaskEstimator, MultiTaskNet
@@ -74,8 +75,8 @@ class FineTuneModel(MultiTaskEstimator):
         self,
         module: nn.Module,
         cfg: FineTuneConfig,
-        train: tuple[Batch, torch.Tensor, torch.Tensor | None],
-        valid: tuple[Batch, torch.Tensor, torch.Tensor | None] | None,
+        train: Rows,
+        valid: Rows | None,
         generator: torch.Generator,
         context: Any = None,
     ) -> None:
@@ -93,10 +94,7 @@ class FineTuneModel(MultiTaskEstimator):
 
         keep = ~is_source if weight is None else ~is_source & (weight > 0)
         rows = torch.nonzero(keep).squeeze(1)
-        if valid is not None:
-            valid_rows = torch.nonzero(~module.samples(valid[0])[0]).squeeze(1)
-            valid = (take(valid[0], valid_rows), valid[1][valid_rows], _rows(valid[2], valid_rows))
-            valid = valid if len(valid_rows) else None
+        valid = None if valid is None else _target_rows(module, valid)
         phase2 = cfg.model_copy(update={"lr": cfg.lr * cfg.finetune_lr_scale})
         fine = (take(data, rows), target[rows], _rows(weight, rows))
         super()._train(module, phase2, fine, valid, generator)
@@ -105,6 +103,20 @@ class FineTuneModel(MultiTaskEstimator):
         self.history_ = history
         self.best_epoch_ = self.best_epoch_ + offset
 
+    def _platt(
+        self, module: nn.Module, data: Batch, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[float, float]:
+        """Platt scaling on the target validation rows only: the one head answers the target."""
+        rows = _target_rows(module, (data, target, weight))
+        return (1.0, 0.0) if rows is None else super()._platt(module, *rows)
+
 
 def _rows(weight: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
     return None if weight is None else weight[rows]
+
+
+def _target_rows(module: nn.Module, rows: Rows) -> Rows | None:
+    """The target-domain rows of ``(batch, target, weight)``; None when there are none."""
+    data, target, weight = rows
+    keep = torch.nonzero(~module.samples(data)[0]).squeeze(1)
+    return (take(data, keep), target[keep], _rows(weight, keep)) if len(keep) else None
