@@ -15,10 +15,13 @@ Datasets (a :class:`BenchmarkSplit` each):
   and Drama as source domain; train = target ratings before ``split_time``,
   test = target ratings after it.  Target-side cold-start users (``new``) have
   no target rating before the split, so they are held out by construction.
+  Each row's user fields are point-in-time (the user's ratings strictly before
+  the row; before the split for test rows), and rows carry the sample columns
+  ``domain`` and ``scene``.
 
 Auxiliary rows (for the multi-task and fine-tune models, those whose
 constructor has ``aux_column``): MovieLens uses its source-domain (Drama)
-ratings before the split.  The world logs only target exposures, so its
+ratings before the split, labelled source samples (``domain="source"``).  The world logs only target exposures, so its
 auxiliary task is conversion seen through the *source-only view*: copies of the
 training rows with every target-domain field blanked, labelled with the same
 conversion.  That is exactly the input a new user presents, so the auxiliary
