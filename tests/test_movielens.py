@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.harness import movielens_split
+from growth.data.history import features_as_of
 from growth.data.io import read_dataset, write_dataset
 from growth.data.movielens import MovieLensData, load_movielens
 from growth.data.validation import DataValidationError
@@ -199,6 +200,36 @@ def test_source_and_target_rows_carry_their_domain_and_scene(mini):
     assert (log["scene"] == log["domain"].map({"source": "Drama", "target": "Comedy"})).all()
     assert len(mini.exposure_features) == len(log)
     assert mini.exposure_features.index.equals(log.index)
+
+
+def test_test_rows_read_the_split_snapshot(mini):
+    """A rating at or after the split sees the users table's fields (its snapshot at the split)."""
+    log, feats = mini.dataset.exposures, mini.exposure_features
+    later = (log["timestamp"] >= SPLIT) & (log["domain"] == "target")
+    snapshot = _by_user(mini).loc[log.loc[later, "user_id"], feats.columns]
+    pd.testing.assert_frame_equal(
+        feats.loc[later].reset_index(drop=True), snapshot.reset_index(drop=True)
+    )
+
+
+def test_history_features_without_any_history():
+    """An empty log or an unseen user gives NaN statistics, zero counts and an empty sequence."""
+    log = pd.DataFrame(
+        {
+            "user_id": [1],
+            "timestamp": pd.to_datetime([T0], unit="s"),
+            "rating": [5.0],
+            "label": [1],
+            "category": [3],
+        }
+    )
+    when = pd.to_datetime([T0 + DAY, T0 + DAY], unit="s").to_numpy()
+    for history in (log, log.iloc[:0]):
+        out = features_as_of(history, np.array([2, 2]), when, prefix="x_", seq_name="s", seq_len=2)
+        assert (out["x_n_ratings"] == 0).all() and out["x_mean_rating"].isna().all()
+        assert (out["x_s"] == "").all() and out["x_days_since_visit"].isna().all()
+    out = features_as_of(log, np.array([1]), when[:1], prefix="x_", seq_name="s", seq_len=2)
+    assert out.loc[0, "x_s"] == "3" and out.loc[0, "x_days_since_visit"] == pytest.approx(1.0)
 
 
 def test_exposures_candidates_and_coupons(mini):
