@@ -21,8 +21,9 @@ Datasets (a :class:`BenchmarkSplit` each):
 
 Auxiliary rows (for the multi-task and fine-tune models, those whose
 constructor has ``aux_column``): MovieLens uses its source-domain (Drama)
-ratings before the split, labelled source samples (``domain="source"``).  The world logs only target exposures, so its
-auxiliary task is conversion seen through the *source-only view*: copies of the
+ratings before the split, labelled source samples (``domain="source"``).  The
+world logs only target exposures, so its auxiliary task is conversion seen
+through the *source-only view*: copies of the
 training rows with every target-domain field blanked, labelled with the same
 conversion.  That is exactly the input a new user presents, so the auxiliary
 task teaches the shared layers to predict from source features alone.  The
