@@ -15,11 +15,15 @@ Datasets (a :class:`BenchmarkSplit` each):
   and Drama as source domain; train = target ratings before ``split_time``,
   test = target ratings after it.  Target-side cold-start users (``new``) have
   no target rating before the split, so they are held out by construction.
+  Each row's user fields are point-in-time (the user's ratings strictly before
+  the row; before the split for test rows), and rows carry the sample columns
+  ``domain`` and ``scene``.
 
 Auxiliary rows (for the multi-task and fine-tune models, those whose
 constructor has ``aux_column``): MovieLens uses its source-domain (Drama)
-ratings before the split.  The world logs only target exposures, so its
-auxiliary task is conversion seen through the *source-only view*: copies of the
+ratings before the split, labelled source samples (``domain="source"``).  The
+world logs only target exposures, so its auxiliary task is conversion seen
+through the *source-only view*: copies of the
 training rows with every target-domain field blanked, labelled with the same
 conversion.  That is exactly the input a new user presents, so the auxiliary
 task teaches the shared layers to predict from source features alone.  The
@@ -52,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from growth.data.movielens import load_movielens
+from growth.data.movielens import MovieLensData, load_movielens
 from growth.modeling.features import ConversionFeatures
 from growth.world import WorldConfig, generate_world
 from predictors.base import constructor_params
@@ -148,27 +152,55 @@ def world_split(
 def movielens_split(path: str | Path, **options: Any) -> BenchmarkSplit:
     """MovieLens-100k, target = Comedy, source = Drama; chronological split at ``split_time``.
 
-    ``options`` go to :func:`growth.data.movielens.load_movielens` (e.g. ``target_genres``).
+    Every row's user fields are the user's as of that rating (ratings strictly before it, or
+    before the split for test rows: :attr:`MovieLensData.exposure_features`), so no row sees
+    its own label or a later rating.  Rows carry the sample columns ``domain`` and ``scene``:
+    train and test rows are the target's, the auxiliary rows are the source's labelled
+    samples (``y_aux`` is their own label).  ``options`` go to
+    :func:`growth.data.movielens.load_movielens` (e.g. ``target_genres``).
     """
     ml = load_movielens(path, **options)
     features = ConversionFeatures(ml.dataset)
-    target = features.exposure_frame(domain="target")
-    source = features.exposure_frame(domain="source")
+    target, y_target, t_target = _movielens_samples(ml, features, "target")
+    source, y_source, t_source = _movielens_samples(ml, features, "source")
     cut = np.datetime64(ml.split_time.tz_localize(None) if ml.split_time.tz else ml.split_time)
-    train = target.timestamp < cut
-    aux = source.timestamp < cut
+    train = t_target < cut
+    aux = t_source < cut
+    X_test = target.loc[~train].reset_index(drop=True)
     return BenchmarkSplit(
         dataset="movielens",
         spec=features.spec,
-        X_train=target.X.loc[train].reset_index(drop=True),
-        y_train=target.y[train],
-        X_test=target.X.loc[~train].reset_index(drop=True),
-        y_test=target.y[~train],
-        segment_test=target.segment[~train],
-        X_aux=source.X.loc[aux].reset_index(drop=True),
-        y_aux=source.y[aux],
-        aux_note="source-domain (Drama) ratings before split_time",
+        X_train=target.loc[train].reset_index(drop=True),
+        y_train=y_target[train],
+        X_test=X_test,
+        y_test=y_target[~train],
+        segment_test=X_test["lifecycle"].to_numpy(),  # as of the split: `new` = cold start
+        X_aux=source.loc[aux].reset_index(drop=True),
+        y_aux=y_source[aux],
+        aux_note="source-domain (Drama) ratings before split_time, labelled source samples",
     )
+
+
+def _movielens_samples(
+    ml: MovieLensData, features: ConversionFeatures, domain: str
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Model rows, labels and times of ``domain``'s exposures in log order, with the user
+    fields as of each exposure and the sample columns ``domain``/``scene``."""
+    log = ml.dataset.exposures
+    mine = (log["domain"] == domain).to_numpy()
+    frame = features.exposure_frame(domain=domain)  # this domain's rows, in time order
+    if not (
+        np.array_equal(frame.timestamp, log["timestamp"].to_numpy()[mine])
+        and np.array_equal(features.user_ids[frame.user_pos], log["user_id"].to_numpy()[mine])
+    ):
+        raise ValueError("the MovieLens exposure log is not in time order")
+    X = frame.X
+    as_of = ml.exposure_features.loc[mine]
+    for column in as_of.columns:
+        X[column] = as_of[column].to_numpy()
+    X["domain"] = domain
+    X["scene"] = log["scene"].to_numpy()[mine]
+    return X, frame.y, frame.timestamp
 
 
 @dataclass(frozen=True)

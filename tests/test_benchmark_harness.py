@@ -125,11 +125,16 @@ def test_blank_domain_empties_every_field_kind():
 
 
 def test_movielens_cold_start_users_are_only_in_the_test_set(movielens_dir):
-    """Target-side cold-start ('new') users have no target training rows but are tested."""
+    """Target-side cold-start ('new') test rows have no target history; a training row is
+    'new' exactly when its user had no target rating before it (its lifecycle then)."""
     split = movielens_split(movielens_dir)
-    assert "new" not in set(split.X_train["lifecycle"])
-    assert (split.segment_test == "new").sum() > 100
+    new_test = split.segment_test == "new"
+    assert new_test.sum() > 100 and (split.X_test.loc[new_test, "tgt_n_ratings"] == 0).all()
+    new_train = split.X_train["lifecycle"] == "new"
+    assert new_train.any() and new_train.equals(split.X_train["tgt_n_ratings"] == 0)
     assert len(split.X_aux) > 0 and set(np.unique(split.y_aux)) == {0, 1}
+    assert set(split.X_train["domain"]) == {"target"} and set(split.X_aux["domain"]) == {"source"}
+    assert set(split.X_train["scene"]) == {"Comedy"} and set(split.X_aux["scene"]) == {"Drama"}
 
 
 def test_nightly_can_train_and_score_a_torch_predictor_by_name():

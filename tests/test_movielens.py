@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.harness import movielens_split
+from growth.data.history import features_as_of
 from growth.data.io import read_dataset, write_dataset
 from growth.data.movielens import MovieLensData, load_movielens
 from growth.data.validation import DataValidationError
@@ -132,6 +134,102 @@ def test_changing_the_test_period_leaves_features_unchanged(tmp_path):
     b = load_movielens(write_mini(tmp_path / "b", ratings=changed), split_time=SPLIT)
     features = [c for c in a.dataset.users if c.startswith(("src_", "tgt_"))]
     pd.testing.assert_frame_equal(a.dataset.users[features], b.dataset.users[features])
+
+
+# Two more comedies; user 1 rates both in the same second, before the split.
+_LEAK_ITEMS = [*_ITEMS, (7, "Farce", "1999", "Comedy"), (8, "Spoof", "1985", "Comedy")]
+_LEAK_RATINGS = [*_RATINGS, (1, 7, 5, 95), (1, 8, 1, 95)]
+
+
+def _model_rows(folder: Path) -> pd.DataFrame:
+    """What the models see (the benchmark's train, auxiliary and test rows), by (user, item)."""
+    options = {"split_time": SPLIT, "share_genres": ("Romance",), "seq_len": 3}
+    split = movielens_split(folder, **options)
+    log = load_movielens(folder, **options).dataset.exposures
+    train, target = log["timestamp"] < SPLIT, log["domain"] == "target"
+    keys = [log.loc[rows, ["user_id", "item_id"]] for rows in (train & target, train & ~target)]
+    keys.append(log.loc[~train & target, ["user_id", "item_id"]])
+    rows = pd.concat([split.X_train, split.X_aux, split.X_test], ignore_index=True)
+    return rows.set_index(pd.MultiIndex.from_frame(pd.concat(keys, ignore_index=True)))
+
+
+def _user_fields(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[[c for c in rows if c.startswith(("src_", "tgt_")) or c == "lifecycle"]]
+
+
+def test_a_rows_own_label_never_reaches_its_features(tmp_path):
+    """Flipping one training row's rating (and so its label) changes none of that row's user
+    fields, nor those of the rating given in the same second; the user's later rows see it."""
+    a = _model_rows(write_mini(tmp_path / "a", _LEAK_RATINGS, items=_LEAK_ITEMS))
+    # a target row tied with (1, 7) and seen by the test row (1, 3); a source row seen by (1, 1)
+    for flipped, tied, later in [((1, 8), [(1, 7)], (1, 3)), ((1, 2), [], (1, 1))]:
+        ratings = [(u, i, 6 - r if (u, i) == flipped else r, d) for u, i, r, d in _LEAK_RATINGS]
+        b = _model_rows(write_mini(tmp_path / f"b{flipped}", ratings, items=_LEAK_ITEMS))
+        same = [flipped, *tied]
+        pd.testing.assert_frame_equal(_user_fields(a.loc[same]), _user_fields(b.loc[same]))
+        assert not _user_fields(a.loc[[later]]).equals(_user_fields(b.loc[[later]]))
+
+
+def test_later_ratings_never_reach_a_rows_features(tmp_path):
+    """Changing every rating after day 90 and adding one changes no earlier row's fields."""
+    ratings = [(u, i, 6 - r if d > 90 else r, d) for u, i, r, d in _LEAK_RATINGS]
+    a = _model_rows(write_mini(tmp_path / "a", _LEAK_RATINGS, items=_LEAK_ITEMS))
+    b = _model_rows(write_mini(tmp_path / "b", [*ratings, (1, 5, 1, 97)], items=_LEAK_ITEMS))
+    earlier = [(1, 2), (1, 1), (2, 1), (2, 5), (3, 5), (5, 2), (5, 5)]  # days 0-90
+    pd.testing.assert_frame_equal(_user_fields(a.loc[earlier]), _user_fields(b.loc[earlier]))
+
+
+def test_a_rows_features_are_the_users_past_at_that_instant(tmp_path):
+    """User 1's rows: the first comedy is 'new' with no target past; the two rated together
+    on day 95 both see only day 90 (ties never see each other)."""
+    rows = _model_rows(write_mini(tmp_path / "ml", _LEAK_RATINGS, items=_LEAK_ITEMS))
+    first = rows.loc[(1, 1)]
+    assert first["lifecycle"] == "new" and first["tgt_n_ratings"] == 0
+    assert first["tgt_click_seq"] == "" and first["src_n_ratings"] == 1
+    for item in (7, 8):
+        row = rows.loc[(1, item)]
+        assert (row["tgt_n_ratings"], row["tgt_mean_rating"], row["tgt_pos_rate"]) == (1, 4, 1)
+        assert row["tgt_click_seq"] == "1" and row["lifecycle"] == "active"
+        assert row["tgt_days_since_visit"] == pytest.approx(5.0)
+    assert rows.loc[(1, 2), "src_n_ratings"] == 0 and not rows.loc[(1, 2), "has_source"]
+
+
+def test_source_and_target_rows_carry_their_domain_and_scene(mini):
+    """Exposures carry the sample columns: source (Drama) and target (Comedy) samples."""
+    log = mini.dataset.exposures
+    assert (log["scene"] == log["domain"].map({"source": "Drama", "target": "Comedy"})).all()
+    assert len(mini.exposure_features) == len(log)
+    assert mini.exposure_features.index.equals(log.index)
+
+
+def test_test_rows_read_the_split_snapshot(mini):
+    """A rating at or after the split sees the users table's fields (its snapshot at the split)."""
+    log, feats = mini.dataset.exposures, mini.exposure_features
+    later = (log["timestamp"] >= SPLIT) & (log["domain"] == "target")
+    snapshot = _by_user(mini).loc[log.loc[later, "user_id"], feats.columns]
+    pd.testing.assert_frame_equal(
+        feats.loc[later].reset_index(drop=True), snapshot.reset_index(drop=True)
+    )
+
+
+def test_history_features_without_any_history():
+    """An empty log or an unseen user gives NaN statistics, zero counts and an empty sequence."""
+    log = pd.DataFrame(
+        {
+            "user_id": [1],
+            "timestamp": pd.to_datetime([T0], unit="s"),
+            "rating": [5.0],
+            "label": [1],
+            "category": [3],
+        }
+    )
+    when = pd.to_datetime([T0 + DAY, T0 + DAY], unit="s").to_numpy()
+    for history in (log, log.iloc[:0]):
+        out = features_as_of(history, np.array([2, 2]), when, prefix="x_", seq_name="s", seq_len=2)
+        assert (out["x_n_ratings"] == 0).all() and out["x_mean_rating"].isna().all()
+        assert (out["x_s"] == "").all() and out["x_days_since_visit"].isna().all()
+    out = features_as_of(log, np.array([1]), when[:1], prefix="x_", seq_name="s", seq_len=2)
+    assert out.loc[0, "x_s"] == "3" and out.loc[0, "x_days_since_visit"] == pytest.approx(1.0)
 
 
 def test_exposures_candidates_and_coupons(mini):
@@ -269,6 +367,29 @@ def test_real_split_has_no_leakage(ml100k):
     assert np.isin(cold, test.loc[test["domain"] == "target", "user_id"]).all()
     candidates = ds.candidates.merge(train, on=["user_id", "item_id"], how="left")
     assert candidates["domain"].isna().all()  # no candidate was already rated before the split
+
+
+@pytest.mark.movielens
+def test_real_exposure_features_are_each_users_past(ml100k):
+    """On 300 sampled exposures the user fields equal a direct count of the user's ratings
+    strictly before the row (before the split for test rows)."""
+    log, feats = ml100k.dataset.exposures, ml100k.exposure_features
+    category = ml100k.dataset.items.set_index("item_id")["category"]
+    by_user = dict(tuple(log.groupby("user_id")))
+    for k in np.random.default_rng(0).choice(len(log), 300, replace=False):
+        row, got = log.iloc[k], feats.iloc[k]
+        user = by_user[row["user_id"]]
+        past = user.loc[user["timestamp"] < min(row["timestamp"], ml100k.split_time)]
+        tgt = past.loc[past["domain"] == "target"]
+        assert got["tgt_n_ratings"] == len(tgt) and got["src_n_ratings"] == len(past) - len(tgt)
+        if len(tgt):
+            assert got["tgt_pos_rate"] == pytest.approx(tgt["label"].mean())
+            gap = min(row["timestamp"], ml100k.split_time) - tgt["timestamp"].max()
+            assert got["lifecycle"] == ("lost" if gap > pd.Timedelta(days=45) else "active")
+        else:
+            assert got["lifecycle"] == ("new" if row["domain"] == "target" else "potential")
+        seq = "|".join(str(c) for c in category[tgt["item_id"]].to_numpy()[-10:])
+        assert got["tgt_click_seq"] == seq
 
 
 @pytest.mark.movielens

@@ -8,15 +8,22 @@ The adapter reads the RecBole atomic files ``ml-100k.inter``, ``ml-100k.user`` a
 * **domains** - a movie with a *target* genre (default Comedy) is a target item; else a
   movie with a *source* genre (default Drama) is a source item; other movies are dropped.
 * **exposures** - every rating of a kept movie, ``label = rating >= positive_rating``,
-  ``treatment = 'none'`` (MovieLens has no coupons; the catalogue holds only the control).
+  ``treatment = 'none'`` (MovieLens has no coupons; the catalogue holds only the control),
+  ``domain`` and ``scene`` (the sample columns: one scene per domain, named by its genres,
+  e.g. ``"Comedy"``/``"Drama"``), so the source genre's ratings are labelled source samples.
 * **chronological split** - ``split_time`` is the ``1 - test_fraction`` quantile of the
-  rating times.  Every ``src_*``/``tgt_*`` feature and the ``active``/``lost`` lifecycle use
-  only ratings *before* ``split_time`` (no leakage); candidates are the test period's items.
+  rating times; candidates are the test period's items.
+* **point-in-time user features** - a row's user fields (``src_*``, ``tgt_*``,
+  ``lifecycle``, ``has_source``) use only the user's ratings strictly before
+  ``min(row time, split_time)`` (:mod:`growth.data.history`): never the row's own label,
+  never a later rating; ratings in the same second as the row are all excluded (the log
+  has no order within a second).  They are :attr:`MovieLensData.exposure_features`, one
+  row per exposure; the users table is the same at ``split_time`` (the scoring snapshot).
 * **users** - ``region`` from the first zip digit, ``age_band``, ``gender``, target-side
-  ``lifecycle``: no target rating before the split -> ``new`` when the user rates target
-  movies after it (a cold-start user), else ``potential``; a last target rating more than
-  ``lost_after_days`` before the split -> ``lost``; else ``active``.  ``has_source`` = any
-  source rating before the split.
+  ``lifecycle`` at an instant: no earlier target rating -> ``new`` when the user is rating
+  target movies then (for the users table: after the split, a cold-start user), else
+  ``potential``; a last target rating more than ``lost_after_days`` earlier -> ``lost``;
+  else ``active``.  ``has_source`` = any earlier source rating.
 * **items** - ``category`` is a genre token (the movie's first genre other than its domain's
   defining genres); ``price_level`` buckets the release year (old films are cheap).
 
@@ -41,8 +48,9 @@ import numpy as np
 import pandas as pd
 
 from growth.data.dataset import Dataset
+from growth.data.history import features_as_of
 from growth.data.recbole import check_known, read_atomic
-from growth.data.schema import MULTI_SEPARATOR, NO_COUPON, Column, Lifecycle, TableSchema
+from growth.data.schema import NO_COUPON, Column, Lifecycle, TableSchema
 from growth.data.validation import DataValidationError, validate_dataset
 
 __all__ = ["MovieLensConfig", "MovieLensData", "load_movielens"]
@@ -154,6 +162,10 @@ class MovieLensData:
         cold_start_user_ids: sorted ids of target-side cold-start users (no target
             rating before the split, at least one after it; lifecycle ``new``).
         genre_tokens: genre name -> integer token used in ``category`` and ``*_seq``.
+        exposure_features: one row per exposure (same index as ``dataset.exposures``): the
+            users table's ``lifecycle``, ``has_source``, ``src_*`` and ``tgt_*`` columns as of
+            that exposure (see the module notes); training rows must read these, not the users
+            table, which is the snapshot at the split.
         config: the configuration used.
     """
 
@@ -161,6 +173,7 @@ class MovieLensData:
     split_time: pd.Timestamp
     cold_start_user_ids: np.ndarray
     genre_tokens: dict[str, int]
+    exposure_features: pd.DataFrame
     config: MovieLensConfig = field(default_factory=MovieLensConfig)
 
     def split_exposures(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -207,11 +220,6 @@ class MovieLensData:
 
 
 # ---------------------------------------------------------------------------------------
-# reading the raw files
-# ---------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------
 # features
 # ---------------------------------------------------------------------------------------
 
@@ -220,55 +228,51 @@ def _feature_name(genre: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", genre.lower()).strip("_")
 
 
-def _sequence(history: pd.DataFrame, user_ids: pd.Index, seq_len: int) -> pd.Series:
-    """Last ``seq_len`` category tokens per user, oldest first, '|'-joined ('' if none)."""
-    recent = history.groupby("user_id", sort=False).tail(seq_len)
-    joined = (
-        recent["category"]
-        .astype(str)
-        .groupby(recent["user_id"], sort=False)
-        .agg(MULTI_SEPARATOR.join)
-    )
-    return joined.reindex(user_ids, fill_value="")
-
-
-def _domain_features(
-    history: pd.DataFrame,
-    user_ids: pd.Index,
-    prefix: str,
-    seq_name: str,
-    split_time: pd.Timestamp,
+def _user_features(
+    ratings: pd.DataFrame,
+    user_ids: np.ndarray,
+    times: np.ndarray,
+    joining: np.ndarray,
+    onehot: pd.DataFrame,
     cfg: MovieLensConfig,
-    item_genres: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Per-user features of one domain from its (train-period, time-sorted) ratings."""
-    grouped = history.groupby("user_id", sort=False)
-    out = pd.DataFrame(index=user_ids)
-    out[f"{prefix}n_ratings"] = grouped.size().reindex(user_ids, fill_value=0).astype(float)
-    out[f"{prefix}mean_rating"] = grouped["rating"].mean().reindex(user_ids)
-    out[f"{prefix}pos_rate"] = grouped["label"].mean().reindex(user_ids)
-    last = grouped["timestamp"].max().reindex(user_ids)
-    out[f"{prefix}days_since_visit"] = (split_time - last).dt.total_seconds() / _SECONDS_PER_DAY
-    if item_genres is not None:
-        genre_hits = item_genres.reindex(history["item_id"].to_numpy()).to_numpy(dtype=float)
-        shares = pd.DataFrame(genre_hits, columns=item_genres.columns, index=history.index)
-        shares = shares.groupby(history["user_id"], sort=False).mean().reindex(user_ids)
-        for genre in item_genres.columns:
-            out[f"{prefix}genre_share_{_feature_name(genre)}"] = shares[genre]
-    out[f"{prefix}{seq_name}"] = _sequence(history, user_ids, cfg.seq_len)
-    return out
+    """``lifecycle``, ``has_source`` and the ``src_*``/``tgt_*`` features of each
+    ``(user_ids[k], times[k])`` from the user's ratings strictly before ``times[k]``.
 
-
-def _lifecycle(
-    tgt_last: pd.Series, has_test_target: pd.Series, split_time: pd.Timestamp, lost_days: float
-) -> pd.Series:
-    days = (split_time - tgt_last).dt.total_seconds() / _SECONDS_PER_DAY
-    stage = np.where(
-        tgt_last.isna(),
-        np.where(has_test_target, Lifecycle.NEW.value, Lifecycle.POTENTIAL.value),
-        np.where(days > lost_days, Lifecycle.LOST.value, Lifecycle.ACTIVE.value),
+    ``joining[k]`` tells ``new`` from ``potential`` for a user without target history:
+    whether the user is rating target movies at that instant (a cold-start user).
+    """
+    src_log = ratings.loc[ratings["domain"] == "source"]
+    shares = onehot[list(cfg.share_genres)].rename(columns=_feature_name)
+    genres = shares.reindex(src_log["item_id"].to_numpy()).reset_index(drop=True)
+    src = features_as_of(
+        src_log,
+        user_ids,
+        times,
+        prefix="src_",
+        seq_name="recent_seq",
+        seq_len=cfg.seq_len,
+        genres=genres if cfg.share_genres else None,
     )
-    return pd.Series(stage, index=tgt_last.index)
+    tgt = features_as_of(
+        ratings.loc[ratings["domain"] == "target"],
+        user_ids,
+        times,
+        prefix="tgt_",
+        seq_name="click_seq",
+        seq_len=cfg.seq_len,
+    )
+    lifecycle = np.where(
+        tgt["tgt_n_ratings"] == 0,
+        np.where(joining, Lifecycle.NEW.value, Lifecycle.POTENTIAL.value),
+        np.where(
+            tgt["tgt_days_since_visit"] > cfg.lost_after_days,
+            Lifecycle.LOST.value,
+            Lifecycle.ACTIVE.value,
+        ),
+    )
+    head = pd.DataFrame({"lifecycle": lifecycle, "has_source": (src["src_n_ratings"] > 0)})
+    return pd.concat([head, src, tgt], axis=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,15 +310,13 @@ def load_movielens(path: str | Path, **options: Any) -> MovieLensData:
     if len(ratings) == 0:
         raise DataValidationError("no ratings of source or target movies", file=str(files["inter"]))
     split = _split_time(ratings, cfg)
-    train = ratings.loc[ratings["timestamp"] < split]
-    test = ratings.loc[ratings["timestamp"] >= split]
     dataset = validate_dataset(
         Dataset(
-            users=_users(users_raw, train, test, split, onehot, cfg),
+            users=_users(users_raw, ratings, split, onehot, cfg),
             items=items,
             coupons=_control_only_coupons(),
-            candidates=_candidates(test, cfg),
-            exposures=_exposures(ratings),
+            candidates=_candidates(ratings.loc[ratings["timestamp"] >= split], cfg),
+            exposures=_exposures(ratings, cfg),
             name="movielens-100k",
         )
     )
@@ -326,6 +328,7 @@ def load_movielens(path: str | Path, **options: Any) -> MovieLensData:
         split_time=pd.Timestamp(split),
         cold_start_user_ids=cold.astype(np.int64),
         genre_tokens=tokens,
+        exposure_features=_exposure_features(ratings, split, onehot, cfg),
         config=cfg,
     )
 
@@ -410,45 +413,32 @@ def _split_time(ratings: pd.DataFrame, cfg: MovieLensConfig) -> pd.Timestamp:
 
 def _users(
     users_raw: pd.DataFrame,
-    train: pd.DataFrame,
-    test: pd.DataFrame,
+    ratings: pd.DataFrame,
     split: pd.Timestamp,
     onehot: pd.DataFrame,
     cfg: MovieLensConfig,
 ) -> pd.DataFrame:
-    """Demographics, lifecycle and per-domain features from the train period."""
-    user_ids = pd.Index(users_raw["user_id"], name="user_id")
+    """Demographics, and lifecycle and per-domain features as of ``split`` (the scoring
+    snapshot: ``new`` marks users who rate target movies only after the split)."""
+    user_ids = users_raw["user_id"].to_numpy()
     zip_first = users_raw["zip_code"].str.strip().str[:1]
     region = np.where(zip_first.str.isdigit().fillna(False), "zip" + zip_first.fillna(""), "intl")
     age_band = pd.cut(
         users_raw["age"], bins=list(_AGE_EDGES), right=False, labels=list(_AGE_LABELS)
     ).astype(str)
-    src_train = train.loc[train["domain"] == "source"]
-    tgt_train = train.loc[train["domain"] == "target"]
-    src = _domain_features(
-        src_train,
-        user_ids,
-        "src_",
-        "recent_seq",
-        split,
-        cfg,
-        onehot[list(cfg.share_genres)] if cfg.share_genres else None,
-    )
-    tgt = _domain_features(tgt_train, user_ids, "tgt_", "click_seq", split, cfg, None)
-    tgt_last = tgt_train.groupby("user_id")["timestamp"].max().reindex(user_ids)
-    test_target_users = test.loc[test["domain"] == "target", "user_id"].unique()
-    lifecycle = _lifecycle(tgt_last, user_ids.isin(test_target_users), split, cfg.lost_after_days)
+    later = ratings.loc[(ratings["timestamp"] >= split) & (ratings["domain"] == "target")]
+    at_split = np.full(len(user_ids), np.datetime64(split, "ns"))
+    joining = np.isin(user_ids, later["user_id"].unique())
     users = pd.DataFrame(
         {
-            "user_id": user_ids.to_numpy(),
+            "user_id": user_ids,
             "region": region,
             "age_band": age_band.to_numpy(),
             "gender": users_raw["gender"].to_numpy(),
-            "lifecycle": lifecycle.to_numpy(),
-            "has_source": (src["src_n_ratings"] > 0).to_numpy(),
         }
     )
-    return pd.concat([users, src.reset_index(drop=True), tgt.reset_index(drop=True)], axis=1)
+    history = _user_features(ratings, user_ids, at_split, joining, onehot, cfg)
+    return pd.concat([users, history], axis=1)
 
 
 def _candidates(test: pd.DataFrame, cfg: MovieLensConfig) -> pd.DataFrame:
@@ -464,18 +454,31 @@ def _candidates(test: pd.DataFrame, cfg: MovieLensConfig) -> pd.DataFrame:
     ).sort_values(["user_id", "rank"], kind="stable", ignore_index=True)
 
 
-def _exposures(ratings: pd.DataFrame) -> pd.DataFrame:
-    """Every kept rating as an untreated exposure (MovieLens has no coupons)."""
+def _exposures(ratings: pd.DataFrame, cfg: MovieLensConfig) -> pd.DataFrame:
+    """Every kept rating as an untreated exposure in its domain's scene (no coupons here)."""
+    is_target = (ratings["domain"] == "target").to_numpy()
+    scene = "+".join  # one scene per domain, named by its genres, e.g. "Comedy"
     return pd.DataFrame(
         {
             "user_id": ratings["user_id"].to_numpy(),
             "item_id": ratings["item_id"].to_numpy(),
             "domain": ratings["domain"].to_numpy(),
+            "scene": np.where(is_target, scene(cfg.target_genres), scene(cfg.source_genres)),
             "timestamp": ratings["timestamp"].to_numpy(),
             "treatment": NO_COUPON,
             "label": ratings["label"].to_numpy(),
         }
     )
+
+
+def _exposure_features(
+    ratings: pd.DataFrame, split: pd.Timestamp, onehot: pd.DataFrame, cfg: MovieLensConfig
+) -> pd.DataFrame:
+    """The user's features as of each rating: from ratings strictly before
+    ``min(timestamp, split)``; ``new`` for a target rating without target history."""
+    as_of = np.minimum(ratings["timestamp"].to_numpy("datetime64[ns]"), np.datetime64(split, "ns"))
+    is_target = (ratings["domain"] == "target").to_numpy()
+    return _user_features(ratings, ratings["user_id"].to_numpy(), as_of, is_target, onehot, cfg)
 
 
 def _control_only_coupons() -> pd.DataFrame:
