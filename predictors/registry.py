@@ -12,7 +12,7 @@ option), ``open`` (binary: is a push opened), ``basket`` (regression of the log
 order value).
 
 >>> predictor_names("conversion")[:3]
-['csde', 'csde_cycle', 'dcnv2']
+['cdanet', 'csde', 'csde_cycle']
 >>> predictor_names("basket")
 ['basket_size']
 """
@@ -38,6 +38,7 @@ class Entry:
 
 REGISTRY: dict[str, Entry] = {
     "basket_size": Entry("predictors.basket:BasketSizeModel", "basket"),
+    "cdanet": Entry("predictors.models.cdanet:CDAnetModel", "conversion"),
     "csde": Entry("predictors.models.csde:CSDEModel", "conversion"),
     "csde_cycle": Entry("predictors.models.csde_cycle:CSDECycleModel", "conversion"),
     "dcnv2": Entry("predictors.models.dcnv2:DCNv2Model", "conversion"),
@@ -48,6 +49,8 @@ REGISTRY: dict[str, Entry] = {
     "mmoe": Entry("predictors.models.mmoe:MMOEModel", "conversion"),
     "open_rate": Entry("predictors.open_rate:OpenRateModel", "open"),
     "shared_bottom": Entry("predictors.models.shared_bottom:SharedBottomModel", "conversion"),
+    "wasserstein_transfer": Entry("predictors.models.wecan:WassersteinTransferModel", "conversion"),
+    "wecan": Entry("predictors.models.wecan:WECANModel", "conversion"),
 }
 
 

@@ -33,6 +33,7 @@ from predictors.models.csde_parts import USER_DOMAIN
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, DomainGroups
 from predictors.torch.staged import CrossDomainNet, masked_mean
+from predictors.torch.transfer import frozen_call, gradient_penalty
 
 if TYPE_CHECKING:
     from predictors.models.csde_cycle import CSDECycleConfig
@@ -136,18 +137,6 @@ def wgan_gp_losses(
     d_real = critic(real.detach()).squeeze(-1)  # (batch,)
     d_fake = critic(fake.detach()).squeeze(-1)
     loss = masked_mean(d_fake, fake_rows) - masked_mean(d_real, real_rows)
-
-    real_idx, fake_idx = real_rows.nonzero().squeeze(1), fake_rows.nonzero().squeeze(1)
-    n = min(len(real_idx), len(fake_idx))
-    if n > 0:
-        real_idx = real_idx[torch.randperm(len(real_idx))[:n]]
-        fake_idx = fake_idx[torch.randperm(len(fake_idx))[:n]]
-        eps = torch.rand(n, 1)  # (n, 1)
-        mixed = eps * real[real_idx].detach() + (1 - eps) * fake[fake_idx].detach()  # (n, d)
-        mixed.requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)  # (n, d)
-        loss = loss + lambda_gp * (grad.norm(dim=1) - 1).pow(2).mean()
-
-    frozen = {name: p.detach() for name, p in critic.named_parameters()}
-    g_fake = torch.func.functional_call(critic, frozen, (fake,)).squeeze(-1)  # (batch,)
-    return loss - masked_mean(g_fake, fake_rows)
+    penalty = gradient_penalty(critic, real[real_rows > 0], fake[fake_rows > 0])
+    g_fake = frozen_call(critic, fake).squeeze(-1)  # (batch,)
+    return loss + lambda_gp * penalty - masked_mean(g_fake, fake_rows)
