@@ -1,7 +1,9 @@
-"""A small synthetic two-domain frame for the docstring examples and the contract tests.
+"""Small synthetic two-domain frames for the docstring examples and the contract tests.
 
 Columns: ``src_*`` (source domain: a number, a count, an item sequence),
-``tgt_*`` (target domain: a number, tags, a tier), ``coupon_*`` (treatment).
+``tgt_*`` (target domain: a number, tags, a tier), ``coupon_*`` (treatment);
+:func:`sampled_frame` adds the sample columns ``domain`` and ``scene``
+(:mod:`predictors.torch.samples`): labelled source rows and three target scenes.
 The label follows a known logit of every field kind, so any model that reads
 the fields ranks it; converting rows also carry a log-normal order value.
 
@@ -11,6 +13,9 @@ the fields ranks it; converting rows also carry a log-normal order value.
 >>> X, y, spec = two_domain_example(100)  # the same rows with their spec
 >>> spec.domains
 ('source', 'target', 'treatment')
+>>> X, y, value = sampled_frame(1_000)  # the same fields plus the sample columns
+>>> X.groupby(["domain", "scene"]).size().to_dict()
+{('source', 'offers'): 283, ('target', 'coupon_centre'): 143, ('target', 'home_feed'): 356, ('target', 'search'): 218}
 """
 
 from __future__ import annotations
@@ -32,6 +37,47 @@ def two_domain_frame(
     ``src_missing`` of the rows (seeded) lack every source field.
     """
     rng = np.random.default_rng(seed)
+    X, logit = _features(n, rng, src_missing)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
+    value = np.exp(3.0 + 0.4 * logit + rng.normal(0.0, 0.2, n))
+    return X, y, np.where(y == 1, value, np.nan)
+
+
+SCENES = {"home_feed": 0.5, "search": 0.3, "coupon_centre": 0.2}
+"""The target scenes of :func:`sampled_frame` and their shares of the target rows."""
+
+
+def sampled_frame(
+    n: int = 3_000, *, seed: int = 0, src_missing: float = 0.0, source_share: float = 0.3
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """:func:`two_domain_frame`'s features plus the sample columns ``domain`` and ``scene``.
+
+    ``source_share`` of the rows are labelled source-domain rows (scene ``"offers"``); the
+    rest are target rows of the scenes of :data:`SCENES`.  Every label shares the frame's
+    logit; each scene adds its own part (an offset and its own coupon effect; ``search``
+    reads the tier the other way), and source rows respond more weakly to the target fields.
+    """
+    rng = np.random.default_rng(seed)
+    X, logit = _features(n, rng, src_missing)
+    source = rng.random(n) < source_share
+    scene = np.where(source, "offers", rng.choice(list(SCENES), size=n, p=list(SCENES.values())))
+    gold = (X["tgt_tier"] == "gold").to_numpy()
+    face = X["coupon_face"].to_numpy()
+    logit = logit + np.select(
+        [scene == "search", scene == "coupon_centre", scene == "offers"],
+        [0.3 - 1.6 * gold, -0.4 + 0.1 * face, 0.2 - 0.5 * (X["tgt_power"].to_numpy() - 500) / 100],
+        0.0,
+    )
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
+    value = np.exp(3.0 + 0.4 * logit + rng.normal(0.0, 0.2, n))
+    X = X.assign(domain=np.where(source, "source", "target"), scene=scene)
+    return X, y, np.where(y == 1, value, np.nan)
+
+
+def _features(
+    n: int, rng: np.random.Generator, src_missing: float
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature frame of :func:`two_domain_frame` and the shared part of its label's logit."""
 
     def tokens(max_len: int, n_tokens: int) -> tuple[pd.Series, np.ndarray]:
         lists = [rng.integers(0, n_tokens, k) for k in rng.integers(0, max_len + 1, n)]
@@ -64,9 +110,7 @@ def two_domain_frame(
     gone = rng.random(n) < src_missing
     X.loc[gone, ["src_spend", "src_visits"]] = np.nan
     X.loc[gone, "src_item_seq"] = ""
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
-    value = np.exp(3.0 + 0.4 * logit + rng.normal(0.0, 0.2, n))
-    return X, y, np.where(y == 1, value, np.nan)
+    return X, logit
 
 
 def two_domain_example(n: int = 600) -> tuple[pd.DataFrame, np.ndarray, FeatureSpec]:

@@ -49,7 +49,8 @@ class Field:
     ``1..N``).  ``oov`` says the vocabulary was cut at ``VOCABULARY_LIMIT``: every
     other token then shares the out-of-vocabulary id ``N + 1``; without it an unknown
     token is padding (no row ever trained a vector for it).  :meth:`FeatureSpec.fit`
-    fills them.
+    fills them.  ``default`` is the value a frame without the column stands for (the
+    sample columns of :mod:`predictors.torch.samples`); ``None``: frames need the column.
     """
 
     name: str
@@ -59,6 +60,7 @@ class Field:
     tokens: tuple[int, ...] = ()
     oov: bool = False
     target: str | None = None  # multi fields: the categorical field holding the same tokens
+    default: str | None = None  # what a frame without the column stands for
 
     def __post_init__(self) -> None:
         if self.target is not None and self.kind != "multi":
@@ -236,6 +238,7 @@ class FeatureSpec:
                     "tokens": list(f.tokens),
                     "oov": f.oov,
                     "target": f.target,
+                    "default": f.default,
                 }
                 for f in self.fields
             ],
@@ -255,6 +258,7 @@ class FeatureSpec:
                 tokens=tuple(int(t) for t in d.get("tokens", range(int(d.get("n_tokens", 0))))),
                 oov=bool(d.get("oov", False)),
                 target=d.get("target"),
+                default=d.get("default"),
             )
             for d in data["fields"]
         )

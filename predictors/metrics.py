@@ -1,6 +1,9 @@
-"""Evaluation metrics, overall and by lifecycle segment."""
+"""Evaluation metrics, overall and by group (lifecycle segment, domain, scene)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,10 +62,29 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def segment_metrics(y: np.ndarray, p: np.ndarray, segments: np.ndarray) -> pd.DataFrame:
     """Long frame ``segment, metric, value`` for ``all`` and every segment present."""
-    segments = np.asarray(segments).astype(str)
-    rows = []
-    for name in ["all", *sorted(set(segments))]:
-        mask = np.ones(len(y), bool) if name == "all" else segments == name
-        for metric, value in binary_metrics(np.asarray(y)[mask], np.asarray(p)[mask]).items():
-            rows.append({"segment": name, "metric": metric, "value": value})
+    table = metrics_by(y, p, {"segment": segments})
+    return table.drop(columns="by").rename(columns={"group": "segment"})
+
+
+def metrics_by(y: np.ndarray, p: np.ndarray, groups: Mapping[str, Any]) -> pd.DataFrame:
+    """Long frame ``by, group, metric, value``: all rows (``by = group = "all"``), then every
+    value of every grouping in ``groups`` (a name -> one label per row, e.g. ``domain``,
+    ``scene``, ``lifecycle``), in sorted order.
+
+    >>> table = metrics_by([0, 1, 1, 0], [0.2, 0.7, 0.6, 0.4], {"domain": ["s", "s", "t", "t"]})
+    >>> table[table.metric == "auc"][["by", "group", "value"]].to_numpy().tolist()
+    [['all', 'all', 1.0], ['domain', 's', 1.0], ['domain', 't', 1.0]]
+    """
+    y, p = np.asarray(y), np.asarray(p)
+    masks = [("all", "all", np.ones(len(y), dtype=bool))]
+    for by, labels in groups.items():
+        labels = np.asarray(labels).astype(str)
+        if labels.shape != y.shape:
+            raise ValueError(f"grouping {by!r} has {labels.shape[0]} labels for {len(y)} rows")
+        masks += [(by, name, labels == name) for name in sorted(set(labels))]
+    rows = [
+        {"by": by, "group": name, "metric": metric, "value": value}
+        for by, name, mask in masks
+        for metric, value in binary_metrics(y[mask], p[mask]).items()
+    ]
     return pd.DataFrame(rows)

@@ -22,12 +22,7 @@ from predictors.features import FeatureSpec
 from predictors.torch.base import PREDICT_BATCH
 from predictors.torch.inputs import Batch, batch_size_of, take
 from predictors.torch.layers import MLP, MixtureOfExperts
-from predictors.torch.multitask import (
-    MultiTaskConfig,
-    MultiTaskEstimator,
-    MultiTaskNet,
-    fill_aux_column,
-)
+from predictors.torch.multitask import MultiTaskConfig, MultiTaskEstimator, MultiTaskNet
 
 
 class MMOEConfig(MultiTaskConfig):
@@ -46,13 +41,13 @@ class MMOENet(MultiTaskNet):
         self.experts = MixtureOfExperts(
             self.embedding.flat_dim,
             n_experts=cfg.n_experts,
-            n_tasks=self.aux_labels.n_tasks,
+            n_tasks=self.n_tasks,
             expert_hidden=cfg.expert_hidden,
             dropout=cfg.dropout,
         )
         self.towers = nn.ModuleList(
             MLP(self.experts.out_dim, cfg.tower_hidden, dropout=cfg.dropout, output_dim=1)
-            for _ in range(self.aux_labels.n_tasks)
+            for _ in range(self.n_tasks)
         )
 
     def mix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +85,7 @@ class MMOEModel(MultiTaskEstimator):
     def gates(self, X: pd.DataFrame) -> np.ndarray:
         """Gate weights ``(rows, tasks, experts)`` of every row: which experts each task uses."""
         check_is_fitted(self, "module_")
-        data = self.encoder_.encode(fill_aux_column(self.feature_spec_, X))
+        data = self.encoder_.encode(self.complete_frame(X))
         self.module_.eval()
         with torch.no_grad():
             parts = [

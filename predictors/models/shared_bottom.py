@@ -33,7 +33,7 @@ class SharedBottomNet(MultiTaskNet):
         self.bottom = MLP(self.embedding.flat_dim, cfg.bottom_hidden, dropout=cfg.dropout)
         self.towers = nn.ModuleList(
             MLP(self.bottom.out_dim, cfg.tower_hidden, dropout=cfg.dropout, output_dim=1)
-            for _ in range(self.aux_labels.n_tasks)
+            for _ in range(self.n_tasks)
         )
 
     def task_logits(self, batch: Batch) -> torch.Tensor:

@@ -6,6 +6,8 @@
 - :mod:`predictors.torch.base`: TorchEstimator (training, early stopping,
   save/load), TrainConfig / MiniBatchConfig, using_torch_threads.
 - :mod:`predictors.torch.staged`: TwoStageEstimator (the cross-domain models).
+- :mod:`predictors.torch.samples`: the sample columns ``domain``/``scene`` (carried, never
+  embedded), SampleColumns (batch -> is_source, scene), SampleEstimator.
 - :mod:`predictors.torch.multitask`: MultiTaskEstimator and the auxiliary label.
 - :mod:`predictors.torch.scoring`: the grouped scorer (entities encoded once).
 """
