@@ -13,7 +13,6 @@ from predictors.metrics import binary_metrics
 from predictors.models.wecan import WassersteinTransferModel, WECANModel
 from predictors.torch.transfer import per_domain_bce, wasserstein_estimate
 
-
 TRAINED = {"epochs": 6, "batch_size": 128}
 
 
