@@ -11,7 +11,8 @@ from predictors.examples import DOMAINS, sampled_frame
 from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.wecan import WassersteinTransferModel, WECANModel
-from predictors.torch.transfer import per_domain_bce, wasserstein_estimate
+from predictors.torch.staged import per_domain_bce
+from predictors.torch.transfer import wasserstein_estimate
 
 TRAINED = {"epochs": 6, "batch_size": 128}
 

@@ -40,7 +40,7 @@ from predictors.torch.base import MiniBatchConfig
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, FieldEmbedding
 from predictors.torch.samples import SampleColumns, SampleEstimator, input_spec
-from predictors.torch.transfer import per_domain_bce
+from predictors.torch.staged import per_domain_bce
 
 
 class CDAnetConfig(MiniBatchConfig):

@@ -48,10 +48,10 @@ from predictors.torch.base import MiniBatchConfig, Rows, TrainConfig
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, CrossNetV2, FieldEmbedding
 from predictors.torch.samples import SampleColumns, SampleEstimator, input_spec
+from predictors.torch.staged import per_domain_bce
 from predictors.torch.transfer import (
     DomainFieldGates,
     critic_loss,
-    per_domain_bce,
     wasserstein_estimate,
 )
 

@@ -2,8 +2,6 @@
 
 - :class:`DomainFieldGates`: one small gate MLP per (domain, field): how much of each
   field a row of that domain lets through (WE-CAN's attention gates).
-- :func:`per_domain_bce`: the log loss averaged per domain, so the larger domain
-  does not drown the smaller one.
 - :func:`gradient_penalty`, :func:`wasserstein_estimate`, :func:`critic_loss`,
   :func:`frozen_call`: the Wasserstein critics' pieces (WGAN-GP, Gulrajani et al. 2017),
   shared by WE-CAN and CSDE-cycle.
@@ -19,8 +17,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-from predictors.torch.staged import masked_bce
 
 
 class DomainFieldGates(nn.Module):
@@ -60,18 +56,6 @@ class DomainFieldGates(nn.Module):
         # emb (batch, fields, dim); domain long (batch,)
         gates = self.all_domains(emb)  # (batch, domains, fields)
         return gates[torch.arange(len(domain)), domain]  # (batch, fields)
-
-
-def per_domain_bce(
-    logit: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, is_source: torch.Tensor
-) -> torch.Tensor:
-    """Weighted log loss of each domain's rows, averaged over the domains present in the batch."""
-    losses = [
-        masked_bce(logit, y, weight * rows)
-        for rows in (is_source.float(), (~is_source).float())
-        if bool((weight * rows).sum() > 0)
-    ]
-    return torch.stack(losses).mean() if losses else logit.sum() * 0.0
 
 
 def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -125,6 +109,5 @@ __all__ = [
     "critic_loss",
     "frozen_call",
     "gradient_penalty",
-    "per_domain_bce",
     "wasserstein_estimate",
 ]
