@@ -4,6 +4,7 @@ They are registered by name in :mod:`predictors.registry` (which imports none
 of them until asked).
 """
 
+from predictors.models.cdanet import CDAnetModel
 from predictors.models.csde import CSDEModel
 from predictors.models.csde_cycle import CSDECycleModel
 from predictors.models.dcnv2 import DCNv2Model
@@ -12,8 +13,10 @@ from predictors.models.maml import MAMLModel
 from predictors.models.mlp import MLPModel
 from predictors.models.mmoe import MMOEModel
 from predictors.models.shared_bottom import SharedBottomModel
+from predictors.models.wecan import WassersteinTransferModel, WECANModel
 
 __all__ = [
+    "CDAnetModel",
     "CSDECycleModel",
     "CSDEModel",
     "DCNv2Model",
@@ -22,4 +25,6 @@ __all__ = [
     "MLPModel",
     "MMOEModel",
     "SharedBottomModel",
+    "WECANModel",
+    "WassersteinTransferModel",
 ]
