@@ -83,8 +83,9 @@ def test_lifecycle_shares_and_feature_availability(world: World) -> None:
 
 
 def test_exposure_log_is_a_randomised_trial_with_plausible_rates(world: World) -> None:
-    """Exposures: ~6 per user, uniform treatments, positive rate ~10%, labels in every segment."""
-    exp = world.dataset.exposures
+    """Target exposures: ~6 per user, uniform treatments, positive rate ~10%, labels in every
+    segment."""
+    exp = world.dataset.exposures.query("domain == 'target'")
     n = world.config.n_users
     assert 5.0 < len(exp) / n < 7.0
     # ~10% by default; the exact rate moves with the seed's category prices and centroids.
@@ -109,7 +110,8 @@ def test_source_features_alone_rank_new_users_conversions() -> None:
     w = generate_world(WorldConfig(n_users=30_000, seed=1))
     users = w.dataset.users
     src = [c for c in users.columns if c.startswith("src_")]
-    df = w.dataset.exposures.merge(users[["user_id", "lifecycle", *src]], on="user_id")
+    target = w.dataset.exposures.query("domain == 'target'")
+    df = target.merge(users[["user_id", "lifecycle", *src]], on="user_id")
     df = df[df["lifecycle"] == "new"]
     train = (df["user_id"] % 4 != 0).to_numpy()
     model = lgb.LGBMClassifier(
