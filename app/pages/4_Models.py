@@ -37,7 +37,9 @@ stored = svc.stored_model_metrics(ui.store())
 if stored.empty:
     st.info("No model metrics in the store yet (the nightly job writes them).")
 else:
-    samples = sorted({f"{d} / {s}" if s else d for d, s in zip(stored["domain"], stored["scene"])})
+    samples = sorted(
+        {f"{d} / {s}" if s else d for d, s in zip(stored["domain"], stored["scene"], strict=True)}
+    )
     left, right = st.columns(2)
     sample = left.selectbox("Domain / scene", samples, key="stored_sample")
     metric = right.selectbox("Metric", sorted(stored["metric"].unique()), key="stored_metric")

@@ -250,7 +250,7 @@ def _logs(
     source = sample_source_exposures(cfg, users, offers, items.n_items, start, rngs[11])
     exposures = pd.concat([target, source], ignore_index=True)
     exposures = exposures.sort_values(["user_id", "timestamp"], kind="stable", ignore_index=True)
-    n_history = max(int(round(cfg.sales_history_per_user * cfg.n_users)), 1)
+    n_history = max(round(cfg.sales_history_per_user * cfg.n_users), 1)
     shop_orders = logged_sales(
         cfg.n_users, items.n_items, sampler, model.prob_none, n_history, rngs[12]
     )
