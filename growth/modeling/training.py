@@ -32,7 +32,7 @@ from predictors.torch.base import using_torch_threads
 
 log = logging.getLogger(__name__)
 
-MAX_SOURCE_ROWS = 100_000
+MAX_SOURCE_ROWS = 50_000
 """Most source-domain rows the models learn from (a seeded sample): the payments app's log
 helps most where the shop knows little, and beyond this it costs training time for little."""
 
