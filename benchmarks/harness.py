@@ -1,47 +1,44 @@
 """Evaluation harness of the conversion predictors: datasets -> splits -> every model -> metrics.
 
-Every model sees the same split of a dataset and is scored with the same
-metrics (:func:`predictors.metrics.segment_metrics`: AUC, log loss, calibration
-error, overall and by lifecycle segment), repeated over seeds so that each
-number comes with a spread.
+Every model sees the same split of a dataset (the same training rows, the same test rows)
+and is scored with the same metrics (:func:`predictors.metrics.metrics_by`: AUC, log loss,
+calibration error) on all test rows and by :data:`GROUPINGS`: the row's domain, its scene,
+its lifecycle segment and its item's popularity bin (the last two on target rows; source
+rows form one group ``source`` there), repeated over seeds so that each number comes with a
+spread.
 
-Datasets (a :class:`BenchmarkSplit` each):
+Both datasets are labelled samples of two domains: every row carries the sample columns
+``domain`` and ``scene`` (:mod:`predictors.torch.samples`), ``y`` is its label in its own
+domain and scene, and every model trains on the rows of both domains (a model that does not
+read the sample columns pools them; ``self_train`` keeps the target rows, ``source_only``
+the source rows).  The test rows are held-out rows of both domains and every scene.
 
-- **world** (:func:`world_split`): the simulated world, *user-level* holdout: a
-  seeded ``test_fraction`` of users and all their exposures form the test set,
-  so new, lost and potential users appear there (a chronological cut would
-  leave no lost user in the test window).  Seed ``s`` generates world ``s``.
-- **movielens** (:func:`movielens_split`): MovieLens-100k with Comedy as target
-  and Drama as source domain; train = target ratings before ``split_time``,
-  test = target ratings after it.  Target-side cold-start users (``new``) have
-  no target rating before the split, so they are held out by construction.
-  Each row's user fields are point-in-time (the user's ratings strictly before
-  the row; before the split for test rows), and rows carry the sample columns
-  ``domain`` and ``scene``.
+- **world** (:func:`world_split`): the simulated world's whole exposure log (the source
+  domain's offers and every target scene, one of them cold), *user-level* holdout: a seeded
+  ``test_fraction`` of users and all their rows in every domain and scene form the test set,
+  so new, lost and potential users appear there.  Seed ``s`` generates world ``s``.
+- **movielens** (:func:`movielens_split`): MovieLens-100k with Comedy as target and Drama
+  as source domain (one scene each); train = ratings before ``split_time``, test = ratings
+  after it.  Target-side cold-start users (``new``) have no target rating before the
+  split.  Each row's user fields are point-in-time (the user's ratings strictly before the
+  row; before the split for test rows).
 
-Auxiliary rows (for the multi-task and fine-tune models, those whose
-constructor has ``aux_column``): MovieLens uses its source-domain (Drama)
-ratings before the split, labelled source samples (``domain="source"``).  The
-world logs only target exposures, so its auxiliary task is conversion seen
-through the *source-only view*: copies of the
-training rows with every target-domain field blanked, labelled with the same
-conversion.  That is exactly the input a new user presents, so the auxiliary
-task teaches the shared layers to predict from source features alone.  The
-auxiliary rows reach the model with ``sample_weight`` 0 (they train the
-auxiliary head / the pretraining phase, never the main head).
+Popularity bins (:func:`popularity_bins`): an item's *logged* popularity is its number of
+training rows; the target test rows are cut into :data:`POPULARITY_BINS` bins of about
+equal size by it, ``p1`` the least popular (cold items; an item never logged counts 0).
 
-Every registered conversion model reads the same raw frames and its
-feature spec; those of :data:`TARGET_ONLY_MODELS` (LightGBM) run twice: on
-target features only (domains user, target, item, treatment) and on target +
-source features.  Training throughput is the number of rows passed through the
-training loss per second of ``fit`` (models trained in mini-batches), or
-training rows per second of the whole ``fit`` (models without a loss hook,
-such as LightGBM).
+A :class:`ModelVariant` may train on a seeded share of the training rows (``train_share``:
+the data-share curve) or fit one model per target scene on that scene's rows
+(``per_scene``: the one-model-per-scene comparison of the multi-scene models); those of
+:data:`TARGET_ONLY_MODELS` (LightGBM) also run on target features only.  Training
+throughput is the number of rows passed through the training loss per second of ``fit``
+(models trained in mini-batches), or training rows per second of the whole ``fit`` (models
+without a loss hook, such as LightGBM).
 
 Example::
 
     result = run_benchmark({"world": lambda s: world_split(2_000, seed=s)}, seeds=(0, 1, 2))
-    print(format_table(result, "world"))
+    print(format_table(result, "world", by="scene"))
 """
 
 from __future__ import annotations
@@ -56,31 +53,52 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.tables import format_table, gains, store_benchmark, summarize
 from growth.data.movielens import MovieLensData, load_movielens
 from growth.modeling.features import ConversionFeatures
 from growth.world import WorldConfig, generate_world
-from predictors.base import constructor_params
 from predictors.features import FeatureSpec
-from predictors.metrics import segment_metrics
+from predictors.metrics import metrics_by
 from predictors.registry import get_predictor, predictor_names
 
-AUX_COLUMN = "aux_label"
 TARGET_ONLY_DOMAINS = ("user", "target", "item", "treatment")
-SEGMENT_ORDER = ("all", "active", "new", "lost", "potential")
-TABLE_METRICS = ("auc", "logloss", "ece")
+GROUPINGS = ("domain", "scene", "segment", "popularity")
+"""The test-row groupings every metric is also reported by (beside all rows)."""
+SOURCE_GROUP = "source"
+"""The one ``segment`` / ``popularity`` group of the source rows (those groupings are the target's)."""
+POPULARITY_BINS = 4
 TARGET_ONLY_MODELS = ("lightgbm",)
 """Models that also run on target features only (a second row of the table)."""
 CONVERSION_MODELS: dict[str, type] = {n: get_predictor(n) for n in predictor_names("conversion")}
 """The registered conversion models by name: the benchmark's default models."""
+
+__all__ = [
+    "TARGET_ONLY_DOMAINS",
+    "BenchmarkResult",
+    "BenchmarkSplit",
+    "ModelVariant",
+    "default_variants",
+    "fit_predict",
+    "format_table",
+    "gains",
+    "movielens_split",
+    "popularity_bins",
+    "run_benchmark",
+    "store_benchmark",
+    "summarize",
+    "world_split",
+]
 
 
 @dataclass(frozen=True)
 class BenchmarkSplit:
     """One dataset cut into the rows every model trains and is tested on.
 
-    ``spec`` is the unfitted raw spec of the frames (domains source, target,
-    user, item, treatment); ``X_aux``/``y_aux`` are the auxiliary rows and
-    ``aux_note`` says what they are.
+    ``spec`` is the unfitted raw spec of the frames (domains source, target, user, item,
+    treatment); both frames carry the sample columns ``domain`` and ``scene``.  ``groups``
+    has one row per test row: its :data:`GROUPINGS` labels, its ``user`` and ``item``
+    (positions in the dataset's tables) and ``item_count``, its item's number of training
+    rows; ``train_keys`` the ``user`` and ``item`` of each training row.
     """
 
     dataset: str
@@ -89,106 +107,127 @@ class BenchmarkSplit:
     y_train: np.ndarray
     X_test: pd.DataFrame
     y_test: np.ndarray
-    segment_test: np.ndarray
-    X_aux: pd.DataFrame
-    y_aux: np.ndarray
-    aux_note: str
+    groups: pd.DataFrame
+    train_keys: pd.DataFrame
 
     def __post_init__(self) -> None:
         for part, X, y in (
             ("train", self.X_train, self.y_train),
             ("test", self.X_test, self.y_test),
-            ("aux", self.X_aux, self.y_aux),
         ):
             if len(X) != len(y):
                 raise ValueError(
                     f"{self.dataset}: X_{part} has {len(X)} rows but y_{part} {len(y)}"
                 )
-        if len(self.segment_test) != len(self.y_test):
-            raise ValueError(f"{self.dataset}: segment_test must have one entry per test row")
+        if len(self.groups) != len(self.y_test) or len(self.train_keys) != len(self.y_train):
+            raise ValueError(
+                f"{self.dataset}: groups / train_keys need one row per test / train row"
+            )
+
+    @property
+    def segment_test(self) -> np.ndarray:
+        """The test rows' lifecycle segments (``source`` for source rows)."""
+        return self.groups["segment"].to_numpy()
 
 
-def blank_domain(X: pd.DataFrame, spec: FeatureSpec, domain: str) -> pd.DataFrame:
-    """Copy of ``X`` with every field of ``domain`` missing (NaN numeric, ``""`` multi, None categorical)."""
-    out = X.copy()
-    for f in spec.of_domain(domain):
-        if f.kind == "numeric":
-            out[f.name] = np.nan
-        elif f.kind == "multi":
-            out[f.name] = ""
-        else:
-            out[f.name] = None
-    return out
+def popularity_bins(count: np.ndarray, n_bins: int = POPULARITY_BINS) -> np.ndarray:
+    """Labels ``p1`` (least popular) .. ``pK`` of rows whose item has ``count`` logged rows:
+    cut at the quantiles of ``count`` over these rows, so the bins hold about equal numbers
+    of rows (fewer bins when ties leave fewer distinct cut points)."""
+    count = np.asarray(count)
+    if len(count) == 0:
+        return np.array([], dtype=object)
+    edges = np.unique(np.quantile(count, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    _, bins = np.unique(np.searchsorted(edges, count, side="right"), return_inverse=True)
+    return np.array([f"p{b + 1}" for b in bins], dtype=object)  # empty bins dropped
+
+
+def _split(
+    dataset: str,
+    spec: FeatureSpec,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    segment: np.ndarray,
+    user_pos: np.ndarray,
+    item_pos: np.ndarray,
+    test: np.ndarray,
+) -> BenchmarkSplit:
+    """Rows ``test`` form the test set, the rest the training set; the test rows' groups."""
+    counts = np.bincount(item_pos[~test], minlength=int(item_pos.max()) + 1)
+    X_test = X.loc[test].reset_index(drop=True)
+    target = (X_test["domain"] == "target").to_numpy()
+    item_count = counts[item_pos[test]]
+    popularity = np.full(len(X_test), SOURCE_GROUP, dtype=object)
+    popularity[target] = popularity_bins(item_count[target])
+    groups = pd.DataFrame(
+        {
+            "domain": X_test["domain"].astype(str).to_numpy(),
+            "scene": X_test["scene"].astype(str).to_numpy(),
+            "segment": np.where(target, np.asarray(segment)[test], SOURCE_GROUP),
+            "popularity": popularity,
+            "user": user_pos[test],
+            "item": item_pos[test],
+            "item_count": item_count,
+        }
+    )
+    return BenchmarkSplit(
+        dataset=dataset,
+        spec=spec,
+        X_train=X.loc[~test].reset_index(drop=True),
+        y_train=np.asarray(y)[~test],
+        X_test=X_test,
+        y_test=np.asarray(y)[test],
+        groups=groups,
+        train_keys=pd.DataFrame({"user": user_pos[~test], "item": item_pos[~test]}),
+    )
 
 
 def world_split(
     n_users: int = 30_000, *, seed: int = 0, test_fraction: float = 0.3
 ) -> BenchmarkSplit:
-    """Simulated world ``seed`` with a seeded user-level holdout of ``test_fraction`` of users."""
+    """Simulated world ``seed``: every domain's and scene's labelled rows, with a seeded
+    user-level holdout of ``test_fraction`` of users."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     world = generate_world(WorldConfig(n_users=n_users, seed=seed))
     features = ConversionFeatures(world.dataset)
-    frame = features.exposure_frame()
+    after_all = world.dataset.exposures["timestamp"].to_numpy().max() + np.timedelta64(1, "s")
+    frame = features.exposure_frame().concat(features.transfer_frame(after_all))
     test_user = np.random.default_rng(seed).random(len(features.user_ids)) < test_fraction
     test = test_user[frame.user_pos]
-    spec = features.spec
-    X_train = frame.X.loc[~test].reset_index(drop=True)
-    y_train = frame.y[~test]
-    return BenchmarkSplit(
-        dataset="world",
-        spec=spec,
-        X_train=X_train,
-        y_train=y_train,
-        X_test=frame.X.loc[test].reset_index(drop=True),
-        y_test=frame.y[test],
-        segment_test=frame.segment[test],
-        X_aux=blank_domain(X_train, spec, "target"),
-        y_aux=y_train.copy(),
-        aux_note="training rows with target fields blanked (source-only view), same label",
-    )
+    keys = frame.user_pos, frame.item_pos
+    return _split("world", features.spec, frame.X, frame.y, frame.segment, *keys, test)
 
 
 def movielens_split(path: str | Path, **options: Any) -> BenchmarkSplit:
     """MovieLens-100k, target = Comedy, source = Drama; chronological split at ``split_time``.
 
-    Every row's user fields are the user's as of that rating (ratings strictly before it, or
-    before the split for test rows: :attr:`MovieLensData.exposure_features`), so no row sees
-    its own label or a later rating.  Rows carry the sample columns ``domain`` and ``scene``:
-    train and test rows are the target's, the auxiliary rows are the source's labelled
-    samples (``y_aux`` is their own label).  ``options`` go to
-    :func:`growth.data.movielens.load_movielens` (e.g. ``target_genres``).
+    Train: the ratings of both domains before ``split_time`` (target rows, then source
+    rows); test: those after it (likewise).  Every row's user fields are the user's as of
+    that rating (ratings strictly before it, or before the split for test rows:
+    :attr:`MovieLensData.exposure_features`), so no row sees its own label or a later
+    rating; the segment of a test row is its user's lifecycle as of the split (``new`` =
+    cold start).  ``options`` go to :func:`growth.data.movielens.load_movielens`.
     """
     ml = load_movielens(path, **options)
     features = ConversionFeatures(ml.dataset)
-    target, y_target, t_target = _movielens_samples(ml, features, "target")
-    source, y_source, t_source = _movielens_samples(ml, features, "source")
+    parts = [_movielens_samples(ml, features, d) for d in ("target", "source")]
     cut = np.datetime64(ml.split_time.tz_localize(None) if ml.split_time.tz else ml.split_time)
-    train = t_target < cut
-    aux = t_source < cut
-    X_test = target.loc[~train].reset_index(drop=True)
-    return BenchmarkSplit(
-        dataset="movielens",
-        spec=features.spec,
-        X_train=target.loc[train].reset_index(drop=True),
-        y_train=y_target[train],
-        X_test=X_test,
-        y_test=y_target[~train],
-        segment_test=X_test["lifecycle"].to_numpy(),  # as of the split: `new` = cold start
-        X_aux=source.loc[aux].reset_index(drop=True),
-        y_aux=y_source[aux],
-        aux_note="source-domain (Drama) ratings before split_time, labelled source samples",
-    )
+    order = np.argsort(np.concatenate([[p[2] >= cut] for p in parts], axis=None), kind="stable")
+    X = pd.concat([p[0] for p in parts], ignore_index=True).iloc[order].reset_index(drop=True)
+    y, t, users, items = (np.concatenate([p[k] for p in parts])[order] for k in (1, 2, 3, 4))
+    segment = X["lifecycle"].to_numpy()
+    return _split("movielens", features.spec, X, y, segment, users, items, t >= cut)
 
 
 def _movielens_samples(
     ml: MovieLensData, features: ConversionFeatures, domain: str
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Model rows, labels and times of ``domain``'s exposures in log order, with the user
-    fields as of each exposure and the sample columns ``domain``/``scene``."""
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Model rows, labels, times, user and item positions of ``domain``'s exposures in log order,
+    with the user fields as of each exposure and the sample columns ``domain``/``scene``."""
     log = ml.dataset.exposures
     mine = (log["domain"] == domain).to_numpy()
-    frame = features.exposure_frame(domain=domain)  # this domain's rows, in time order
+    frame = features.exposure_frame(domain=domain)  # its one scene (every scene: source)
     if not (
         np.array_equal(frame.timestamp, log["timestamp"].to_numpy()[mine])
         and np.array_equal(features.user_ids[frame.user_pos], log["user_id"].to_numpy()[mine])
@@ -200,17 +239,22 @@ def _movielens_samples(
         X[column] = as_of[column].to_numpy()
     X["domain"] = domain
     X["scene"] = log["scene"].to_numpy()[mine]
-    return X, frame.y, frame.timestamp
+    return X, frame.y, frame.timestamp, frame.user_pos, frame.item_pos
 
 
 @dataclass(frozen=True)
 class ModelVariant:
-    """A row of the benchmark table: registered model ``model`` on the fields of ``domains``."""
+    """A row of the benchmark table: registered model ``model`` on the fields of ``domains``,
+    trained on a seeded ``train_share`` of the training rows, one model per target scene
+    when ``per_scene`` (each on its scene's rows; it scores that scene's test rows, the
+    default scene's model scores the rest)."""
 
     label: str
     model: str
     domains: tuple[str, ...] | None = None  # None: every domain of the split's spec
     params: Mapping[str, Any] = field(default_factory=dict)
+    train_share: float = 1.0
+    per_scene: bool = False
 
 
 def default_variants(
@@ -255,29 +299,9 @@ def restrict(spec: FeatureSpec, domains: Sequence[str] | None) -> FeatureSpec:
     return spec.select(lambda f: f.domain in domains)
 
 
-def fit_predict(
-    variant: ModelVariant,
-    split: BenchmarkSplit,
-    seed: int,
-    registry: Mapping[str, type] = CONVERSION_MODELS,
-) -> FitResult:
-    """Fit ``variant`` on ``split``'s training (and, if it takes them, auxiliary) rows; score the test set."""
-    if variant.model not in registry:
-        raise ValueError(f"unknown model {variant.model!r}; registered: {sorted(registry)}")
-    cls = registry[variant.model]
-    spec = restrict(split.spec, variant.domains)
-    X, y, weight = split.X_train, split.y_train, None
-    if "aux_column" in constructor_params(cls) and len(split.X_aux):
-        X = pd.concat(
-            [
-                split.X_train.assign(**{AUX_COLUMN: np.nan}),
-                split.X_aux.assign(**{AUX_COLUMN: split.y_aux.astype(np.float64)}),
-            ],
-            ignore_index=True,
-        )
-        y = np.concatenate([split.y_train, np.zeros(len(split.y_aux), dtype=split.y_train.dtype)])
-        weight = np.concatenate([np.ones(len(split.y_train)), np.zeros(len(split.y_aux))])
-    model = cls(spec, **{"seed": seed, **variant.params})
+def _timed_fit(model: Any, X: pd.DataFrame, y: np.ndarray) -> tuple[float, int]:
+    """Fit ``model``; its fit seconds and the rows it passed through its training loss
+    (0: it has no loss hook, -1: it has one but trains in its own loop)."""
     seen = 0
     plain_loss = getattr(model, "loss", None)  # models trained in mini-batches have one
 
@@ -290,27 +314,71 @@ def fit_predict(
         model.loss = counting_loss
     start = time.perf_counter()
     try:
-        model.fit(X, y, **({} if weight is None else {"sample_weight": weight}))
+        model.fit(X, y)
     finally:
         if plain_loss is not None:
             del model.loss
-    seconds = time.perf_counter() - start
-    p = model.predict_proba(split.X_test)[:, 1]
-    # rows through the loss per second; a model without a loss hook: training rows per
-    # second of fit; a model with its own training loop (no call to loss()): NaN
-    rate = seen / seconds if seen else (len(X) / seconds if plain_loss is None else float("nan"))
+    return time.perf_counter() - start, seen if seen or plain_loss is None else -1
+
+
+def fit_predict(
+    variant: ModelVariant,
+    split: BenchmarkSplit,
+    seed: int,
+    registry: Mapping[str, type] = CONVERSION_MODELS,
+) -> FitResult:
+    """Fit ``variant`` on ``split``'s training rows (its share of them; per scene when it
+    says so); score the test set."""
+    if variant.model not in registry:
+        raise ValueError(f"unknown model {variant.model!r}; registered: {sorted(registry)}")
+    if not 0.0 < variant.train_share <= 1.0:
+        raise ValueError(
+            f"{variant.label}: train_share must be in (0, 1], got {variant.train_share}"
+        )
+    spec = restrict(split.spec, variant.domains)
+    keep = np.random.default_rng(seed).random(len(split.y_train)) < variant.train_share
+    X, y = split.X_train.loc[keep].reset_index(drop=True), split.y_train[keep]
+    parts: list[tuple[np.ndarray, np.ndarray]] = [
+        (np.ones(len(X), bool), np.ones(len(split.y_test), bool))
+    ]
+    if variant.per_scene:
+        target = (X["domain"] == "target").to_numpy()
+        scenes = X.loc[target, "scene"].value_counts().index  # the default scene first
+        test_scene = split.X_test["scene"].to_numpy()
+        rest = ~np.isin(test_scene, scenes)
+        parts = [
+            (target & (X["scene"] == s).to_numpy(), (test_scene == s) | (rest if i == 0 else False))
+            for i, s in enumerate(scenes)
+        ]
+    p, seconds, seen = np.full(len(split.y_test), np.nan), 0.0, 0
+    for train_rows, test_rows in parts:
+        model = registry[variant.model](spec, **{"seed": seed, **variant.params})
+        took, rows = _timed_fit(model, X.loc[train_rows], y[train_rows])
+        seconds += took
+        seen = -1 if rows < 0 or seen < 0 else seen + (rows or int(train_rows.sum()))
+        if test_rows.any():
+            p[test_rows] = model.predict_proba(split.X_test.loc[test_rows])[:, 1]
+    # rows through the loss per second (a model without a loss hook: training rows per
+    # second of fit); a model with its own training loop (no call to loss()): NaN
+    rate = seen / seconds if seen >= 0 else float("nan")
     return FitResult(p, seconds, rate, len(X))
 
 
 @dataclass
 class BenchmarkResult:
-    """Long frames: ``metrics`` (dataset, model, seed, segment, metric, value) and
-    ``throughput`` (dataset, model, seed, fit_seconds, samples_per_s, n_train);
-    ``failures`` lists ``(dataset, model, seed, error)`` of variants that raised."""
+    """Long frames: ``metrics`` (dataset, model, seed, by, group, metric, value: ``by`` is
+    ``all`` or one of :data:`GROUPINGS`) and ``throughput`` (dataset, model, seed,
+    fit_seconds, samples_per_s, n_train); ``failures`` lists ``(dataset, model, seed,
+    error)`` of variants that raised; ``scene_domain`` maps each scene seen to its domain."""
 
     metrics: pd.DataFrame
     throughput: pd.DataFrame
     failures: list[tuple[str, str, int, str]]
+    scene_domain: dict[str, str] = field(default_factory=dict)
+
+
+METRIC_COLUMNS = ["dataset", "model", "seed", "by", "group", "metric", "value"]
+THROUGHPUT_COLUMNS = ["dataset", "model", "seed", "fit_seconds", "samples_per_s", "n_train"]
 
 
 def run_benchmark(
@@ -332,99 +400,41 @@ def run_benchmark(
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    metric_parts, rows, failures = [], [], []
+    result = BenchmarkResult(pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(), [])
+    metric_parts, rows = [], []
     for dataset, make_split in datasets.items():
         for seed in seeds:
             split = make_split(seed)
+            result.scene_domain.update(
+                zip(split.groups["scene"], split.groups["domain"], strict=True)
+            )
+            groups = {g: split.groups[g].to_numpy() for g in GROUPINGS}
             for variant in variants:
                 try:
                     fit = fit_predict(variant, split, seed, registry)
                 except Exception as err:
                     if not skip_errors:
                         raise
-                    failures.append((dataset, variant.label, seed, f"{type(err).__name__}: {err}"))
+                    result.failures.append(
+                        (dataset, variant.label, seed, f"{type(err).__name__}: {err}")
+                    )
                     if log is not None:
                         log(f"skipped {variant.label} on {dataset} (seed {seed}): {err}")
                         log(traceback.format_exc(limit=3))
                     continue
-                m = segment_metrics(split.y_test, fit.p_test, split.segment_test)
+                m = metrics_by(split.y_test, fit.p_test, groups)
                 metric_parts.append(m.assign(dataset=dataset, model=variant.label, seed=seed))
                 rows.append(
-                    {
-                        "dataset": dataset,
-                        "model": variant.label,
-                        "seed": seed,
-                        "fit_seconds": fit.fit_seconds,
-                        "samples_per_s": fit.samples_per_s,
-                        "n_train": fit.n_train,
-                    }
+                    [dataset, variant.label, seed, fit.fit_seconds, fit.samples_per_s, fit.n_train]
                 )
                 if log is not None:
-                    auc = m.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
+                    auc = m.query("by == 'domain' and metric == 'auc'").set_index("group")["value"]
                     log(
-                        f"{dataset:<10} seed {seed} {variant.label:<24} AUC {auc:.4f} "
+                        f"{dataset:<10} seed {seed} {variant.label:<26} AUC target "
+                        f"{auc.get('target', np.nan):.4f} source {auc.get('source', np.nan):.4f} "
                         f"fit {fit.fit_seconds:6.1f}s {fit.samples_per_s:10.0f} samples/s"
                     )
-    columns = ["dataset", "model", "seed", "segment", "metric", "value"]
-    metrics = pd.concat(metric_parts, ignore_index=True)[columns] if metric_parts else None
-    return BenchmarkResult(
-        metrics=metrics if metrics is not None else pd.DataFrame(columns=columns),
-        throughput=pd.DataFrame(
-            rows, columns=["dataset", "model", "seed", "fit_seconds", "samples_per_s", "n_train"]
-        ),
-        failures=failures,
-    )
-
-
-def summarize(result: BenchmarkResult) -> pd.DataFrame:
-    """Mean, standard deviation and seed count per (dataset, model, segment, metric)."""
-    grouped = result.metrics.groupby(["dataset", "model", "segment", "metric"], sort=False)
-    return grouped["value"].agg(mean="mean", std="std", n_seeds="count").reset_index()
-
-
-def format_table(
-    result: BenchmarkResult,
-    dataset: str,
-    *,
-    metrics: Sequence[str] = TABLE_METRICS,
-    segments: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """One table: rows = models, columns = ``segment metric`` as ``mean±std``, plus samples/s."""
-    summary = summarize(result)
-    summary = summary[(summary["dataset"] == dataset) & summary["metric"].isin(metrics)]
-    if summary.empty:
-        raise ValueError(f"no metrics for dataset {dataset!r}")
-    present = set(summary["segment"])
-    segments = [s for s in (segments or SEGMENT_ORDER) if s in present]
-    models = list(dict.fromkeys(summary["model"]))
-    table = pd.DataFrame(index=pd.Index(models, name="model"))
-    for segment in segments:
-        for metric in metrics:
-            cell = summary[(summary["segment"] == segment) & (summary["metric"] == metric)]
-            text = {
-                r.model: f"{r.mean:.4f}±{0.0 if np.isnan(r.std) else r.std:.4f}"
-                for r in cell.itertuples()
-            }
-            table[f"{segment} {metric}"] = [text.get(m, "") for m in models]
-    speed = result.throughput[result.throughput["dataset"] == dataset]
-    rate = speed.groupby("model")["samples_per_s"].mean()
-    table["samples/s"] = [f"{rate.get(m, np.nan):,.0f}" for m in models]
-    return table
-
-
-def store_benchmark(result: BenchmarkResult, store: Any, config: Mapping[str, Any]) -> int:
-    """Write every metric (one row per dataset, model, segment, metric, seed) as a 'benchmark' run."""
-    rows = result.metrics.assign(value=result.metrics["value"].astype(float))
-    rows = rows.replace({"value": {np.inf: np.nan, -np.inf: np.nan}})
-    with store.run(kind="benchmark", config=dict(config)) as run:
-        run.add_model_metrics(rows[["model", "dataset", "segment", "metric", "value", "seed"]])
-        run.summary = {
-            "failures": [list(f) for f in result.failures],
-            "samples_per_s": {
-                f"{d}/{m}": float(v)
-                for (d, m), v in result.throughput.groupby(["dataset", "model"])["samples_per_s"]
-                .mean()
-                .items()
-            },
-        }
-        return run.id
+    if metric_parts:
+        result.metrics = pd.concat(metric_parts, ignore_index=True)[METRIC_COLUMNS]
+    result.throughput = pd.DataFrame(rows, columns=THROUGHPUT_COLUMNS)
+    return result

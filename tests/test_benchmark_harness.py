@@ -6,25 +6,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.claims import claim_variants, cold_scene, share_table
 from benchmarks.harness import (
-    AUX_COLUMN,
     ModelVariant,
-    blank_domain,
     default_variants,
     fit_predict,
     format_table,
     movielens_split,
+    popularity_bins,
     run_benchmark,
     store_benchmark,
     summarize,
     world_split,
 )
+from benchmarks.tables import gains
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import available_predictors, train_models
 from growth.store import Store
 from growth.world import WorldConfig, generate_world
-from predictors.registry import predictor_names
+from predictors.registry import get_predictor, predictor_names
 
 TINY_TORCH = {"epochs": 1, "batch_size": 512}
 VARIANTS = [
@@ -47,26 +48,65 @@ def result():
 
 
 def test_world_split_holds_out_users_of_every_lifecycle():
-    """The user-level holdout puts new, active and lost users in the test set; aux rows are blanked."""
+    """The user-level holdout puts new, active and lost users in the test set."""
     split = tiny_world(0)
     assert {"active", "new", "lost"} <= set(split.segment_test)
-    assert len(split.X_aux) == len(split.X_train)
-    target = [f.name for f in split.spec.of_domain("target") if f.kind == "numeric"]
-    assert split.X_aux[target].isna().all().all()
-    assert split.X_train[target].notna().any().any()
 
 
-def test_harness_reports_every_segment_and_model(result):
-    """Metrics exist for every variant and every segment (all, active, new, lost) with throughput."""
+def test_world_split_tests_both_domains_and_every_scene():
+    """Train and test rows are labelled samples of both domains and every scene (the
+    source offers and the three target scenes); a user's rows are all on one side."""
+    split = tiny_world(0)
+    scenes = {
+        ("source", "offers"),
+        *(("target", s) for s in ("home_feed", "search", "coupon_centre")),
+    }
+    for X in (split.X_train, split.X_test):
+        assert set(map(tuple, X[["domain", "scene"]].drop_duplicates().to_numpy())) == scenes
+    assert (
+        split.groups[["domain", "scene"]].to_numpy() == split.X_test[["domain", "scene"]].to_numpy()
+    ).all()
+    assert not set(split.train_keys["user"]) & set(split.groups["user"])
+    source = split.groups["domain"] == "source"
+    assert (split.groups.loc[source, ["segment", "popularity"]] == "source").all().all()
+    assert set(split.groups.loc[~source, "segment"]) <= {"active", "new", "lost", "potential"}
+
+
+def test_popularity_bins_come_from_logged_counts():
+    """An item's popularity is its number of training rows; p1 holds the least popular
+    items' test rows, and the bins split the target test rows about evenly."""
+    split = tiny_world(0)
+    logged = split.train_keys.groupby("item").size()
+    target = split.groups["domain"] == "target"
+    counts = split.groups.loc[target, "item"].map(logged).fillna(0).astype(int)
+    assert (split.groups.loc[target, "item_count"] == counts).all()
+    by_bin = split.groups[target].groupby("popularity")["item_count"].agg(["min", "max", "size"])
+    assert list(by_bin.index) == ["p1", "p2", "p3", "p4"]
+    assert (by_bin["max"].to_numpy()[:-1] <= by_bin["min"].to_numpy()[1:]).all()
+    assert by_bin["size"].min() > 0.15 * target.sum()
+    assert popularity_bins(np.array([0, 0, 0, 5])).tolist() == ["p1", "p1", "p1", "p2"]
+
+
+def test_harness_reports_every_grouping_and_model(result):
+    """Metrics exist for every variant, domain, scene, segment and popularity bin, with
+    throughput; the per-scene table has a column per scene for every model."""
     assert not result.failures
-    got = result.metrics.groupby("model")["segment"].agg(set)
+    got = result.metrics.groupby("model")["group"].agg(set)
     assert set(got.index) == {v.label for v in VARIANTS}
-    assert all({"all", "active", "new", "lost"} <= s for s in got)
+    assert all(
+        {"all", "target", "source", "search", "active", "new", "lost", "p1"} <= s for s in got
+    )
+    assert set(result.metrics["by"]) == {"all", "domain", "scene", "segment", "popularity"}
     assert set(result.metrics["metric"]) >= {"auc", "logloss", "ece"}
     assert (result.throughput["samples_per_s"] > 0).all()
-    table = format_table(result, "world")
+    assert result.scene_domain == {"offers": "source", "home_feed": "target", "search": "target",
+                                   "coupon_centre": "target"}  # fmt: skip
+    table = format_table(result, "world", by="scene")
     assert list(table.index) == [v.label for v in VARIANTS]
-    assert {"new auc", "active logloss", "lost ece", "samples/s"} <= set(table.columns)
+    assert {f"{s} auc" for s in result.scene_domain} | {"samples/s"} <= set(table.columns)
+    assert {"new auc", "active logloss", "source auc"} <= set(
+        format_table(result, "world", by="segment")
+    )
 
 
 def test_harness_is_deterministic_given_seed(result):
@@ -80,7 +120,7 @@ def test_summary_has_mean_and_spread_over_seeds():
     res = run_benchmark({"world": tiny_world}, variants=VARIANTS[:1], seeds=(0, 1))
     summary = summarize(res)
     assert (summary["n_seeds"] == 2).all()
-    auc = summary.query("segment == 'all' and metric == 'auc'")
+    auc = summary.query("by == 'all' and metric == 'auc'")
     assert auc["std"].notna().all()
 
 
@@ -107,21 +147,56 @@ def test_default_variants_cover_the_registry():
 
 
 def test_metrics_go_to_the_store(result):
-    """store_benchmark writes one model_metrics row per metric in a 'benchmark' run."""
+    """store_benchmark writes the per-domain, per-scene and per-segment rows in a 'benchmark' run."""
     store = Store("sqlite://")
     run_id = store_benchmark(result, store, {"seeds": [0]})
     rows = store.read("model_metrics")
-    assert len(rows) == len(result.metrics) and (rows["run_id"] == run_id).all()
+    by, group = result.metrics["by"], result.metrics["group"]
+    assert (
+        len(rows)
+        == (by.isin(["domain", "scene"]) | ((by == "segment") & (group != "source"))).sum()
+    )
+    assert (rows["run_id"] == run_id).all()
+    assert set(rows.loc[rows["scene"] == "offers", "domain"]) == {"source"}
     assert store.runs(limit=1)["kind"].iloc[0] == "benchmark"
 
 
-def test_blank_domain_empties_every_field_kind():
-    """Numeric -> NaN, multi -> '' for every field of the domain; other domains untouched."""
-    split = tiny_world(1)
-    blanked = blank_domain(split.X_train.head(5), split.spec, "target")
-    assert (blanked["tgt_user_tags"] == "").all() and blanked["tgt_purchase_power"].isna().all()
-    pd.testing.assert_series_equal(blanked["coupon_face"], split.X_train.head(5)["coupon_face"])
-    assert AUX_COLUMN not in blanked
+def test_variants_per_scene_and_on_a_share_of_the_rows():
+    """per_scene fits one model per target scene on that scene's rows; train_share keeps a
+    seeded share of the training rows."""
+    seen: list[set] = []
+
+    class Recording(get_predictor("lightgbm")):
+        def fit(self, X, y):
+            seen.append(set(zip(X["domain"], X["scene"], strict=True)))
+            return super().fit(X, y)
+
+    split, registry = tiny_world(0), {"lightgbm": Recording}
+    params = {"n_estimators": 5}
+    fit = fit_predict(
+        ModelVariant("x", "lightgbm", None, params, per_scene=True), split, 0, registry
+    )
+    assert sorted(map(sorted, seen)) == [
+        [("target", s)] for s in ("coupon_centre", "home_feed", "search")
+    ]
+    assert np.isfinite(fit.p_test).all()
+    half = fit_predict(
+        ModelVariant("y", "lightgbm", None, params, train_share=0.5), split, 0, registry
+    )
+    assert abs(half.n_train / len(split.y_train) - 0.5) < 0.05
+
+
+def test_the_comparisons_read_their_rows(result):
+    """Paired gains over a base model; the cold scene is the smallest target scene; the
+    comparison rows and the share table's pairing of CDAnet with MMOE."""
+    table = gains(result, "world", by="scene", base="lightgbm_target")
+    assert "lightgbm_target" not in table.index and "search" in table.columns
+    assert cold_scene(result, "world") == "search"
+    labels = [
+        v.label for v in claim_variants({"mmoe": 1, "cdanet": 1, "self_train": 1}, {}, [0.25, 1.0])
+    ]
+    assert labels == ["self_train_per_scene", "mmoe@25%", "cdanet@25%"]
+    assert share_table(result, "world", [1.0]).empty  # no cdanet row in this result
 
 
 def test_movielens_cold_start_users_are_only_in_the_test_set(movielens_dir):
@@ -130,11 +205,14 @@ def test_movielens_cold_start_users_are_only_in_the_test_set(movielens_dir):
     split = movielens_split(movielens_dir)
     new_test = split.segment_test == "new"
     assert new_test.sum() > 100 and (split.X_test.loc[new_test, "tgt_n_ratings"] == 0).all()
-    new_train = split.X_train["lifecycle"] == "new"
-    assert new_train.any() and new_train.equals(split.X_train["tgt_n_ratings"] == 0)
-    assert len(split.X_aux) > 0 and set(np.unique(split.y_aux)) == {0, 1}
-    assert set(split.X_train["domain"]) == {"target"} and set(split.X_aux["domain"]) == {"source"}
-    assert set(split.X_train["scene"]) == {"Comedy"} and set(split.X_aux["scene"]) == {"Drama"}
+    train = split.X_train[split.X_train["domain"] == "target"]
+    new_train = train["lifecycle"] == "new"
+    assert new_train.any() and new_train.equals(train["tgt_n_ratings"] == 0)
+    for X in (split.X_train, split.X_test):  # labelled samples of both domains
+        assert set(map(tuple, X[["domain", "scene"]].drop_duplicates().to_numpy())) == {
+            ("target", "Comedy"), ("source", "Drama")}  # fmt: skip
+    source = (split.groups["domain"] == "source").to_numpy()
+    assert (split.segment_test[source] == "source").all()
 
 
 def test_nightly_can_train_and_score_a_torch_predictor_by_name():

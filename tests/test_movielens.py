@@ -142,14 +142,14 @@ _LEAK_RATINGS = [*_RATINGS, (1, 7, 5, 95), (1, 8, 1, 95)]
 
 
 def _model_rows(folder: Path) -> pd.DataFrame:
-    """What the models see (the benchmark's train, auxiliary and test rows), by (user, item)."""
+    """What the models see (the benchmark's train and test rows of both domains), by (user, item)."""
     options = {"split_time": SPLIT, "share_genres": ("Romance",), "seq_len": 3}
     split = movielens_split(folder, **options)
     log = load_movielens(folder, **options).dataset.exposures
     train, target = log["timestamp"] < SPLIT, log["domain"] == "target"
-    keys = [log.loc[rows, ["user_id", "item_id"]] for rows in (train & target, train & ~target)]
-    keys.append(log.loc[~train & target, ["user_id", "item_id"]])
-    rows = pd.concat([split.X_train, split.X_aux, split.X_test], ignore_index=True)
+    parts = (train & target, train & ~target, ~train & target, ~train & ~target)
+    keys = [log.loc[rows, ["user_id", "item_id"]] for rows in parts]
+    rows = pd.concat([split.X_train, split.X_test], ignore_index=True)
     return rows.set_index(pd.MultiIndex.from_frame(pd.concat(keys, ignore_index=True)))
 
 
