@@ -169,6 +169,9 @@ def _print_tables(
     for by in GROUPINGS:
         print(f"\n== {dataset} by {by}: mean±std over seeds {seeds} ==")
         print(format_table(result, dataset, by=by).to_string())
+    ranges = pd.concat(result.popularity).query("dataset == @dataset")
+    print(f"\n== {dataset}: logged training rows of the items in each popularity bin ==")
+    print(ranges.groupby("popularity")[["min", "max", "test_rows"]].mean().round(1).to_string())
     if not claims:
         return
     table, verdict = ordering_table(result, dataset)

@@ -16,7 +16,6 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from benchmarks.harness import BenchmarkResult, ModelVariant
@@ -113,10 +112,3 @@ def cold_scene_table(result: BenchmarkResult, dataset: str) -> tuple[str, pd.Dat
         gain.loc[m, scene] if m in gain.index else "" for m in table.index
     ]
     return scene, table
-
-
-def bin_edges(split_groups: pd.DataFrame) -> pd.DataFrame:
-    """The logged-count range of each popularity bin of a split's target test rows."""
-    target = split_groups[split_groups["popularity"] != "source"]
-    stats = target.groupby("popularity")["item_count"].agg(["min", "max", "size"])
-    return stats.rename(columns={"size": "test rows"}).astype(np.int64)

@@ -83,6 +83,7 @@ __all__ = [
     "gains",
     "movielens_split",
     "popularity_bins",
+    "popularity_ranges",
     "run_benchmark",
     "store_benchmark",
     "summarize",
@@ -140,6 +141,14 @@ def popularity_bins(count: np.ndarray, n_bins: int = POPULARITY_BINS) -> np.ndar
     edges = np.unique(np.quantile(count, np.linspace(0, 1, n_bins + 1)[1:-1]))
     _, bins = np.unique(np.searchsorted(edges, count, side="right"), return_inverse=True)
     return np.array([f"p{b + 1}" for b in bins], dtype=object)  # empty bins dropped
+
+
+def popularity_ranges(groups: pd.DataFrame) -> pd.DataFrame:
+    """Per popularity bin of a split's target test rows: the least and most logged rows of
+    its items and its number of test rows."""
+    target = groups[groups["domain"] == "target"]
+    stats = target.groupby("popularity")["item_count"].agg(["min", "max", "size"])
+    return stats.rename(columns={"size": "test_rows"}).astype(np.int64).reset_index()
 
 
 def _split(
@@ -375,6 +384,7 @@ class BenchmarkResult:
     throughput: pd.DataFrame
     failures: list[tuple[str, str, int, str]]
     scene_domain: dict[str, str] = field(default_factory=dict)
+    popularity: list[pd.DataFrame] = field(default_factory=list)
 
 
 METRIC_COLUMNS = ["dataset", "model", "seed", "by", "group", "metric", "value"]
@@ -408,6 +418,8 @@ def run_benchmark(
             result.scene_domain.update(
                 zip(split.groups["scene"], split.groups["domain"], strict=True)
             )
+            ranges = popularity_ranges(split.groups).assign(dataset=dataset, seed=seed)
+            result.popularity.append(ranges)
             groups = {g: split.groups[g].to_numpy() for g in GROUPINGS}
             for variant in variants:
                 try:

@@ -14,6 +14,7 @@ from benchmarks.harness import (
     format_table,
     movielens_split,
     popularity_bins,
+    popularity_ranges,
     run_benchmark,
     store_benchmark,
     summarize,
@@ -85,6 +86,8 @@ def test_popularity_bins_come_from_logged_counts():
     assert (by_bin["max"].to_numpy()[:-1] <= by_bin["min"].to_numpy()[1:]).all()
     assert by_bin["size"].min() > 0.15 * target.sum()
     assert popularity_bins(np.array([0, 0, 0, 5])).tolist() == ["p1", "p1", "p1", "p2"]
+    ranges = popularity_ranges(split.groups).set_index("popularity")
+    assert ranges[["min", "max"]].equals(by_bin[["min", "max"]].astype(np.int64))
 
 
 def test_harness_reports_every_grouping_and_model(result):
@@ -97,6 +100,7 @@ def test_harness_reports_every_grouping_and_model(result):
         {"all", "target", "source", "search", "active", "new", "lost", "p1"} <= s for s in got
     )
     assert set(result.metrics["by"]) == {"all", "domain", "scene", "segment", "popularity"}
+    assert set(result.popularity[0]["popularity"]) == {"p1", "p2", "p3", "p4"}
     assert set(result.metrics["metric"]) >= {"auc", "logloss", "ece"}
     assert (result.throughput["samples_per_s"] > 0).all()
     assert result.scene_domain == {"offers": "source", "home_feed": "target", "search": "target",
