@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         log=lambda line: print(line, flush=True),
     )
     print(f"\n== world ({args.n_users:,} users): mean±std over seeds {args.seeds} ==")
-    print(format_table(result, "world").to_string())
+    print(format_table(result, "world", by="segment").to_string())
 
     seed = args.seeds[0]
     split = split_of(seed)
