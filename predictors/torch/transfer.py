@@ -23,9 +23,9 @@ class DomainFieldGates(nn.Module):
     """Per-field, per-domain attention gates ``g[k, f] = sigmoid(MLP_{k,f}(e_f))`` in ``(0, 1)``.
 
     Every (domain ``k``, field ``f``) pair has its own ``dim x hidden... x 1`` MLP
-    (ReLU between layers), evaluated for all pairs at once with batched matrix
-    products; ``forward(emb, domain)`` returns the gates of each row's own
-    domain, ``(batch, fields)``.
+    (ReLU between layers), all fields of a domain at once with batched matrix
+    products; ``forward(emb, domain)`` runs each row through its own domain's
+    MLPs only and returns its gates, ``(batch, fields)``.
     """
 
     def __init__(
@@ -45,17 +45,21 @@ class DomainFieldGates(nn.Module):
             nn.Parameter(torch.zeros(n_domains, n_fields, b)) for b in sizes[1:]
         )
 
-    def all_domains(self, emb: torch.Tensor) -> torch.Tensor:
-        """Gates of every domain for every row: ``(batch, domains, fields)``."""
-        h = torch.einsum("bfa,kfac->bkfc", emb, self.weights[0]) + self.biases[0]  # (b, k, f, c)
+    def domain_gates(self, emb: torch.Tensor, k: int) -> torch.Tensor:
+        """Domain ``k``'s gates of rows ``emb (rows, fields, dim)``: ``(rows, fields)``."""
+        h = torch.einsum("bfa,fac->bfc", emb, self.weights[0][k]) + self.biases[0][k]
         for w, bias in zip(self.weights[1:], self.biases[1:], strict=True):
-            h = torch.einsum("bkfa,kfac->bkfc", torch.relu(h), w) + bias
-        return torch.sigmoid(h.squeeze(-1))  # (batch, domains, fields)
+            h = torch.einsum("bfa,fac->bfc", torch.relu(h), w[k]) + bias[k]  # (rows, fields, c)
+        return torch.sigmoid(h.squeeze(-1))  # (rows, fields)
 
     def forward(self, emb: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        # emb (batch, fields, dim); domain long (batch,)
-        gates = self.all_domains(emb)  # (batch, domains, fields)
-        return gates[torch.arange(len(domain)), domain]  # (batch, fields)
+        # emb (batch, fields, dim); domain long (batch,): each row runs its own domain's MLPs
+        gates = emb.new_zeros(emb.shape[:2])  # (batch, fields)
+        for k in range(self.weights[0].shape[0]):
+            rows = (domain == k).nonzero().squeeze(1)
+            if len(rows):
+                gates = gates.index_put((rows,), self.domain_gates(emb[rows], k))
+        return gates
 
 
 def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
