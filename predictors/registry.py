@@ -11,8 +11,8 @@ Tasks: ``conversion`` (binary: does a user convert on an item under a coupon
 option), ``open`` (binary: is a push opened), ``basket`` (regression of the log
 order value).
 
->>> predictor_names("conversion")[:3]
-['cdanet', 'csde', 'csde_cycle']
+>>> {"csde", "lightgbm", "mlp"} <= set(predictor_names("conversion"))
+True
 >>> predictor_names("basket")
 ['basket_size']
 """
@@ -41,6 +41,7 @@ REGISTRY: dict[str, Entry] = {
     "cdanet": Entry("predictors.models.cdanet:CDAnetModel", "conversion"),
     "csde": Entry("predictors.models.csde:CSDEModel", "conversion"),
     "csde_cycle": Entry("predictors.models.csde_cycle:CSDECycleModel", "conversion"),
+    "dann": Entry("predictors.models.dann:DANNModel", "conversion"),
     "dcnv2": Entry("predictors.models.dcnv2:DCNv2Model", "conversion"),
     "finetune": Entry("predictors.models.finetune:FineTuneModel", "conversion"),
     "lightgbm": Entry("predictors.lgbm.conversion:LightGBMModel", "conversion"),
@@ -48,7 +49,11 @@ REGISTRY: dict[str, Entry] = {
     "mlp": Entry("predictors.models.mlp:MLPModel", "conversion"),
     "mmoe": Entry("predictors.models.mmoe:MMOEModel", "conversion"),
     "open_rate": Entry("predictors.open_rate:OpenRateModel", "open"),
+    "ple": Entry("predictors.models.ple:PLEModel", "conversion"),
+    "self_train": Entry("predictors.models.self_train:SelfTrainModel", "conversion"),
     "shared_bottom": Entry("predictors.models.shared_bottom:SharedBottomModel", "conversion"),
+    "source_only": Entry("predictors.models.source_only:SourceOnlyModel", "conversion"),
+    "star": Entry("predictors.models.star:STARModel", "conversion"),
     "wasserstein_transfer": Entry("predictors.models.wecan:WassersteinTransferModel", "conversion"),
     "wecan": Entry("predictors.models.wecan:WECANModel", "conversion"),
 }

@@ -3,7 +3,9 @@
 Every model takes the FeatureSpec first and the raw frame in ``fit``; a model
 added to the registry is covered here automatically (it only needs a small
 ``tiny_params``).  Classifiers are checked on a 0/1 label, the regressor on an
-order value that only the converting rows have.
+order value that only the converting rows have.  The frames carry the sample columns
+``domain`` and ``scene`` (labelled source rows, three target scenes), which the models
+that do not read them ignore.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import pandas as pd
 import pytest
 
 from predictors.base import NotFittedError
-from predictors.examples import DOMAINS, two_domain_frame
+from predictors.examples import DOMAINS, sampled_frame
 from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.registry import REGISTRY, get_predictor, load_model, predictor_names
 from predictors.torch.base import TorchEstimator
+from predictors.torch.samples import input_spec
 
 ENTITY_COLUMNS = [
     "src_spend",
@@ -33,8 +36,9 @@ NAMES = predictor_names()
 
 
 def make_world(n: int = 3_000, *, seed: int = 0, src_missing: float = 0.0) -> tuple:
-    """``(X, y, order_value)`` of the two-domain example frame (see :mod:`predictors.examples`)."""
-    return two_domain_frame(n, seed=seed, src_missing=src_missing)
+    """``(X, y, order_value)`` of the two-domain example frame with its sample columns
+    (see :mod:`predictors.examples`)."""
+    return sampled_frame(n, seed=seed, src_missing=src_missing)
 
 
 def target(name: str, y: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -218,7 +222,7 @@ def test_torch_model_learns_heterogeneous_fields_from_a_raw_frame(name, world):
     assert not spec.fitted and model.feature_spec_.fitted
     kinds = {f.kind for f in model.feature_spec_.fields}
     assert kinds == {"numeric", "categorical", "multi"}
-    assert model.feature_spec_.domains == ("source", "target", "treatment")
+    assert input_spec(model.feature_spec_).domains == ("source", "target", "treatment")
     assert len(model.history_) >= 1 and model.best_epoch_ is not None
     with pytest.raises(ValueError, match="src_item_seq"):
         tiny(name, spec).fit(X.drop(columns="src_item_seq"), y)

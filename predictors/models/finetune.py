@@ -2,20 +2,17 @@
 
 One network (field embeddings -> MLP -> one logit) is trained in two phases:
 
-1. **pretrain** for ``pretrain_epochs`` on the rows that carry an auxiliary label
-   ``X[aux_column]`` (0/1, NaN elsewhere), with that label as the target and no
-   early stopping.  On MovieLens these rows are the source-domain (Drama)
-   ratings; on the simulated world, which logs only target exposures, the
-   benchmark uses copies of the training rows with every target-domain field
-   blanked, i.e. conversion learned from the user's source-only view (exactly
-   what a new user looks like).
-2. **fine-tune** on the rows with a positive ``sample_weight`` (all rows when no
-   weights are given) with ``y`` as the target, a fresh optimiser at
-   ``lr * finetune_lr_scale``, and early stopping on the main validation loss.
+1. **pretrain** for ``pretrain_epochs``, with no early stopping, on the source rows: the
+   rows whose ``domain`` is ``"source"`` (:mod:`predictors.torch.samples`) with their
+   ``y``, and the rows that carry an auxiliary label ``X[aux_column]`` (0/1, NaN
+   elsewhere; the older path) with that label.
+2. **fine-tune** on the target rows (not source, with a positive ``sample_weight``; all
+   rows without either) with ``y`` as the target, a fresh optimiser at
+   ``lr * finetune_lr_scale``, and early stopping on the target validation rows' loss.
 
 ``history_`` holds both phases (``"phase"`` is ``"pretrain"`` or ``"finetune"``;
-epochs are numbered across phases).  Without an auxiliary column only phase 2
-runs, so the model degrades to a plain MLP.
+epochs are numbered across phases).  Without source rows only phase 2 runs, so the model
+degrades to a plain MLP.  The one head answers for the target domain, source rows too.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ from torch import nn
 
 from predictors.features import FeatureSpec
 from predictors.models.mlp import MLPConfig, MLPModel
+from predictors.torch.base import Rows
 from predictors.torch.inputs import Batch, take
 from predictors.torch.layers import MLP
 from predictors.torch.multitask import MultiTaskEstimator, MultiTaskNet
@@ -77,26 +75,48 @@ class FineTuneModel(MultiTaskEstimator):
         self,
         module: nn.Module,
         cfg: FineTuneConfig,
-        train: tuple[Batch, torch.Tensor, torch.Tensor | None],
-        valid: tuple[Batch, torch.Tensor, torch.Tensor | None] | None,
+        train: Rows,
+        valid: Rows | None,
         generator: torch.Generator,
         context: Any = None,
     ) -> None:
         data, target, weight = train
         history: list[dict[str, Any]] = []
         labels, present = module.aux_labels(data)
-        if cfg.pretrain_epochs > 0 and present.any():
-            rows = torch.nonzero(present).squeeze(1)
+        is_source, _ = module.samples(data)
+        labels = torch.where(present, labels, target)  # source rows keep their own y
+        pretrain = present | is_source
+        if cfg.pretrain_epochs > 0 and pretrain.any():
+            rows = torch.nonzero(pretrain).squeeze(1)
             phase1 = cfg.model_copy(update={"epochs": cfg.pretrain_epochs})
             super()._train(module, phase1, (take(data, rows), labels[rows], None), None, generator)
             history += [{**h, "phase": "pretrain"} for h in self.history_]
 
-        rows = torch.nonzero(weight > 0 if weight is not None else torch.ones_like(target) > 0)
-        rows = rows.squeeze(1)
+        keep = ~is_source if weight is None else ~is_source & (weight > 0)
+        rows = torch.nonzero(keep).squeeze(1)
+        valid = None if valid is None else _target_rows(module, valid)
         phase2 = cfg.model_copy(update={"lr": cfg.lr * cfg.finetune_lr_scale})
-        fine = (take(data, rows), target[rows], None if weight is None else weight[rows])
+        fine = (take(data, rows), target[rows], _rows(weight, rows))
         super()._train(module, phase2, fine, valid, generator)
         offset = len(history)
         history += [{**h, "epoch": h["epoch"] + offset, "phase": "finetune"} for h in self.history_]
         self.history_ = history
         self.best_epoch_ = self.best_epoch_ + offset
+
+    def _platt(
+        self, module: nn.Module, data: Batch, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[float, float]:
+        """Platt scaling on the target validation rows only: the one head answers the target."""
+        rows = _target_rows(module, (data, target, weight))
+        return (1.0, 0.0) if rows is None else super()._platt(module, *rows)
+
+
+def _rows(weight: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
+    return None if weight is None else weight[rows]
+
+
+def _target_rows(module: nn.Module, rows: Rows) -> Rows | None:
+    """The target-domain rows of ``(batch, target, weight)``; None when there are none."""
+    data, target, weight = rows
+    keep = torch.nonzero(~module.samples(data)[0]).squeeze(1)
+    return (take(data, keep), target[keep], _rows(weight, keep)) if len(keep) else None

@@ -44,8 +44,9 @@ class SharedBottomNet(MultiTaskNet):
 class SharedBottomModel(MultiTaskEstimator):
     """Multi-task conversion model: one shared MLP bottom, a tower per task.
 
-    Task 0 is ``y`` (target-domain conversion); task 1 is ``X[aux_column]`` when
-    present (e.g. source-domain conversion).  See the module docstring.
+    Task 0 is ``y`` of the target rows; task 1 is ``y`` of the source rows (the
+    ``domain`` sample column) or ``X[aux_column]`` when present.  See
+    :mod:`predictors.torch.multitask`.
 
     Example:
 
@@ -55,6 +56,12 @@ class SharedBottomModel(MultiTaskEstimator):
     >>> model = SharedBottomModel(spec, epochs=1, seed=1).fit(rows, y)
     >>> model.predict_proba(X).shape  # X needs no aux_label
     (600, 2)
+    >>> from predictors.examples import sampled_frame
+    >>> X, y, _ = sampled_frame(600)  # labelled source rows: the auxiliary task
+    >>> model = SharedBottomModel(spec, epochs=1, seed=1).fit(X, y)
+    >>> source = X[X.domain == "source"].head(3)  # answered by the source tower
+    >>> bool((model.predict_proba(source) != model.predict_proba(source.drop(columns="domain"))).all())
+    True
     """
 
     name = "shared_bottom"

@@ -49,7 +49,7 @@ from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, CrossNetV2, FieldEmbedding
 from predictors.torch.samples import SampleColumns, SampleEstimator, input_spec
 from predictors.torch.staged import per_domain_bce
-from predictors.torch.transfer import (
+from predictors.torch.transfer_layers import (
     DomainFieldGates,
     critic_loss,
     wasserstein_estimate,

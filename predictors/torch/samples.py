@@ -39,13 +39,14 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from predictors.base import check_sample_weight, check_xy
 from predictors.features import FeatureSpec, Field
 from predictors.torch.base import TorchEstimator, TrainConfig
 from predictors.torch.inputs import Batch, batch_size_of
@@ -92,6 +93,8 @@ def check_sample_columns(X: pd.DataFrame) -> None:
 
 def source_rows(X: pd.DataFrame) -> np.ndarray:
     """Bool ``(rows,)``: True for the source-domain rows of ``X`` (none without ``domain``)."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
     check_sample_columns(X)
     if DOMAIN_COLUMN not in X.columns:
         return np.zeros(len(X), dtype=bool)
@@ -184,6 +187,22 @@ class SampleColumns(nn.Module):
         """Scene slots, unknown (0) included."""
         return len(self.scenes)
 
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The finest partition of rows the columns give, for per-scene parameters: the
+        known scenes (``scenes[1:]``), else the domains (target, source), else one group."""
+        if self.scene_field is not None and self.n_scenes > 1:
+            return self.scenes[1:]
+        return (TARGET, SOURCE) if self.domain_field is not None else (TARGET,)
+
+    def group(self, batch: Batch) -> torch.Tensor:
+        """Long ``(batch,)``: each row's index into :attr:`groups`; a row of an unknown scene
+        counts as the default scene."""
+        is_source, scene = self(batch)
+        if self.scene_field is not None and self.n_scenes > 1:
+            return torch.where(scene == 0, self.default_scene, scene) - 1
+        return is_source.long()
+
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         n = batch_size_of(batch)
         if self.domain_field is None:
@@ -210,6 +229,42 @@ class SampleEstimator(TorchEstimator):
         return fill_carried(self.feature_spec_, X)
 
 
+class OneDomainEstimator(TorchEstimator):
+    """A torch estimator fitted on the rows of one domain only (``trains_on``), scoring any
+    row: the source-only and self-train (target-only) baselines of the transfer models."""
+
+    trains_on: ClassVar[str] = TARGET
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        *,
+        sample_weight: Any = None,
+        eval_set: tuple[pd.DataFrame, Any] | None = None,
+    ) -> Self:
+        """Fit on the rows of ``X`` (and of ``eval_set``) whose ``domain`` is ``trains_on``
+        (a frame without ``domain`` is all target rows)."""
+        labels = check_xy(X, y)
+        weight = check_sample_weight(sample_weight, len(X))
+        keep = source_rows(X) == (self.trains_on == SOURCE)
+        if not keep.any():
+            raise ValueError(
+                f"{self.name} trains on the {self.trains_on}-domain rows (column "
+                f"{DOMAIN_COLUMN!r}); X has none"
+            )
+        if eval_set is not None:
+            X_valid, y_valid = eval_set
+            kept = source_rows(X_valid) == (self.trains_on == SOURCE)
+            eval_set = (X_valid[kept], np.asarray(y_valid)[kept])
+        return super().fit(
+            X[keep],
+            labels[keep],
+            sample_weight=None if weight is None else weight[keep],
+            eval_set=eval_set,
+        )
+
+
 __all__ = [
     "AUX_DOMAIN",
     "DOMAIN_COLUMN",
@@ -217,6 +272,7 @@ __all__ = [
     "SCENE_COLUMN",
     "SOURCE",
     "TARGET",
+    "OneDomainEstimator",
     "SampleColumns",
     "SampleEstimator",
     "check_sample_columns",
