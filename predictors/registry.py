@@ -38,6 +38,7 @@ class Entry:
 
 REGISTRY: dict[str, Entry] = {
     "basket_size": Entry("predictors.basket:BasketSizeModel", "basket"),
+    "cdanet": Entry("predictors.models.cdanet:CDAnetModel", "conversion"),
     "csde": Entry("predictors.models.csde:CSDEModel", "conversion"),
     "csde_cycle": Entry("predictors.models.csde_cycle:CSDECycleModel", "conversion"),
     "dann": Entry("predictors.models.dann:DANNModel", "conversion"),
@@ -53,6 +54,8 @@ REGISTRY: dict[str, Entry] = {
     "shared_bottom": Entry("predictors.models.shared_bottom:SharedBottomModel", "conversion"),
     "source_only": Entry("predictors.models.source_only:SourceOnlyModel", "conversion"),
     "star": Entry("predictors.models.star:STARModel", "conversion"),
+    "wasserstein_transfer": Entry("predictors.models.wecan:WassersteinTransferModel", "conversion"),
+    "wecan": Entry("predictors.models.wecan:WECANModel", "conversion"),
 }
 
 

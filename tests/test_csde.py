@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from predictors.base import NotFittedError
+from predictors.examples import DOMAINS, sampled_frame
+from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.csde import CSDEModel
 
@@ -167,3 +169,28 @@ def test_generator_learns_the_click_profile_of_users_with_both_domains(two_domai
         m_gen = trained.module_.parts(trained.encoder_.encode(new_rows)).m_gen
     assert m_gen.shape == (len(new_rows), 1, SMALL["embedding_dim"])
     assert float(m_gen.std(dim=0).mean()) > 0.0
+
+
+def test_labelled_source_rows_train_the_source_tower_through_their_own_head():
+    """Source rows' loss reaches the source tower through the source head and never the
+    target head; the source head scores source rows and only them."""
+    X, y, _ = sampled_frame(600, seed=1)
+    model = CSDEModel(FeatureSpec.infer(X, DOMAINS), **CSDEModel.tiny_params, seed=0).fit(X, y)
+    net = model.module_.train()
+    source = (X["domain"] == "source").to_numpy()
+    net.stage1 = False
+    batch = model.encoder_.encode(model.complete_frame(X[source]))
+    net.zero_grad()
+    model.loss(net, batch, torch.tensor(y[source], dtype=torch.float32), None).backward()
+    assert any(p.grad.abs().sum() > 0 for p in net.source_tower.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in net.head.parameters())
+    before = model.decision_function(X)
+    last = net.source_head.net[-1]
+    with torch.no_grad():
+        last.bias += 1.0
+    try:
+        moved = model.decision_function(X) != before
+    finally:
+        with torch.no_grad():
+            last.bias -= 1.0
+    np.testing.assert_array_equal(moved, source)

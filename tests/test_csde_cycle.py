@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from predictors.metrics import binary_metrics
+from predictors.metrics import binary_metrics, target_feature_ablation
 from predictors.models.csde_cycle import CSDECycleModel
 
 SMALL = {
@@ -91,3 +91,24 @@ def test_spec_without_source_fields_is_refused_by_name(two_domain_rows):
     target_only = spec.select(lambda f: f.domain != "source")
     with pytest.raises(ValueError, match="'source'"):
         CSDECycleModel(target_only, epochs=1).fit(X.iloc[:200], y[:200])
+
+
+def test_target_feature_ablation_scores_real_removed_and_generated(two_domain_rows, fitted):
+    """The same model on active users with source history: real target fields score as
+    predict_proba, generated ones as the rows without target fields (the fill), removed ones
+    without the fill; the real fields rank best."""
+    X, y, segment, _ = two_domain_rows
+    rows = np.flatnonzero((segment == "active") & has_source(X))[:3_000]
+    active, labels = X.iloc[rows], y[rows]
+    table = target_feature_ablation(fitted, active, labels)
+    assert list(table.index) == ["real", "removed", "generated"]
+    real = fitted.target_feature_scores(active, "real")
+    np.testing.assert_allclose(real, fitted.predict_proba(active)[:, 1])
+    blank = {f.name: np.nan if f.kind == "numeric" else None for f in fitted.module_.target_fields}
+    generated = fitted.target_feature_scores(active, "generated")
+    np.testing.assert_allclose(generated, fitted.predict_proba(active.assign(**blank))[:, 1])
+    removed = fitted.target_feature_scores(active, "removed")
+    assert np.abs(removed - generated).max() > 1e-3
+    assert table.loc["real", "auc"] > table.loc["removed", "auc"]
+    with pytest.raises(ValueError, match="'real', 'removed' or 'generated'"):
+        fitted.target_feature_scores(active, "imagined")

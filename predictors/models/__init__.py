@@ -4,6 +4,7 @@ They are registered by name in :mod:`predictors.registry` (which imports none
 of them until asked).
 """
 
+from predictors.models.cdanet import CDAnetModel
 from predictors.models.csde import CSDEModel
 from predictors.models.csde_cycle import CSDECycleModel
 from predictors.models.dann import DANNModel
@@ -17,8 +18,10 @@ from predictors.models.self_train import SelfTrainModel
 from predictors.models.shared_bottom import SharedBottomModel
 from predictors.models.source_only import SourceOnlyModel
 from predictors.models.star import STARModel
+from predictors.models.wecan import WassersteinTransferModel, WECANModel
 
 __all__ = [
+    "CDAnetModel",
     "CSDECycleModel",
     "CSDEModel",
     "DANNModel",
@@ -32,4 +35,6 @@ __all__ = [
     "SelfTrainModel",
     "SharedBottomModel",
     "SourceOnlyModel",
+    "WECANModel",
+    "WassersteinTransferModel",
 ]

@@ -149,7 +149,7 @@ class CSDEModel(TwoStageEstimator):
         """
         check_is_fitted(self, "module_")
         module = self.module_
-        data = self.encoder_.encode(X)
+        data = self.encoder_.encode(self.complete_frame(X))
         was_training = module.training
         module.eval()
         try:

@@ -10,6 +10,11 @@ consistency loss, with real vectors taken from whichever users have that domain
 source history (a new user) is scored with ``G_st(s)`` in place of the target
 fields they lack, so the prediction head sees a full row.
 
+Labelled source-domain rows train the source head (:mod:`predictors.torch.staged`).
+:meth:`CSDECycleModel.target_feature_scores` scores the same model with the real
+target fields, with them removed and with them generated (the evaluation of its
+source paper; :func:`predictors.metrics.target_feature_ablation` tabulates it).
+
 Stage 1 (epochs ``1..stage1_epochs``) minimises the prediction log loss plus the
 translation losses (on detached embeddings: the embeddings learn from the
 prediction only); later epochs minimise the log loss alone with the generators
@@ -18,14 +23,21 @@ frozen.  See :mod:`predictors.models.csde_cycle_parts` for the network.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+import numpy as np
+import pandas as pd
 import torch
 from pydantic import Field
 from torch import nn
 
+from predictors.base import check_is_fitted
 from predictors.models.csde_cycle_parts import CSDECycleNet, CycleParts
+from predictors.torch.base import PREDICT_BATCH
+from predictors.torch.inputs import batch_size_of, take
 from predictors.torch.staged import TwoStageConfig, TwoStageEstimator
+
+TargetFeatures = Literal["real", "removed", "generated"]
 
 
 class CSDECycleConfig(TwoStageConfig):
@@ -70,5 +82,31 @@ class CSDECycleModel(TwoStageEstimator):
             parts, w, lambda_gp=cfg.lambda_gp, lambda_cycle=cfg.lambda_cycle
         )
 
+    @torch.no_grad()
+    def target_feature_scores(self, X: pd.DataFrame, target_features: TargetFeatures) -> np.ndarray:
+        """Conversion probabilities ``(rows,)`` of ``X`` scored with its target fields
+        ``"real"`` (as :meth:`predict_proba`), ``"removed"`` (every target field missing,
+        no fill: the head reads the missing-value embeddings) or ``"generated"`` (every
+        target field missing, filled with ``G_st(s)`` where the row has source fields)."""
+        check_is_fitted(self, "module_")
+        if target_features not in ("real", "removed", "generated"):
+            raise ValueError(
+                f"target_features must be 'real', 'removed' or 'generated', got {target_features!r}"
+            )
+        frame = self.complete_frame(X)
+        if target_features != "real":
+            blank = {
+                f.name: np.nan if f.kind == "numeric" else None for f in self.module_.target_fields
+            }
+            frame = frame.assign(**blank)
+        data, module = self.encoder_.encode(frame), self.module_.eval()
+        logits = [
+            module.parts(
+                take(data, slice(s, s + PREDICT_BATCH)), fill=target_features != "removed"
+            ).logit
+            for s in range(0, max(batch_size_of(data), 1), PREDICT_BATCH)
+        ]
+        return 1.0 / (1.0 + np.exp(-self._calibrated(torch.cat(logits))))
 
-__all__ = ["CSDECycleConfig", "CSDECycleModel"]
+
+__all__ = ["CSDECycleConfig", "CSDECycleModel", "TargetFeatures"]

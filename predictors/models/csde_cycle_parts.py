@@ -33,6 +33,7 @@ from predictors.models.csde_parts import USER_DOMAIN
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, DomainGroups
 from predictors.torch.staged import CrossDomainNet, masked_mean
+from predictors.torch.transfer_layers import frozen_call, gradient_penalty
 
 if TYPE_CHECKING:
     from predictors.models.csde_cycle import CSDECycleConfig
@@ -48,6 +49,7 @@ class CycleParts:
     t_gen: torch.Tensor  # (batch, t_dim) G_st(s); gradient only with train_generator
     target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
     source_present: torch.Tensor  # (batch,) bool: any source field present
+    is_source: torch.Tensor  # (batch,) bool: a labelled source-domain row
 
 
 class CSDECycleNet(CrossDomainNet):
@@ -63,21 +65,27 @@ class CSDECycleNet(CrossDomainNet):
         self.d_t = MLP(t_dim, cfg.critic_hidden, activation=nn.LeakyReLU, output_dim=1)
         self.d_s = MLP(s_dim, cfg.critic_hidden, activation=nn.LeakyReLU, output_dim=1)
         self.head = MLP(t_dim + s_dim + c_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
+        self.build_source_head(s_dim + c_dim, cfg)  # labelled source rows: [s, context]
 
-    def parts(self, batch: Batch, *, train_generator: bool = False) -> CycleParts:
+    def parts(
+        self, batch: Batch, *, train_generator: bool = False, fill: bool = True
+    ) -> CycleParts:
         """Embed, translate the source to the target domain, fill, predict.
 
         ``train_generator=False`` runs ``G_st`` without its autograd graph: the
-        fill is a fixed input of the head either way.
+        fill is a fixed input of the head either way.  ``fill=False`` leaves rows
+        without the target domain as they are (the evaluation of the fill).
         """
         t, s, context = (g.flatten(1) for g in self.groups(self.embedding(batch)))
         target_present, source_present = self.present(*self.coverage(batch))  # (batch,) each
         with torch.set_grad_enabled(train_generator and torch.is_grad_enabled()):
             t_gen = self.g_st(s.detach())  # (batch, t_dim)
-        fill = (source_present & ~target_present).unsqueeze(1)  # (batch, 1)
-        t_fill = torch.where(fill, t_gen.detach(), t)  # (batch, t_dim)
+        filled = (source_present & ~target_present & fill).unsqueeze(1)  # (batch, 1)
+        t_fill = torch.where(filled, t_gen.detach(), t)  # (batch, t_dim)
         logit = self.head(torch.cat([t_fill, s, context], dim=1)).squeeze(-1)  # (batch,)
-        return CycleParts(logit, s, t, t_gen, target_present, source_present)
+        is_source, _ = self.samples(batch)  # (batch,) bool
+        logit = self.own_domain(logit, torch.cat([s, context], dim=1), is_source)
+        return CycleParts(logit, s, t, t_gen, target_present, source_present, is_source)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.parts(batch).logit  # (batch,)
@@ -136,18 +144,6 @@ def wgan_gp_losses(
     d_real = critic(real.detach()).squeeze(-1)  # (batch,)
     d_fake = critic(fake.detach()).squeeze(-1)
     loss = masked_mean(d_fake, fake_rows) - masked_mean(d_real, real_rows)
-
-    real_idx, fake_idx = real_rows.nonzero().squeeze(1), fake_rows.nonzero().squeeze(1)
-    n = min(len(real_idx), len(fake_idx))
-    if n > 0:
-        real_idx = real_idx[torch.randperm(len(real_idx))[:n]]
-        fake_idx = fake_idx[torch.randperm(len(fake_idx))[:n]]
-        eps = torch.rand(n, 1)  # (n, 1)
-        mixed = eps * real[real_idx].detach() + (1 - eps) * fake[fake_idx].detach()  # (n, d)
-        mixed.requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)  # (n, d)
-        loss = loss + lambda_gp * (grad.norm(dim=1) - 1).pow(2).mean()
-
-    frozen = {name: p.detach() for name, p in critic.named_parameters()}
-    g_fake = torch.func.functional_call(critic, frozen, (fake,)).squeeze(-1)  # (batch,)
-    return loss - masked_mean(g_fake, fake_rows)
+    penalty = gradient_penalty(critic, real[real_rows > 0], fake[fake_rows > 0])
+    g_fake = frozen_call(critic, fake).squeeze(-1)  # (batch,)
+    return loss + lambda_gp * penalty - masked_mean(g_fake, fake_rows)

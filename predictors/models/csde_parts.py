@@ -70,6 +70,7 @@ class CSDEParts:
     context: torch.Tensor  # (batch, context fields, dim)
     target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
     source_present: torch.Tensor  # (batch,) bool: any source field present
+    is_source: torch.Tensor  # (batch,) bool: a labelled source-domain row
 
 
 class CSDENet(CrossDomainNet):
@@ -129,6 +130,8 @@ class CSDENet(CrossDomainNet):
             if cfg.similarity == "adversarial"
             else None
         )
+        # labelled source rows: their own head on [e_src, source fields, context fields]
+        self.build_source_head(user_dim + (n_src + n_context) * d, cfg)
 
     def parts(self, batch: Batch, *, train_generator: bool = False) -> CSDEParts:
         """Run both stages' encoders and the stage-2 prediction.
@@ -173,7 +176,9 @@ class CSDENet(CrossDomainNet):
         head_in = self._head_input(pooled, context, self.proj, mixed)  # (batch, head_in)
         if self.field_skip:
             head_in = torch.cat([head_in, target, source], dim=1)
-        logit = self.head(head_in).squeeze(-1)  # (batch,)
+        is_source, _ = self.samples(batch)  # (batch,) bool
+        source_side = torch.cat([e_src, source, context.flatten(1)], dim=1)
+        logit = self.own_domain(self.head(head_in).squeeze(-1), source_side, is_source)
         return CSDEParts(
             logit=logit,
             weights=weights,
@@ -186,6 +191,7 @@ class CSDENet(CrossDomainNet):
             context=context,
             target_present=target_present,
             source_present=source_present,
+            is_source=is_source,
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:

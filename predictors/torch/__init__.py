@@ -5,7 +5,7 @@
   AttentionPooling, MixtureOfExperts, domain_present.
 - :mod:`predictors.torch.base`: TorchEstimator (training, early stopping,
   save/load), TrainConfig / MiniBatchConfig, using_torch_threads.
-- :mod:`predictors.torch.staged`: TwoStageEstimator (the cross-domain models).
+- :mod:`predictors.torch.staged`: TwoStageEstimator (the cross-domain models), per_domain_bce.
 - :mod:`predictors.torch.samples`: the sample columns ``domain``/``scene`` (carried, never
   embedded), SampleColumns (batch -> is_source, scene), SampleEstimator.
 - :mod:`predictors.torch.multitask`: MultiTaskEstimator and the auxiliary label.

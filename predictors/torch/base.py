@@ -35,6 +35,8 @@ Subclass hooks:
 - ``training_inputs(X, eval_set, cfg) -> (spec, X, eval_set)`` (optional): what
   ``fit`` encodes, e.g. an extra label column added to the spec.
 - ``on_fit_end(X)`` (optional): fitted attributes computed from the fitted model.
+- ``train_step(module, optimizer, cfg, rows, epoch) -> loss`` (optional): one
+  mini-batch's updates (WE-CAN's critic steps go first).
 - ``_train_epoch(module, optimizer, cfg, train, generator, epoch, context) -> mean loss``
   (rarely): one epoch's updates, each through ``_step``; MAML replaces the
   mini-batches with meta-steps (its tasks arrive as ``context``, handed to
@@ -63,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import minimize
 from torch import nn
 from torch.nn import functional as F
+from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
 from predictors.base import Estimator, check_is_fitted, check_sample_weight, check_xy
@@ -353,11 +356,18 @@ class TorchEstimator(Estimator):
         total, seen = 0.0, 0
         for start in range(0, n, cfg.batch_size):
             rows = slice(start, start + cfg.batch_size)
-            batch, y_b = take(shuffled, rows), y_all[rows]
-            loss = self.loss(module, batch, y_b, None if w_all is None else w_all[rows])
-            total += self._step(optimizer, loss, cfg, epoch) * len(y_b)
+            y_b, w_b = y_all[rows], None if w_all is None else w_all[rows]
+            total += self.train_step(
+                module, optimizer, cfg, (take(shuffled, rows), y_b, w_b), epoch
+            ) * len(y_b)
             seen += len(y_b)
         return total / seen
+
+    def train_step(
+        self, module: nn.Module, optimizer: Optimizer, cfg: TrainConfig, rows: Rows, epoch: int
+    ) -> float:
+        """A mini-batch's update(s), e.g. critic steps before this one; returns the loss."""
+        return self._step(optimizer, self.loss(module, *rows), cfg, epoch)
 
     def _step(
         self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, cfg: TrainConfig, epoch: int
@@ -485,9 +495,4 @@ def _chunks(data: Batch, size: int) -> Iterator[Batch]:
         yield take(data, slice(start, start + size))
 
 
-__all__ = [
-    "MiniBatchConfig",
-    "TorchEstimator",
-    "TrainConfig",
-    "using_torch_threads",
-]
+__all__ = ["MiniBatchConfig", "TorchEstimator", "TrainConfig", "using_torch_threads"]

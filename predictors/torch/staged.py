@@ -9,6 +9,13 @@ Both models embed every field, tell the target and the source domain apart,
 and count the target domain as present in a row when at least
 ``min_target_coverage`` of its fields are (a new user knows too little of it):
 :class:`TwoStageConfig` and :class:`CrossDomainNet` hold that once.
+
+Labelled source-domain rows (``domain`` = ``"source"``, :mod:`predictors.torch.samples`)
+train a *source head* on the source tower's side (the source fields, demographics and
+context): the source tower then learns from the payments app's own labels, not only
+through the target head.  A source row is scored by the source head, a target row by
+the model's head; the log loss is averaged per domain, and the stage-1 terms that read
+a label read the target rows' only.  Without the ``domain`` column nothing changes.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from predictors.features import FeatureSpec
-from predictors.torch.base import MiniBatchConfig, TorchEstimator
+from predictors.torch.base import MiniBatchConfig
 from predictors.torch.inputs import Batch
-from predictors.torch.layers import FieldEmbedding, coverage
+from predictors.torch.layers import MLP, FieldEmbedding, coverage
+from predictors.torch.samples import SampleColumns, SampleEstimator, input_spec
 
 
 class TwoStageConfig(MiniBatchConfig):
@@ -46,7 +54,9 @@ class CrossDomainNet(nn.Module):
     def __init__(self, spec: FeatureSpec, cfg: TwoStageConfig, *, model: str) -> None:
         super().__init__()
         spec.require_domains(("source", "target"), model=model)
-        self.embedding = FieldEmbedding(spec, cfg.embedding_dim)
+        self.samples = SampleColumns(spec)
+        self.embedding = FieldEmbedding(input_spec(spec), cfg.embedding_dim)
+        self.source_head: MLP | None = None
         self.target_fields = spec.of_domain("target")
         self.source_fields = spec.of_domain("source")
         self.min_target_coverage = cfg.min_target_coverage
@@ -62,8 +72,23 @@ class CrossDomainNet(nn.Module):
         its fields) and the source domain (any of its fields)."""
         return target_coverage >= self.min_target_coverage, source_coverage > 0
 
+    def build_source_head(self, in_dim: int, cfg: TwoStageConfig) -> None:
+        """The head of the source rows, on ``in_dim`` source-side inputs; only when the
+        training frame had labelled source rows (a ``domain`` column)."""
+        if self.samples.domain_field is not None:
+            self.source_head = MLP(in_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
 
-class TwoStageEstimator(TorchEstimator):
+    def own_domain(
+        self, logit: torch.Tensor, source_side: torch.Tensor, is_source: torch.Tensor
+    ) -> torch.Tensor:
+        """Each row's logit in its own domain: the source head's on ``source_side
+        (batch, in_dim)`` for source rows, ``logit (batch,)`` for target rows."""
+        if self.source_head is None:
+            return logit
+        return torch.where(is_source, self.source_head(source_side).squeeze(-1), logit)
+
+
+class TwoStageEstimator(SampleEstimator):
     """A torch estimator whose module has ``parts(batch, train_generator=...)`` with a
     ``logit``, and whose config is a :class:`TwoStageConfig`; subclasses add
     :meth:`stage1_loss`.
@@ -74,7 +99,7 @@ class TwoStageEstimator(TorchEstimator):
 
     Config = TwoStageConfig
     tiny_params: ClassVar[dict[str, Any]] = {
-        **TorchEstimator.tiny_params,
+        **SampleEstimator.tiny_params,
         "lr": 1e-2,
         "hidden": (32,),
         "stage1_epochs": 1,
@@ -87,18 +112,34 @@ class TwoStageEstimator(TorchEstimator):
     def loss(
         self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
     ) -> torch.Tensor:
-        """Log loss over the rows, plus :meth:`stage1_loss` while stage 1 runs."""
+        """Log loss averaged per domain, plus :meth:`stage1_loss` (target rows' labels)
+        while stage 1 runs."""
         stage1 = getattr(module, "stage1", True)
         parts = module.parts(batch, train_generator=stage1)
         w = torch.ones_like(y) if weight is None else weight
-        total = masked_bce(parts.logit, y, w)
-        return total + self.stage1_loss(module, parts, y, w) if stage1 else total
+        total = per_domain_bce(parts.logit, y, w, parts.is_source)
+        if not stage1:
+            return total
+        return total + self.stage1_loss(module, parts, y, w * (~parts.is_source).float())
 
     def stage1_loss(
         self, module: nn.Module, parts: Any, y: torch.Tensor, weight: torch.Tensor
     ) -> torch.Tensor:
         """The stage-1 terms of one batch (``weight (batch,)``: 0 where a row does not count)."""
         raise NotImplementedError
+
+
+def per_domain_bce(
+    logit: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, is_source: torch.Tensor
+) -> torch.Tensor:
+    """Weighted log loss of each domain's rows, averaged over the domains present in the batch
+    (the larger domain does not drown the smaller; one domain: :func:`masked_bce`)."""
+    losses = [
+        masked_bce(logit, y, weight * rows)
+        for rows in (is_source.float(), (~is_source).float())
+        if bool((weight * rows).sum() > 0)
+    ]
+    return torch.stack(losses).mean() if losses else logit.sum() * 0.0
 
 
 def masked_bce(logit: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
