@@ -3,8 +3,9 @@
 1. ``sampled`` (:func:`predictors.examples.sampled_frame`: labelled source rows plus three
    target scenes sharing one logit): every model trains on the same rows (a seeded 70 %
    of them) and is scored on the held-out *target* rows (AUC, log loss, mean±std over the
-   seeds).  Peers: ``dcnv2`` on the target rows only (self-train) and on all rows read as
-   one domain (source-only style pooling), ``csde`` without and with the ``domain`` column.
+   seeds).  Peers: ``dcnv2`` on the target rows only and on all rows read as one domain
+   (pooling), ``csde`` without and with the ``domain`` column, and WE-CAN's comparisons
+   ``self_train``, ``finetune``, ``dann``, ``wasserstein_transfer``.
    Default hyper-parameters of every model (none tuned here).
 2. ``ablation``: CSDE-cycle on the simulated world (user-level holdout), scored on the
    test rows of active users with source history with their real target fields, with
@@ -44,6 +45,9 @@ VARIANTS = {
     "dcnv2 (all rows, one domain)": ("dcnv2", "all", False),
     "csde (no domain column)": ("csde", "all", False),
     "csde (source head)": ("csde", "all", True),
+    "self_train": ("self_train", "all", True),
+    "finetune": ("finetune", "all", True),
+    "dann": ("dann", "all", True),
     "wasserstein_transfer": ("wasserstein_transfer", "all", True),
     "wecan": ("wecan", "all", True),
     "cdanet": ("cdanet", "all", True),

@@ -344,3 +344,29 @@ def test_objective_above_its_bound_raises() -> None:
             dual_capacity=np.zeros(1),
             dual_industry=np.zeros(prob.n_industries),
         )
+
+
+def test_repair_runs_every_k_iterations_and_on_the_last(monkeypatch) -> None:
+    """``repair_every`` spaces the costly repairs; the last iteration's schedule is still repaired."""
+    import optimizers.push.decomposition as decomposition
+
+    calls: list[int] = []
+    real = decomposition.repair
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decomposition, "repair", counting)
+    prob = random_problem(60, 4, 3, cap_per_hour=3.0, shares={"travel": 0.4})
+    cfg = DecompositionConfig(max_iter=12, tol=0.0, repair_every=5)
+    plan = solve_decomposition(prob, cfg)
+    iterations = plan.info["iterations"]
+    expected = len(
+        {i for i in range(iterations) if i % 5 == 0} | {cfg.max_iter - 1} & set(range(iterations))
+    )
+    assert len(calls) == expected < iterations
+    assert violations(prob, plan) == []
+    assert plan.objective <= plan.upper_bound
+    with pytest.raises(ValueError, match="repair_every"):
+        DecompositionConfig(repair_every=0)

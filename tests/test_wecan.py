@@ -12,7 +12,7 @@ from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.wecan import WassersteinTransferModel, WECANModel
 from predictors.torch.staged import per_domain_bce
-from predictors.torch.transfer import wasserstein_estimate
+from predictors.torch.transfer_layers import wasserstein_estimate
 
 TRAINED = {"epochs": 6, "batch_size": 128}
 

@@ -118,6 +118,13 @@ class PushSettings(BaseModel):
         description="subgradient iterations of the large-audience schedule (its plan then "
         "does not depend on the machine's load; the time limit is a safety net)",
     )
+    repair_every: int = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="the large-audience schedule repairs its Lagrangian solution into a "
+        "schedule every this many iterations (and on the last): repair costs more than a step",
+    )
     time_limit_s: float = Field(600.0, gt=0.0)
 
 

@@ -57,6 +57,7 @@ class DecompositionConfig:
     sample_iter: int = 40
     theta_refine: float = 0.1
     seed: int = 0
+    repair_every: int = 1
 
     def __post_init__(self) -> None:
         if not self.tol >= 0:
@@ -69,6 +70,8 @@ class DecompositionConfig:
             raise ValueError(f"theta must be in (0, 2]; got {self.theta}")
         if not 0 <= self.deflection < 1:
             raise ValueError(f"deflection must be in [0, 1); got {self.deflection}")
+        if self.repair_every < 1:
+            raise ValueError(f"repair_every must be >= 1; got {self.repair_every}")
 
 
 class _MaskSpace:
@@ -215,7 +218,7 @@ def _subgradient(
     mu, nu = state.mu.copy(), state.nu.copy()
     since_better = 0
     direction = np.zeros(p.n_hours + p.n_industries)
-    for _ in range(max_iter):
+    for it in range(max_iter):
         state.iterations += 1
         margin, user_value, (u, m, h) = dp.solve(mu, nu, p.share)
         lag = float(user_value.sum() + np.where(priced, mu, 0.0) @ cap_term + margin)
@@ -226,10 +229,11 @@ def _subgradient(
             since_better += 1
             if since_better >= cfg.patience:
                 theta, since_better = max(theta / 2, 1e-4), 0
-        ru, rm, rh = repair(p, u, m, h, cfg.fill_rounds)
-        obj = p.objective(ru, rm, rh)
-        if obj > state.lower_bound:
-            state.lower_bound, state.schedule = obj, (ru, rm, rh)
+        if it % cfg.repair_every == 0 or it == max_iter - 1:
+            ru, rm, rh = repair(p, u, m, h, cfg.fill_rounds)
+            obj = p.objective(ru, rm, rh)
+            if obj > state.lower_bound:
+                state.lower_bound, state.schedule = obj, (ru, rm, rh)
         ub, lb = state.upper_bound, state.lower_bound
         if ub <= 0 or ub - lb <= cfg.tol * ub or time.perf_counter() > deadline:
             break

@@ -34,13 +34,15 @@ def schedule_push(
     max_iter: int = 300,
     num_workers: int = 1,
     seed: int = 0,
+    repair_every: int = 1,
 ) -> PushSchedule:
     """Schedule the day's pushes and certify the plan.
 
     ``method='auto'`` picks CP-SAT when the position-indexed model has at most
     :data:`CPSAT_MAX_VARIABLES` binaries and the decomposition otherwise.
     ``tol`` is the decomposition's target relative gap and ``max_iter`` its
-    number of subgradient iterations: stopped by them (not by ``time_limit_s``)
+    number of subgradient iterations, repairing its Lagrangian solution into a
+    schedule every ``repair_every`` of them: stopped by them (not by ``time_limit_s``)
     the decomposition's plan does not depend on the machine's speed or load.
     ``num_workers`` and ``seed`` are CP-SAT's.
     """
@@ -54,7 +56,9 @@ def schedule_push(
         method = "cpsat" if n_vars <= CPSAT_MAX_VARIABLES else "decomposition"
     if method == "cpsat":
         return solve_cpsat(problem, time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
-    config = DecompositionConfig(tol=tol, time_limit_s=time_limit_s, max_iter=max_iter)
+    config = DecompositionConfig(
+        tol=tol, time_limit_s=time_limit_s, max_iter=max_iter, repair_every=repair_every
+    )
     return solve_decomposition(problem, config)
 
 

@@ -33,7 +33,7 @@ from predictors.models.csde_parts import USER_DOMAIN
 from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, DomainGroups
 from predictors.torch.staged import CrossDomainNet, masked_mean
-from predictors.torch.transfer import frozen_call, gradient_penalty
+from predictors.torch.transfer_layers import frozen_call, gradient_penalty
 
 if TYPE_CHECKING:
     from predictors.models.csde_cycle import CSDECycleConfig

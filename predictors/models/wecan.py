@@ -49,7 +49,7 @@ from predictors.torch.inputs import Batch
 from predictors.torch.layers import MLP, CrossNetV2, FieldEmbedding
 from predictors.torch.samples import SampleColumns, SampleEstimator, input_spec
 from predictors.torch.staged import per_domain_bce
-from predictors.torch.transfer import (
+from predictors.torch.transfer_layers import (
     DomainFieldGates,
     critic_loss,
     wasserstein_estimate,
@@ -208,9 +208,14 @@ class WECANModel(SampleEstimator):
     def loss(
         self, module: nn.Module, batch: Batch, y: torch.Tensor, weight: torch.Tensor | None
     ) -> torch.Tensor:
-        """The encoder/predictor loss: per-domain log loss plus the adversarial terms."""
+        """The encoder/predictor loss of a batch (:meth:`encoder_loss`)."""
+        return self.encoder_loss(module, module.parts(batch), y, weight)
+
+    def encoder_loss(
+        self, module: nn.Module, parts: WECANParts, y: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Per-domain log loss plus the adversarial terms (critics frozen)."""
         cfg = self.config_
-        parts = module.parts(batch)
         w = torch.ones_like(y) if weight is None else weight
         bce = per_domain_bce(parts.logit, y, w, parts.is_source)
         return bce + module.adversarial_loss(parts, cfg.lambda_shared, cfg.lambda_private)
@@ -218,14 +223,15 @@ class WECANModel(SampleEstimator):
     def train_step(
         self, module: nn.Module, optimizer: Optimizer, cfg: TrainConfig, rows: Rows, epoch: int
     ) -> float:
-        """``critic_steps`` critic updates on the batch's representations, then the encoders'."""
-        with torch.no_grad():
-            parts = module.parts(rows[0])
+        """``critic_steps`` critic updates on the batch's (detached) representations, then the
+        encoders' update on the same forward pass, scored by the updated critics."""
+        batch, y, weight = rows
+        parts = module.parts(batch)
         for _ in range(cfg.critic_steps):
             loss = module.critic_loss(parts, cfg.lambda_gp)
             if loss.requires_grad:  # no critic has both of its sets in this batch otherwise
                 self._step(optimizer, loss, cfg, epoch)
-        return super().train_step(module, optimizer, cfg, rows, epoch)
+        return self._step(optimizer, self.encoder_loss(module, parts, y, weight), cfg, epoch)
 
     @torch.no_grad()
     def gate_weights(self, X: pd.DataFrame) -> np.ndarray:

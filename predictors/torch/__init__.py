@@ -6,8 +6,6 @@
 - :mod:`predictors.torch.base`: TorchEstimator (training, early stopping,
   save/load), TrainConfig / MiniBatchConfig, using_torch_threads.
 - :mod:`predictors.torch.staged`: TwoStageEstimator (the cross-domain models), per_domain_bce.
-- :mod:`predictors.torch.transfer`: DomainFieldGates and the Wasserstein critics' pieces
-  (gradient penalty, critic loss) of WE-CAN and CSDE-cycle.
 - :mod:`predictors.torch.samples`: the sample columns ``domain``/``scene`` (carried, never
   embedded), SampleColumns (batch -> is_source, scene), SampleEstimator.
 - :mod:`predictors.torch.multitask`: MultiTaskEstimator and the auxiliary label.

@@ -108,7 +108,11 @@ def plan_push(features: ConversionFeatures, settings: PushSettings, *, seed: int
     audience = push_audience(features, max_users=settings.max_users, seed=seed)
     problem = push_problem(audience, rows.predict_hours(model, audience), model.decay_, settings)
     schedule = schedule_push(
-        problem, time_limit_s=settings.time_limit_s, max_iter=settings.iterations, seed=seed
+        problem,
+        time_limit_s=settings.time_limit_s,
+        max_iter=settings.iterations,
+        repair_every=settings.repair_every,
+        seed=seed,
     )
     return PushPlan(
         audience=audience,

@@ -46,6 +46,7 @@ def score_against_truth(world, plan: PushPlan) -> dict[str, float]:
         push_problem(a, true_p, world.config.fatigue_decay, settings),
         time_limit_s=settings.time_limit_s,
         max_iter=settings.iterations,
+        repair_every=settings.repair_every,
         seed=plan.seed,
     )
     return {
