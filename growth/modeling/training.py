@@ -32,10 +32,6 @@ from predictors.torch.base import using_torch_threads
 
 log = logging.getLogger(__name__)
 
-MAX_SOURCE_ROWS = 50_000
-"""Most source-domain rows the models learn from (a seeded sample): the payments app's log
-helps most where the shop knows little, and beyond this it costs training time for little."""
-
 
 @dataclass
 class TrainedModels:
@@ -136,6 +132,8 @@ def _training_rows(
     start = frame.timestamp[holdout].min() if holdout.any() else frame.timestamp.max() + 1
     extra = features.transfer_frame(start)
     source = np.flatnonzero(extra.domain == "source")
+    if max_source_rows == 0:
+        source = source[:0]
     kept = np.union1d(
         np.flatnonzero(extra.domain != "source"), sample_rows(source, max_source_rows, seed=seed)
     )
@@ -196,7 +194,7 @@ def train_models(
     predictor: str = FALLBACK_PREDICTOR,
     holdout_fraction: float = 0.2,
     max_train_rows: int | None = None,
-    max_source_rows: int | None = MAX_SOURCE_ROWS,
+    max_source_rows: int | None = None,
     torch_threads: int | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -218,7 +216,7 @@ def train_models(
     coupon log that calibration and the off-policy estimates read.  The older rows are
     the decision scene's and every other labelled sample logged before the holdout (the
     other target scenes, and at most ``max_source_rows`` source-domain rows, a seeded
-    sample; None: all), each carrying its ``domain`` and ``scene``.  ``torch_threads`` sets torch's threads while the models train
+    sample; None: all, 0: none), each carrying its ``domain`` and ``scene``.  ``torch_threads`` sets torch's threads while the models train
     (None: leave them).  ``progress`` shows each model's training progress on
     the console.
     """
