@@ -31,9 +31,9 @@ A :class:`ModelVariant` may train on a seeded share of the training rows (``trai
 the data-share curve) or fit one model per target scene on that scene's rows
 (``per_scene``: the one-model-per-scene comparison of the multi-scene models); those of
 :data:`TARGET_ONLY_MODELS` (LightGBM) also run on target features only.  Training
-throughput is the number of rows passed through the training loss per second of ``fit``
-(models trained in mini-batches), or training rows per second of the whole ``fit`` (models
-without a loss hook, such as LightGBM).
+throughput is the number of rows passed through the mini-batch updates (``train_step``) per
+second of ``fit`` (models trained in mini-batches, critic steps included in the time), or
+training rows per second of the whole ``fit`` (models without them, such as LightGBM).
 
 Example::
 
@@ -309,25 +309,25 @@ def restrict(spec: FeatureSpec, domains: Sequence[str] | None) -> FeatureSpec:
 
 
 def _timed_fit(model: Any, X: pd.DataFrame, y: np.ndarray) -> tuple[float, int]:
-    """Fit ``model``; its fit seconds and the rows it passed through its training loss
-    (0: it has no loss hook, -1: it has one but trains in its own loop)."""
+    """Fit ``model``; its fit seconds and the rows it passed through its mini-batch updates
+    (``train_step``; 0: it has none, -1: it has one but trains in its own loop)."""
     seen = 0
-    plain_loss = getattr(model, "loss", None)  # models trained in mini-batches have one
+    plain_step = getattr(model, "train_step", None)  # models trained in mini-batches have one
 
-    def counting_loss(module, batch, target, w):  # rows through the training loss
+    def counting_step(module, optimizer, cfg, rows, epoch):  # rows through one update
         nonlocal seen
-        seen += len(target)
-        return plain_loss(module, batch, target, w)
+        seen += len(rows[1])
+        return plain_step(module, optimizer, cfg, rows, epoch)
 
-    if plain_loss is not None:
-        model.loss = counting_loss
+    if plain_step is not None:
+        model.train_step = counting_step
     start = time.perf_counter()
     try:
         model.fit(X, y)
     finally:
-        if plain_loss is not None:
-            del model.loss
-    return time.perf_counter() - start, seen if seen or plain_loss is None else -1
+        if plain_step is not None:
+            del model.train_step
+    return time.perf_counter() - start, seen if seen or plain_step is None else -1
 
 
 def fit_predict(
@@ -367,8 +367,8 @@ def fit_predict(
         seen = -1 if rows < 0 or seen < 0 else seen + (rows or int(train_rows.sum()))
         if test_rows.any():
             p[test_rows] = model.predict_proba(split.X_test.loc[test_rows])[:, 1]
-    # rows through the loss per second (a model without a loss hook: training rows per
-    # second of fit); a model with its own training loop (no call to loss()): NaN
+    # rows through the mini-batch updates per second (a model without them: training rows
+    # per second of fit); a model with its own training loop (no train_step): NaN
     rate = seen / seconds if seen >= 0 else float("nan")
     return FitResult(p, seconds, rate, len(X))
 

@@ -190,6 +190,13 @@ def test_variants_per_scene_and_on_a_share_of_the_rows():
     assert abs(half.n_train / len(split.y_train) - 0.5) < 0.05
 
 
+def test_throughput_counts_models_with_their_own_update_step():
+    """WE-CAN updates its critics and encoders in its own train_step (not through loss):
+    its rows still count."""
+    fit = fit_predict(ModelVariant("wecan", "wecan", None, {**TINY_TORCH}), tiny_world(0), 0)
+    assert fit.samples_per_s > 0
+
+
 def test_the_comparisons_read_their_rows(result):
     """Paired gains over a base model; the cold scene is the smallest target scene; the
     comparison rows and the share table's pairing of CDAnet with MMOE."""
