@@ -96,9 +96,13 @@ class GroupCalibrator:
         p = np.asarray(p, dtype=np.float64)
         if len(p) == 0:
             return p.copy()
-        keys = pd.MultiIndex.from_arrays([np.asarray(option), np.asarray(segment).astype(str)])
+        # integer keys, not a MultiIndex of strings: this runs on every scored row
+        seg_codes, segments = pd.factorize(np.asarray(segment), use_na_sentinel=False)
+        keys = np.asarray(option, dtype=np.int64) * len(segments) + seg_codes
         codes, uniques = pd.factorize(keys)
-        table = np.array([self.params(o, s) for o, s in uniques])  # (groups, 2)
+        table = np.array(
+            [self.params(k // len(segments), segments[k % len(segments)]) for k in uniques]
+        )  # (groups, 2)
         a, b = table[codes, 0], table[codes, 1]
         return 1.0 / (1.0 + np.exp(-(a * _logit(p) + b)))
 
