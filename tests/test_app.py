@@ -276,10 +276,12 @@ def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch
     assert svc.score_coupons(stored) is stored.decision
     rescored = svc.score_coupons(replace(stored, decision=None))  # the saved model, re-scored
     np.testing.assert_allclose(rescored.conversion, stored.decision.conversion, rtol=1e-6)
+    columns = ["model", "domain", "scene", "segment", "metric", "value"]
+    decision = stored.metrics.query("domain == 'target' and scene == 'coupon_centre'")
     pd.testing.assert_frame_equal(
-        stored.metrics.reset_index(drop=True),
-        result.metrics[["model", "segment", "metric", "value"]].reset_index(drop=True),
+        decision.reset_index(drop=True), result.metrics[columns].reset_index(drop=True)
     )
+    assert set(stored.metrics["scene"]) == {"coupon_centre", "home_feed", "search", "offers"}
     assert svc.stored_run(db, other.config.fingerprint()) is None
 
 

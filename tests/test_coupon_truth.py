@@ -144,7 +144,7 @@ def test_an_overspending_plan_is_held_to_its_budgets_and_scores_below_its_promis
     assert set(score.plans.index) == {"platform", "random", "best_single", "oracle"}
     assert (score.spend["paid"] <= score.spend["budget"] + 1e-9).all()
     mine = score.spend.query("plan == 'platform'").set_index("budget_group")
-    assert mine.loc["platform", "demand"] > 1.5 * 200.0 and mine.loc["platform", "held"] == 0.0
+    assert mine.loc["platform", "demand"] > 1.3 * 200.0 and mine.loc["platform", "held"] == 0.0
     p, o = score.plans.loc["platform"], score.plans.loc["oracle"]
     assert p["redemptions_lost"] > 0
     assert score.pct_of_oracle() < 100 * p["all_paid_conversions"] / o["all_paid_conversions"]

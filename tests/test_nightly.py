@@ -78,6 +78,26 @@ def test_nightly_auto_predictor_trains_csde_and_lightgbm_on_a_two_domain_world(n
     assert set(choice["plan_value"]) == {"csde", "lightgbm"}
 
 
+def test_nightly_stores_metrics_per_domain_and_scene_and_reads_them_back(nightly_run):
+    """model_metrics holds every model's metrics per domain and scene (the decision scene's
+    holdout, the other scenes' and the source's newest rows); the view groups by both."""
+    store, result = nightly_run
+    stored = store.read("model_metrics", run_id=result.run_id)
+    samples = set(zip(stored["domain"], stored["scene"], strict=True))
+    assert samples == {
+        ("target", "coupon_centre"),
+        ("target", "home_feed"),
+        ("target", "search"),
+        ("source", "offers"),
+    }
+    auc = stored.query("segment == 'all' and metric == 'auc'")
+    assert auc.groupby("model").size().to_dict() == {"csde": 4, "lightgbm": 4}
+    assert auc["value"].between(0.5, 1.0).all()
+    view = store.read("v_model_metrics")
+    assert {"domain", "scene"} <= set(view.columns)
+    assert len(view.query("metric == 'auc' and segment == 'all'")) == 8
+
+
 def test_nightly_chooses_the_model_whose_plan_is_estimated_higher(nightly_run):
     """auto keeps its default (CSDE, unless LightGBM ranks the holdout's uplift clearly
     better) unless the other model's plan is estimated higher by CHOICE_Z standard errors

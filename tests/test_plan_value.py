@@ -155,5 +155,7 @@ def test_the_frame_reads_the_logged_propensity_else_the_designs_constant():
     assert np.allclose(features.exposure_frame().propensity, 1 / len(features.option_ids))
     dataset.exposures["propensity"] = np.linspace(0.1, 0.9, len(dataset.exposures))
     frame = ConversionFeatures(dataset).exposure_frame()
-    logged = dataset.exposures.sort_values("timestamp", kind="stable")["propensity"].to_numpy()
+    log = dataset.exposures.sort_values("timestamp", kind="stable")
+    scene = (log["domain"] == "target") & (log["scene"] == features.decision_scene)
+    logged = log.loc[scene, "propensity"].to_numpy()  # the decision scene's randomised rows
     assert np.allclose(frame.propensity, logged)

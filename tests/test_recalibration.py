@@ -92,7 +92,7 @@ def test_the_reach_of_a_threshold_is_calibrated_on_the_holdout_conversions() -> 
     from growth.modeling.training import reach_recalibration
     from predictors.basket import BasketSizeModel
 
-    features = svc.conversion_features(svc.load_world("small", 3000))
+    features = svc.conversion_features(svc.load_world("small", 5000))
     frame = features.exposure_frame()
     holdout = chronological_split(frame, 0.3)
     older = np.flatnonzero(~holdout)
@@ -110,7 +110,8 @@ def test_the_reach_of_a_threshold_is_calibrated_on_the_holdout_conversions() -> 
     gated = [o for o, t in zip(features.option_ids, features.threshold, strict=True) if t > 0]
     assert sorted(table.index) == sorted(gated)
     assert (table["ratio_before"] > 1.4).all()
-    assert ((table["ratio_after"] - 1.0).abs() < 0.2).all()  # ~100 conversions each
+    # ~100 conversions each (5,000 users: the decision scene has 60 % of the shop's rows)
+    assert ((table["ratio_after"] - 1.0).abs() < 0.2).all()
     no_threshold = features.threshold[frame.option_pos[holdout]] == 0
     np.testing.assert_array_equal(recal.holdout_p[no_threshold], 1.0)
 

@@ -38,7 +38,7 @@ from growth.store import (
     alembic_config,
     head_revision,
 )
-from growth.store.migrations.frozen_views import VIEWS_V2
+from growth.store.migrations.frozen_views import VIEWS_V3
 
 PG_ENV = "GROWTH_TEST_PG_URL"
 DAY = date(2026, 11, 26)
@@ -100,7 +100,7 @@ def test_fresh_database_migrates_to_head_matching_the_models(db_url: str) -> Non
         assert diff == []
         assert set(VIEWS) <= set(inspect(conn).get_view_names())
     assert {k: v.select.strip() for k, v in VIEWS.items()} == {
-        k: v.strip() for k, v in VIEWS_V2.items()
+        k: v.strip() for k, v in VIEWS_V3.items()
     }
     Store(db_url)  # re-opening is a no-op
     store.close()

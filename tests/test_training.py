@@ -82,6 +82,41 @@ def test_max_train_rows_caps_torch_training_but_keeps_the_whole_holdout(features
     assert n_eval == full.n_holdout
 
 
+def test_model_rows_carry_domain_and_scene_and_source_rows_train_but_never_judge(features):
+    """Exposure rows carry their ``domain`` and ``scene``; the models learn from the decision
+    scene's older rows plus the other scenes' and (capped) source rows logged before the
+    holdout, while the holdout - what calibration and the off-policy estimates read - is
+    the decision scene's target rows only."""
+    from growth.modeling.sampling import chronological_split
+    from growth.modeling.training import _training_rows
+
+    assert features.decision_scene == "coupon_centre"
+    frame = features.exposure_frame()
+    X = frame.rows(np.arange(5))
+    assert (X["domain"] == "target").all() and (X["scene"] == "coupon_centre").all()
+    source = features.exposure_frame(domain="source")
+    assert (source.rows()["domain"] == "source").all() and set(source.scene) == {"offers"}
+    holdout = chronological_split(frame, 0.2)
+    rows = _training_rows(features, frame, holdout, None, 40, seed=0)
+    trained = rows.X(rows.older)
+    assert set(trained["scene"]) == {"coupon_centre", "home_feed", "search", "offers"}
+    assert (trained["domain"] == "source").sum() == 40
+    start = frame.timestamp[holdout].min()
+    assert (rows.frame.timestamp[rows.older] < start).all()
+    assert set(rows.frame.scene[rows.holdout]) == {"coupon_centre"}
+    assert (rows.frame.domain[rows.holdout] == "target").all()
+    assert rows.holdout.sum() == holdout.sum() and set(rows.newer.scene) == {
+        "home_feed",
+        "search",
+        "offers",
+    }
+    models = train_models(features, predictor="lightgbm", max_source_rows=40, seed=0)
+    assert models.frame.scene is not None and set(models.frame.scene) == {"coupon_centre"}
+    assert models.n_train == len(rows.older) and models.n_holdout == holdout.sum()
+    scenes = set(models.metrics_by_sample()["scene"])
+    assert scenes == {"coupon_centre", "home_feed", "search", "offers"}
+
+
 def test_sample_rows_is_a_seeded_ordered_subset():
     """Same seed, same rows, in their original order; rows that fit come back unchanged."""
     rows = np.arange(10, 60)

@@ -563,3 +563,31 @@ def test_logged_propensity_is_checked_like_every_column():
     frame.loc[3, "propensity"] = 0.0
     err = _error(validate_table, frame, EXPOSURES, file="exposures.csv")
     assert (err.file, err.column, err.row) == ("exposures.csv", "propensity", 3)
+
+
+def test_the_scene_column_is_optional_and_checked_like_every_column():
+    """``exposures.scene`` may be absent (each row is then in its domain's one scene, named
+    after the domain); present, a missing or over-long scene names its file, column and row."""
+    from growth.data.dataset import decision_scene, exposure_scenes
+
+    frame = small_dataset().exposures
+    validate_table(frame, EXPOSURES)  # no scene column: still valid
+    assert (exposure_scenes(frame) == frame["domain"]).all()
+    frame["scene"] = np.where(frame["domain"] == "target", "home_feed", "offers")
+    assert validate_table(frame, EXPOSURES)["scene"].tolist() == frame["scene"].tolist()
+    assert decision_scene(frame) == "home_feed"
+    for bad in (None, "x" * 33):
+        wrong = frame.astype({"scene": object})
+        wrong.loc[2, "scene"] = bad
+        err = _error(validate_table, wrong, EXPOSURES, file="exposures.csv")
+        assert (err.file, err.column, err.row) == ("exposures.csv", "scene", 2)
+
+
+def test_a_dataset_is_planned_for_its_most_frequent_target_scene():
+    """check_plannable reads the decision scene's rows: a scene without a control is refused
+    when it is the most frequent, and names it."""
+    ds = small_dataset(n_exposures=6)
+    ds.exposures["scene"] = "feed"
+    ds.exposures.loc[ds.exposures["domain"] == "target", "treatment"] = "rp5"
+    err = _plannable_error(ds)
+    assert err.column == "treatment" and "'feed'" in str(err) and "untreated" in str(err)

@@ -83,8 +83,9 @@ def test_lifecycle_shares_and_feature_availability(world: World) -> None:
 
 
 def test_exposure_log_is_a_randomised_trial_with_plausible_rates(world: World) -> None:
-    """Exposures: ~6 per user, uniform treatments, positive rate ~10%, labels in every segment."""
-    exp = world.dataset.exposures
+    """Target exposures: ~6 per user, uniform treatments, positive rate ~10%, labels in every
+    segment."""
+    exp = world.dataset.exposures.query("domain == 'target'")
     n = world.config.n_users
     assert 5.0 < len(exp) / n < 7.0
     # ~10% by default; the exact rate moves with the seed's category prices and centroids.
@@ -109,7 +110,8 @@ def test_source_features_alone_rank_new_users_conversions() -> None:
     w = generate_world(WorldConfig(n_users=30_000, seed=1))
     users = w.dataset.users
     src = [c for c in users.columns if c.startswith("src_")]
-    df = w.dataset.exposures.merge(users[["user_id", "lifecycle", *src]], on="user_id")
+    target = w.dataset.exposures.query("domain == 'target'")
+    df = target.merge(users[["user_id", "lifecycle", *src]], on="user_id")
     df = df[df["lifecycle"] == "new"]
     train = (df["user_id"] % 4 != 0).to_numpy()
     model = lgb.LGBMClassifier(
@@ -334,3 +336,88 @@ def test_join_tokens_round_trip() -> None:
     assert out.tolist() == ["3|1", "", "4|1|5", ""]
     with pytest.raises(ValueError, match="counts"):
         join_tokens(np.array([1, 2]), np.array([1]))
+
+
+def test_the_world_logs_labelled_source_samples_and_three_target_scenes_one_cold(
+    world: World,
+) -> None:
+    """Source-domain offers carry labels (both classes) on source items; the shop logs at
+    least three scenes, the cold one with the fewest rows; only target rows are randomised."""
+    exp, items = world.dataset.exposures, world.dataset.items
+    source = exp[exp["domain"] == "source"]
+    assert len(source) > 0.5 * world.config.n_users and set(source["scene"]) == {"offers"}
+    assert set(source["label"]) == {0, 1} and (source["treatment"] == "none").all()
+    source_items = set(items.loc[items["domain"] == "source", "item_id"])
+    assert set(source["item_id"]) <= source_items and len(source_items) == 300
+    users = world.dataset.users.set_index("user_id")
+    assert users.loc[source["user_id"].unique(), "has_source"].all()
+    target = exp[exp["domain"] == "target"]
+    assert not set(target["item_id"]) & source_items
+    rows = target["scene"].value_counts()
+    assert len(rows) >= 3 and rows.idxmin() == "search" and rows.idxmax() == "coupon_centre"
+    assert rows["search"] < 0.15 * len(target)
+    assert (target.groupby("scene")["label"].nunique() == 2).all()
+
+
+def test_scene_responses_share_a_part_and_differ_in_a_specific_part(world: World) -> None:
+    """On the same (user, item) the scenes' true logits are strongly correlated (the shared
+    part) but differ by more than a constant (the specific part); with no specific part and
+    no offsets every scene answers alike."""
+    rng = np.random.default_rng(0)
+    user = rng.integers(0, world.config.n_users, 5_000)
+    item = rng.integers(0, world.config.n_items, 5_000)
+    logits = np.stack(
+        [world.conversion.base_logit(user, item, np.full(5_000, s)) for s in range(3)]
+    )
+    corr = np.corrcoef(logits)
+    assert (corr[np.triu_indices(3, 1)] > 0.7).all()
+    diff = logits[1] - logits[2]  # home_feed vs search: scales 0.6 and 0.8
+    assert 0.5 < diff.std() < 1.5 and abs(diff.mean() + 0.9) < 0.2  # offsets -0.4 vs +0.5
+    flat = {name: {"share": s.share} for name, s in world.config.scenes.items()}
+    alike = generate_world(WorldConfig(n_users=500, n_items=100, seed=5, scenes=flat))
+    same = [alike.conversion.base_logit(user[:50] % 500, item[:50] % 100, s) for s in range(3)]
+    np.testing.assert_allclose(same[0], same[1])
+    np.testing.assert_allclose(same[0], same[2])
+
+
+def test_the_coupon_truth_is_the_decision_scenes(world: World) -> None:
+    """The truth the plans are scored on is the coupon scene's response, not another's."""
+    truth = world.coupon_truth(np.arange(50))
+    items = world.candidates[:50]
+    users = np.arange(50)[:, None]
+    for scene in world.scenes.names:
+        p = world.conversion.prob(users, items, 0, np.full(items.shape, world.scenes.code(scene)))
+        close = np.allclose(truth.conversion[:, 0], p.mean(axis=1))
+        assert close == (scene == world.config.coupon_scene), scene
+
+
+def test_sales_bucket_comes_from_logged_orders_not_the_hidden_popularity(world: World) -> None:
+    """``sales_bucket`` is a bucket of logged pre-campaign orders: informative about the
+    hidden popularity (rank correlation) but not its noise-free bucket."""
+    items = world.dataset.items.query("domain == 'target'")
+    truth = np.searchsorted(
+        np.quantile(world.items.popularity, [0.2, 0.4, 0.6, 0.8]), world.items.popularity
+    )
+    logged = items["sales_bucket"].to_numpy()
+    assert (logged == truth).mean() < 0.6
+    assert pd.Series(logged).corr(pd.Series(world.items.popularity), method="spearman") > 0.3
+
+
+def test_scene_settings_are_validated_and_read_from_a_scenario(tmp_path: Path) -> None:
+    """Scenes come from ``[scenes.<name>]`` tables; the coupon scene must be one of them and
+    the largest, and shares must sum to 1."""
+    path = tmp_path / "scenes.toml"
+    path.write_text(
+        'n_users = 500\nn_items = 100\ncoupon_scene = "feed"\n'
+        "[scenes.feed]\nshare = 0.7\neffect_scale = 0.5\n"
+        "[scenes.search]\nshare = 0.3\nlogit_offset = 0.2\n"
+    )
+    cfg = load_scenario(path)
+    assert list(cfg.scenes) == ["feed", "search"] and cfg.scenes["search"].logit_offset == 0.2
+    assert set(generate_world(cfg).dataset.exposures["scene"]) == {"feed", "search", "offers"}
+    with pytest.raises(ValidationError, match="largest share"):
+        WorldConfig(coupon_scene="search")
+    with pytest.raises(ValidationError, match="is not one of the scenes"):
+        WorldConfig(coupon_scene="nowhere")
+    with pytest.raises(ValidationError, match="sum to 1"):
+        WorldConfig(scenes={"a": {"share": 0.5}}, coupon_scene="a")

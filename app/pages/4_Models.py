@@ -32,22 +32,32 @@ def attention(scenario: str, n_users: int | None):
     return svc.csde_attention(p.features, seed=p.seed)
 
 
-st.subheader("Metrics by lifecycle segment (stored runs)")
+st.subheader("Metrics by domain, scene and lifecycle segment (stored runs)")
 stored = svc.stored_model_metrics(ui.store())
 if stored.empty:
     st.info("No model metrics in the store yet (the nightly job writes them).")
 else:
-    metric = st.selectbox("Metric", sorted(stored["metric"].unique()), key="stored_metric")
-    view = stored[stored["metric"] == metric]
+    samples = sorted(
+        {f"{d} / {s}" if s else d for d, s in zip(stored["domain"], stored["scene"], strict=True)}
+    )
+    left, right = st.columns(2)
+    sample = left.selectbox("Domain / scene", samples, key="stored_sample")
+    metric = right.selectbox("Metric", sorted(stored["metric"].unique()), key="stored_metric")
+    domain, _, scene = sample.partition(" / ")
+    view = stored[
+        (stored["metric"] == metric) & (stored["domain"] == domain) & (stored["scene"] == scene)
+    ]
     st.plotly_chart(
         px.bar(view, x="segment", y="value", color="model", barmode="group", hover_data=["run_id"]),
         key="stored_metrics_chart",
     )
     st.dataframe(view, hide_index=True)
 
-st.subheader("This world's predictor (holdout, by segment)")
+st.subheader("This world's predictor (newest rows, by domain, scene and segment)")
 ui.provenance(pred)
-live = pred.metrics.pivot_table(index=["model", "segment"], columns="metric", values="value")
+live = pred.metrics.pivot_table(
+    index=["model", "domain", "scene", "segment"], columns="metric", values="value"
+)
 st.dataframe(live.round(4))
 
 st.subheader("Calibration (chronological holdout)")

@@ -1,4 +1,5 @@
-"""An in-memory dataset: one pandas DataFrame per table of :mod:`growth.data.schema`."""
+"""An in-memory dataset: one pandas DataFrame per table of :mod:`growth.data.schema`,
+and the scenes of its exposure log (:func:`exposure_scenes`, :func:`decision_scene`)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,25 @@ class Dataset:
             for f in fields(self)
             if f.name != "name" and getattr(self, f.name) is not None
         }
+
+
+def exposure_scenes(exposures: pd.DataFrame) -> pd.Series:
+    """Each exposure's scene: its ``scene`` column, else its domain's one scene, named
+    after the domain (the column is optional in the dataset format)."""
+    column = exposures["scene"] if "scene" in exposures else exposures["domain"]
+    return column.astype(str)
+
+
+def decision_scene(exposures: pd.DataFrame) -> str | None:
+    """The scene the coupon decision is for: the most frequent target scene (ties: the
+    first by name); None when the log has no target rows.
+
+    >>> log = pd.DataFrame({"domain": ["target", "target", "source"], "scene": ["a", "a", "b"]})
+    >>> decision_scene(log), decision_scene(log.drop(columns="scene"))
+    ('a', 'target')
+    """
+    scenes = exposure_scenes(exposures)[(exposures["domain"] == "target").to_numpy()]
+    if scenes.empty:
+        return None
+    counts = scenes.value_counts()
+    return str(counts.index[counts.to_numpy() == counts.max()].sort_values()[0])

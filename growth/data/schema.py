@@ -74,6 +74,8 @@ COUPON_TYPES: tuple[str, ...] = tuple(t.value for t in CouponType)
 NO_COUPON = "none"  # option_id of the control option, always present
 
 DOMAINS: tuple[str, ...] = ("source", "target")
+MAX_SCENE_LENGTH = 32
+"""Most characters of a scene name (``exposures.scene``; a SQL ``VARCHAR(32)`` in the store)."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,16 @@ EXPOSURES = TableSchema(
         Column("label", "int", min=0, max=1),
     ),
     optional_columns=(
+        Column(
+            "scene",
+            "str",
+            max_length=MAX_SCENE_LENGTH,
+            doc=(
+                "where in its domain's app the impression was shown, e.g. 'home_feed', "
+                "'search', 'coupon_centre' (target) or 'offers' (source); absent: every row "
+                "is in its domain's one scene, named after the domain ('source'/'target')"
+            ),
+        ),
         Column("order_value", "float", min=0.0, max=MAX_MONEY, nullable=True),
         Column(
             "propensity",

@@ -30,7 +30,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from growth.data.dataset import Dataset
+from growth.data.dataset import Dataset, decision_scene, exposure_scenes
 from growth.data.schema import NO_COUPON, TABLES, Column, CouponType
 from growth.data.table_check import DataValidationError, first_row, show, validate_table
 
@@ -170,8 +170,10 @@ def check_plannable(ds: Dataset, *, files: Mapping[str, str] | None = None) -> N
     """Refuse a valid dataset from which the nightly job could plan nothing, naming the table.
 
     A coupon plan needs users with candidate items (a ``candidates`` row) and a
-    randomised trial to learn from: target-domain exposures, some under a coupon and
-    some under the control ``'none'``, with conversions and non-conversions among them.
+    randomised trial to learn from: target-domain exposures of the decision scene (the
+    most frequent target scene, :func:`~growth.data.dataset.decision_scene`), some under
+    a coupon and some under the control ``'none'``, with conversions and non-conversions
+    among them.
     Without them the job would train on nothing and plan nothing, and an empty plan
     must never look like a plan.
 
@@ -186,18 +188,21 @@ def check_plannable(ds: Dataset, *, files: Mapping[str, str] | None = None) -> N
                 file=files.get(name, name),
             )
     file = files.get("exposures", "exposures")
-    target = ds.exposures[ds.exposures["domain"] == "target"]
-    if target.empty:
+    scene = decision_scene(ds.exposures)
+    if scene is None:
         raise DataValidationError(
             "no exposure of the target domain: there is no trial to learn a coupon's effect from",
             file=file,
             column="domain",
         )
+    target = ds.exposures[
+        ((ds.exposures["domain"] == "target") & (exposure_scenes(ds.exposures) == scene)).to_numpy()
+    ]
     untreated = (target["treatment"] == NO_COUPON).to_numpy()
     for lacking, what in ((untreated.all(), "under a coupon"), ((~untreated).all(), "untreated")):
         if lacking:
             raise DataValidationError(
-                f"no target-domain exposure is {what} (treatment {NO_COUPON!r} is the control): "
+                f"no target-domain exposure of the decision scene {scene!r} is {what} (treatment {NO_COUPON!r} is the control): "
                 "a coupon's effect cannot be learned without both",
                 file=file,
                 column="treatment",
@@ -205,7 +210,8 @@ def check_plannable(ds: Dataset, *, files: Mapping[str, str] | None = None) -> N
     labels = target["label"].to_numpy()
     if labels.min() == labels.max():
         raise DataValidationError(
-            f"every target-domain exposure has label {int(labels[0])}: "
+            f"every target-domain exposure has label {int(labels[0])} in the decision scene "
+            f"{scene!r}: "
             "a conversion model needs both conversions and non-conversions",
             file=file,
             column="label",

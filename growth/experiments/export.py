@@ -2,7 +2,8 @@
 
 The world's ``exposures`` are a randomised trial: each impression's coupon option
 is drawn uniformly from all options (``none`` included).  :func:`world_experiment`
-keeps each user's first impression (one row per user), the user's features (the
+keeps each user's first impression in the scene the coupon decision is for (the
+shop's ``coupon_scene``; one row per user), the user's features (the
 multi-valued tags and sequences left out) and the coupon catalogue as the arms
 table: ``none`` is the control, every option costs its face value per conversion
 and has the design propensity ``1 / options``.  Because the world knows every
@@ -34,6 +35,9 @@ class WorldExperiment:
 def world_experiment(world: World) -> WorldExperiment:
     """The world's randomised log, one row per exposed user (their first impression)."""
     exposures = world.dataset.exposures
+    exposures = exposures[
+        (exposures["domain"] == "target") & (exposures["scene"] == world.config.coupon_scene)
+    ]
     first = exposures.drop_duplicates("user_id", keep="first").reset_index(drop=True)
     users = world.dataset.users.set_index("user_id").loc[first["user_id"]].reset_index()
     features = [c for c in users.columns if c != "user_id" and not c.endswith(MULTI_SUFFIXES)]

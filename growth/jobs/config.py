@@ -13,7 +13,13 @@ from growth.paths import check_name, read_toml, scenario_path
 from growth.store.runs import check_label
 
 KIND = "nightly"
-TRAINING_OPTIONS = {"predictor", "holdout_fraction", "max_train_rows", "torch_threads"}
+TRAINING_OPTIONS = {
+    "predictor",
+    "holdout_fraction",
+    "max_train_rows",
+    "max_source_rows",
+    "torch_threads",
+}
 """Fields of :class:`NightlyConfig` that are keyword arguments of ``train_models``."""
 """The ``kind`` of the nightly job's runs and of its lease."""
 
@@ -51,6 +57,13 @@ class NightlyConfig(BaseModel):
         description="a model that trains on a sample (the torch models) learns from a seeded "
         "sample of at most this many of the older exposures (0 or None: all); the holdout "
         "is always whole",
+    )
+    max_source_rows: int = Field(
+        50_000,
+        ge=0,
+        description="the models also learn from a seeded sample of at most this many "
+        "source-domain (payments app) exposures logged before the holdout (0: none): they "
+        "help most where the shop knows little, and beyond this they cost training time",
     )
     torch_threads: int | None = Field(
         1,

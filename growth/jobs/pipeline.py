@@ -243,8 +243,11 @@ def run_pipeline(
             result.truth = coupon_campaign.score_against_truth(world, plan)
     _push_and_install(result, dataset, features, world, clock, seed)
     with clock("store") as stage:
-        metrics = models.metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
-        run.add_model_metrics(metrics[["model", "dataset", "segment", "metric", "value", "seed"]])
+        metrics = models.metrics_by_sample()  # the decision scene's, then per domain and scene
+        metrics = metrics.assign(dataset=_dataset_name(dataset, config), seed=seed)
+        run.add_model_metrics(
+            metrics[["model", "dataset", "domain", "scene", "segment", "metric", "value", "seed"]]
+        )
         run.add_coupon_allocations(decision.plan_frame(plan.choice))
         run.add_pareto_points(coupon_front)
         run.add_plan_estimates(plan_estimate_rows(choice.chosen.value, COUPON_PLAN))

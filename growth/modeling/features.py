@@ -6,6 +6,13 @@ also compute (coupon face value relative to the item price, whether a merchant
 coupon matches the item's merchant).  Every model reads these rows and encodes
 them itself; the item, option and cross columns are gathers from small tables,
 so building millions of (user, candidate, option) rows is a matter of indexing.
+
+Exposure rows also carry their sample columns :data:`SAMPLE_COLUMNS`, ``domain``
+(``source``: the payments app, ``target``: the shop) and ``scene`` (where in that app
+the row was shown), so a model can learn from labelled samples of every domain and
+scene.  The coupon decision is for one scene, :attr:`ConversionFeatures.decision_scene`:
+the most frequent target scene, the one a model answers for when a row names no scene
+(scoring frames built by :meth:`ConversionFeatures.raw_frame` carry no sample columns).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from growth.data.dataset import Dataset
+from growth.data.dataset import Dataset, decision_scene, exposure_scenes
 from growth.data.schema import NO_COUPON, SOURCE_PREFIX, TARGET_PREFIX
 from predictors.features import FeatureSpec
 from predictors.scoring import join_rows
@@ -35,11 +42,13 @@ ITEM_COLUMNS = ("category", "price", "price_level", "merchant_id", "brand_tier",
 ITEM_CATEGORICAL = ("category", "merchant_id")
 COUPON_TYPE_CODES = {"none": 0, "red_packet": 1, "full_reduction": 2, "merchant": 3}
 CROSS_COLUMNS = ("coupon_face_over_price", "coupon_threshold_over_price", "coupon_merchant_match")
+SAMPLE_COLUMNS = ("domain", "scene")
+"""A model row's sample columns: its domain and scene (the label is for that domain and scene)."""
 
 
 @dataclass(frozen=True)
 class ExposureFrame:
-    """Exposure-log rows of one domain, in timestamp order: labels, segments and positions.
+    """Exposure-log rows, in timestamp order: labels, segments, positions, domain and scene.
 
     The model rows themselves are built on demand (:meth:`rows`), only for the
     rows a model trains or is evaluated on.
@@ -54,11 +63,56 @@ class ExposureFrame:
     item_pos: np.ndarray  # row position of the item in ``items``
     option_pos: np.ndarray  # coupons-table position of the logged treatment
     propensity: np.ndarray | None = None  # P(logged treatment); None: uniform over the options
+    domain: np.ndarray | None = None  # per row; None: every row is a target row
+    scene: np.ndarray | None = None  # per row; None: every row is in the decision scene
 
     def rows(self, index: np.ndarray | slice = slice(None)) -> pd.DataFrame:
-        """:meth:`ConversionFeatures.raw_frame` rows of ``index`` (positions in this frame)."""
-        return self.features.raw_frame(
+        """:meth:`ConversionFeatures.raw_frame` rows of ``index`` (positions in this frame),
+        with the sample columns ``domain`` and ``scene``."""
+        X = self.features.raw_frame(
             self.user_pos[index], self.item_pos[index], self.option_pos[index]
+        )
+        n = len(X)
+        X["domain"] = np.full(n, "target", object) if self.domain is None else self.domain[index]
+        X["scene"] = (
+            np.full(n, self.features.decision_scene, object)
+            if self.scene is None
+            else self.scene[index]
+        )
+        return X
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def concat(self, other: ExposureFrame) -> ExposureFrame:
+        """This frame's rows, then ``other``'s (positions of this frame stay the same)."""
+        if other.features is not self.features:
+            raise ValueError("cannot concatenate exposure frames of different features")
+
+        def both(a: np.ndarray | None, b: np.ndarray | None, fill: object) -> np.ndarray:
+            a = np.full(len(self), fill, object) if a is None else a
+            b = np.full(len(other), fill, object) if b is None else b
+            return np.concatenate([a, b])
+
+        scene = self.features.decision_scene
+        uniform = 1.0 / len(self.features.option_ids)
+        return ExposureFrame(
+            features=self.features,
+            **{
+                name: np.concatenate([getattr(self, name), getattr(other, name)])
+                for name in (
+                    "y",
+                    "segment",
+                    "timestamp",
+                    "user_pos",
+                    "order_value",
+                    "item_pos",
+                    "option_pos",
+                )
+            },
+            propensity=both(self.propensity, other.propensity, uniform).astype(np.float64),
+            domain=both(self.domain, other.domain, "target"),
+            scene=both(self.scene, other.scene, scene),
         )
 
     @cached_property
@@ -229,16 +283,51 @@ class ConversionFeatures:
         targets = {c: "item_category" for c in self.user_columns if c.endswith("_seq")}
         return FeatureSpec.infer(probe, domains, categorical=categorical, targets=targets)
 
-    def exposure_frame(self, *, domain: str = "target") -> ExposureFrame:
-        """Training rows (:meth:`raw_frame`) from the exposure log of one domain, in timestamp order.
-
-        The propensity of each row's treatment is the log's ``propensity`` column, else
-        the design's constant: every coupon option (``none`` included) equally likely.
-        """
+    @cached_property
+    def _log(self) -> pd.DataFrame:
+        """The exposure log in timestamp order, with ``scene`` filled where absent
+        (every row in its domain's one scene, named after the domain)."""
         log = self.dataset.exposures
-        log = log[log["domain"] == domain].sort_values("timestamp", kind="stable")
-        if log.empty:
-            raise ValueError(f"the exposure log has no rows for domain {domain!r}")
+        return log.assign(scene=exposure_scenes(log)).sort_values("timestamp", kind="stable")
+
+    @cached_property
+    def decision_scene(self) -> str:
+        """The scene the coupon decision is for: the most frequent target scene
+        (:func:`growth.data.dataset.decision_scene`)."""
+        scene = decision_scene(self.dataset.exposures)
+        if scene is None:
+            raise ValueError("the exposure log has no rows for domain 'target'")
+        return scene
+
+    def exposure_frame(self, *, domain: str = "target", scene: str | None = None) -> ExposureFrame:
+        """Rows (:meth:`raw_frame`) of the exposure log's ``domain`` and ``scene``, in
+        timestamp order; by default the decision scene's target rows (:attr:`decision_scene`).
+
+        ``scene=None`` with ``domain="source"`` takes every source scene.  The propensity
+        of each row's treatment is the log's ``propensity`` column, else the design's
+        constant: every coupon option (``none`` included) equally likely.
+        """
+        if scene is None and domain == "target":
+            scene = self.decision_scene
+        log = self._log
+        keep = log["domain"] == domain
+        if scene is not None:
+            keep &= log["scene"] == scene
+        return self._frame(log[keep], f"domain {domain!r}, scene {scene!r}")
+
+    def transfer_frame(self, start: np.datetime64, *, newer: bool = False) -> ExposureFrame:
+        """The labelled samples beside the decision scene's, logged before ``start`` (or
+        from ``start`` on, ``newer``): every other target scene's rows and the source
+        domain's, in timestamp order."""
+        log = self._log
+        when = log["timestamp"] >= start if newer else log["timestamp"] < start
+        keep = when & ((log["domain"] == "source") | (log["scene"] != self.decision_scene))
+        return self._frame(log[keep], "source and other scenes", allow_empty=True)
+
+    def _frame(self, log: pd.DataFrame, what: str, *, allow_empty: bool = False) -> ExposureFrame:
+        """The :class:`ExposureFrame` of ``log``'s rows (already in timestamp order)."""
+        if log.empty and not allow_empty:
+            raise ValueError(f"the exposure log has no rows for {what}")
         user_pos = self.user_positions(log["user_id"].to_numpy(), what="exposure user ids")
         item_pos = self.item_positions(log["item_id"].to_numpy())
         option_pos = self.option_positions(log["treatment"].to_numpy())
@@ -262,6 +351,8 @@ class ConversionFeatures:
             item_pos=item_pos,
             option_pos=option_pos,
             propensity=propensity,
+            domain=log["domain"].astype(str).to_numpy(object),
+            scene=log["scene"].astype(str).to_numpy(object),
         )
 
 

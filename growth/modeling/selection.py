@@ -106,6 +106,7 @@ class FittedCandidate:
     n_train: int
     qini: HoldoutQini
     holdout_p: np.ndarray | None = None  # (holdout rows,) conversion probabilities
+    others: pd.DataFrame | None = None  # metrics on the other domains' and scenes' newest rows
 
 
 def choose_model(fitted: list[FittedCandidate]) -> tuple[FittedCandidate, str]:

@@ -35,10 +35,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainedModels:
-    """The fitted models and their holdout metrics (long frame: model, segment, metric, value).
+    """The fitted models and their holdout metrics (long frame: model, domain, scene,
+    segment, metric, value).
 
-    ``metrics`` has rows for every model trained (``auto`` trains two); the
-    ``conversion`` model is the one named ``predictor``.
+    ``metrics`` has rows for every model trained (``auto`` trains two), on the decision
+    scene's holdout; ``sample_metrics`` the same on the newest rows of every other
+    domain and scene (None: there are none).  The ``conversion`` model is the one
+    named ``predictor``.
     """
 
     predictor: str  # the conversion model's name (``auto`` resolved)
@@ -54,9 +57,14 @@ class TrainedModels:
         None  # the exposure rows the models learnt from and were judged on
     )
     holdout: np.ndarray | None = None  # boolean mask of ``frame``'s randomised holdout
+    sample_metrics: pd.DataFrame | None = None  # per other domain and scene (newest rows)
     alternatives: list[TrainedModels] = field(default_factory=list)
     """The other candidates ``auto`` trained, each calibrated like the chosen one, so a
     later stage can choose again by their plans' value (:mod:`growth.campaigns.coupons.choice`)."""
+
+    def metrics_by_sample(self) -> pd.DataFrame:
+        """Every metric row, the decision scene's and the other domains' and scenes'."""
+        return pd.concat([self.metrics, self.sample_metrics], ignore_index=True)
 
     def candidates(self) -> list[TrainedModels]:
         """This model first, then the alternatives (no alternatives of their own)."""
@@ -87,6 +95,7 @@ class _Rows:
     older: np.ndarray  # positions in ``frame`` of the rows before the holdout
     sample: np.ndarray  # a seeded sample of ``older`` (at most ``max_train_rows``)
     holdout: np.ndarray  # boolean mask over ``frame``
+    newer: ExposureFrame  # the other domains' and scenes' rows from the holdout's start on
     built: dict[int, pd.DataFrame] = field(default_factory=dict)
 
     def training(self, model: Any) -> np.ndarray:
@@ -107,6 +116,47 @@ class _Rows:
     @cached_property
     def X_holdout(self) -> pd.DataFrame:
         return self.frame.rows(np.flatnonzero(self.holdout))
+
+
+def _training_rows(
+    features: ConversionFeatures,
+    frame: ExposureFrame,
+    holdout: np.ndarray,
+    max_train_rows: int | None,
+    max_source_rows: int | None,
+    seed: int,
+) -> _Rows:
+    """The decision scene's ``frame`` followed by the labelled samples logged before its
+    holdout (the other scenes' rows and at most ``max_source_rows`` source rows, a seeded
+    sample); the holdout stays the decision scene's newest rows."""
+    start = frame.timestamp[holdout].min() if holdout.any() else frame.timestamp.max() + 1
+    extra = features.transfer_frame(start)
+    source = np.flatnonzero(extra.domain == "source")
+    if max_source_rows == 0:
+        source = source[:0]
+    kept = np.union1d(
+        np.flatnonzero(extra.domain != "source"), sample_rows(source, max_source_rows, seed=seed)
+    )
+    both = frame.concat(extra)
+    older = np.concatenate([np.flatnonzero(~holdout), len(frame) + kept])
+    mask = np.concatenate([holdout, np.zeros(len(extra), dtype=bool)])
+    newer = features.transfer_frame(start, newer=True)
+    return _Rows(both, older, sample_rows(older, max_train_rows, seed=seed), mask, newer)
+
+
+def sample_metrics(model: Any, frame: ExposureFrame, name: str) -> pd.DataFrame:
+    """``model``'s metrics by domain, scene and lifecycle segment on ``frame``'s rows."""
+    if len(frame) == 0:
+        return pd.DataFrame(columns=["model", "domain", "scene", "segment", "metric", "value"])
+    p = model.predict_proba(frame.rows())[:, 1]
+    keys = pd.DataFrame({"domain": frame.domain, "scene": frame.scene})
+    parts = [
+        segment_metrics(frame.y[g], p[g], frame.segment[g]).assign(domain=d, scene=s)
+        for (d, s), g in keys.groupby(["domain", "scene"], sort=True).indices.items()
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(0, "model", name)
+    return out[["model", "domain", "scene", "segment", "metric", "value"]]
 
 
 def _fit_conversion(
@@ -130,9 +180,12 @@ def _fit_conversion(
     qini = holdout_qini(predict, features, frame, holdout, p, seed=seed)
     metrics.loc[len(metrics)] = {"segment": "all", "metric": "qini", "value": qini.value}
     metrics.insert(0, "model", name)
+    metrics.insert(1, "domain", "target")
+    metrics.insert(2, "scene", features.decision_scene)
     auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
     log.info("%s: holdout AUC %.4f, Qini %.6f on %d rows", name, auc, qini.value, holdout.sum())
-    return FittedCandidate(name, model, metrics, len(train), qini, holdout_p=p)
+    others = sample_metrics(model, rows.newer, name)
+    return FittedCandidate(name, model, metrics, len(train), qini, holdout_p=p, others=others)
 
 
 def train_models(
@@ -141,6 +194,7 @@ def train_models(
     predictor: str = FALLBACK_PREDICTOR,
     holdout_fraction: float = 0.2,
     max_train_rows: int | None = None,
+    max_source_rows: int | None = None,
     torch_threads: int | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -157,7 +211,12 @@ def train_models(
     high) at a seeded sample of the older exposures (None: all of them); the
     other models learn from every older exposure, the basket model from those
     that converted with an order value.  The holdout is always the whole newest
-    ``holdout_fraction``.  ``torch_threads`` sets torch's threads while the models train
+    ``holdout_fraction`` of the decision scene's target rows
+    (:attr:`~growth.modeling.features.ConversionFeatures.decision_scene`): the randomised
+    coupon log that calibration and the off-policy estimates read.  The older rows are
+    the decision scene's and every other labelled sample logged before the holdout (the
+    other target scenes, and at most ``max_source_rows`` source-domain rows, a seeded
+    sample; None: all, 0: none), each carrying its ``domain`` and ``scene``.  ``torch_threads`` sets torch's threads while the models train
     (None: leave them).  ``progress`` shows each model's training progress on
     the console.
     """
@@ -165,8 +224,7 @@ def train_models(
         raise ValueError(f"unknown predictor {predictor!r}; choose one of {available_predictors()}")
     frame = features.exposure_frame()
     holdout = chronological_split(frame, holdout_fraction)
-    older = np.flatnonzero(~holdout)
-    rows = _Rows(frame, older, sample_rows(older, max_train_rows, seed=seed), holdout)
+    rows = _training_rows(features, frame, holdout, max_train_rows, max_source_rows, seed)
     with using_torch_threads(torch_threads):
         fitted = [
             _fit_conversion(name, features, rows, seed=seed, progress=progress)
@@ -175,14 +233,18 @@ def train_models(
     best, why = choose_model(fitted)
     if len(fitted) > 1:
         log.info("auto: %s chosen by holdout %s (%s)", best.name, SELECTION_METRIC, why)
-    value = frame.order_value[older]
-    sold = older[np.isfinite(value) & (value > 0)]  # few rows: the basket model learns from all
+    value = rows.frame.order_value[rows.older]
+    sold = rows.older[np.isfinite(value) & (value > 0)]  # few rows: the basket model learns all
     basket = BasketSizeModel(features.spec, seed=seed, verbose=progress)
-    basket.fit(frame.rows(sold), frame.order_value[sold])
+    basket.fit(rows.frame.rows(sold), rows.frame.order_value[sold])
     reach = reach_recalibration(features, frame, holdout, rows.X_holdout, basket, seed=seed)
     metrics = pd.concat([f.metrics for f in fitted], ignore_index=True)
+    others = pd.concat([f.others for f in fitted], ignore_index=True)
     trained = [
-        _calibrated(f, features, rows, basket, reach, metrics, seed=seed)
+        replace(
+            _calibrated(f, features, frame, rows, basket, reach, metrics, seed=seed),
+            sample_metrics=others,
+        )
         for f in [best, *(f for f in fitted if f is not best)]
     ]
     return replace(trained[0], alternatives=trained[1:])
@@ -191,6 +253,7 @@ def train_models(
 def _calibrated(
     fitted: FittedCandidate,
     features: ConversionFeatures,
+    frame: ExposureFrame,
     rows: _Rows,
     basket: BasketSizeModel,
     reach: Recalibration,
@@ -199,8 +262,9 @@ def _calibrated(
     seed: int,
 ) -> TrainedModels:
     """One fitted candidate with its conversion calibration and spend bias on the holdout
-    (``reach``: the basket model's calibrated threshold reach, shared by every candidate)."""
-    frame, holdout = rows.frame, rows.holdout
+    (``reach``: the basket model's calibrated threshold reach, shared by every candidate);
+    ``frame`` is the decision scene's, whose newest rows are the holdout."""
+    holdout = rows.holdout[: len(frame)]
     recal = conversion_recalibration(features, frame, holdout, fitted.holdout_p, seed=seed)
     return TrainedModels(
         predictor=fitted.name,

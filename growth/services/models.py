@@ -55,7 +55,8 @@ def option_calibration_frame(predictors: Predictors) -> pd.DataFrame:
 
 
 def stored_model_metrics(db: Store) -> pd.DataFrame:
-    """Model metrics by run, model, segment and metric from the store's ``v_model_metrics``."""
+    """Model metrics by run, model, domain, scene, segment and metric from the store's
+    ``v_model_metrics`` (``scene`` is ``""`` on rows stored before scenes existed)."""
     return db.read("v_model_metrics")
 
 

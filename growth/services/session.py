@@ -101,7 +101,7 @@ class Predictors:
     predictor: str  # the conversion model's name (auto resolved)
     conversion: Any
     basket: Any
-    metrics: pd.DataFrame  # holdout metrics: model, segment, metric, value
+    metrics: pd.DataFrame  # newest-row metrics: model, domain, scene, segment, metric, value
     source: str
     seed: int
     run_id: int | None = None  # the nightly run the models come from
@@ -137,7 +137,7 @@ def load_predictors(
         conversion=saved.conversion,
         basket=saved.basket,
         metrics=db.read("model_metrics", run_id=int(run["id"]))[
-            ["model", "segment", "metric", "value"]
+            ["model", "domain", "scene", "segment", "metric", "value"]
         ],
         source=f"nightly run {run['id']} ({run['campaign_date']}, {run['campaign']})",
         seed=world.config.seed,
@@ -180,7 +180,7 @@ def train_predictors(world: World, *, features: ConversionFeatures | None = None
         predictor=models.predictor,
         conversion=models.conversion,
         basket=models.basket,
-        metrics=models.metrics,
+        metrics=models.metrics_by_sample(),
         source="trained in the app with the nightly settings (no stored nightly run of this world)",
         seed=seed,
         decision=decision,

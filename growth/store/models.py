@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from growth.data.schema import LIFECYCLES
+from growth.data.schema import DOMAINS, LIFECYCLES, MAX_SCENE_LENGTH
 
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "superseded")
 """Lifecycle of a run row: inserted 'running', closed 'succeeded' or 'failed'; a
@@ -185,12 +185,18 @@ class ResultRowMixin:
 
 
 class ModelMetricRow(ResultRowMixin, Base):
-    """One evaluation number: a model's metric on a dataset and segment (and seed)."""
+    """One evaluation number: a model's metric on a dataset, domain, scene and segment
+    (and seed).  ``scene`` is ``""`` where the dataset names none (rows written before
+    revision 0005)."""
 
     __tablename__ = "model_metrics"
 
     model: Mapped[str] = mapped_column(String(64))
     dataset: Mapped[str] = mapped_column(String(64))
+    domain: Mapped[str] = mapped_column(
+        String(16), default="target", server_default="target", info={"choices": DOMAINS}
+    )
+    scene: Mapped[str] = mapped_column(String(MAX_SCENE_LENGTH), default="", server_default="")
     segment: Mapped[str] = mapped_column(String(16), info={"choices": METRIC_SEGMENTS})
     metric: Mapped[str] = mapped_column(String(32))
     value: Mapped[float | None] = mapped_column(Float)  # NULL when undefined (e.g. AUC, one class)

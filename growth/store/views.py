@@ -145,11 +145,12 @@ WHERE {_SUCCEEDED}
 V_MODEL_METRICS = View(
     name="v_model_metrics",
     doc=(
-        "Model metrics per run, model, dataset, segment and metric: mean over seeds "
-        "('value'), min, max and the number of non-null values."
+        "Model metrics per run, model, dataset, domain, scene, segment and metric: mean "
+        "over seeds ('value'), min, max and the number of non-null values."
     ),
     select=f"""
-SELECT m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.segment, m.metric,
+SELECT m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.domain, m.scene,
+       m.segment, m.metric,
        AVG(m.value) AS value,
        MIN(m.value) AS min_value,
        MAX(m.value) AS max_value,
@@ -157,9 +158,10 @@ SELECT m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.segment, m.m
 FROM model_metrics m
 JOIN runs r ON r.id = m.run_id
 WHERE {_SUCCEEDED}
-GROUP BY m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.segment, m.metric
+GROUP BY m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.domain, m.scene,
+         m.segment, m.metric
 """,
-    order_by=("run_id", "model", "dataset", "segment", "metric"),
+    order_by=("run_id", "model", "dataset", "domain", "scene", "segment", "metric"),
     floats=("value", "min_value", "max_value"),
 )
 

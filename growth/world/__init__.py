@@ -29,7 +29,10 @@ Generative model (all draws vectorised numpy, deterministic given ``seed``):
    ``price * b_u`` reaches the threshold; merchant: that merchant's item) and
    grows with price sensitivity, face / basket and for new and lost users.
 6. **Logs**: taste-biased campaign feed (``candidates``), a randomised exposure
-   log with uniform treatments (:mod:`growth.world.exposures`), push messages
+   log with uniform treatments in the shop's scenes (:mod:`growth.world.exposures`;
+   each scene's response is the shared logit plus a scene-specific part,
+   :mod:`growth.world.scenes`), labelled source-domain offers in the payments app,
+   ``sales_bucket`` from logged pre-campaign orders, push messages
    with a fatigue-decayed open probability (:mod:`growth.world.push`) and Hill-curve
    acquisition channels with a daily funnel history (:mod:`growth.world.channels`).
 

@@ -12,7 +12,11 @@
                     * (0.2 + price_sensitivity_u) * log(1 + 5 * min(face_k / basket_ui, 1))
                     * applicable_k(basket_ui, merchant_i)
 
-with ``basket_ui = price_i * basket_multiplier_u`` the expected order value.  The
+plus the scene's own part (:class:`~growth.world.scenes.SceneResponse`: an offset and a
+scene-specific taste response) for the scene the impression is shown in; without a
+scene, the scene the coupon decision is for (``coupon_scene``).
+
+With ``basket_ui = price_i * basket_multiplier_u`` the expected order value.  The
 coupon effect is therefore exactly zero when the coupon does not apply (basket
 below a full reduction's threshold, another merchant's item), non-negative
 otherwise, larger for price-sensitive users, for larger face/basket ratios and
@@ -28,6 +32,7 @@ from growth.world._sampling import sigmoid
 from growth.world.config import WorldConfig
 from growth.world.coupons import CouponCatalogue
 from growth.world.items import ItemState
+from growth.world.scenes import SceneResponse
 from growth.world.users import UserState
 
 
@@ -35,9 +40,15 @@ class ConversionModel:
     """Vectorised p(user, item, option) from the world's hidden state."""
 
     def __init__(
-        self, cfg: WorldConfig, users: UserState, items: ItemState, coupons: CouponCatalogue
+        self,
+        cfg: WorldConfig,
+        users: UserState,
+        items: ItemState,
+        coupons: CouponCatalogue,
+        scenes: SceneResponse,
     ) -> None:
         self.cfg = cfg
+        self.scenes = scenes
         self.users = users
         self.items = items
         self.coupons = coupons
@@ -58,11 +69,25 @@ class ConversionModel:
         v = self.items.latent[item.ravel()]
         return (np.einsum("nd,nd->n", u, v) * self._scale).reshape(user.shape)
 
-    def base_logit(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
-        """The conversion logit without any coupon (option ``none``)."""
+    def scene_logit(
+        self, user: np.ndarray, item: np.ndarray, scene: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The scene's own part of the logit (``scene`` codes; None: the decision scene)."""
+        user, item = np.broadcast_arrays(np.asarray(user), np.asarray(item))
+        code = self.scenes.decision if scene is None else scene
+        codes = np.broadcast_to(np.asarray(code, dtype=np.int64), user.shape).ravel()
+        u = self.users.taste[user.ravel()]
+        v = self.items.latent[item.ravel()]
+        return self.scenes.specific(codes, u, v).reshape(user.shape)
+
+    def base_logit(
+        self, user: np.ndarray, item: np.ndarray, scene: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The conversion logit without any coupon (option ``none``) in ``scene``."""
         cfg, us = self.cfg, self.users
         return (
-            cfg.base_logit
+            self.scene_logit(user, item, scene)
+            + cfg.base_logit
             + cfg.taste_weight * self.taste_match(user, item)
             + cfg.activity_weight * us.activity[user]
             + cfg.popularity_weight * self._pop_z[item]
@@ -83,11 +108,24 @@ class ConversionModel:
         )
         return np.where(ok, strength * np.log1p(5.0 * ratio), 0.0)
 
-    def prob(self, user: np.ndarray, item: np.ndarray, option: np.ndarray) -> np.ndarray:
-        """p(user, item, option) for broadcastable integer index arrays."""
+    def prob_none(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """p(user, item, none) in the decision scene: a purchase without a coupon."""
+        return self.prob(user, item, np.zeros_like(np.asarray(user)))
+
+    def prob(
+        self,
+        user: np.ndarray,
+        item: np.ndarray,
+        option: np.ndarray,
+        scene: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """p(user, item, option) in ``scene`` (codes; None: the decision scene) for
+        broadcastable integer index arrays."""
         user, item, option = np.broadcast_arrays(
             np.asarray(user, dtype=np.int64),
             np.asarray(item, dtype=np.int64),
             np.asarray(option, dtype=np.int64),
         )
-        return sigmoid(self.base_logit(user, item) + self.coupon_effect(user, item, option))
+        if scene is not None:
+            scene = np.broadcast_to(np.asarray(scene, dtype=np.int64), user.shape)
+        return sigmoid(self.base_logit(user, item, scene) + self.coupon_effect(user, item, option))

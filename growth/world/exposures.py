@@ -3,9 +3,10 @@
 Candidates: every user gets ``n_candidates`` distinct items drawn by the
 taste-biased sampler - what the shop will show them during the campaign.
 
-Exposures: past impressions, also taste-biased, each with a treatment drawn
-uniformly from all options (``none`` included) - a randomised trial - and a label
-~ Bernoulli(p(user, item, treatment)).  Counts per user are Poisson with a rate
+Exposures: past impressions, also taste-biased, each shown in one of the shop's
+scenes (drawn with the scenes' shares), with a treatment drawn uniformly from all
+options (``none`` included) - a randomised trial - and a label
+~ Bernoulli(p(user, item, treatment, scene)).  Counts per user are Poisson with a rate
 set by the lifecycle segment and activity (active users see most); lost users'
 impressions lie in the older half of the window, new users' after their install,
 potential users' (shown through the sister app) anywhere in it.
@@ -21,6 +22,7 @@ from growth.world._sampling import sample_distinct, str_column
 from growth.world.config import WorldConfig
 from growth.world.conversion import ConversionModel
 from growth.world.items import TasteSampler
+from growth.world.scenes import sample_scenes
 from growth.world.users import ACTIVE, LOST, NEW, UserState
 
 _SECONDS_PER_DAY = 86_400
@@ -83,7 +85,8 @@ def sample_exposures(
     user = np.repeat(np.arange(users.n_users, dtype=np.int64), counts)
     item = sampler.draw(rng, user)
     treatment = rng.integers(0, model.coupons.n_options, size=user.shape[0])
-    p = model.prob(user, item, treatment)
+    scene = sample_scenes(cfg, user.shape[0], rng)
+    p = model.prob(user, item, treatment, scene)
     label = (rng.random(user.shape[0]) < p).astype(np.int64)
     basket = model.basket(user, item) * np.exp(rng.normal(0.0, 0.2, size=user.shape[0]))
     order_value = np.where(label == 1, np.round(basket, 2), np.nan)
@@ -100,6 +103,7 @@ def sample_exposures(
             "user_id": user[order],
             "item_id": item[order].astype(np.int64),
             "domain": str_column(np.zeros(user.shape[0], dtype=np.int32), ["target"]),
+            "scene": str_column(scene[order], model.scenes.names),
             "timestamp": timestamp.astype("datetime64[ns]"),
             "treatment": str_column(treatment[order], model.coupons.option_ids),
             "label": label[order],

@@ -3,8 +3,9 @@
 Each category c has a hidden centroid in taste space; an item's hidden latent
 vector is its category centroid plus noise.  Prices are log-normal around a
 per-category level, raised by brand tier.  Merchants own items with Zipf-like
-shares (merchant 0 is the largest), popularity is log-normal and is what the
-``sales_bucket`` column reports.
+shares (merchant 0 is the largest), popularity is log-normal and hidden: the
+``sales_bucket`` column is a bucket of the logged orders
+(:func:`growth.world.scenes.logged_sales`), a noisy view of it.
 """
 
 from __future__ import annotations
@@ -91,18 +92,33 @@ def sample_items(cfg: WorldConfig, rng: np.random.Generator) -> ItemState:
     )
 
 
-def items_table(items: ItemState) -> pd.DataFrame:
-    """The ``items`` table in the schema's format (all items are target-domain)."""
+def items_table(
+    items: ItemState,
+    sales_bucket: np.ndarray,
+    *,
+    domain: str = "target",
+    first_id: int = 0,
+    first_category: int = 0,
+) -> pd.DataFrame:
+    """The ``items`` table in the schema's format for one domain's items.
+
+    ``sales_bucket`` comes from the logs, never from the hidden popularity; ids start
+    at ``first_id`` and categories at ``first_category`` (the source domain's items
+    follow the shop's, with category tokens of their own).
+    """
+    n = items.n_items
+    merchant = pd.array(np.where(items.merchant < 0, -1, items.merchant), dtype="Int64")
+    merchant[items.merchant < 0] = pd.NA
     return pd.DataFrame(
         {
-            "item_id": np.arange(items.n_items, dtype=np.int64),
-            "domain": np.full(items.n_items, "target", dtype=object),
-            "category": items.category,
+            "item_id": np.arange(first_id, first_id + n, dtype=np.int64),
+            "domain": np.full(n, domain, dtype=object),
+            "category": items.category + first_category,
             "price": items.price,
             "price_level": _quantile_bucket(items.price, N_PRICE_LEVELS),
-            "merchant_id": items.merchant,
+            "merchant_id": merchant,
             "brand_tier": items.brand_tier,
-            "sales_bucket": _quantile_bucket(items.popularity, N_SALES_BUCKETS),
+            "sales_bucket": sales_bucket,
         }
     )
 

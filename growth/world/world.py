@@ -14,14 +14,28 @@ from growth.world.channels import ChannelTruth, sample_channel_history, sample_c
 from growth.world.config import WorldConfig
 from growth.world.conversion import ConversionModel
 from growth.world.coupons import CouponCatalogue, default_catalogue
-from growth.world.exposures import candidates_table, sample_candidates, sample_exposures
-from growth.world.items import ItemState, TasteSampler, items_table, sample_items
+from growth.world.exposures import (
+    candidates_table,
+    end_datetime64,
+    sample_candidates,
+    sample_exposures,
+)
+from growth.world.items import N_SALES_BUCKETS, ItemState, TasteSampler, items_table, sample_items
 from growth.world.push import (
     PushModel,
     candidates_frame,
     messages_table,
     sample_push_log,
     sample_push_state,
+)
+from growth.world.scenes import (
+    SceneResponse,
+    logged_sales,
+    sales_bucket,
+    sample_scene_response,
+    sample_source_exposures,
+    sample_source_items,
+    source_prob,
 )
 from growth.world.users import (
     UserState,
@@ -80,6 +94,8 @@ class World:
     conversion: ConversionModel
     push: PushModel
     channel_truth: ChannelTruth
+    scenes: SceneResponse  # hidden per-scene response; the truth is the decision scene's
+    source_items: ItemState  # the payments app's offers (ids after the shop's items)
     _truth: CouponTruth | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -218,6 +234,50 @@ def _check_index(name: str, value: np.ndarray, upper: int) -> None:
         )
 
 
+def _logs(
+    cfg: WorldConfig,
+    users: UserState,
+    items: ItemState,
+    offers: ItemState,
+    sampler: TasteSampler,
+    model: ConversionModel,
+    rngs: list[np.random.Generator],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The exposure log of both domains (sorted by user, then time) and the items table,
+    whose ``sales_bucket`` comes from each domain's logged pre-campaign orders."""
+    target = sample_exposures(cfg, users, sampler, model, rngs[5])
+    start = end_datetime64(cfg) - np.timedelta64(cfg.exposure_days * 86_400, "s")
+    source = sample_source_exposures(cfg, users, offers, items.n_items, start, rngs[11])
+    exposures = pd.concat([target, source], ignore_index=True)
+    exposures = exposures.sort_values(["user_id", "timestamp"], kind="stable", ignore_index=True)
+    n_history = max(round(cfg.sales_history_per_user * cfg.n_users), 1)
+    shop_orders = logged_sales(
+        cfg.n_users, items.n_items, sampler, model.prob_none, n_history, rngs[12]
+    )
+    offer_orders = logged_sales(
+        cfg.n_users,
+        offers.n_items,
+        TasteSampler(offers, users.taste),
+        lambda u, i: source_prob(cfg, users, offers, u, i),
+        n_history,
+        rngs[12],
+    )
+    items_df = pd.concat(
+        [
+            items_table(items, sales_bucket(shop_orders, N_SALES_BUCKETS)),
+            items_table(
+                offers,
+                sales_bucket(offer_orders, N_SALES_BUCKETS),
+                domain="source",
+                first_id=items.n_items,
+                first_category=cfg.n_categories,
+            ),
+        ],
+        ignore_index=True,
+    )
+    return exposures, items_df
+
+
 @contextmanager
 def _steps(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
     """Yield an ``advance(label)`` callback driving a tqdm bar when ``enabled``."""
@@ -252,7 +312,7 @@ def generate_world(config: WorldConfig, *, progress: bool = False) -> World:
     """
     if not isinstance(config, WorldConfig):
         raise TypeError(f"generate_world expects a WorldConfig, got {type(config).__name__}")
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(10)]
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(13)]
     with _steps(progress, total=8) as advance:
         items = sample_items(config, rngs[0])
         users = sample_users(config, rngs[1])
@@ -264,10 +324,12 @@ def generate_world(config: WorldConfig, *, progress: bool = False) -> World:
         users_df = pd.DataFrame(user_cols)
         advance("features")
         coupons = default_catalogue()
-        model = ConversionModel(config, users, items, coupons)
+        scenes = sample_scene_response(config, rngs[10])
+        model = ConversionModel(config, users, items, coupons, scenes)
         candidates = sample_candidates(config, sampler, rngs[4])
         advance("candidates")
-        exposures = sample_exposures(config, users, sampler, model, rngs[5])
+        offers = sample_source_items(config, rngs[11])
+        exposures, items_df = _logs(config, users, items, offers, sampler, model, rngs)
         advance("exposures")
         push_state = sample_push_state(config, items, rngs[6])
         push = PushModel(config, users, items, push_state)
@@ -278,7 +340,7 @@ def generate_world(config: WorldConfig, *, progress: bool = False) -> World:
         advance("channels")
         dataset = Dataset(
             users=users_df,
-            items=items_table(items),
+            items=items_df,
             coupons=coupons.table(),
             candidates=candidates_table(candidates),
             exposures=exposures,
@@ -300,6 +362,8 @@ def generate_world(config: WorldConfig, *, progress: bool = False) -> World:
             conversion=model,
             push=push,
             channel_truth=channel_truth,
+            scenes=scenes,
+            source_items=offers,
         )
         advance("done")
     return world

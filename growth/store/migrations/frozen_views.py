@@ -2,7 +2,7 @@
 
 A migration must keep describing the schema of its revision even after
 :mod:`growth.store.views` moves on, so each revision's view bodies live here.
-``VIEWS_V2`` is the head: a test checks it equals :data:`growth.store.views.VIEWS`.
+``VIEWS_V3`` is the head: a test checks it equals :data:`growth.store.views.VIEWS`.
 """
 
 from __future__ import annotations
@@ -140,3 +140,20 @@ GROUP BY m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.segment, m
 """,
 }
 """Views of revision 0002 (campaign, superseded runs)."""
+
+V_MODEL_METRICS_V3 = """
+SELECT m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.domain, m.scene,
+       m.segment, m.metric,
+       AVG(m.value) AS value,
+       MIN(m.value) AS min_value,
+       MAX(m.value) AS max_value,
+       COUNT(m.value) AS n_values
+FROM model_metrics m
+JOIN runs r ON r.id = m.run_id
+WHERE r.status = 'succeeded'
+GROUP BY m.run_id, r.campaign_date, r.campaign, m.model, m.dataset, m.domain, m.scene,
+         m.segment, m.metric
+"""
+
+VIEWS_V3: dict[str, str] = {**VIEWS_V2, "v_model_metrics": V_MODEL_METRICS_V3}
+"""Views of revision 0005 (model metrics per domain and scene)."""
