@@ -6,7 +6,8 @@ redeems with probability ``p = redemption[u, k]`` and then charges the face valu
 draws ``sum p (1 - p) c^2`` and its third cumulant ``sum p (1 - p) (1 - 2p) c^3``.
 The predictions themselves may be off: the randomised holdout's relative bias
 ``b_g`` of predicted spend per option x lifecycle segment ``g``, with standard
-error ``s_g`` (:func:`growth.modeling.calibration.spend_calibration`), moves the
+error ``s_g`` (:func:`growth.modeling.calibration.spend_calibration`, each
+segment's pooled with its option's by :func:`pooled_bias`), moves the
 mean by ``sum_g m_g b_g`` (``m_g`` the plan's expected spend on ``g``: the plan's
 own mix, so a segment it buys heavily carries its own bias) with variance
 ``sum_g m_g^2 s_g^2``::
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
+from growth.modeling.recalibration import PRIOR_SD
 
 MAX_REL_SE = 1.0
 """An option's relative-bias standard error is capped here (an option the holdout
@@ -119,11 +121,26 @@ class SpendBias:
     table: np.ndarray  # (K, S, 2)
 
 
+def pooled_bias(option: tuple[float, float], group: tuple[float, float]) -> tuple[float, float]:
+    """A segment's relative bias and its error, pooled with its option's: the group's
+    estimate ``b_g`` (error ``s_g``) moves the option's ``b_k`` (error ``s_k``) by
+    ``w (b_g - b_k)``, ``w = v / (v + s_g^2)`` with ``v = PRIOR_SD^2 + s_k^2`` the prior
+    variance of the group's bias about the option's estimate; the error is the posterior's,
+    ``sqrt(w) s_g``.  A group without evidence (infinite error) takes its option's."""
+    (b_k, s_k), (b_g, s_g) = option, group
+    if not np.isfinite(s_g):
+        return b_k, s_k
+    v = PRIOR_SD**2 + s_k**2
+    w = v / (v + s_g**2)
+    return b_k + w * (b_g - b_k), math.sqrt(w) * s_g
+
+
 def spend_bias(decision: CouponDecision, calibration: pd.DataFrame | None) -> SpendBias:
     """The :class:`SpendBias` of a :func:`~growth.modeling.calibration.spend_calibration`
-    frame: per (option_id, segment) where it has the row with evidence (a finite error),
-    else the option's ('all', or a frame indexed by option alone); zeros without a frame, and an option it lacks is known
-    to within :data:`MAX_REL_SE`."""
+    frame: per option x segment the segment's bias pooled with its option's
+    (:func:`pooled_bias`; the option's alone for a frame indexed by option); zeros without
+    a frame; an option it lacks, or whose error exceeds it, is known to within
+    :data:`MAX_REL_SE`."""
     segments, codes = np.unique(np.asarray(decision.segment).astype(str), return_inverse=True)
     options = decision.option_ids[1:]
     table = np.zeros((len(options), len(segments), 2))
@@ -133,17 +150,17 @@ def spend_bias(decision: CouponDecision, calibration: pd.DataFrame | None) -> Sp
         calibration = calibration.set_index(
             pd.MultiIndex.from_product([calibration.index, ["all"]], names=["option_id", "segment"])
         )
+    bias = calibration["rel_bias"].to_dict()
+    error = calibration["rel_bias_se"].astype(float).to_dict()
     for k, option in enumerate(options):
+        if (option, "all") not in bias:
+            table[k, :] = 0.0, MAX_REL_SE
+            continue
+        mine = bias[(option, "all")], min(error[(option, "all")], MAX_REL_SE)
         for g, segment in enumerate(segments):
-            own = (option, segment) in calibration.index
-            if own and not np.isfinite(calibration.loc[(option, segment), "rel_bias_se"]):
-                own = False  # the holdout predicted no spend there: no evidence of its own
-            key = (option, segment) if own else (option, "all")
-            if key in calibration.index:
-                row = calibration.loc[key]
-                table[k, g] = row["rel_bias"], min(float(row["rel_bias_se"]), MAX_REL_SE)
-            else:
-                table[k, g] = 0.0, MAX_REL_SE
+            group = bias.get((option, segment), 0.0), error.get((option, segment), np.inf)
+            b, se = pooled_bias(mine, group)
+            table[k, g] = b, min(se, MAX_REL_SE)
     return SpendBias(codes, table)
 
 
