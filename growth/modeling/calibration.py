@@ -8,8 +8,10 @@ option this compares the spend the models predict for the holdout's rows,
 x (order value >= threshold)`` (a converted row without a logged order value counts
 its predicted reach).  The relative bias is the ratio estimator
 ``observed / predicted - 1`` and its standard error the ratio estimator's
-(:func:`ratio_bias`).  The coupon campaign widens its budget buffers by it
-(:mod:`growth.campaigns.coupons.buffer`).
+(:func:`ratio_bias`), per option and per option x lifecycle segment (a segment the
+conversion calibration pooled towards its option may keep a bias of its own).  The
+coupon campaign widens its budget buffers by it, weighted by the plan's own mix of
+options and segments (:mod:`growth.campaigns.coupons.buffer`).
 
 >>> import numpy as np
 >>> bias, se = ratio_bias(np.array([1.0, 0.0, 2.0, 1.0]), np.array([0.5, 0.5, 1.0, 1.0]))
@@ -47,7 +49,7 @@ def spend_calibration(
     p_convert: np.ndarray,
     reach: np.ndarray,
 ) -> pd.DataFrame:
-    """Predicted against observed spend per coupon option on the holdout.
+    """Predicted against observed spend per coupon option (x segment) on the holdout.
 
     Args:
         features: the dataset's encodings (face values, thresholds, applicability).
@@ -57,12 +59,14 @@ def spend_calibration(
             option (1 without a threshold).
 
     Returns:
-        One row per option but 'none', indexed by ``option_id``: ``rows``,
+        Rows indexed by (``option_id``, ``segment``): per option but 'none', one row over
+        all its rows (segment ``all``) and one per lifecycle segment, with ``rows``,
         ``predicted`` and ``observed`` spend (currency units), ``rel_bias`` and
         ``rel_bias_se``.
     """
     rows = np.flatnonzero(holdout)
     option, item = frame.option_pos[rows], frame.item_pos[rows]
+    segment = np.asarray(frame.segment[rows]).astype(str)
     face, threshold = features.face_value[option], features.threshold[option]
     applies = features.applicable(item, option)
     value = frame.order_value[rows]
@@ -73,15 +77,16 @@ def spend_calibration(
     for k, name in enumerate(features.option_ids):
         if name == NO_COUPON:
             continue
-        mine = option == k
-        bias, se = ratio_bias(observed[mine], predicted[mine])
-        out[name] = {
-            "rows": int(mine.sum()),
-            "predicted": float(predicted[mine].sum()),
-            "observed": float(observed[mine].sum()),
-            "rel_bias": bias,
-            "rel_bias_se": se,
-        }
+        for s in ["all", *sorted(np.unique(segment))]:
+            mine = (option == k) & ((segment == s) | (s == "all"))
+            bias, se = ratio_bias(observed[mine], predicted[mine])
+            out[(name, s)] = {
+                "rows": int(mine.sum()),
+                "predicted": float(predicted[mine].sum()),
+                "observed": float(observed[mine].sum()),
+                "rel_bias": bias,
+                "rel_bias_se": se,
+            }
     frame_out = pd.DataFrame.from_dict(out, orient="index")
-    frame_out.index.name = "option_id"
+    frame_out.index = pd.MultiIndex.from_tuples(frame_out.index, names=["option_id", "segment"])
     return frame_out

@@ -9,9 +9,14 @@ option and its conversion label.
 Platt scaling per group: ``logit q = a * logit p + b`` fitted by logistic
 regression on the holdout rows of each (option, lifecycle segment).  A group's
 parameters shrink to its option's, and an option's to the pooled fit over all
-rows, with weight ``n / (n + prior_rows)``; a group (or option) under
-``min_rows`` rows, or with under ``min_class`` conversions or non-conversions,
-takes its parent's parameters unchanged.  This works on any predictor's output
+rows, with weight ``n / (n + prior_rows)``.  A group (or option) under
+``min_rows`` rows, or with under ``min_class`` conversions or non-conversions, is
+too small for its own slope but still moves by its evidence (partial pooling): it
+keeps its parent's slope and shifts its parent's intercept by the posterior mode
+of ``delta`` under a ``N(0, prior_sd^2)`` prior (:func:`_pooled_shift`), so the
+shift's weight grows with the group's conversions (about ``e / (e + 1/prior_sd^2)``
+for ``e`` conversions at low rates) and a shift leaves the ranking within the group
+alone.  This works on any predictor's output
 probabilities, and on any probability the decision reads: the conversion
 model's ``P(convert)`` (every option, every holdout row) and the basket model's
 reach ``P(basket >= threshold)`` of a threshold coupon (its holdout rows that
@@ -46,6 +51,9 @@ from sklearn.linear_model import LogisticRegression
 Params = tuple[float, float]  # (a, b): logit q = a * logit p + b
 IDENTITY: Params = (1.0, 0.0)
 EPS = 1e-6
+PRIOR_SD = 0.2
+"""Prior sd of a small group's intercept shift from its parent's (logit scale): a group
+differs from its option by about 20 % in odds before its evidence says otherwise."""
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -96,20 +104,49 @@ class GroupCalibrator:
         p = np.asarray(p, dtype=np.float64)
         if len(p) == 0:
             return p.copy()
-        keys = pd.MultiIndex.from_arrays([np.asarray(option), np.asarray(segment).astype(str)])
+        # integer keys, not a MultiIndex of strings: this runs on every scored row
+        seg_codes, segments = pd.factorize(np.asarray(segment), use_na_sentinel=False)
+        keys = np.asarray(option, dtype=np.int64) * len(segments) + seg_codes
         codes, uniques = pd.factorize(keys)
-        table = np.array([self.params(o, s) for o, s in uniques])  # (groups, 2)
+        table = np.array(
+            [self.params(k // len(segments), segments[k % len(segments)]) for k in uniques]
+        )  # (groups, 2)
         a, b = table[codes, 0], table[codes, 1]
         return 1.0 / (1.0 + np.exp(-(a * _logit(p) + b)))
 
 
+def _pooled_shift(p: np.ndarray, y: np.ndarray, parent: Params, prior_sd: float) -> float:
+    """Posterior mode of the intercept shift ``delta`` of ``parent`` on the rows, under a
+    ``N(0, prior_sd^2)`` prior: Newton's method on the concave log posterior
+    ``sum log-likelihood(a logit p + b + delta) - delta^2 / (2 prior_sd^2)``."""
+    if len(y) == 0 or prior_sd <= 0.0:
+        return 0.0
+    eta = parent[0] * _logit(p) + parent[1]
+    precision, delta = 1.0 / prior_sd**2, 0.0
+    for _ in range(50):
+        q = 1.0 / (1.0 + np.exp(-(eta + delta)))
+        grad = float((y - q).sum()) - precision * delta
+        step = grad / (float((q * (1.0 - q)).sum()) + precision)
+        delta += step
+        if abs(step) < 1e-10:
+            break
+    return delta
+
+
 def _fit_or_parent(
-    p: np.ndarray, y: np.ndarray, parent: Params, min_rows: int, min_class: int, prior: float
+    p: np.ndarray,
+    y: np.ndarray,
+    parent: Params,
+    min_rows: int,
+    min_class: int,
+    prior: float,
+    prior_sd: float,
 ) -> Params:
-    """Platt fit of the rows shrunk to ``parent`` (``parent`` when the rows are too few)."""
+    """Platt fit of the rows shrunk to ``parent``; rows too few for a slope shift the
+    parent's intercept by their evidence (:func:`_pooled_shift`)."""
     n, pos = len(y), int(y.sum())
     if n < min_rows or min(pos, n - pos) < min_class:
-        return parent
+        return (parent[0], parent[1] + _pooled_shift(p, y, parent, prior_sd))
     a, b = _platt(p, y)
     w = n / (n + prior)
     return (w * a + (1 - w) * parent[0], w * b + (1 - w) * parent[1])
@@ -124,22 +161,23 @@ def fit_calibrator(
     min_rows: int = 300,
     min_class: int = 100,
     prior_rows: float = 300.0,
+    prior_sd: float = PRIOR_SD,
 ) -> GroupCalibrator:
     """Fit the pooled, per-option and per-(option, segment) Platt parameters (see the module)."""
     y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
     segment = np.asarray(segment).astype(str)
-    pooled = _fit_or_parent(p, y, IDENTITY, min_rows, min_class, 0.0)
+    limits = (min_rows, min_class)
+    pooled = _fit_or_parent(p, y, IDENTITY, *limits, 0.0, prior_sd)
     by_option: dict[int, Params] = {}
     by_group: dict[tuple[int, str], Params] = {}
     for o in np.unique(option):
         mine = option == o
-        by_option[int(o)] = _fit_or_parent(
-            p[mine], y[mine], pooled, min_rows, min_class, prior_rows
-        )
+        by_option[int(o)] = _fit_or_parent(p[mine], y[mine], pooled, *limits, prior_rows, prior_sd)
         for s in np.unique(segment[mine]):
             rows = mine & (segment == s)
             by_group[(int(o), str(s))] = _fit_or_parent(
-                p[rows], y[rows], by_option[int(o)], min_rows, min_class, prior_rows
+                p[rows], y[rows], by_option[int(o)], *limits, prior_rows, prior_sd
             )
     return GroupCalibrator(pooled, by_option, by_group)
 

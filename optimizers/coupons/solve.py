@@ -274,10 +274,13 @@ def _solve_auto(
     except RuntimeError:  # no MIP plan within the time limit: the Lagrangian plan stands
         return lag
     best = exact if exact.objective >= lag.objective else lag
+    # the MIP's bound holds within HiGHS's tolerances only: where an exactly feasible plan
+    # beats it, the Lagrangian's certified bound stands alone
+    trusted = exact.upper_bound >= best.objective
     return CouponAllocation.from_choice(
         problem,
         best.choice,
-        upper_bound=min(lag.upper_bound, exact.upper_bound),
+        upper_bound=min(lag.upper_bound, exact.upper_bound) if trusted else lag.upper_bound,
         status="feasible",
         method=best.method,
         solve_time_s=time.perf_counter() - t0,
