@@ -80,9 +80,12 @@ def nightly(
         str | None,
         typer.Option(
             help="conversion model by name: auto (default: with source-domain features "
-            "csde and lightgbm, keeping the one whose plan's estimated value on the randomised "
-            "holdout is higher; else lightgbm), lightgbm, csde, mlp, ..."
+            "--auto-challenger's model and lightgbm, keeping the one whose plan's estimated "
+            "value on the randomised holdout is higher; else lightgbm), lightgbm, csde, mlp, ..."
         ),
+    ] = None,
+    auto_challenger: Annotated[
+        str | None, typer.Option(help="auto's cross-domain model: evidence (default) or a name")
     ] = None,
     max_train_rows: Annotated[
         int | None,
@@ -121,6 +124,7 @@ def nightly(
         "operator": operator,
         "campaign": campaign,
         "predictor": predictor,
+        "auto_challenger": auto_challenger,
         "max_train_rows": max_train_rows,
         "allow_empty_plan": allow_empty_plan or None,
     }

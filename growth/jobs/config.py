@@ -46,10 +46,18 @@ class NightlyConfig(BaseModel):
     seed: int | None = Field(None, ge=0, description="overrides the scenario's seed")
     predictor: str = Field(
         "auto",
-        description="conversion model by name; auto: with source-domain features csde and "
-        "lightgbm, each planned under the run's budgets, keeping the one whose plan's value "
-        "estimated off-policy on the randomised holdout is higher "
-        "(growth.campaigns.coupons.choice), else lightgbm",
+        description="conversion model by name; auto: with source-domain features the "
+        "cross-domain model of auto_challenger and lightgbm, each planned under the run's "
+        "budgets, keeping the one whose plan's value estimated off-policy on the randomised "
+        "holdout is higher (growth.campaigns.coupons.choice), else lightgbm",
+    )
+    auto_challenger: str = Field(
+        "evidence",
+        description="the cross-domain model auto trains beside lightgbm: evidence (the "
+        "registered model with the best mean AUC on the target domain's decision scene in "
+        "the store's newest benchmark run of at least two models, "
+        "growth.modeling.selection.choose_cross_domain; csde without one) or a registered "
+        "conversion model's name to pin it",
     )
     max_train_rows: int | None = Field(
         300_000,
@@ -94,6 +102,16 @@ class NightlyConfig(BaseModel):
         names = available_predictors()
         if value not in names:
             raise ValueError(f"unknown predictor {value!r}; choose one of {names}")
+        return value
+
+    @field_validator("auto_challenger")
+    @classmethod
+    def _known_challenger(cls, value: str) -> str:
+        from growth.modeling.selection import EVIDENCE, cross_domain_names  # names only
+
+        names = [EVIDENCE, *cross_domain_names()]
+        if value not in names:
+            raise ValueError(f"unknown auto_challenger {value!r}; choose one of {names}")
         return value
 
     @field_validator("campaign")

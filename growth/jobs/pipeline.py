@@ -33,6 +33,7 @@ console what it does and how far it got (a :class:`~growth.jobs.stages.StageCloc
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -56,12 +57,21 @@ from growth.jobs.artifacts import save_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.stages import StageClock
 from growth.modeling.features import ConversionFeatures
-from growth.modeling.training import train_models
+from growth.modeling.selection import (
+    AUTO,
+    CROSS_DOMAIN_PREDICTOR,
+    EVIDENCE,
+    CrossDomainChoice,
+    choose_cross_domain,
+)
+from growth.modeling.training import TrainedModels, train_models
 from growth.paths import artifacts_dir
-from growth.store import RunLease, RunWriter, Store
+from growth.store import RunLease, RunWriter, Store, newest_benchmark_metrics
 
 if TYPE_CHECKING:
     from growth.world import World
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,6 +94,7 @@ class NightlyResult:
     artifacts: Path | None = None  # the folder of the run's models and coupon scores
     calibration: list[dict] | None = None  # conversion's and redemption's ECE per option x segment
     choice: PlanChoice | None = None  # the candidates' plans, their estimates, the model chosen
+    cross_domain: CrossDomainChoice | None = None  # auto's cross-domain model and its evidence
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary stored with the run."""
@@ -98,6 +109,8 @@ class NightlyResult:
         }
         if self.calibration is not None:
             out["calibration"] = self.calibration
+        if self.cross_domain is not None:
+            out["cross_domain"] = self.cross_domain.summary()
         if self.choice is not None:
             out["coupons"]["estimates"] = self.choice.chosen.value.summary()
             out["model_choice"] = self.choice.summary()
@@ -186,8 +199,59 @@ def run_nightly(
     """
     store = store or Store()
     clock = StageClock(planned_stages(config), console=console)
+    evidence = cross_domain_evidence(store, config)
     with open_run(store, config) as run:
-        return run_pipeline(config, run, clock, progress=progress)
+        return run_pipeline(config, run, clock, progress=progress, evidence=evidence)
+
+
+Evidence = tuple[int | None, pd.DataFrame]
+"""A benchmark run's id and its ``model_metrics`` rows (:func:`newest_benchmark_metrics`)."""
+
+
+def cross_domain_evidence(store: Store, config: NightlyConfig) -> Evidence | None:
+    """The benchmark metrics ``auto``'s cross-domain model follows; None where ``config``
+    needs none (a named predictor, or ``auto_challenger`` pins the model).  Read before
+    the run opens, so the read never shares the run's transaction."""
+    if config.predictor != AUTO or config.auto_challenger != EVIDENCE:
+        return None
+    return newest_benchmark_metrics(store.reader)
+
+
+def cross_domain_model(
+    config: NightlyConfig, evidence: Evidence | None, decision_scene: str
+) -> CrossDomainChoice | None:
+    """The cross-domain model ``auto`` trains: pinned by ``auto_challenger``, else the one
+    the evidence names (:func:`choose_cross_domain`); None for a named predictor."""
+    if config.predictor != AUTO:
+        return None
+    if config.auto_challenger != EVIDENCE:
+        return CrossDomainChoice(config.auto_challenger, "pinned by auto_challenger")
+    run_id, metrics = evidence if evidence is not None else (None, None)
+    return choose_cross_domain(metrics, decision_scene, run_id=run_id)
+
+
+def _train(
+    config: NightlyConfig,
+    dataset: Dataset,
+    evidence: Evidence | None,
+    *,
+    seed: int,
+    progress: bool,
+) -> tuple[ConversionFeatures, CrossDomainChoice | None, TrainedModels]:
+    """The features, ``auto``'s cross-domain model (logged; None for a named predictor)
+    and the trained models."""
+    features = ConversionFeatures(dataset)
+    cross = cross_domain_model(config, evidence, features.decision_scene)
+    if cross is not None:
+        log.info("auto cross-domain model %s: %s", cross.name, cross.reason)
+    models = train_models(
+        features,
+        **config.training_options(),
+        cross_domain=CROSS_DOMAIN_PREDICTOR if cross is None else cross.name,
+        seed=seed,
+        progress=progress,
+    )
+    return features, cross, models
 
 
 def run_pipeline(
@@ -197,11 +261,12 @@ def run_pipeline(
     *,
     progress: bool = False,
     dataset: Dataset | None = None,
+    evidence: Evidence | None = None,
 ) -> NightlyResult:
     """Run every stage of ``config`` under ``clock``, handing the rows and summary to ``run``.
 
-    ``progress`` shows progress bars inside the long stages (world generation, scoring);
-    ``dataset``: the dataset files, read and validated by the caller before the run.
+    ``progress``: bars inside the long stages; ``dataset``: its files, read and checked
+    before the run; ``evidence``: what auto's cross-domain model follows (:func:`_train`).
     """
     with clock("data") as stage:
         dataset, world = load_data(config, progress=progress, dataset=dataset)
@@ -209,8 +274,7 @@ def run_pipeline(
         stage.detail = f"{len(dataset.users):,} users, {len(dataset.exposures):,} exposures"
     seed = world.config.seed if world is not None else (config.seed or 0)
     with clock("train") as stage:
-        features = ConversionFeatures(dataset)
-        models = train_models(features, **config.training_options(), seed=seed, progress=progress)
+        features, cross, models = _train(config, dataset, evidence, seed=seed, progress=progress)
         stage.detail = "conversion models " + ", ".join(m.predictor for m in models.candidates())
     with clock("score") as stage:
         decisions = score_candidates(
@@ -237,6 +301,7 @@ def run_pipeline(
         world_fingerprint=None if world is None else world.config.fingerprint(),
         calibration=models.calibration_summary() or None,
         choice=choice,
+        cross_domain=cross,
     )
     if world is not None:
         with clock("truth"):

@@ -235,7 +235,12 @@ def _run(
     dataset: Dataset | None,
 ) -> NightlyResult:
     """Open the run, hand it to the pipeline, record its stages (failed runs too)."""
-    from growth.jobs.pipeline import open_run, planned_stages, run_pipeline  # torch: only now
+    from growth.jobs.pipeline import (  # torch: only now
+        cross_domain_evidence,
+        open_run,
+        planned_stages,
+        run_pipeline,
+    )
 
     hooks = hooks or JobHooks()
 
@@ -252,12 +257,15 @@ def _run(
     )
     started = time.perf_counter()
     run_id: int | None = None
+    evidence = cross_domain_evidence(store, config)  # before the run's transaction opens
     try:
         with open_run(store, config, before_commit=hooks.before_commit, lease=lease) as run:
             run_id = fields["run_id"] = run.id
             lease.set_run_id(run.id)
             log.info("run %d opened", run.id, extra={"event": "run_opened"})
-            result = run_pipeline(config, run, clock, progress=progress, dataset=dataset)
+            result = run_pipeline(
+                config, run, clock, progress=progress, dataset=dataset, evidence=evidence
+            )
     except BaseException as exc:
         if run_id is not None:
             _discard_artifacts(run.summary)

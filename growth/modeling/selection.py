@@ -22,7 +22,15 @@ AUTO = "auto"
 """Predictor name resolved per dataset by :func:`candidate_predictors` and the holdout."""
 
 CROSS_DOMAIN_PREDICTOR = "csde"
-"""The cross-domain model ``auto`` trains when the dataset has source-domain features."""
+"""The cross-domain model ``auto`` trains when the dataset has source-domain features and
+no benchmark evidence names another (:func:`choose_cross_domain`)."""
+
+EVIDENCE = "evidence"
+"""``auto_challenger`` setting: the cross-domain model follows from benchmark metrics
+(:func:`choose_cross_domain`)."""
+
+EVIDENCE_METRIC = "auc"
+"""Metric (higher is better; ties: lower ``logloss``) by which the evidence ranks models."""
 
 FALLBACK_PREDICTOR = "lightgbm"
 """The tabular model ``auto`` always trains (alone when there is no source domain)."""
@@ -67,25 +75,107 @@ def has_source_domain(features: ConversionFeatures) -> bool:
     return False
 
 
-def candidate_predictors(predictor: str, features: ConversionFeatures) -> list[str]:
-    """The models to train: ``predictor`` itself, or for ``auto`` CSDE and LightGBM.
+def candidate_predictors(
+    predictor: str, features: ConversionFeatures, *, cross_domain: str = CROSS_DOMAIN_PREDICTOR
+) -> list[str]:
+    """The models to train: ``predictor`` itself, or for ``auto`` ``cross_domain`` and LightGBM.
 
-    ``auto`` is default/challenger: with a source domain CSDE (the cross-domain
-    model) is the default and LightGBM the challenger, which replaces it only
-    when it ranks uplift clearly better on the holdout (:func:`choose_model`);
-    without a source domain CSDE has nothing to transfer and LightGBM trains
-    alone.  The first name returned is the default.
+    ``auto`` is default/challenger: with a source domain the cross-domain model
+    (``cross_domain``: CSDE unless the job passes the one the benchmark evidence
+    names, :func:`choose_cross_domain`) is the default and LightGBM the challenger,
+    which replaces it only when it ranks uplift clearly better on the holdout
+    (:func:`choose_model`); without a source domain there is nothing to transfer
+    and LightGBM trains alone.  The first name returned is the default.
     """
     if predictor != AUTO:
         return [predictor]
-    source = has_source_domain(features) and CROSS_DOMAIN_PREDICTOR in predictor_names()
-    chosen = [CROSS_DOMAIN_PREDICTOR, FALLBACK_PREDICTOR] if source else [FALLBACK_PREDICTOR]
+    source = has_source_domain(features) and cross_domain in predictor_names()
+    chosen = [cross_domain, FALLBACK_PREDICTOR] if source else [FALLBACK_PREDICTOR]
     log.info(
         "predictor auto -> %s (%s)",
         " vs ".join(chosen),
         "source-domain features present" if source else "no source-domain features",
     )
     return chosen
+
+
+def cross_domain_names() -> list[str]:
+    """The registered conversion models ``auto`` may train beside its fallback."""
+    return [n for n in predictor_names("conversion") if n != FALLBACK_PREDICTOR]
+
+
+@dataclass(frozen=True)
+class CrossDomainChoice:
+    """The cross-domain model ``auto`` trains, and the evidence it was chosen by."""
+
+    name: str
+    reason: str  # one sentence: where the name came from
+    run_id: int | None = None  # the benchmark run read (None: no evidence used)
+    metric: str | None = None
+    value: float | None = None  # the chosen model's mean ``metric`` there
+    scope: str | None = None  # "target scene <name>" or "target domain"
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe form for the run summary."""
+        return {
+            "name": self.name,
+            "reason": self.reason,
+            "run_id": self.run_id,
+            "metric": self.metric,
+            "value": None if self.value is None else round(self.value, 5),
+            "scope": self.scope,
+        }
+
+
+def choose_cross_domain(
+    metrics: pd.DataFrame | None, decision_scene: str, *, run_id: int | None = None
+) -> CrossDomainChoice:
+    """The cross-domain model with the best benchmark AUC on the decision scene; else CSDE.
+
+    ``metrics`` are one benchmark run's ``model_metrics`` rows (columns model, domain,
+    scene, segment, metric, value).  Among :func:`cross_domain_names` the rule takes
+    the target domain's ``decision_scene`` rows of segment ``all`` (none: the target
+    domain's rows without a scene), averages each model's :data:`EVIDENCE_METRIC`
+    over datasets and seeds and picks the highest (ties: lower mean log loss).  No
+    such rows, or fewer than two models in ``metrics``: :data:`CROSS_DOMAIN_PREDICTOR`.
+    """
+    default = f"{CROSS_DOMAIN_PREDICTOR} is the default"
+    if metrics is None or metrics.empty or metrics["model"].nunique() < 2:
+        return CrossDomainChoice(
+            CROSS_DOMAIN_PREDICTOR, f"{default}: no benchmark run of two models"
+        )
+    rows = metrics[
+        metrics["model"].isin(cross_domain_names())
+        & (metrics["domain"] == "target")
+        & (metrics["segment"] == "all")
+        & metrics["value"].notna()
+    ]
+    scene = rows[rows["scene"] == decision_scene]
+    scope = f"target scene {decision_scene}"
+    if scene.empty:
+        scene, scope = rows[rows["scene"].fillna("") == ""], "target domain"
+    table = scene.pivot_table(index="model", columns="metric", values="value", aggfunc="mean")
+    if EVIDENCE_METRIC not in table:
+        return CrossDomainChoice(
+            CROSS_DOMAIN_PREDICTOR,
+            f"{default}: benchmark run {run_id} has no {EVIDENCE_METRIC} of a cross-domain "
+            f"model on the target domain",
+            run_id=run_id,
+        )
+    keys = [EVIDENCE_METRIC] + (["logloss"] if "logloss" in table else [])
+    ranked = table.dropna(subset=[EVIDENCE_METRIC]).sort_values(
+        keys, ascending=[False] + [True] * (len(keys) - 1), kind="stable"
+    )
+    name, value = str(ranked.index[0]), float(ranked[EVIDENCE_METRIC].iloc[0])
+    return CrossDomainChoice(
+        name,
+        f"best mean {EVIDENCE_METRIC} {value:.4f} on the {scope} in benchmark run {run_id} "
+        f"(of {len(ranked)} cross-domain models)",
+        run_id=run_id,
+        metric=EVIDENCE_METRIC,
+        value=value,
+        scope=scope,
+    )
 
 
 @dataclass(frozen=True)

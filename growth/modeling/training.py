@@ -16,6 +16,7 @@ from growth.modeling.features import ConversionFeatures, ExposureFrame
 from growth.modeling.recalibration import GroupCalibrator, Recalibration, recalibrate
 from growth.modeling.sampling import chronological_split, sample_rows
 from growth.modeling.selection import (
+    CROSS_DOMAIN_PREDICTOR,
     FALLBACK_PREDICTOR,
     SELECTION_METRIC,
     FittedCandidate,
@@ -23,6 +24,7 @@ from growth.modeling.selection import (
     candidate_predictors,
     choose_model,
     counterfactual,
+    cross_domain_names,
     holdout_qini,
 )
 from predictors.basket import BasketSizeModel
@@ -192,6 +194,7 @@ def train_models(
     features: ConversionFeatures,
     *,
     predictor: str = FALLBACK_PREDICTOR,
+    cross_domain: str = CROSS_DOMAIN_PREDICTOR,
     holdout_fraction: float = 0.2,
     max_train_rows: int | None = None,
     max_source_rows: int | None = None,
@@ -204,7 +207,9 @@ def train_models(
     ``predictor`` names a registered conversion model
     (:func:`~growth.modeling.selection.available_predictors`) or ``auto`` (see
     :func:`candidate_predictors`: with several candidates :func:`choose_model`
-    picks by holdout :data:`SELECTION_METRIC`).  Every model reads the same
+    picks by holdout :data:`SELECTION_METRIC`); ``cross_domain`` is the cross-domain
+    model ``auto`` trains (the job passes the one the benchmark evidence names,
+    :func:`~growth.modeling.selection.choose_cross_domain`).  Every model reads the same
     :meth:`ConversionFeatures.raw_frame` rows described by ``features.spec``.
     ``max_train_rows`` caps the rows of every model that declares it trains on
     a sample (``trains_on_sample``: the torch models, whose cost per row is
@@ -222,13 +227,18 @@ def train_models(
     """
     if predictor not in available_predictors():
         raise ValueError(f"unknown predictor {predictor!r}; choose one of {available_predictors()}")
+    if cross_domain not in cross_domain_names():
+        raise ValueError(
+            f"cross_domain {cross_domain!r} is not a registered conversion model other than "
+            f"{FALLBACK_PREDICTOR}; choose one of {cross_domain_names()}"
+        )
     frame = features.exposure_frame()
     holdout = chronological_split(frame, holdout_fraction)
     rows = _training_rows(features, frame, holdout, max_train_rows, max_source_rows, seed)
     with using_torch_threads(torch_threads):
         fitted = [
             _fit_conversion(name, features, rows, seed=seed, progress=progress)
-            for name in candidate_predictors(predictor, features)
+            for name in candidate_predictors(predictor, features, cross_domain=cross_domain)
         ]
     best, why = choose_model(fitted)
     if len(fitted) > 1:

@@ -44,6 +44,7 @@ from growth.store.models import (
     RunRow,
     RunStageRow,
 )
+from growth.store.read import newest_benchmark_metrics
 from growth.store.rows import RESULT_SCHEMAS, normalise_rows
 from growth.store.runs import StageTiming, code_version
 from growth.store.store import ReadOnlyStore, Store
@@ -85,6 +86,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "migrate",
+    "newest_benchmark_metrics",
     "normalise_rows",
     "process_alive",
     "redact",

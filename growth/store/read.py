@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Boolean, Connection, CursorResult, Engine, Float, Integer
+from sqlalchemy import Boolean, Connection, CursorResult, Engine, Float, Integer, func, select
 from sqlalchemy.exc import DBAPIError
 
 from growth.store.engine import sqlite_in_memory
-from growth.store.models import Base
+from growth.store.models import Base, ModelMetricRow, RunRow
 from growth.store.views import VIEWS
 
 READ_ONLY_SQL = re.compile(
@@ -124,3 +124,29 @@ def typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         elif col in bools and frame[col].notna().all():
             frame[col] = frame[col].astype(bool)
     return frame
+
+
+BENCHMARK_KIND = "benchmark"
+"""The ``kind`` of the runs ``benchmarks/bench_predictors.py --store`` writes."""
+
+
+def newest_benchmark_metrics(engine: Engine) -> tuple[int | None, pd.DataFrame]:
+    """The newest succeeded benchmark run that measured at least two models: its id and
+    its ``model_metrics`` rows (typed); ``(None, empty frame)`` when there is none."""
+    metrics = ModelMetricRow.__table__
+    runs = RunRow.__table__
+    newest = (
+        select(runs.c.id)
+        .join(metrics, metrics.c.run_id == runs.c.id)
+        .where(runs.c.kind == BENCHMARK_KIND, runs.c.status == "succeeded")
+        .group_by(runs.c.id)
+        .having(func.count(func.distinct(metrics.c.model)) >= 2)
+        .order_by(runs.c.id.desc())
+        .limit(1)
+    )
+    with read_only(engine) as conn:
+        run_id = conn.execute(newest).scalar()
+        rows = conn.execute(select(metrics).where(metrics.c.run_id == run_id))
+        return run_id, typed(
+            pd.DataFrame(rows.mappings().all(), columns=list(rows.keys())), "model_metrics"
+        )
