@@ -72,3 +72,14 @@ def two_domain_rows():
     features = ConversionFeatures(generate_world(WorldConfig(n_users=2_000, seed=3)).dataset)
     frame = features.exposure_frame()
     return frame.X, frame.y, frame.segment, features.spec
+
+
+@pytest.fixture(scope="module")
+def sampled_rows():
+    """Labelled rows of both domains and three target scenes (40 % source) for the transfer
+    models' mechanism tests: ``(X, y, spec)``, built once per test module."""
+    from predictors.examples import DOMAINS, sampled_frame
+    from predictors.features import FeatureSpec
+
+    X, y, _ = sampled_frame(1_000, seed=2, source_share=0.4)
+    return X, y, FeatureSpec.infer(X, DOMAINS)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from predictors.examples import DOMAINS, sampled_frame
-from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.cdanet import CDAnetModel
 
@@ -15,9 +13,8 @@ TRAINED = CDAnetModel.tiny_params | {"epochs": 6, "batch_size": 128}
 
 
 @pytest.fixture(scope="module")
-def rows():
-    X, y, _ = sampled_frame(1_000, seed=2, source_share=0.4)
-    return X, y, FeatureSpec.infer(X, DOMAINS)
+def rows(sampled_rows):
+    return sampled_rows
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from predictors.examples import DOMAINS, sampled_frame
-from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.wecan import WassersteinTransferModel, WECANModel
 from predictors.torch.staged import per_domain_bce
@@ -18,9 +16,8 @@ TRAINED = {"epochs": 6, "batch_size": 128}
 
 
 @pytest.fixture(scope="module")
-def rows():
-    X, y, _ = sampled_frame(1_000, seed=2, source_share=0.4)
-    return X, y, FeatureSpec.infer(X, DOMAINS)
+def rows(sampled_rows):
+    return sampled_rows
 
 
 @pytest.fixture(scope="module")

@@ -247,7 +247,7 @@ class OneDomainEstimator(TorchEstimator):
         (a frame without ``domain`` is all target rows)."""
         labels = check_xy(X, y)
         weight = check_sample_weight(sample_weight, len(X))
-        keep = source_rows(X) == (self.trains_on == SOURCE)
+        keep = self._own_rows(X)
         if not keep.any():
             raise ValueError(
                 f"{self.name} trains on the {self.trains_on}-domain rows (column "
@@ -255,7 +255,7 @@ class OneDomainEstimator(TorchEstimator):
             )
         if eval_set is not None:
             X_valid, y_valid = eval_set
-            kept = source_rows(X_valid) == (self.trains_on == SOURCE)
+            kept = self._own_rows(X_valid)
             eval_set = (X_valid[kept], np.asarray(y_valid)[kept])
         return super().fit(
             X[keep],
@@ -263,6 +263,10 @@ class OneDomainEstimator(TorchEstimator):
             sample_weight=None if weight is None else weight[keep],
             eval_set=eval_set,
         )
+
+    def _own_rows(self, X: pd.DataFrame) -> np.ndarray:
+        """Rows of ``X`` in the domain this estimator trains on."""
+        return source_rows(X) == (self.trains_on == SOURCE)
 
 
 __all__ = [
