@@ -9,7 +9,7 @@ settings, scheduled on the world's true open probabilities) are scored on the
 truth (expected opens with the true fatigue).  Beside them, to decompose the gap:
 
 * ``ceiling``: a schedule on the posterior mean open probability of each user
-  given the logged pushes, under the world's own prior of hour profiles
+  given the logged pushes and the moments of their logged app activity (exposures), under the world's own prior of hour profiles
   (``--draws`` profiles drawn from it) and with the true relevance and activity:
   what the log can reveal at best (a schedule's expected value is linear in the
   probabilities, so no learning method beats it in expectation); it reads the
@@ -30,6 +30,7 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
 
 from growth.campaigns.push import (
     plan_push,
@@ -93,6 +94,12 @@ def ceiling(world, audience, settings, seed, draws: int, *, learn: bool = True) 
             * fatigue[:, None]
         )
         np.add.at(loglik[:, k0 : k0 + 50], row, np.where(y[:, None] == 1, np.log(p), np.log1p(-p)))
+    # the app activity log: each impression's hour is a draw from the user's profile
+    ex = world.dataset.exposures
+    ex = ex[ex["user_id"].isin(audience.user_ids)]
+    erow = np.searchsorted(audience.user_ids, ex["user_id"].to_numpy())
+    ehour = pd.to_datetime(ex["timestamp"]).dt.hour.to_numpy()
+    np.add.at(loglik, erow, profiles[:, ehour].T - np.log(24.0))
     w = np.exp(loglik - loglik.max(axis=1, keepdims=True)) if learn else np.ones_like(loglik)
     w /= w.sum(axis=1, keepdims=True)
     post = np.zeros((*base.shape, 24))

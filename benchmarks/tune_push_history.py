@@ -24,11 +24,13 @@ from growth.modeling.features import ConversionFeatures
 from growth.world import generate_world, load_scenario
 
 GRID = {
-    "bandwidth 1.5, hour 2 (default)": HistoryPriors(),
+    "bandwidth 1.5, hour 2, activity 3 (default)": HistoryPriors(),
     "bandwidth 1.0": HistoryPriors(bandwidth=1.0),
     "bandwidth 2.5": HistoryPriors(bandwidth=2.5),
     "hour prior 0.5": HistoryPriors(hour=0.5),
     "hour prior 8": HistoryPriors(hour=8.0),
+    "activity prior 1": HistoryPriors(activity=1.0),
+    "activity prior 10": HistoryPriors(activity=10.0),
 }
 
 

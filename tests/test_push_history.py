@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +70,25 @@ def test_past_features_never_see_their_own_outcome():
     assert first["user_open_rate"][2] == pytest.approx((1 + 5 * rate) / (2 + 5))
 
 
+def test_app_activity_moves_a_users_active_hours_in_proportion_to_the_evidence():
+    """Impressions logged at 21h lift the user's activity share at 21h above 9h, more with
+    more of them; a user with no activity has the segment's profile (that of users with it)."""
+    segment = ["active"] * 3
+    lift = []
+    for events in (2, 8):
+        activity = (np.array([0] * events + [1, 1]), np.array([21] * events + [9, 12]))
+        hist = _history([0, 1], [3, 3], [0, 0], [0, 0], segment, activity=activity)
+        f = hist.features(np.array([0, 0, 2, 2]), np.array([21, 9, 21, 9]), np.zeros(4, np.int64))
+        assert f["activity_hour"][0] > f["activity_hour"][1]
+        assert f["activity_events"].tolist() == [events, events, 0, 0]
+        lift.append(f["activity_hour"][0] - f["activity_hour"][1])
+        np.testing.assert_allclose(f["activity_hour"][2:], hist.activity_hour[2, [21, 9]])
+        assert f["activity_hour"][2] > f["activity_hour"][3]  # the segment is active at 21h
+    assert lift[1] > lift[0]
+    plain = _history([0, 1], [3, 3], [0, 0], [0, 0], segment)
+    np.testing.assert_allclose(plain.activity_hour, 0.0, atol=1e-12)  # no log: flat, log(1)
+
+
 @pytest.fixture(scope="module")
 def world():
     """A small world whose push log holds 12 pushes per user (the scenario's 4 teach the
@@ -130,3 +150,25 @@ def test_the_plan_summary_carries_the_open_model_by_segment_and_hour(world):
     assert hourly["hour"].tolist() == list(range(24))
     assert hourly["n"].sum() == quality["all"]["n"]
     assert open_model_quality(plan, "segment")["segment"].iloc[0] == "all"
+
+
+def test_the_open_model_times_pushes_by_the_users_logged_app_activity(world):
+    """Two users' impressions moved to 21h and 9h: with the same pushes, the model predicts
+    each a higher open rate at their own active hour (the exposure log's moments feed it)."""
+    features = ConversionFeatures(world.dataset)
+    audience = push_audience(features, max_users=None, seed=0)
+    night, morning = (int(u) for u in audience.user_ids[:2])
+    ex = world.dataset.exposures
+    moved = []
+    for user, hour in ((night, 21), (morning, 9)):
+        rows = ex[ex["user_id"] == ex["user_id"].iloc[0]].iloc[[0] * 30].copy()
+        rows["user_id"] = user
+        rows["timestamp"] = [pd.Timestamp("2024-06-01") + pd.Timedelta(days=d, hours=hour)
+                             for d in range(30)]  # fmt: skip
+        moved.append(rows)
+    ex = pd.concat([ex[~ex["user_id"].isin([night, morning])], *moved], ignore_index=True)
+    rows = OpenRateRows(ConversionFeatures(dataclasses.replace(world.dataset, exposures=ex)))
+    model, _ = rows.fit(seed=0)
+    p = rows.predict_hours(model, audience)
+    assert p[0, 0, 21] > p[0, 0, 9], p[0, 0]
+    assert p[1, 0, 9] > p[1, 0, 21], p[1, 0]

@@ -291,6 +291,20 @@ def test_open_prob_is_higher_at_the_users_active_hours(world: World) -> None:
     assert (world.open_prob(users, msg, best, 0) > world.open_prob(users, msg, worst, 0)).all()
 
 
+def test_logged_impressions_fall_in_the_users_active_hours(world: World) -> None:
+    """App activity is timed by the same hour profile as push opens, in both apps: at the
+    logged hours a user's profile is well above its 1/24 average (uniform hours would give 1),
+    and every impression stays inside the exposure window."""
+    ex = world.dataset.exposures
+    end = pd.Timestamp(world.config.end_timestamp())
+    assert ex["timestamp"].max() < end
+    assert ex["timestamp"].min() >= end - pd.Timedelta(days=world.config.exposure_days)
+    for domain, rows in ex.groupby("domain"):
+        hour = rows["timestamp"].dt.hour.to_numpy()
+        share = 24 * world.users.hour_profile[rows["user_id"].to_numpy(), hour]
+        assert share.mean() > 1.5, (domain, share.mean())
+
+
 def test_scenario_files_load_and_bad_config_is_rejected() -> None:
     """The shipped scenarios parse; unknown keys and bad lifecycle shares raise naming the key."""
     sizes = {p.stem: WorldConfig.from_toml(p).n_users for p in SCENARIOS.glob("*.toml")}

@@ -10,7 +10,8 @@ Generative model (all draws vectorised numpy, deterministic given ``seed``):
    gender), I_d)``, wealth ``w_u`` (shifted by age band), activity ``a_u ~
    N(shift(lifecycle), 1)``, price sensitivity ``ps_u = 0.5 exp(-0.3 w_u + 0.45 e)``,
    basket multiplier ``b_u = 1.5 exp(0.25 w_u + 0.1 e)`` and a 24-hour activity
-   profile (a Dirichlet mixture of commute / lunch / evening / night bumps).
+   profile (a Dirichlet mixture of commute / lunch / evening / night bumps) that
+   times both the user's app activity (the logged impressions) and their push opens.
    Lifecycle potential / new / active / lost with ``lifecycle_shares``.
 2. **Source features** (payments app, ``has_source`` ~ ``has_source_rate``):
    ``src_cat_share_*`` = softmax of taste through a projection unrelated to the

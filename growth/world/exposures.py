@@ -9,7 +9,9 @@ options (``none`` included) - a randomised trial - and a label
 ~ Bernoulli(p(user, item, treatment, scene)).  Counts per user are Poisson with a rate
 set by the lifecycle segment and activity (active users see most); lost users'
 impressions lie in the older half of the window, new users' after their install,
-potential users' (shown through the sister app) anywhere in it.
+potential users' (shown through the sister app) anywhere in it.  Within its day an
+impression falls in an hour drawn from the user's active hours
+(:func:`~growth.world.users.seconds_into_day`): the log's timestamps are app activity.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from growth.world.config import WorldConfig
 from growth.world.conversion import ConversionModel
 from growth.world.items import TasteSampler
 from growth.world.scenes import sample_scenes
-from growth.world.users import ACTIVE, LOST, NEW, UserState
+from growth.world.users import ACTIVE, LOST, NEW, UserState, seconds_into_day
 
 _SECONDS_PER_DAY = 86_400
 
@@ -91,10 +93,12 @@ def sample_exposures(
     basket = model.basket(user, item) * np.exp(rng.normal(0.0, 0.2, size=user.shape[0]))
     order_value = np.where(label == 1, np.round(basket, 2), np.nan)
 
-    # Seconds since the window start; sort by (user, time) through one int64 key.
+    # Seconds since the window start (a day drawn by segment, the hour by the user's active
+    # hours); sort by (user, time) through one int64 key.
     span = cfg.exposure_days * _SECONDS_PER_DAY
-    seconds_ago = np.round(_days_ago(cfg, users, user, rng) * _SECONDS_PER_DAY).astype(np.int64)
-    offset = span - np.clip(seconds_ago, 1, span)
+    day = np.floor(_days_ago(cfg, users, user, rng)).astype(np.int64)  # 0 = the last day
+    offset = np.clip(span - (day + 1) * _SECONDS_PER_DAY, 0, None)
+    offset = np.minimum(offset + seconds_into_day(users, user, rng), span - 1)
     order = np.argsort(user * span + offset, kind="stable")
     start = end_datetime64(cfg) - np.timedelta64(span, "s")
     timestamp = start + offset[order].astype("timedelta64[s]")

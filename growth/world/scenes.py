@@ -30,7 +30,7 @@ import pandas as pd
 from growth.world._sampling import sigmoid, str_column
 from growth.world.config import WorldConfig
 from growth.world.items import ItemState, TasteSampler
-from growth.world.users import UserState
+from growth.world.users import UserState, seconds_into_day
 
 _SECONDS_PER_DAY = 86_400
 
@@ -124,8 +124,8 @@ def sample_source_exposures(
 ) -> pd.DataFrame:
     """Labelled payments-app impressions (domain ``source``) of the users with source features.
 
-    Counts per such user are Poisson(``source_exposures_per_user``), times uniform over
-    the exposure window from ``start``; offers are drawn by taste; item ids are the offer
+    Counts per such user are Poisson(``source_exposures_per_user``), on days uniform over
+    the exposure window from ``start`` and in hours drawn from the user's active hours; offers are drawn by taste; item ids are the offer
     positions plus ``item_offset`` (the source items follow the shop's in the items table).
     """
     who = np.flatnonzero(users.has_source)
@@ -134,8 +134,8 @@ def sample_source_exposures(
     label = (rng.random(user.shape[0]) < source_prob(cfg, users, offers, user, item)).astype(
         np.int64
     )
-    span = cfg.exposure_days * _SECONDS_PER_DAY
-    offset = rng.integers(0, span, size=user.shape[0])
+    day = rng.integers(0, cfg.exposure_days, size=user.shape[0])
+    offset = day * _SECONDS_PER_DAY + seconds_into_day(users, user, rng)
     n = user.shape[0]
     return pd.DataFrame(
         {

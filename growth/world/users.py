@@ -74,6 +74,25 @@ def _hour_profiles(rng: np.random.Generator, n: int) -> np.ndarray:
     return profile
 
 
+def seconds_into_day(
+    users: UserState, user: np.ndarray, rng: np.random.Generator, *, chunk: int = 1_000_000
+) -> np.ndarray:
+    """Seconds after midnight of events by ``user`` (int64), in hours drawn from each one's profile.
+
+    People open an app when they are active, so every logged moment of app activity
+    (impressions in the shop and the payments app) falls in an hour drawn from its
+    user's ``hour_profile`` - the same profile that sets their push open rate.
+    """
+    user = np.asarray(user, dtype=np.int64)
+    hour = np.empty(user.shape[0], dtype=np.int64)
+    for lo in range(0, user.shape[0], chunk):
+        rows = user[lo : lo + chunk]
+        cum = np.cumsum(users.hour_profile[rows], axis=1, dtype=np.float64)
+        u = rng.random(rows.shape[0]) * cum[:, -1]
+        hour[lo : lo + chunk] = np.minimum((cum < u[:, None]).sum(axis=1), 23)
+    return hour * 3600 + rng.integers(0, 3600, size=user.shape[0])
+
+
 def sample_users(cfg: WorldConfig, rng: np.random.Generator) -> UserState:
     """Draw every user's hidden state, demographics and lifecycle segment."""
     n, d = cfg.n_users, cfg.taste_dim

@@ -1,4 +1,4 @@
-"""What the push log tells about each user: the hours they open at and the industries they open.
+"""What the logs tell about each user: the hours they are active and open at, the industries they open.
 
 Pushes in the log go out at random hours, so the hours at which a user opened
 say when that user is active.  With a handful of pushes per user the evidence
@@ -23,6 +23,21 @@ which the model sees as ``segment_hour_rate``.  The industry affinity is built
 the same way from the opens of the industry's messages.  A row of the log itself is described
 from the user's earlier pushes only (:meth:`PushHistory.past_features`), so the
 model never learns from a feature that contains its label.
+
+App activity says when a user is awake and on the phone far more often than a
+handful of pushes can: every logged impression (shop or payments app) at hour
+``e_j`` adds one unit of mass spread by the normalised kernel ``K~``::
+
+    A_u(h) = sum_j K~(h - e_j)          n_u = number of events
+    p_s(h) = (sum_{u in s} A_u(h) + c p(h)) / (sum_{u in s} n_u + c)
+    p_u(h) = (A_u(h) + d p_s(h)) / (n_u + d)
+    activity_hour(u, h) = log(24 p_u(h))
+
+``d`` is the prior strength in events and ``p(h)`` the population's share of
+activity at ``h``.  The activity log carries no push outcome, so every row (past
+or present) reads the whole activity log: a user's active hours are a trait, not
+an outcome.  With no timestamps' hours (date-only logs), every ``p_u`` is flat and
+the column says nothing, which the model learns.
 """
 
 from __future__ import annotations
@@ -39,6 +54,8 @@ HISTORY_COLUMNS = (
     "user_open_rate",
     "industry_affinity",
     "history_pushes",
+    "activity_hour",
+    "activity_events",
 )
 """The open model's columns from :class:`PushHistory`, in order."""
 
@@ -52,9 +69,10 @@ class HistoryPriors:
     user: float = 5.0
     industry: float = 3.0
     segment: float = 200.0
+    activity: float = 3.0
 
     def __post_init__(self) -> None:
-        for name in ("bandwidth", "hour", "user", "industry", "segment"):
+        for name in ("bandwidth", "hour", "user", "industry", "segment", "activity"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"HistoryPriors.{name} must be > 0; got {getattr(self, name)}")
 
@@ -82,7 +100,8 @@ class PushHistory:
 
     ``user_pos`` (rows of the users table), ``hour``, ``industry`` (codes in
     ``[0, n_industries)``) and ``opened`` describe the logged pushes;
-    ``segment`` is every user's lifecycle segment (users-table order).
+    ``segment`` is every user's lifecycle segment (users-table order);
+    ``activity`` the users' logged app activity as (user positions, hours), if any.
     """
 
     def __init__(
@@ -95,6 +114,7 @@ class PushHistory:
         segment: np.ndarray,
         n_industries: int,
         priors: HistoryPriors | None = None,
+        activity: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.priors = priors or HistoryPriors()
         self.kernel = hour_kernel(self.priors.bandwidth)
@@ -115,6 +135,24 @@ class PushHistory:
         np.add.at(self.pushes_k, (user_pos, industry), 1.0)
         np.add.at(self.opens_k, (user_pos, industry), opened)
         self._segment_rates(n_industries)
+        self._activity_hours(*(activity or (np.zeros(0, np.int64), np.zeros(0, np.int64))))
+
+    def _activity_hours(self, user_pos: np.ndarray, hour: np.ndarray) -> None:
+        """``activity_hour`` per (user, hour) and ``activity_events`` per user (module docstring)."""
+        n, c, d = len(self.segment), self.priors.segment, self.priors.activity
+        events = np.zeros((n, HOURS))
+        np.add.at(events, (np.asarray(user_pos, np.int64), np.asarray(hour, np.int64)), 1.0)
+        spread = events @ (self.kernel / self.kernel.sum(axis=1, keepdims=True))
+        self.activity_events = events.sum(axis=1)
+        total = self.activity_events.sum()
+        population = spread.sum(0) / total if total > 0 else np.full(HOURS, 1.0 / HOURS)
+        seg_mass = np.zeros((len(self.segment_names), HOURS))
+        seg_events = np.zeros(len(self.segment_names))
+        np.add.at(seg_mass, self.segment, spread)
+        np.add.at(seg_events, self.segment, self.activity_events)
+        segment = (seg_mass + c * population) / (seg_events[:, None] + c)
+        share = (spread + d * segment[self.segment]) / (self.activity_events[:, None] + d)
+        self.activity_hour = np.log(HOURS * share)
 
     def _segment_rates(self, n_industries: int) -> None:
         """Each segment's rate by hour, overall and by industry, shrunk to the population's."""
@@ -205,6 +243,8 @@ class PushHistory:
                 1.0,
             ),
             "history_pushes": pushes,
+            "activity_hour": self.activity_hour[u, h],
+            "activity_events": self.activity_events[u],
         }
 
 

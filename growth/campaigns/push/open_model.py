@@ -3,14 +3,16 @@
 A row is a user's encoded features (token shares left out, sequence lengths
 kept) joined with the message's relevance and industry, the hour, the pushes
 the user already received that day and what the log says of the user
-(:mod:`growth.campaigns.push.history`: active hours, open rate, industry
-affinity, each shrunk to the lifecycle segment), so a predicted open rate is
+(:mod:`growth.campaigns.push.history`: active hours from the opens and from the
+app activity in the exposure log, open rate, industry affinity, each shrunk to
+the lifecycle segment), so a predicted open rate is
 per user x message x hour.  The model itself is the registered
 :class:`~predictors.open_rate.OpenRateModel`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -89,7 +91,8 @@ class OpenRateRows:
         )
 
     def _history(self, user_pos, hour, code, opened) -> PushHistory:
-        """:class:`PushHistory` of logged pushes, segments from the users table."""
+        """:class:`PushHistory` of logged pushes and the users' app activity (the exposure
+        log's moments), segments from the users table."""
         return PushHistory(
             user_pos,
             hour,
@@ -98,7 +101,17 @@ class OpenRateRows:
             segment=self.features.lifecycle,
             n_industries=len(self.industries),
             priors=self.priors,
+            activity=self._activity,
         )
+
+    @functools.cached_property
+    def _activity(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user positions, hours) of every logged impression, in either app."""
+        exposures = self.features.dataset.exposures
+        users = self.features.user_positions(
+            exposures["user_id"].to_numpy(), what="exposure user ids"
+        )
+        return users, pd.to_datetime(exposures["timestamp"]).dt.hour.to_numpy()
 
     def _log_columns(self, push_log: pd.DataFrame) -> dict[str, np.ndarray]:
         """The columns of a push log in time order: user positions, message and moment, outcome."""
