@@ -48,7 +48,7 @@ from growth.modeling.training import train_models
 from growth.world import WorldConfig, generate_world, load_scenario
 
 CRITERIA = ("logloss", "auc", "qini", "qini_2se", "plan_value")
-Z_SHOWN = (CHOICE_Z, 0.0, 1.0, 3.0)
+Z_SHOWN = tuple(dict.fromkeys((CHOICE_Z, 0.0, 1.0, 2.0, 3.0)))
 """The rule's threshold as shipped, and others for comparison (from the same cache)."""
 OTHER_ESTIMATORS = ("ips", "snips")
 """The rule at :data:`CHOICE_Z` on the paired difference by these estimators, for comparison."""
@@ -203,7 +203,7 @@ def worlds_table(results: list[dict[str, Any]]) -> str:
             f"| {r['world']} | {value.get('csde', float('nan')):.1f} "
             f"| {value.get('lightgbm', float('nan')):.1f} | {max(value, key=value.get)} "
             f"| {a} - {b}: {diff:+.1f} ({se:.1f}) | {p['logloss']} | {p['qini']} "
-            f"| {p['qini_2se']} | {p['plan_value']} |"
+            f"| {p['qini_2se']} | {rule(r, CHOICE_Z)} |"
         )
     return "\n".join(lines)
 
