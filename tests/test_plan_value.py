@@ -88,30 +88,20 @@ def test_the_chooser_picks_the_truly_better_plan(good_first):
 
 
 @pytest.mark.parametrize("default_fits_better", [True, False])
-def test_identical_plans_keep_autos_default(default_fits_better):
-    """When the two plans are the same (a difference of exactly 0) the first candidate
-    (auto's default) is kept, whichever model fits the holdout better: log loss does
-    not rank plans."""
+def test_plans_within_the_noise_keep_autos_default(default_fits_better):
+    """When the plans cannot be told apart (the same plan, or a gap inside the noise) the
+    first candidate (auto's default) is kept, whichever model fits the holdout better:
+    log loss does not rank plans."""
     log, x = constructed_log(seed=1, users=300)
     same = np.where(x > 0.5, 0, -1)
-    default = fake_candidate("default", same, log, logloss=0.29 if default_fits_better else 0.31)
-    other = fake_candidate("other", same.copy(), log, logloss=0.30)
-    assert choose_plan([default, other]).chosen.name == "default"
-    assert choose_plan([other, default]).chosen.name == "other"
-
-
-def test_the_higher_estimate_wins_within_the_noise():
-    """A challenger whose plan is truly better (the working coupon to twice the users)
-    but estimated ahead by under 2 standard errors replaces the incumbent (CHOICE_Z = 0:
-    the sign of the unbiased difference); a 2-se threshold would keep the worse plan."""
-    log, x = constructed_log(seed=3, users=300)
-    worse = fake_candidate("incumbent", np.where(x > 0.75, 0, -1), log)
-    better = fake_candidate("challenger", np.where(x > 0.5, 0, -1), log)
-    choice = choose_plan([worse, better])
-    diff = next(iter(choice.differences.values()))
-    assert 0 < diff.value < 2 * diff.se
-    assert choice.chosen.name == "challenger"
-    assert choose_plan([worse, better], z=2.0).chosen.name == "incumbent"
+    near = np.where(x > 0.45, 0, -1)  # a slightly different plan: its gap is noise here
+    for other in (same, near):
+        default = fake_candidate(
+            "default", same, log, logloss=0.29 if default_fits_better else 0.31
+        )
+        other_model = fake_candidate("other", other, log, logloss=0.30)
+        assert choose_plan([default, other_model]).chosen.name == "default"
+        assert choose_plan([other_model, default]).chosen.name == "other"
 
 
 def test_the_difference_is_unbiased_over_seeded_logs():
