@@ -160,12 +160,8 @@ def rule(r: dict[str, Any], z: float, estimator: str = "dr") -> str:
     return r["picks"]["qini_2se"]
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    """Markdown: per criterion, hits of the truly better plan and value lost when wrong."""
-    lines = [
-        "| criterion | picks the truly better plan | value lost when wrong, mean | worst |",
-        "|---|---|---|---|",
-    ]
+def criteria(results: list[dict[str, Any]]) -> list[str]:
+    """The criteria scored, after adding each rule variant's pick to every world's picks."""
     for r in results:
         r["picks"] |= {f"plan_value_z{z:g}": rule(r, z) for z in Z_SHOWN}
         if "differences" in r:
@@ -173,17 +169,52 @@ def table(results: list[dict[str, Any]]) -> str:
     others = [
         f"plan_value_{e}" for e in OTHER_ESTIMATORS if all("differences" in r for r in results)
     ]
-    for crit in [*CRITERIA[:-1], *(f"plan_value_z{z:g}" for z in Z_SHOWN), *others]:
-        hits, lost = 0, []
-        for r in results:
-            value = {n: v["played_value"] for n, v in r["models"].items()}
-            best = max(value, key=value.get)
-            pick = r["picks"][crit]
-            hits += pick == best
-            lost.append(100.0 * (value[best] - value[pick]) / max(value[best], 1e-9))
-        wrong = [x for x in lost if x > 0]
-        mean = f"{np.mean(wrong):.2f} %" if wrong else "-"
-        lines.append(f"| {crit} | {hits} / {len(results)} | {mean} | {max(lost):.2f} % |")
+    return [*CRITERIA[:-1], *(f"plan_value_z{z:g}" for z in Z_SHOWN), *others]
+
+
+def score(results: list[dict[str, Any]], crit: str) -> tuple[int, list[float]]:
+    """How often ``crit`` picks the truly better plan, and the % of its value lost per world."""
+    hits, lost = 0, []
+    for r in results:
+        value = {n: v["played_value"] for n, v in r["models"].items()}
+        best = max(value, key=value.get)
+        pick = r["picks"][crit]
+        hits += pick == best
+        lost.append(100.0 * (value[best] - value[pick]) / max(value[best], 1e-9))
+    return hits, lost
+
+
+def lost_cells(lost: list[float]) -> str:
+    """Mean value lost over the worlds missed, and the worst, as table cells."""
+    wrong = [x for x in lost if x > 0]
+    mean = f"{np.mean(wrong):.2f} %" if wrong else "-"
+    return f"{mean} | {max(lost):.2f} %"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Markdown: per criterion, hits of the truly better plan and value lost when wrong."""
+    lines = [
+        "| criterion | picks the truly better plan | value lost when wrong, mean | worst |",
+        "|---|---|---|---|",
+    ]
+    for crit in criteria(results):
+        hits, lost = score(results, crit)
+        lines.append(f"| {crit} | {hits} / {len(results)} | {lost_cells(lost)} |")
+    return "\n".join(lines)
+
+
+def variations_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    """Markdown: per criterion, hits per variation and over every world; value lost overall."""
+    every = [r for rs in results.values() for r in rs]
+    head = " | ".join(f"{v} ({len(rs)})" for v, rs in results.items())
+    lines = [
+        f"| criterion | {head} | all ({len(every)}) | value lost when wrong, mean | worst |",
+        "|---|" + "---|" * (len(results) + 3),
+    ]
+    for crit in criteria(every):
+        cells = " | ".join(str(score(rs, crit)[0]) for rs in results.values())
+        hits, lost = score(every, crit)
+        lines.append(f"| {crit} | {cells} | {hits} | {lost_cells(lost)} |")
     return "\n".join(lines)
 
 
@@ -270,6 +301,7 @@ def main() -> None:
     every = [r for rs in results.values() for r in rs]
     for variation, rs in [*results.items(), ("all", every)]:
         print(f"\n{variation}: {len(rs)} worlds\n" + table(rs))
+    print(variations_table(results))
     print(worlds_table(every))
     print(coverage(every))
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.bench_chooser import parse_worlds, table, world_config, world_spec
+from benchmarks.bench_chooser import (
+    parse_worlds,
+    table,
+    variations_table,
+    world_config,
+    world_spec,
+)
 
 
 def test_worlds_are_run_in_the_order_given():
@@ -50,3 +56,15 @@ def test_the_table_counts_hits_and_the_value_lost_by_each_rule():
     assert rows["plan_value_z2"] == "| plan_value_z2 | 2 / 2 | - | 0.00 % |"
     assert rows["plan_value_z3"] == "| plan_value_z3 | 1 / 2 | 10.00 % | 10.00 % |"
     assert rows["qini_2se"].startswith("| qini_2se | 1 / 2 |")
+
+
+def test_the_variations_table_counts_hits_per_variation_and_overall():
+    """One row per criterion: hits in each variation, over every world, and the value lost."""
+    results = {
+        "small": [world("small/1", 90.0, 100.0, 30.0, 10.0)],
+        "default": [world("default/1", 50.0, 40.0, -5.0, 10.0)],
+    }
+    lines = variations_table(results).splitlines()
+    assert lines[0].startswith("| criterion | small (1) | default (1) | all (2) |")
+    rows = {line.split(" | ")[0][2:]: line for line in lines[2:]}
+    assert rows["plan_value_z3"] == "| plan_value_z3 | 0 | 1 | 1 | 10.00 % | 10.00 % |"
