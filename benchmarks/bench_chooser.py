@@ -17,12 +17,13 @@ budgets) and estimated off-policy on the holdout
 (:mod:`growth.campaigns.coupons.value`).  The truly better plan is the one with
 more honoured incremental conversions.  Each criterion picks a model: holdout log
 loss (lower), AUC, Qini (higher), the old rule (Qini, 2 se paired folds), and the
-plan value (:func:`~growth.campaigns.coupons.choice.choose_plan`).  The tables, per
-variation and over every world: how often each picks the truly better plan, and the
-value lost when it does not (mean over the worlds it misses, and worst, in % of the
-better plan).  Coverage: how often each
+plan value (:func:`~growth.campaigns.coupons.choice.choose_plan`), also at other
+thresholds and on the paired IPS and SNIPS differences (from the same cache).  The
+tables, per variation and over every world: how often each picks the truly better
+plan, and the value lost when it does not (mean over the worlds it misses, and worst,
+in % of the better plan); then each world's figures.  Coverage: how often each
 estimator's 95 % interval covers the plan's true expected value (every redemption
-paid: the quantity it estimates) and its true expected platform spend.
+paid: the quantity it estimates) and its true expected spend per budget group.
 
 Each world's figures are cached in ``--cache`` (JSON, keyed by world) so a run can be
 resumed; delete the file to recompute.
