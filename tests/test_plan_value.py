@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from growth.campaigns.coupons.choice import Candidate, choose_plan
-from growth.campaigns.coupons.value import HoldoutLog, user_arms, value_difference
+from growth.campaigns.coupons.value import (
+    HoldoutLog,
+    user_arms,
+    value_difference,
+    value_differences,
+)
 
 OPTIONS = ["none", "good", "bad"]  # coupons-table order
 
@@ -111,6 +116,20 @@ def test_the_difference_is_unbiased_over_seeded_logs():
         truth = float((0.15 * x[target]).sum())
         found.append(value_difference(plans, (log, log)).value - truth)
     assert abs(np.mean(found)) < 3 * np.std(found) / np.sqrt(len(found))
+
+
+def test_the_paired_difference_by_every_estimator():
+    """IPS, SNIPS and DR of the same paired contrast (the chooser's benchmark compares them):
+    DR is the chooser's difference, and each finds the working coupon's plan ahead."""
+    log, x = constructed_log(seed=4)
+    target = x > 0.5
+    plans = tuple(
+        fake_candidate(n, np.where(target, k, -1), log).plan for n, k in (("g", 0), ("b", 1))
+    )
+    every = value_differences(plans, (log, log))
+    assert sorted(every) == ["dr", "ips", "snips"]
+    assert every["dr"] == value_difference(plans, (log, log))
+    assert all(e.value > 0 for e in every.values())
 
 
 def test_logs_of_different_rows_are_refused():

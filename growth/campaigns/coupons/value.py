@@ -301,6 +301,16 @@ def value_difference(
     two models' mean prediction (over every user's candidate items, corrected on the
     holdout rows), so neither model's own optimism favours its plan.
     """
+    return value_differences(plans, logs, level=level)["dr"]
+
+
+def value_differences(
+    plans: tuple[CouponPlan, CouponPlan],
+    logs: tuple[HoldoutLog, HoldoutLog],
+    *,
+    level: float = LEVEL,
+) -> dict[str, Estimate]:
+    """The paired contrast of :func:`value_difference` by every estimator (IPS, SNIPS, DR)."""
     a, b = logs
     if not np.array_equal(a.user_pos, b.user_pos) or not np.array_equal(a.arm, b.arm):
         raise ValueError("the two plans' holdout logs are not the same rows")
@@ -320,7 +330,7 @@ def value_difference(
         weights=a.weights,
         direct_total=float(given[0].sum() - given[1].sum()),
         level=level,
-    )["dr"]
+    )
 
 
 def plan_estimate_rows(value: PlanValue, plan: str = COUPON_PLAN) -> pd.DataFrame:
