@@ -19,8 +19,8 @@ from growth.campaigns.coupons import (
 from growth.campaigns.coupons.buffer import (
     BudgetRisk,
     p_within,
-    posterior_sd,
-    spend_error,
+    posterior,
+    spend_bias,
     spend_risk,
 )
 from growth.campaigns.settings import CouponSettings
@@ -70,53 +70,35 @@ def _risk(decision: CouponDecision, calibration: pd.DataFrame | None, choice=Non
     if choice is None:
         choice = np.zeros(decision.n_users, dtype=np.int64)
     budgets = campaign_budgets(decision, CouponSettings(budget=300.0))
-    error = spend_error(decision, calibration)
-    return spend_risk(decision, choice, budgets, {"platform": 300.0}, error)["platform"]
+    bias = spend_bias(decision, calibration)
+    return spend_risk(decision, choice, budgets, {"platform": 300.0}, bias)["platform"]
 
 
-def test_calibration_uncertainty_widens_the_buffer():
-    """A holdout that measured spend with an error widens the spend's sd beyond the draws' by
-    the posterior error of the option's level, weighted by the plan's spend on it."""
+def test_calibration_bias_widens_the_buffer():
+    """A holdout that spent more than predicted moves the effective budget down further: by
+    the bias's posterior under the calibration's prior, and its error widens the sd."""
     decision = _decision()
-    frame = pd.DataFrame({"rel_bias": [0.0], "rel_bias_se": [0.05]}, ["rp"])
+    frame = pd.DataFrame({"rel_bias": [0.1], "rel_bias_se": [0.05]}, ["rp"])
     risk = _risk(decision, frame)
+    mean, sd = posterior(0.0, 0.1, 0.05)
+    assert 0.09 < mean < 0.1
+    assert risk.bias_allowance == pytest.approx(mean * risk.expected_spend)
     draws = decision.n_users * 0.3 * 0.7 * 100.0
-    sd = posterior_sd(PRIOR_SD, 0.05)
     assert risk.spend_sd == pytest.approx(np.sqrt(draws + (sd * risk.expected_spend) ** 2))
-    assert _risk(decision, None).spend_sd == pytest.approx(np.sqrt(draws))
     assert ratio_bias(np.array([2.0, 2.0]), np.array([1.0, 1.0]))[0] == pytest.approx(1.0)
 
 
-def test_the_holdouts_bias_is_not_added_a_second_time():
-    """The calibrated predictions already moved by what the holdout said of their bias: the
-    holdout's measured bias leaves the spend's mean, its sd and the plan's buffer alone
-    (the old rule added ``max(0, sum_g m_g b_g)`` on top and left a third of a small
-    world's budget unspent)."""
-    decision = _decision()
-    unbiased = pd.DataFrame({"rel_bias": [0.0], "rel_bias_se": [0.1]}, ["rp"])
-    biased = unbiased.assign(rel_bias=0.3)
-    a, b = _risk(decision, unbiased), _risk(decision, biased)
-    assert b.quantile(1.645) == pytest.approx(a.quantile(1.645))
-    assert b.p_within == pytest.approx(a.p_within)
-    settings = CouponSettings(budget=300.0)
-    plans = [plan_coupons(decision, settings, calibration=f) for f in (unbiased, biased)]
-    assert plans[1].risk["platform"].effective_budget == pytest.approx(
-        plans[0].risk["platform"].effective_budget
+def test_a_bias_measured_with_a_large_error_is_pooled_towards_none():
+    """The calibration's prior (PRIOR_SD) holds an option's bias near none until the holdout
+    measures it precisely: +30 % measured to within 30 % is +9 %, with sd 0.17, not +30 %
+    with sd 0.3; without evidence the prior itself."""
+    assert posterior(0.0, 0.3, 0.3) == pytest.approx(
+        (0.3 * PRIOR_SD**2 / (PRIOR_SD**2 + 0.09), PRIOR_SD * 0.3 / np.sqrt(PRIOR_SD**2 + 0.09))
     )
-
-
-def test_an_options_error_is_the_posterior_under_the_calibrations_prior():
-    """The calibration pools each option's level with prior sd PRIOR_SD: measured with error
-    0.2 its level is known to 0.2 / sqrt(2), not 0.2; without evidence to the prior's sd."""
-    assert posterior_sd(PRIOR_SD, PRIOR_SD) == pytest.approx(PRIOR_SD / np.sqrt(2.0))
-    assert posterior_sd(PRIOR_SD, float("inf")) == PRIOR_SD
-    assert posterior_sd(PRIOR_SD, 0.01) == pytest.approx(0.01, rel=0.01)
+    assert posterior(0.1, 0.5, float("inf")) == (0.1, PRIOR_SD)
     decision = _decision()
-    frame = pd.DataFrame({"rel_bias": [0.0], "rel_bias_se": [PRIOR_SD]}, ["rp"])
-    assert spend_error(decision, frame).sd[0, 0] == pytest.approx(PRIOR_SD / np.sqrt(2.0))
-    # an option the holdout never tried stays known to within 100 %
-    other = pd.DataFrame({"rel_bias": [0.0], "rel_bias_se": [0.1]}, ["fr"])
-    assert spend_error(decision, other).sd[0, 0] == 1.0
+    noisy = _risk(decision, pd.DataFrame({"rel_bias": [0.3], "rel_bias_se": [0.3]}, ["rp"]))
+    assert noisy.bias_allowance == pytest.approx(0.3 * 4 / 13 * noisy.expected_spend)
 
 
 def test_played_out_spend_keeps_the_budget_in_most_seeds():
@@ -134,10 +116,11 @@ def test_played_out_spend_keeps_the_budget_in_most_seeds():
     assert held[0.95] >= 0.9
 
 
-def test_the_calibration_error_follows_the_plans_segment_mix():
-    """New users' spend measured to within 50 %, active users' to within 2 %: a plan of new
-    users carries the larger error, pooled about its option's (prior sd
-    sqrt(PRIOR_SD^2 + sd_option^2)); a segment the holdout lacks carries that prior."""
+def test_the_bias_allowance_follows_the_plans_segment_mix():
+    """The holdout under-predicts new users' spend by 30 % and active users' not at all (10 %
+    over the option), precisely: a plan of new users carries 30 %, a plan of active users
+    none; measured imprecisely, a segment's bias is pooled towards its option's; a segment
+    the holdout lacks takes its option's, with the prior's sd about it."""
     decision = _decision()
     decision = dataclasses.replace(
         decision, segment=np.where(np.arange(decision.n_users) % 2 == 0, "new", "active")
@@ -145,18 +128,18 @@ def test_the_calibration_error_follows_the_plans_segment_mix():
     index = pd.MultiIndex.from_tuples(
         [("rp", "all"), ("rp", "new"), ("rp", "active")], names=["option_id", "segment"]
     )
-    frame = pd.DataFrame({"rel_bias": [0.1, 0.3, 0.0], "rel_bias_se": [0.02, 0.5, 0.02]}, index)
-    error = spend_error(decision, frame)
-    prior = np.sqrt(PRIOR_SD**2 + posterior_sd(PRIOR_SD, 0.02) ** 2)
-    codes = {s: int(error.codes[decision.segment == s][0]) for s in ("new", "active")}
-    assert error.sd[0, codes["new"]] == pytest.approx(posterior_sd(prior, 0.5))
-    assert error.sd[0, codes["active"]] == pytest.approx(posterior_sd(prior, 0.02))
-    sds = {
-        s: _risk(decision, frame, np.where(decision.segment == s, 0, -1)).spend_sd for s in codes
-    }
-    assert sds["new"] > 1.5 * sds["active"]
-    lacking = frame.drop(("rp", "new"))
-    assert spend_error(decision, lacking).sd[0, codes["new"]] == pytest.approx(prior)
+    calibration = pd.DataFrame({"rel_bias": [0.1, 0.3, 0.0], "rel_bias_se": [0.02] * 3}, index)
+    for segment, share in (("new", 0.3), ("active", 0.0)):
+        risk = _risk(decision, calibration, np.where(decision.segment == segment, 0, -1))
+        assert risk.bias_allowance == pytest.approx(share * risk.expected_spend, abs=0.01 * 300)
+    # a segment the holdout barely measured (error 0.5) is pooled mostly to its option's 10 %
+    noisy = calibration.assign(rel_bias_se=[0.02, 0.5, 0.02])
+    risk = _risk(decision, noisy, np.where(decision.segment == "new", 0, -1))
+    assert 0.1 < risk.bias_allowance / risk.expected_spend < 0.15
+    bias = spend_bias(decision, calibration.drop(("rp", "new")))
+    new = int(bias.codes[decision.segment == "new"][0])
+    option = posterior(0.0, 0.1, 0.02)
+    assert bias.table[0, new] == pytest.approx([option[0], np.hypot(PRIOR_SD, option[1])])
 
 
 def test_the_spend_quantile_is_skew_aware_for_a_few_dozen_redemptions():
@@ -172,7 +155,7 @@ def test_the_spend_quantile_is_skew_aware_for_a_few_dozen_redemptions():
     mc = float(np.quantile(draws, 0.95))
     mean, var = float(p @ face), float((p * (1 - p)) @ face**2)
     skew = float((p * (1 - p) * (1 - 2 * p)) @ face**3) / var**1.5
-    risk = BudgetRisk(600.0, 600.0, mean, np.sqrt(var), 0.0, spend_skew=skew)
+    risk = BudgetRisk(600.0, 600.0, mean, 0.0, np.sqrt(var), 0.0, spend_skew=skew)
     normal, cf = mean + 1.645 * np.sqrt(var), risk.quantile(1.645)
     assert float((draws <= normal).mean()) < 0.94
     assert 0.945 <= float((draws <= cf).mean()) <= 0.96

@@ -22,7 +22,7 @@ import pandas as pd
 from growth.campaigns.coupons.buffer import (
     BudgetRisk,
     next_effective,
-    spend_error,
+    spend_bias,
     spend_risk,
     z_score,
 )
@@ -198,7 +198,7 @@ def plan_coupons(
 
     Each round solves the :class:`CouponCampaign` against effective budgets,
     measures the plan's spend risk (:func:`~growth.campaigns.coupons.buffer.spend_risk`,
-    with the uncertainty of ``calibration``'s per option x segment spend, if given) and moves
+    with ``calibration``'s per option x segment bias of predicted spend, if given) and moves
     each effective budget by its shortfall; the plan adopted is the best one whose
     every budget holds with the target probability (the last round's if none does).
     The plan keeps its campaign for the front and the truth's scoring.
@@ -208,10 +208,10 @@ def plan_coupons(
     plan = campaign.plan(warm_start=warm_start)
     if target is None:
         return plan
-    z, error = z_score(target), spend_error(decision, calibration)
+    z, bias = z_score(target), spend_bias(decision, calibration)
     best: CouponPlan | None = None
     for round_ in range(BUFFER_ROUNDS):
-        plan.risk = spend_risk(decision, plan.choice, campaign.budgets, campaign.effective, error)
+        plan.risk = spend_risk(decision, plan.choice, campaign.budgets, campaign.effective, bias)
         held = all(r.p_within >= target - 1e-9 for r in plan.risk.values())
         if held and (best is None or plan.allocation.objective > best.allocation.objective):
             best = plan
