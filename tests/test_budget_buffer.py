@@ -16,10 +16,17 @@ from growth.campaigns.coupons import (
     plan_coupons,
     play_out,
 )
-from growth.campaigns.coupons.buffer import BudgetRisk, p_within, spend_bias, spend_risk
+from growth.campaigns.coupons.buffer import (
+    BudgetRisk,
+    p_within,
+    posterior,
+    spend_bias,
+    spend_risk,
+)
 from growth.campaigns.settings import CouponSettings
 from growth.jobs.config import NightlyConfig
 from growth.modeling.calibration import ratio_bias
+from growth.modeling.recalibration import PRIOR_SD
 
 
 def _decision(n: int = 400, redemption: float = 0.3, face: float = 10.0) -> CouponDecision:
@@ -58,19 +65,40 @@ def test_buffer_is_near_zero_at_an_even_chance():
     assert _buffer(decision, 0.95) > 10.0
 
 
+def _risk(decision: CouponDecision, calibration: pd.DataFrame | None, choice=None) -> BudgetRisk:
+    """The platform's risk of ``choice`` (default: everyone gets the red packet) at 300."""
+    if choice is None:
+        choice = np.zeros(decision.n_users, dtype=np.int64)
+    budgets = campaign_budgets(decision, CouponSettings(budget=300.0))
+    bias = spend_bias(decision, calibration)
+    return spend_risk(decision, choice, budgets, {"platform": 300.0}, bias)["platform"]
+
+
 def test_calibration_bias_widens_the_buffer():
-    """A holdout that spent more than predicted moves the effective budget down further."""
+    """A holdout that spent more than predicted moves the effective budget down further: by
+    the bias's posterior under the calibration's prior, and its error widens the sd."""
     decision = _decision()
-    risk = spend_risk(
-        decision,
-        np.zeros(decision.n_users, dtype=np.int64),
-        campaign_budgets(decision, CouponSettings(budget=300.0)),
-        {"platform": 300.0},
-        spend_bias(decision, pd.DataFrame({"rel_bias": [0.1], "rel_bias_se": [0.05]}, ["rp"])),
-    )["platform"]
-    assert risk.bias_allowance == pytest.approx(0.1 * risk.expected_spend)
-    assert risk.spend_sd > np.sqrt(decision.n_users * 0.3 * 0.7 * 100.0)
+    frame = pd.DataFrame({"rel_bias": [0.1], "rel_bias_se": [0.05]}, ["rp"])
+    risk = _risk(decision, frame)
+    mean, sd = posterior(0.0, 0.1, 0.05)
+    assert 0.09 < mean < 0.1
+    assert risk.bias_allowance == pytest.approx(mean * risk.expected_spend)
+    draws = decision.n_users * 0.3 * 0.7 * 100.0
+    assert risk.spend_sd == pytest.approx(np.sqrt(draws + (sd * risk.expected_spend) ** 2))
     assert ratio_bias(np.array([2.0, 2.0]), np.array([1.0, 1.0]))[0] == pytest.approx(1.0)
+
+
+def test_a_bias_measured_with_a_large_error_is_pooled_towards_none():
+    """The calibration's prior (PRIOR_SD) holds an option's bias near none until the holdout
+    measures it precisely: +30 % measured to within 30 % is +9 %, with sd 0.17, not +30 %
+    with sd 0.3; without evidence the prior itself."""
+    assert posterior(0.0, 0.3, 0.3) == pytest.approx(
+        (0.3 * PRIOR_SD**2 / (PRIOR_SD**2 + 0.09), PRIOR_SD * 0.3 / np.sqrt(PRIOR_SD**2 + 0.09))
+    )
+    assert posterior(0.1, 0.5, float("inf")) == (0.1, PRIOR_SD)
+    decision = _decision()
+    noisy = _risk(decision, pd.DataFrame({"rel_bias": [0.3], "rel_bias_se": [0.3]}, ["rp"]))
+    assert noisy.bias_allowance == pytest.approx(0.3 * 4 / 13 * noisy.expected_spend)
 
 
 def test_played_out_spend_keeps_the_budget_in_most_seeds():
@@ -91,7 +119,8 @@ def test_played_out_spend_keeps_the_budget_in_most_seeds():
 def test_the_bias_allowance_follows_the_plans_segment_mix():
     """The holdout under-predicts new users' spend by 30 % and active users' not at all (10 %
     over the option), precisely: a plan of new users carries 30 %, a plan of active users
-    none; measured imprecisely, a segment's bias is pooled towards its option's."""
+    none; measured imprecisely, a segment's bias is pooled towards its option's; a segment
+    the holdout lacks takes its option's, with the prior's sd about it."""
     decision = _decision()
     decision = dataclasses.replace(
         decision, segment=np.where(np.arange(decision.n_users) % 2 == 0, "new", "active")
@@ -100,18 +129,17 @@ def test_the_bias_allowance_follows_the_plans_segment_mix():
         [("rp", "all"), ("rp", "new"), ("rp", "active")], names=["option_id", "segment"]
     )
     calibration = pd.DataFrame({"rel_bias": [0.1, 0.3, 0.0], "rel_bias_se": [0.02] * 3}, index)
-    budgets = campaign_budgets(decision, CouponSettings(budget=300.0))
-    bias = spend_bias(decision, calibration)
     for segment, share in (("new", 0.3), ("active", 0.0)):
-        choice = np.where(decision.segment == segment, 0, -1)
-        risk = spend_risk(decision, choice, budgets, {"platform": 300.0}, bias)["platform"]
+        risk = _risk(decision, calibration, np.where(decision.segment == segment, 0, -1))
         assert risk.bias_allowance == pytest.approx(share * risk.expected_spend, abs=0.01 * 300)
     # a segment the holdout barely measured (error 0.5) is pooled mostly to its option's 10 %
     noisy = calibration.assign(rel_bias_se=[0.02, 0.5, 0.02])
-    new = np.where(decision.segment == "new", 0, -1)
-    bias = spend_bias(decision, noisy)
-    risk = spend_risk(decision, new, budgets, {"platform": 300.0}, bias)["platform"]
+    risk = _risk(decision, noisy, np.where(decision.segment == "new", 0, -1))
     assert 0.1 < risk.bias_allowance / risk.expected_spend < 0.15
+    bias = spend_bias(decision, calibration.drop(("rp", "new")))
+    new = int(bias.codes[decision.segment == "new"][0])
+    option = posterior(0.0, 0.1, 0.02)
+    assert bias.table[0, new] == pytest.approx([option[0], np.hypot(PRIOR_SD, option[1])])
 
 
 def test_the_spend_quantile_is_skew_aware_for_a_few_dozen_redemptions():

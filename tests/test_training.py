@@ -228,3 +228,23 @@ def test_a_challenger_replaces_the_default_only_when_clearly_better():
     chosen, why = choose_model([default, steady])
     assert chosen is steady and "clearly better" in why
     assert choose_model([steady])[0] is steady
+
+
+def test_the_spend_bias_is_that_of_the_predictions_the_plan_reads(features):
+    """The budget buffer reads the holdout's spend bias (``models.calibration``) of the
+    calibrated probabilities the plan reads (the full calibrators', the holdout's evidence
+    counted once), not of the out-of-fold ones that report the calibration's error: per
+    option it is the holdout log's observed over predicted spend."""
+    from growth.campaigns.coupons.value import holdout_log
+
+    models = train_models(features, predictor="lightgbm", seed=0)
+    log = holdout_log(models)
+    predicted = log.p_cost[np.arange(len(log.arm)), log.arm]
+    bias = models.calibration.xs("all", level="segment")["rel_bias"]
+    for k, option in enumerate(log.option_ids):
+        mine = log.arm == k
+        if option in bias.index and predicted[mine].sum() > 0:
+            ratio = log.cost[mine].sum() / predicted[mine].sum()
+            assert bias[option] == pytest.approx(ratio - 1.0, abs=1e-6), option
+    assert models.recalibration is not None and models.recalibration.fitted_p is not None
+    assert not np.allclose(models.recalibration.fitted_p, models.recalibration.holdout_p)

@@ -256,6 +256,7 @@ class Recalibration:
     holdout_p: np.ndarray  # out-of-fold calibrated probabilities of the holdout's rows
     table: pd.DataFrame  # calibration_table: before/after per option x segment
     quantity: str = "conversion"
+    fitted_p: np.ndarray | None = None  # the holdout's rows through ``calibrator`` (in-sample)
 
     def summary(self) -> list[dict]:
         """JSON-safe rows of the table (errors rounded), each naming its ``quantity``."""
@@ -273,12 +274,15 @@ def recalibrate(
     quantity: str = "conversion",
     **fit_options,
 ) -> Recalibration:
-    """Fit the calibrator on all rows and report its cross-fitted error before and after."""
+    """Fit the calibrator on all rows and report its cross-fitted error before and after;
+    ``fitted_p`` keeps the rows through the calibrator the plan uses."""
     y = np.asarray(y, dtype=np.float64)
     q = cross_fitted(p, y, option, segment, seed=seed, **fit_options)
+    calibrator = fit_calibrator(p, y, option, segment, **fit_options)
     return Recalibration(
-        calibrator=fit_calibrator(p, y, option, segment, **fit_options),
+        calibrator=calibrator,
         holdout_p=q,
         table=calibration_table(p, q, y, option, segment, option_ids),
         quantity=quantity,
+        fitted_p=calibrator.apply(p, option, segment),
     )

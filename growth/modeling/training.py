@@ -283,7 +283,7 @@ def _calibrated(
         metrics=metrics,
         n_train=fitted.n_train,
         n_holdout=int(holdout.sum()),
-        calibration=spend_calibration(features, frame, holdout, recal.holdout_p, reach.holdout_p),
+        calibration=spend_calibration(features, frame, holdout, recal.fitted_p, reach.fitted_p),
         recalibration=recal,
         reach=reach,
         frame=frame,
@@ -302,14 +302,16 @@ def conversion_recalibration(
 ) -> Recalibration:
     """Calibrate the holdout probabilities ``p`` per coupon option x lifecycle segment
     (:mod:`growth.modeling.recalibration`); the spend bias is then measured on the
-    out-of-fold calibrated probabilities, as the plan will use calibrated ones.
+    full calibrator's probabilities (``fitted_p``), the ones the plan reads: the bias the
+    calibrated predictions still carry, the holdout's evidence counted once (the
+    out-of-fold ``holdout_p`` report the calibration's error honestly).
 
     A merchant coupon is calibrated on the rows where it applies (that merchant's
     items) only: the decision maps just those rows through its calibrator (elsewhere
     the rule copies 'none'), and they carry all of its redemptions.  Fitted on every
     row of the option, the rows where the coupon cannot apply would set the fit, and
     a model that under-predicts the coupon's own conversions (its redemptions) would
-    stay under-predicted.  ``holdout_p`` keeps ``p`` on the rows left out.
+    stay under-predicted.  ``holdout_p`` and ``fitted_p`` keep ``p`` on the rows left out.
     ``fit_options``: :func:`~growth.modeling.recalibration.fit_calibrator`'s minimums.
     """
     rows = np.flatnonzero(holdout)
@@ -324,8 +326,10 @@ def conversion_recalibration(
         **fit_options,
     )
     q = np.array(p, dtype=np.float64)
+    fitted = q.copy()
     q[fit] = recal.holdout_p
-    recal.holdout_p = q
+    fitted[fit] = recal.fitted_p
+    recal.holdout_p, recal.fitted_p = q, fitted
     return recal
 
 
@@ -348,7 +352,8 @@ def reach_recalibration(
     the conversion calibration does not cover (no-threshold coupons reach with
     probability 1).  The reach of every holdout row is kept in ``holdout_p``: out of
     fold where the row is one of these conversions, the full calibrator's elsewhere
-    (1 where the option has no threshold): the calibrated reach the spend bias reads.
+    (1 where the option has no threshold); ``fitted_p`` the full calibrator's everywhere,
+    the reach the plan reads and the spend bias measures.
     ``fit_options`` are :func:`~growth.modeling.recalibration.fit_calibrator`'s group
     minimums and shrinkage (default: the same as conversion's).
     """
@@ -371,6 +376,7 @@ def reach_recalibration(
     reach = np.ones(len(rows))
     gated = threshold > 0
     reach[gated] = recal.calibrator.apply(raw[gated], option[gated], frame.segment[rows][gated])
+    recal.fitted_p = reach.copy()
     reach[fit] = recal.holdout_p
     recal.holdout_p = reach
     return recal

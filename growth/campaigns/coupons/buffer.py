@@ -4,17 +4,27 @@ A plan's spend against a budget is a random sum: holder ``u`` of option ``k``
 redeems with probability ``p = redemption[u, k]`` and then charges the face value
 ``c``.  Its mean is the plan's expected spend ``sum p c``, its variance from the
 draws ``sum p (1 - p) c^2`` and its third cumulant ``sum p (1 - p) (1 - 2p) c^3``.
-The predictions themselves may be off: the randomised holdout's relative bias
-``b_g`` of predicted spend per option x lifecycle segment ``g``, with standard
-error ``s_g`` (:func:`growth.modeling.calibration.spend_calibration`, each
-segment's pooled with its option's by :func:`pooled_bias`), moves the
-mean by ``sum_g m_g b_g`` (``m_g`` the plan's expected spend on ``g``: the plan's
-own mix, so a segment it buys heavily carries its own bias) with variance
-``sum_g m_g^2 s_g^2``::
 
-    allowance = max(0, sum_g m_g b_g)        (a bias that would lower spend is not trusted)
-    sd        = sqrt(sum p (1 - p) c^2 + sum_g m_g^2 s_g^2)
+The predictions themselves may be off.  They are calibrated per option x lifecycle
+segment on the randomised holdout (:mod:`growth.modeling.recalibration`), so what the
+holdout says of their bias is the bias the *calibrated* predictions still carry there:
+relative bias ``b_g`` of predicted spend per option x segment ``g`` with standard error
+``s_g`` (:func:`growth.modeling.calibration.spend_calibration` on the full calibrators'
+probabilities, the ones the plan reads).  Under the calibration's own prior
+(:data:`~growth.modeling.recalibration.PRIOR_SD`) an option's bias is about none and a
+segment's about its option's; each group's posterior mean ``b_g'`` and sd ``sd_g``
+(:func:`posterior`) move the mean by ``sum_g m_g b_g'`` (``m_g`` the plan's expected spend
+on ``g``: its own mix, so a segment it buys heavily carries its own bias)::
+
+    allowance = max(0, sum_g m_g b_g')      (a bias that would lower spend is not trusted)
+    sd        = sqrt(sum p (1 - p) c^2 + sum_g m_g^2 sd_g^2)
     skew      = sum p (1 - p) (1 - 2p) c^3 / sd^3
+
+The holdout's evidence is counted once.  An earlier rule read the *out-of-fold* bias
+(each fold's calibrator fitted without its rows): the bias the calibration had already
+removed, added a second time, and the plan buys the groups that same noise raised, so the
+allowance grew with the plan's own selection and left about a third of a small world's
+budget unspent (``benchmarks/README.md``, small scenario).
 
 A budget of a few dozen redemptions has a right tail longer than the normal's, so
 the spend's quantile at ``z = Phi^-1(target)`` is the Cornish-Fisher one,
@@ -32,6 +42,8 @@ probability ``target``.
 (0.0, 1.645)
 >>> round(cornish_fisher(1.645, 0.3), 3)
 1.73
+>>> [round(x, 4) for x in posterior(0.0, 0.3, 0.2)], posterior(0.0, 0.3, float("inf"))
+([0.15, 0.1414], (0.0, 0.2))
 """
 
 from __future__ import annotations
@@ -87,7 +99,7 @@ class BudgetRisk:
     budget: float
     effective_budget: float
     expected_spend: float  # the plan's predicted mean spend
-    bias_allowance: float  # max(0, sum_g m_g b_g)
+    bias_allowance: float  # max(0, sum_g m_g b_g')
     spend_sd: float  # draws and calibration together
     p_within: float  # predicted P(spend <= budget)
     spend_skew: float = 0.0  # the draws' third cumulant over sd^3
@@ -111,9 +123,9 @@ class BudgetRisk:
 
 @dataclass(frozen=True)
 class SpendBias:
-    """Relative bias of predicted spend and its standard error per option x segment.
+    """Posterior relative bias of predicted spend and its sd per option x segment.
 
-    ``table[k, g]`` is option ``k``'s (0..K-1, 'none' excluded) ``(b, s)`` on the
+    ``table[k, g]`` is option ``k``'s (0..K-1, 'none' excluded) ``(b', sd)`` on the
     users whose segment code is ``g``; ``codes`` is each decision user's code.
     """
 
@@ -121,32 +133,30 @@ class SpendBias:
     table: np.ndarray  # (K, S, 2)
 
 
-def pooled_bias(option: tuple[float, float], group: tuple[float, float]) -> tuple[float, float]:
-    """A segment's relative bias and its error, pooled with its option's: the group's
-    estimate ``b_g`` (error ``s_g``) moves the option's ``b_k`` (error ``s_k``) by
-    ``w (b_g - b_k)``, ``w = v / (v + s_g^2)`` with ``v = PRIOR_SD^2 + s_k^2`` the prior
-    variance of the group's bias about the option's estimate; the error is the posterior's,
-    ``sqrt(w) s_g``.  A group without evidence (infinite error) takes its option's."""
-    (b_k, s_k), (b_g, s_g) = option, group
-    if not np.isfinite(s_g):
-        return b_k, s_k
-    v = PRIOR_SD**2 + s_k**2
-    w = v / (v + s_g**2)
-    return b_k + w * (b_g - b_k), math.sqrt(w) * s_g
+def posterior(prior_mean: float, estimate: float, se: float, prior_sd: float = PRIOR_SD):
+    """Posterior mean and sd of a level with prior ``N(prior_mean, prior_sd^2)`` measured
+    as ``estimate`` with error ``se`` (normal-normal; the prior without evidence).
+
+    Returns ``(mean, sd)``."""
+    if not np.isfinite(se):
+        return prior_mean, prior_sd
+    w = prior_sd**2 / (prior_sd**2 + se**2)
+    return prior_mean + w * (estimate - prior_mean), math.sqrt(w) * se
 
 
 def spend_bias(decision: CouponDecision, calibration: pd.DataFrame | None) -> SpendBias:
     """The :class:`SpendBias` of a :func:`~growth.modeling.calibration.spend_calibration`
-    frame: per option x segment the segment's bias pooled with its option's
-    (:func:`pooled_bias`; the option's alone for a frame indexed by option); zeros without
-    a frame; an option it lacks, or whose error exceeds it, is known to within
-    :data:`MAX_REL_SE`."""
+    frame: an option's bias the posterior about none, a segment's the posterior about its
+    option's, with prior sd ``sqrt(PRIOR_SD^2 + sd_option^2)`` (:func:`posterior`; the
+    option's alone for a frame indexed by option).  Zeros without a frame; an option the
+    frame lacks, or whose error exceeds it, is known to within :data:`MAX_REL_SE`."""
     segments, codes = np.unique(np.asarray(decision.segment).astype(str), return_inverse=True)
     options = decision.option_ids[1:]
     table = np.zeros((len(options), len(segments), 2))
     if calibration is None:
         return SpendBias(codes, table)
-    if calibration.index.nlevels == 1:
+    by_option = calibration.index.nlevels == 1
+    if by_option:
         calibration = calibration.set_index(
             pd.MultiIndex.from_product([calibration.index, ["all"]], names=["option_id", "segment"])
         )
@@ -156,11 +166,15 @@ def spend_bias(decision: CouponDecision, calibration: pd.DataFrame | None) -> Sp
         if (option, "all") not in bias:
             table[k, :] = 0.0, MAX_REL_SE
             continue
-        mine = bias[(option, "all")], min(error[(option, "all")], MAX_REL_SE)
+        b_k, s_k = posterior(0.0, bias[(option, "all")], min(error[(option, "all")], MAX_REL_SE))
+        prior_sd = math.sqrt(PRIOR_SD**2 + s_k**2)
         for g, segment in enumerate(segments):
+            if by_option:
+                table[k, g] = b_k, s_k
+                continue
             group = bias.get((option, segment), 0.0), error.get((option, segment), np.inf)
-            b, se = pooled_bias(mine, group)
-            table[k, g] = b, min(se, MAX_REL_SE)
+            b, sd = posterior(b_k, *group, prior_sd=prior_sd)
+            table[k, g] = b, min(sd, MAX_REL_SE)
     return SpendBias(codes, table)
 
 
