@@ -108,6 +108,7 @@ def score_world(variation: str, seed: int, spec: dict[str, Any]) -> dict[str, An
             "true_spend": true_spend(truth, c.plan),
             "metrics": dict(zip(metric["metric"], metric["value"].astype(float), strict=True)),
             "estimates": c.value.frame.to_dict(orient="records"),
+            "in_sample": c.in_sample.frame.to_dict(orient="records"),
         }
     out["picks"] = picks(out["models"], choice.chosen.name, models.predictor)
     (pair, diff), *_ = choice.differences.items()
@@ -241,26 +242,44 @@ def worlds_table(results: list[dict[str, Any]]) -> str:
 
 
 def coverage(results: list[dict[str, Any]]) -> str:
-    """Markdown: how often each estimator's interval covers the true value and platform spend."""
+    """Markdown: per estimator, cross-fitted (the plan's own estimates) and in-sample (the
+    rows that calibrated the plan value it), each where the cache has it (:data:`ESTIMATES`):
+    how often the interval covers the true value and every budget's true spend, the mean
+    absolute error and the mean of (estimate - truth) / se, which is 0 for an honest one."""
     lines = [
-        "| estimator | value covered | mean abs error | spend covered (every budget) |",
-        "|---|---|---|---|",
+        "| estimator | estimates | value covered | mean abs error | mean z | "
+        "spend covered (every budget) |",
+        "|---|---|---|---|---|---|",
     ]
-    for est in ("ips", "snips", "dr"):
-        cov, err, spend = [], [], []
-        for r in results:
-            for v in r["models"].values():
-                rows = {(e["quantity"], e["estimator"]): e for e in v["estimates"]}
-                e = rows[("value", est)]
-                cov.append(e["lower"] <= v["true_value"] <= e["upper"])
-                err.append(abs(e["estimate"] - v["true_value"]))
-                for name, true in v["true_spend"].items():
-                    s = rows[(f"spend:{name}", est)]
-                    spend.append(s["lower"] <= true <= s["upper"])
-        lines.append(
-            f"| {est} | {sum(cov)} / {len(cov)} | {np.mean(err):.1f} | {sum(spend)} / {len(spend)} |"
-        )
+    for kind, records in ESTIMATES.items():
+        for est in ("ips", "snips", "dr"):
+            cov, err, z, spend = [], [], [], []
+            for r in results:
+                for v in r["models"].values():
+                    if records(v) is None:
+                        continue
+                    rows = {(e["quantity"], e["estimator"]): e for e in records(v)}
+                    e = rows[("value", est)]
+                    cov.append(e["lower"] <= v["true_value"] <= e["upper"])
+                    err.append(abs(e["estimate"] - v["true_value"]))
+                    z.append((e["estimate"] - v["true_value"]) / max(e["se"], 1e-12))
+                    for name, true in v["true_spend"].items():
+                        s = rows[(f"spend:{name}", est)]
+                        spend.append(s["lower"] <= true <= s["upper"])
+            if cov:
+                lines.append(
+                    f"| {est} | {kind} | {sum(cov)} / {len(cov)} | {np.mean(err):.1f} "
+                    f"| {np.mean(z):+.2f} | {sum(spend)} / {len(spend)} |"
+                )
     return "\n".join(lines)
+
+
+ESTIMATES = {
+    "cross-fitted": lambda v: v["estimates"] if "in_sample" in v else None,
+    "in-sample": lambda v: v.get("in_sample", v["estimates"]),
+}
+"""A cached plan's estimates of each kind (None: none); caches from before the cross-fit
+hold the in-sample estimates alone, under ``estimates``."""
 
 
 def parse_worlds(items: list[str]) -> list[tuple[str, int]]:

@@ -19,6 +19,7 @@ from growth.campaigns.coupons import CouponCampaign, plan_coupons, true_coupon_d
 from growth.campaigns.settings import CouponSettings, InstallSettings
 from growth.jobs.config import NightlyConfig
 from growth.jobs.pipeline import run_nightly
+from growth.services.session import holdout_log
 from growth.store import Store
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -274,8 +275,20 @@ def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch
     assert stored.run_id == result.run_id and f"nightly run {result.run_id}" in stored.source
     assert stored.predictor == result.predictor == trained.predictor
     assert svc.score_coupons(stored) is stored.decision
-    rescored = svc.score_coupons(replace(stored, decision=None))  # the saved model, re-scored
+    again = replace(stored, decision=None)
+    rescored = svc.score_coupons(again)  # the saved model, re-scored
     np.testing.assert_allclose(rescored.conversion, stored.decision.conversion, rtol=1e-6)
+    # the cross-fit's folds travel with the run: calibrators and scores, re-scored alike
+    assert len(stored.value_folds) == 2 and len(again.value_folds) == 2
+    for saved, redone in zip(stored.value_folds, again.value_folds, strict=True):
+        assert saved.calibrator == redone.calibrator
+        np.testing.assert_allclose(redone.decision.conversion, saved.decision.conversion, rtol=1e-6)
+        assert not np.allclose(saved.decision.conversion, stored.decision.conversion)
+    plan = svc.plan_coupons(stored.decision, config.coupons)
+    rows = svc.plan_estimates(stored, plan)
+    rows_of = [len(holdout_log(stored, fold).arm) for fold in (None, 0, 1)]
+    assert rows_of[1] > 0 and rows_of[2] > 0 and rows_of[1] + rows_of[2] == rows_of[0]
+    assert (rows["n_rows"] == rows_of[0]).all()  # each fold valued on its own rows
     columns = ["model", "domain", "scene", "segment", "metric", "value"]
     decision = stored.metrics.query("domain == 'target' and scene == 'coupon_centre'")
     pd.testing.assert_frame_equal(

@@ -212,3 +212,31 @@ def test_the_decision_reads_calibrated_reach(small):
     np.testing.assert_array_equal(lifted.redemption[:, ~gated], plain.redemption[:, ~gated])
     grew = lifted.redemption[:, gated] > plain.redemption[:, gated] + 1e-12
     assert grew.mean() > 0.5
+
+
+def test_one_pass_scores_each_calibrator_pair_as_its_own_call(small):
+    """The cross-fit's decisions come from one scoring pass: each (conversion, reach)
+    calibrator pair gives exactly the decision a call with that pair alone gives."""
+    from growth.campaigns.coupons.scoring import predicted_coupon_decisions
+    from growth.modeling.recalibration import GroupCalibrator
+
+    features, model, basket = small
+    pairs = [
+        (None, None),
+        (GroupCalibrator(pooled=(1.1, 0.4)), None),
+        (GroupCalibrator(pooled=(0.9, -0.2)), GroupCalibrator(pooled=(1.0, 0.8))),
+    ]
+    together = predicted_coupon_decisions(features, model, basket, pairs, chunk_users=150)
+    assert len(together) == len(pairs)
+    for (conversion, reach), decision in zip(pairs, together, strict=True):
+        alone = predicted_coupon_decision(
+            features,
+            model,
+            basket,
+            chunk_users=150,
+            calibrator=conversion,
+            reach_calibrator=reach,
+        )
+        for name in ("conversion", "redemption", "gmv"):
+            np.testing.assert_array_equal(getattr(decision, name), getattr(alone, name))
+    assert not np.array_equal(together[0].conversion, together[1].conversion)

@@ -125,6 +125,11 @@ def test_nightly_stores_the_plans_estimates_with_the_run(nightly_run):
     estimates = store.get_run(result.run_id)["summary"]["coupons"]["estimates"]
     dr = rows.query("quantity == 'value' and estimator == 'dr'").iloc[0]
     assert estimates["value"]["dr"]["estimate"] == pytest.approx(dr["estimate"])
+    # cross-fitted: the estimates are those of the plans calibrated without each fold
+    assert estimates["folds"] == 2 and "cross-fitted" in estimates["method"]
+    chosen = result.choice.chosen
+    assert chosen.value.folds == 2 and chosen.in_sample.folds == 0
+    assert dr["estimate"] != pytest.approx(chosen.in_sample.get()["estimate"])
 
 
 def test_nightly_plan_beats_random_targeting_on_the_truth(nightly_run):

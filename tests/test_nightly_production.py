@@ -279,12 +279,17 @@ def test_a_job_that_lost_its_lease_never_commits(tmp_path: Path) -> None:
 
 
 def _no_uplift(original):
-    """The scoring stage, with every option predicted to convert like no coupon at all."""
+    """The scoring stage, with every option predicted to convert like no coupon at all (every
+    calibration's decision: the plan's and the value folds')."""
 
     def score(*args, **kwargs):
-        decision = original(*args, **kwargs)
-        flat = np.repeat(decision.conversion[:, :1], len(decision.option_ids), axis=1)
-        return dataclasses.replace(decision, conversion=flat)
+        flat = [
+            dataclasses.replace(
+                d, conversion=np.repeat(d.conversion[:, :1], len(d.option_ids), axis=1)
+            )
+            for d in original(*args, **kwargs)
+        ]
+        return flat
 
     return score
 
@@ -299,8 +304,8 @@ def test_an_empty_plan_never_supersedes_a_good_one_without_the_flag(
     config = _config(tmp_path)
     store = Store(db)
     good = run_nightly_job(load_config(config), store=store, log_dir=None)
-    original = choice.predicted_coupon_decision
-    monkeypatch.setattr(choice, "predicted_coupon_decision", _no_uplift(original))
+    original = choice.predicted_coupon_decisions
+    monkeypatch.setattr(choice, "predicted_coupon_decisions", _no_uplift(original))
     job = ["nightly", "--config", str(config), "--db", db, "--log-dir", str(tmp_path)]
     assert main(job) == ExitCode.FAILED
     err = capsys.readouterr().err

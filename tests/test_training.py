@@ -248,3 +248,25 @@ def test_the_spend_bias_is_that_of_the_predictions_the_plan_reads(features):
             assert bias[option] == pytest.approx(ratio - 1.0, abs=1e-6), option
     assert models.recalibration is not None and models.recalibration.fitted_p is not None
     assert not np.allclose(models.recalibration.fitted_p, models.recalibration.holdout_p)
+
+
+def test_each_value_fold_is_calibrated_without_its_own_rows(features):
+    """The cross-fit's folds split the holdout's users in two; each fold's models are
+    calibrated on the other fold's rows alone and valued on their own."""
+    from growth.modeling.training import holdout_folds
+
+    models = train_models(features, predictor="lightgbm", seed=0)
+    folds = models.value_folds
+    assert len(folds) == 2 and models.value_folds[0].value_folds == []
+    a, b = (f.holdout for f in folds)
+    assert not (a & b).any() and np.array_equal(a | b, models.holdout)
+    users = [set(models.frame.user_pos[m]) for m in (a, b)]
+    assert not users[0] & users[1], "a user's rows stay in one fold"
+    for fold, other in ((folds[0], b), (folds[1], a)):
+        assert fold.recalibration.fitted_p is not None
+        assert len(fold.recalibration.fitted_p) == other.sum()  # fitted on the other fold
+        assert len(fold.reach.fitted_p) == other.sum()
+    assert fold.calibrator != models.calibrator
+    assert holdout_folds(models.frame, models.holdout, 1, seed=0) == []
+    again = holdout_folds(models.frame, models.holdout, 2, seed=0)
+    assert all(np.array_equal(x, f.holdout) for x, f in zip(again, folds, strict=True))

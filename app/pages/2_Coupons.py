@@ -112,7 +112,10 @@ if "coupon_result" in st.session_state:
         st.caption(
             "The plan's incremental conversions, incremental GMV and spend per budget, "
             "estimated off-policy (IPS, self-normalised IPS, doubly robust) on the exposure "
-            "log's randomised holdout, with 95 % intervals (user-clustered standard errors)."
+            "log's randomised holdout, with 95 % intervals (user-clustered standard errors), "
+            "cross-fitted: the holdout's users are split in folds, and a plan made from "
+            "predictions calibrated without a fold is valued on that fold, so no row that "
+            "shaped a plan judges it."
         )
         st.subheader("Value vs budget")
         cols = st.columns(2)

@@ -10,6 +10,9 @@ is in the run's summary)::
     conversion/            the chosen conversion model (the estimator's own save format)
     basket/                the basket-size model
     coupon_scores.parquet  every user's predicted conversion, redemption and GMV per option
+    value_fold<k>/         per cross-fit fold of the holdout's users: the scores under
+                           the calibrators fitted without it (in the manifest), so the
+                           app's plans are valued cross-fitted as the nightly's are
 
 Models are saved by their estimators (weights and JSON, never pickles) and read
 back through :func:`predictors.registry.load_model`.
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,18 @@ class RunArtifacts:
     world_fingerprint: str | None  # WorldConfig.fingerprint() of a simulated world
     calibrator: GroupCalibrator | None = None  # the conversion calibration the scores used
     reach_calibrator: GroupCalibrator | None = None  # the threshold reach's calibration
+    value_folds: list[ValueFold] = field(default_factory=list)  # training's ``value_folds``
+
+
+@dataclass(frozen=True)
+class ValueFold:
+    """One fold of a plan's cross-fitted value (:func:`growth.modeling.training.holdout_folds`):
+    the calibrators fitted without that fold's holdout users and the scores they give (None:
+    not scored yet)."""
+
+    calibrator: GroupCalibrator | None
+    reach_calibrator: GroupCalibrator | None
+    decision: CouponDecision | None = None
 
 
 def save_run_artifacts(
@@ -72,6 +87,7 @@ def save_run_artifacts(
     world_fingerprint: str | None,
     calibrator: GroupCalibrator | None = None,
     reach_calibrator: GroupCalibrator | None = None,
+    value_folds: list[ValueFold] = (),
 ) -> Path:
     """Write a run's models, scores and manifest into ``folder`` (replacing what is there)."""
     if folder.exists():
@@ -85,6 +101,14 @@ def save_run_artifacts(
         manifest["calibrator"] = calibrator.to_json()
     if reach_calibrator is not None:
         manifest["reach_calibrator"] = reach_calibrator.to_json()
+    manifest["value_folds"] = []
+    for k, fold in enumerate(value_folds):
+        (folder / f"value_fold{k}").mkdir()
+        if fold.decision is not None:
+            write_scores(folder / f"value_fold{k}", fold.decision)
+        manifest["value_folds"].append(
+            {key: _to_json(getattr(fold, key)) for key in ("calibrator", "reach_calibrator")}
+        )
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return folder
 
@@ -103,12 +127,27 @@ def load_run_artifacts(folder: Path) -> RunArtifacts:
         world_fingerprint=manifest.get("world_fingerprint"),
         calibrator=_calibrator(manifest, "calibrator"),
         reach_calibrator=_calibrator(manifest, "reach_calibrator"),
+        value_folds=[
+            ValueFold(
+                _calibrator(fold, "calibrator"),
+                _calibrator(fold, "reach_calibrator"),
+                read_scores(folder / f"value_fold{k}")
+                if (folder / f"value_fold{k}" / SCORES).is_file()
+                else None,
+            )
+            for k, fold in enumerate(manifest.get("value_folds", []))
+        ],
     )
 
 
 def _calibrator(manifest: dict, key: str) -> GroupCalibrator | None:
     """The calibrator saved under ``key`` (None: the run saved none)."""
-    return GroupCalibrator.from_json(manifest[key]) if key in manifest else None
+    found = manifest.get(key)
+    return None if found is None else GroupCalibrator.from_json(found)
+
+
+def _to_json(calibrator: GroupCalibrator | None) -> dict | None:
+    return None if calibrator is None else calibrator.to_json()
 
 
 def write_scores(folder: Path, decision: CouponDecision) -> None:

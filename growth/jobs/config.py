@@ -19,6 +19,7 @@ TRAINING_OPTIONS = {
     "max_train_rows",
     "max_source_rows",
     "torch_threads",
+    "value_folds",
 }
 """Fields of :class:`NightlyConfig` that are keyword arguments of ``train_models``."""
 """The ``kind`` of the nightly job's runs and of its lease."""
@@ -81,6 +82,16 @@ class NightlyConfig(BaseModel):
         "cores); LightGBM states its own thread count",
     )
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    value_folds: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="the plan's value and spend are estimated cross-fitted over this many "
+        "folds of the holdout's users: a plan calibrated without a fold is valued on that "
+        "fold, so the rows that shaped a plan never judge it (0 or 1: in-sample, on the rows "
+        "that also calibrated the plan, which flatters it; costs one scoring pass's "
+        "calibration and one coupon solve per fold and candidate)",
+    )
     allow_empty_plan: bool = Field(
         False,
         description="store a run whose plan decides nothing (no coupon under a positive "

@@ -11,8 +11,8 @@ Stages (each timed and logged):
 4. ``coupons``: allocate coupons under the budgets (certificate included), one
    plan per candidate model; keep the plan whose value, estimated off-policy on
    the randomised holdout, is higher (:mod:`growth.campaigns.coupons.choice`); the
-   plan's estimated value and spend, with intervals, go to the summary and
-   ``plan_estimates``;
+   plan's estimated value and spend, with intervals, cross-fitted over folds of the
+   holdout's users (``value_folds``), go to the summary and ``plan_estimates``;
 5. ``truth`` (simulated world only): play the plan out on the world's ground
    truth under its budgets (coupons honoured in a random arrival order until a
    budget runs out, over seeds), beside random targeting, the best single option
@@ -48,12 +48,17 @@ from growth.campaigns import coupons as coupon_campaign
 from growth.campaigns import install as install_campaign
 from growth.campaigns import push as push_campaign
 from growth.campaigns.coupons import CouponPlan, CouponTruthScore
-from growth.campaigns.coupons.choice import PlanChoice, plan_candidates, score_candidates
+from growth.campaigns.coupons.choice import (
+    Candidate,
+    PlanChoice,
+    plan_candidates,
+    score_candidates,
+)
 from growth.campaigns.coupons.value import COUPON_PLAN, plan_estimate_rows
 from growth.campaigns.install import InstallPlan, channel_names, fit_channel_models, plan_install
 from growth.campaigns.push import PushPlan, plan_push
 from growth.data.dataset import Dataset
-from growth.jobs.artifacts import save_run_artifacts
+from growth.jobs.artifacts import ValueFold, save_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.stages import StageClock
 from growth.modeling.features import ConversionFeatures
@@ -277,14 +282,13 @@ def run_pipeline(
         features, cross, models = _train(config, dataset, evidence, seed=seed, progress=progress)
         stage.detail = "conversion models " + ", ".join(m.predictor for m in models.candidates())
     with clock("score") as stage:
-        decisions = score_candidates(
+        scores = score_candidates(
             features, models, progress=progress, torch_threads=config.torch_threads
         )
-        stage.detail = (
-            f"{decisions[0].n_users:,} users x {len(decisions[0].option_ids)} coupon options"
-        )
+        first = scores[0].decision
+        stage.detail = f"{first.n_users:,} users x {len(first.option_ids)} coupon options"
     with clock("coupons") as stage:
-        choice = plan_candidates(models, decisions, config.coupons)
+        choice = plan_candidates(models, scores, config.coupons)
         models, decision, plan = choice.chosen.models, choice.chosen.decision, choice.chosen.plan
         refuse_empty_coupons(plan, config)
         coupon_front = plan.campaign.front()
@@ -321,19 +325,29 @@ def run_pipeline(
         if result.install is not None:
             run.add_channel_plan(result.install.channel_plan_frame())
             run.add_pareto_points(result.install.pareto_frame())
-        result.artifacts = save_run_artifacts(
-            run_folder(config, run.id),
-            predictor=models.predictor,
-            conversion=models.conversion,
-            basket=models.basket,
-            decision=decision,
-            world_fingerprint=result.world_fingerprint,
-            calibrator=models.calibrator,
-            reach_calibrator=models.reach_calibrator,
-        )
+        result.artifacts = _save_artifacts(run_folder(config, run.id), choice.chosen, result)
         run.summary = result.summary()
         stage.detail = f"{sum(run.row_counts().values()):,} result rows"
     return result
+
+
+def _save_artifacts(folder: Path, chosen: Candidate, result: NightlyResult) -> Path:
+    """The chosen model's files, scores and calibrators, and its value folds', in ``folder``."""
+    models = chosen.models
+    return save_run_artifacts(
+        folder,
+        predictor=models.predictor,
+        conversion=models.conversion,
+        basket=models.basket,
+        decision=chosen.decision,
+        world_fingerprint=result.world_fingerprint,
+        calibrator=models.calibrator,
+        reach_calibrator=models.reach_calibrator,
+        value_folds=[
+            ValueFold(m.calibrator, m.reach_calibrator, d)
+            for m, d in zip(models.value_folds, chosen.fold_decisions, strict=True)
+        ],
+    )
 
 
 class EmptyPlan(RuntimeError):

@@ -34,6 +34,9 @@ from predictors.torch.base import using_torch_threads
 
 log = logging.getLogger(__name__)
 
+VALUE_FOLDS = 2
+"""Folds of the holdout's users a plan's value is cross-fitted over (see ``train_models``)."""
+
 
 @dataclass
 class TrainedModels:
@@ -63,6 +66,10 @@ class TrainedModels:
     alternatives: list[TrainedModels] = field(default_factory=list)
     """The other candidates ``auto`` trained, each calibrated like the chosen one, so a
     later stage can choose again by their plans' value (:mod:`growth.campaigns.coupons.choice`)."""
+    value_folds: list[TrainedModels] = field(default_factory=list)
+    """The same model calibrated on all but one fold of the holdout's users, its ``holdout``
+    that fold's rows: a plan made from these predictions can be valued on rows it never
+    saw (:func:`growth.campaigns.coupons.value.cross_fitted_value`)."""
 
     def metrics_by_sample(self) -> pd.DataFrame:
         """Every metric row, the decision scene's and the other domains' and scenes'."""
@@ -199,6 +206,7 @@ def train_models(
     max_train_rows: int | None = None,
     max_source_rows: int | None = None,
     torch_threads: int | None = None,
+    value_folds: int = VALUE_FOLDS,
     seed: int = 0,
     progress: bool = False,
 ) -> TrainedModels:
@@ -222,8 +230,10 @@ def train_models(
     the decision scene's and every other labelled sample logged before the holdout (the
     other target scenes, and at most ``max_source_rows`` source-domain rows, a seeded
     sample; None: all, 0: none), each carrying its ``domain`` and ``scene``.  ``torch_threads`` sets torch's threads while the models train
-    (None: leave them).  ``progress`` shows each model's training progress on
-    the console.
+    (None: leave them).  ``value_folds`` (at least 2; fewer: none) is the number of
+    groups of holdout users each candidate is also calibrated without, for the plan's
+    cross-fitted value (:attr:`TrainedModels.value_folds`).  ``progress`` shows each
+    model's training progress on the console.
     """
     if predictor not in available_predictors():
         raise ValueError(f"unknown predictor {predictor!r}; choose one of {available_predictors()}")
@@ -247,24 +257,46 @@ def train_models(
     sold = rows.older[np.isfinite(value) & (value > 0)]  # few rows: the basket model learns all
     basket = BasketSizeModel(features.spec, seed=seed, verbose=progress)
     basket.fit(rows.frame.rows(sold), rows.frame.order_value[sold])
-    reach = reach_recalibration(features, frame, holdout, rows.X_holdout, basket, seed=seed)
     metrics = pd.concat([f.metrics for f in fitted], ignore_index=True)
     others = pd.concat([f.others for f in fitted], ignore_index=True)
-    trained = [
-        replace(
-            _calibrated(f, features, frame, rows, basket, reach, metrics, seed=seed),
-            sample_metrics=others,
+    splits = [(holdout, holdout)] + [
+        (holdout & ~fold, fold) for fold in holdout_folds(frame, holdout, value_folds, seed=seed)
+    ]  # (calibrating, valued) rows: the whole holdout, then each fold's cross-fit
+    reaches = [
+        reach_recalibration(
+            features, frame, c, rows.X_holdout.iloc[np.flatnonzero(c[holdout])], basket, seed=seed
         )
-        for f in [best, *(f for f in fitted if f is not best)]
+        for c, _ in splits
     ]
+    trained = []
+    for f in [best, *(f for f in fitted if f is not best)]:
+        each = [
+            _calibrated(f, features, frame, split, basket, reach, metrics, seed=seed)
+            for split, reach in zip(splits, reaches, strict=True)
+        ]
+        trained.append(replace(each[0], sample_metrics=others, value_folds=each[1:]))
     return replace(trained[0], alternatives=trained[1:])
+
+
+def holdout_folds(
+    frame: ExposureFrame, holdout: np.ndarray, folds: int, *, seed: int
+) -> list[np.ndarray]:
+    """Masks of the ``holdout``'s rows of each of ``folds`` seeded groups of its users
+    (none under 2 folds): a user's rows stay in one fold, as they share the user's taste."""
+    if folds < 2:
+        return []
+    users = np.unique(frame.user_pos[holdout])
+    fold_of = np.full(int(frame.user_pos.max()) + 1, -1)
+    fold_of[users] = np.random.default_rng([seed, 0xF01D]).permutation(len(users)) % folds
+    fold = fold_of[frame.user_pos]
+    return [holdout & (fold == k) for k in range(folds)]
 
 
 def _calibrated(
     fitted: FittedCandidate,
     features: ConversionFeatures,
     frame: ExposureFrame,
-    rows: _Rows,
+    split: tuple[np.ndarray, np.ndarray],
     basket: BasketSizeModel,
     reach: Recalibration,
     metrics: pd.DataFrame,
@@ -272,22 +304,24 @@ def _calibrated(
     seed: int,
 ) -> TrainedModels:
     """One fitted candidate with its conversion calibration and spend bias on the holdout
-    (``reach``: the basket model's calibrated threshold reach, shared by every candidate);
+    rows ``split[0]`` and ``split[1]`` the rows its plans are valued on (``reach``: the basket
+    model's threshold reach calibrated on the same rows, shared by every candidate);
     ``frame`` is the decision scene's, whose newest rows are the holdout."""
-    holdout = rows.holdout[: len(frame)]
-    recal = conversion_recalibration(features, frame, holdout, fitted.holdout_p, seed=seed)
+    calibrating, valued = split
+    p = fitted.holdout_p[calibrating[calibrating | valued]]  # it covers the whole holdout
+    recal = conversion_recalibration(features, frame, calibrating, p, seed=seed)
     return TrainedModels(
         predictor=fitted.name,
         conversion=fitted.model,
         basket=basket,
         metrics=metrics,
         n_train=fitted.n_train,
-        n_holdout=int(holdout.sum()),
-        calibration=spend_calibration(features, frame, holdout, recal.fitted_p, reach.fitted_p),
+        n_holdout=int(valued.sum()),
+        calibration=spend_calibration(features, frame, calibrating, recal.fitted_p, reach.fitted_p),
         recalibration=recal,
         reach=reach,
         frame=frame,
-        holdout=holdout,
+        holdout=valued,
     )
 
 

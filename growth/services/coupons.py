@@ -14,9 +14,14 @@ import pandas as pd
 from growth.campaigns.coupons import PLATFORM, CouponCampaign, CouponPlan, plan_coupons
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.online import answer, plan_pacer
-from growth.campaigns.coupons.value import COUPON_PLAN, estimate_plan, plan_estimate_rows
+from growth.campaigns.coupons.value import (
+    COUPON_PLAN,
+    cross_fitted_value,
+    estimate_plan,
+    plan_estimate_rows,
+)
 from growth.campaigns.settings import CouponSettings
-from growth.services.session import Predictors, holdout_log
+from growth.services.session import Predictors, holdout_log, score_coupons
 
 
 def allocation_by_segment(decision: CouponDecision, plan: CouponPlan) -> pd.DataFrame:
@@ -76,8 +81,20 @@ def coupon_front(decision: CouponDecision, settings: CouponSettings, n_points: i
 def plan_estimates(predictors: Predictors, plan: CouponPlan) -> pd.DataFrame:
     """The plan's value (incremental conversions), GMV and spend per budget, each by IPS,
     SNIPS and DR with its 95 % interval, estimated off-policy on the randomised holdout
-    of the exposure log (:mod:`growth.campaigns.coupons.value`); store-ready rows."""
-    return plan_estimate_rows(estimate_plan(plan, holdout_log(predictors)), COUPON_PLAN)
+    of the exposure log (:mod:`growth.campaigns.coupons.value`); store-ready rows.
+
+    Cross-fitted as the nightly's (:func:`~growth.campaigns.coupons.value.cross_fitted_value`):
+    each fold's scores are planned under the plan's own settings and valued on that fold's
+    rows; in-sample on the whole holdout when the predictors carry no folds (a run stored
+    before the folds existed)."""
+    if not predictors.value_folds:
+        return plan_estimate_rows(estimate_plan(plan, holdout_log(predictors)), COUPON_PLAN)
+    score_coupons(predictors)  # the folds' scores, once
+    folds = [
+        estimate_plan(plan_coupons(f.decision, plan.campaign.settings), holdout_log(predictors, k))
+        for k, f in enumerate(predictors.value_folds)
+    ]
+    return plan_estimate_rows(cross_fitted_value(folds), COUPON_PLAN)
 
 
 def coupon_tables(

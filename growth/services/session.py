@@ -15,7 +15,7 @@ re-train.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,13 @@ import pandas as pd
 
 from growth.campaigns.coupons.choice import plan_candidates, score_candidates
 from growth.campaigns.coupons.decision import CouponDecision
-from growth.campaigns.coupons.scoring import predicted_coupon_decision
+from growth.campaigns.coupons.scoring import predicted_coupon_decisions
 from growth.campaigns.coupons.value import HoldoutLog, model_holdout_log
-from growth.jobs.artifacts import load_run_artifacts
+from growth.jobs.artifacts import ValueFold, load_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.sampling import chronological_split
-from growth.modeling.training import train_models
+from growth.modeling.training import holdout_folds, train_models
 from growth.paths import default_db_url, scenario_names
 from growth.store import ENV_VAR, Store
 from growth.world import World, WorldConfig, generate_world, load_scenario
@@ -108,6 +108,10 @@ class Predictors:
     decision: CouponDecision | None = None  # that run's coupon scores
     calibrator: Any = None  # conversion calibrator per option x segment the scores use
     reach_calibrator: Any = None  # threshold reach calibrator per option x segment
+    value_folds: list[ValueFold] = field(default_factory=list)
+    """The cross-fit's folds of the holdout's users, each with the calibrators fitted
+    without it and (once scored) its scores: a plan's value is estimated on rows its own
+    calibration never saw (:func:`growth.services.coupons.plan_estimates`)."""
 
     @property
     def settings(self) -> NightlyConfig:
@@ -145,6 +149,7 @@ def load_predictors(
         decision=saved.decision,
         calibrator=saved.calibrator,
         reach_calibrator=saved.reach_calibrator,
+        value_folds=saved.value_folds,
     )
 
 
@@ -170,11 +175,11 @@ def train_predictors(world: World, *, features: ConversionFeatures | None = None
     seed = world.config.seed
     config = NightlyConfig()
     models = train_models(features, **config.training_options(), seed=seed)
-    decision = None
+    decision, fold_decisions = None, [None] * len(models.value_folds)
     if models.alternatives:  # auto: the model whose plan is worth more
         decisions = score_candidates(features, models, torch_threads=config.torch_threads)
         chosen = plan_candidates(models, decisions, config.coupons).chosen
-        models, decision = chosen.models, chosen.decision
+        models, decision, fold_decisions = chosen.models, chosen.decision, chosen.fold_decisions
     return Predictors(
         features=features,
         predictor=models.predictor,
@@ -186,22 +191,28 @@ def train_predictors(world: World, *, features: ConversionFeatures | None = None
         decision=decision,
         calibrator=models.calibrator,
         reach_calibrator=models.reach_calibrator,
+        value_folds=[
+            ValueFold(m.calibrator, m.reach_calibrator, d)
+            for m, d in zip(models.value_folds, fold_decisions, strict=True)
+        ],
     )
 
 
-def holdout_log(predictors: Predictors) -> HoldoutLog:
+def holdout_log(predictors: Predictors, fold: int | None = None) -> HoldoutLog:
     """The randomised holdout of the exposure log (the nightly settings' fraction) with the
-    predictors' per-arm predictions: what a plan's off-policy estimates read."""
+    predictors' per-arm predictions: what a plan's off-policy estimates read.  With
+    ``fold``: that fold's rows only, predicted through the calibrators fitted without it."""
     frame = predictors.features.exposure_frame()
     holdout = chronological_split(frame, predictors.settings.holdout_fraction)
-    return model_holdout_log(
-        frame,
-        holdout,
-        predictors.conversion,
-        predictors.basket,
-        predictors.calibrator,
-        predictors.reach_calibrator,
-    )
+    calibrators = (predictors.calibrator, predictors.reach_calibrator)
+    if fold is not None:
+        count = len(predictors.value_folds)
+        holdout = holdout_folds(frame, holdout, count, seed=predictors.seed)[fold]
+        calibrators = (
+            predictors.value_folds[fold].calibrator,
+            predictors.value_folds[fold].reach_calibrator,
+        )
+    return model_holdout_log(frame, holdout, predictors.conversion, predictors.basket, *calibrators)
 
 
 def score_coupons(predictors: Predictors, *, chunk_users: int = 20_000) -> CouponDecision:
@@ -209,19 +220,28 @@ def score_coupons(predictors: Predictors, *, chunk_users: int = 20_000) -> Coupo
 
     The nightly run's stored scores when the models come from one; else scored
     here (the expensive step at scale, so the app runs it only when an operator
-    first solves coupons, then caches it).
+    first solves coupons, then caches it), with every value fold's scores in the same
+    pass, kept on ``predictors``.
     """
-    if predictors.decision is not None:
+    missing = any(f.decision is None for f in predictors.value_folds)
+    if predictors.decision is not None and not missing:
         return predictors.decision
-    return predicted_coupon_decision(
+    folds = predictors.value_folds
+    decisions = predicted_coupon_decisions(
         predictors.features,
         predictors.conversion,
         predictors.basket,
+        [(predictors.calibrator, predictors.reach_calibrator)]
+        + [(f.calibrator, f.reach_calibrator) for f in folds],
         chunk_users=chunk_users,
         torch_threads=predictors.settings.torch_threads,
-        calibrator=predictors.calibrator,
-        reach_calibrator=predictors.reach_calibrator,
     )
+    if predictors.decision is None:
+        predictors.decision = decisions[0]
+    predictors.value_folds = [
+        replace(f, decision=d) for f, d in zip(folds, decisions[1:], strict=True)
+    ]
+    return predictors.decision
 
 
 def lifecycle_segments(features: ConversionFeatures) -> list[str]:

@@ -21,10 +21,11 @@ from typing import Any
 
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.plan import CouponPlan, plan_coupons
-from growth.campaigns.coupons.scoring import predicted_coupon_decision
+from growth.campaigns.coupons.scoring import predicted_coupon_decisions
 from growth.campaigns.coupons.value import (
     HoldoutLog,
     PlanValue,
+    cross_fitted_value,
     estimate_plan,
     holdout_log,
     value_difference,
@@ -55,17 +56,30 @@ estimated value")."""
 
 @dataclass
 class Candidate:
-    """One model's decision, plan and off-policy estimates."""
+    """One model's decision, plan and off-policy estimates: ``value`` cross-fitted when the
+    models carry folds (:func:`~growth.campaigns.coupons.value.cross_fitted_value`), else
+    in-sample; ``in_sample`` on the whole holdout, the rows that also calibrated the plan."""
 
     models: TrainedModels
     decision: CouponDecision
     plan: CouponPlan
     log: HoldoutLog
     value: PlanValue
+    in_sample: PlanValue | None = None
+    fold_decisions: list[CouponDecision] = field(default_factory=list)  # ``models.value_folds``'
 
     @property
     def name(self) -> str:
         return self.models.predictor
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One candidate's decisions: ``decision`` calibrated on the whole holdout (the one
+    planned), ``folds`` each calibrated without one fold of it (``models.value_folds``)."""
+
+    decision: CouponDecision
+    folds: list[CouponDecision] = field(default_factory=list)
 
 
 @dataclass
@@ -94,13 +108,22 @@ class PlanChoice:
 _FIELDS = ("estimate", "lower", "upper")
 
 
-def candidate(
-    models: TrainedModels, decision: CouponDecision, settings: CouponSettings
-) -> Candidate:
-    """Plan ``decision`` under ``settings`` and estimate the plan on ``models``' holdout."""
-    plan = plan_coupons(decision, settings, calibration=models.calibration)
+def candidate(models: TrainedModels, scores: Scores, settings: CouponSettings) -> Candidate:
+    """Plan the decision under ``settings`` and estimate the plan's value: cross-fitted over
+    the models' folds (each fold's plan, made from predictions calibrated without that fold,
+    valued on it), in-sample on the whole holdout without folds."""
+    plan = plan_coupons(scores.decision, settings, calibration=models.calibration)
     held = holdout_log(models)
-    return Candidate(models, decision, plan, held, estimate_plan(plan, held))
+    in_sample = estimate_plan(plan, held)
+    if not scores.folds:
+        return Candidate(models, scores.decision, plan, held, in_sample, in_sample)
+    log.info("%s: the plan's value cross-fitted over %d folds", models.predictor, len(scores.folds))
+    folds = [
+        estimate_plan(plan_coupons(d, settings, calibration=m.calibration), holdout_log(m))
+        for m, d in zip(models.value_folds, scores.folds, strict=True)
+    ]
+    value = cross_fitted_value(folds)
+    return Candidate(models, scores.decision, plan, held, value, in_sample, scores.folds)
 
 
 def score_candidates(
@@ -109,27 +132,28 @@ def score_candidates(
     *,
     progress: bool = False,
     torch_threads: int | None = None,
-) -> list[CouponDecision]:
-    """Each candidate's calibrated :class:`CouponDecision`, in ``models.candidates()`` order."""
-    return [
-        predicted_coupon_decision(
+) -> list[Scores]:
+    """Each candidate's calibrated decisions, in ``models.candidates()`` order: the whole
+    holdout's and each value fold's, from one scoring pass per candidate."""
+    out = []
+    for m in models.candidates():
+        decisions = predicted_coupon_decisions(
             features,
             m.conversion,
             m.basket,
+            [(f.calibrator, f.reach_calibrator) for f in [m, *m.value_folds]],
             progress=progress,
             torch_threads=torch_threads,
-            calibrator=m.calibrator,
-            reach_calibrator=m.reach_calibrator,
         )
-        for m in models.candidates()
-    ]
+        out.append(Scores(decisions[0], decisions[1:]))
+    return out
 
 
 def plan_candidates(
-    models: TrainedModels, decisions: list[CouponDecision], settings: CouponSettings
+    models: TrainedModels, scores: list[Scores], settings: CouponSettings
 ) -> PlanChoice:
     """Plan each candidate's decision under ``settings`` and choose (:func:`choose_plan`)."""
-    pairs = zip(models.candidates(), decisions, strict=True)
+    pairs = zip(models.candidates(), scores, strict=True)
     return choose_plan([candidate(m, d, settings) for m, d in pairs])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 from rich.progress import Progress
@@ -91,14 +92,37 @@ def predicted_coupon_decision(
     same for the basket model's reach of a threshold coupon's threshold (the
     rest of redemption; :func:`growth.modeling.training.reach_recalibration`).
     """
+    return predicted_coupon_decisions(
+        features,
+        conversion_model,
+        basket_model,
+        [(calibrator, reach_calibrator)],
+        chunk_users=chunk_users,
+        progress=progress,
+        torch_threads=torch_threads,
+    )[0]
+
+
+Calibrators = tuple[GroupCalibrator | None, GroupCalibrator | None]
+"""(conversion, threshold reach) calibrators of one decision (None: the model's own)."""
+
+
+def predicted_coupon_decisions(
+    features: ConversionFeatures,
+    conversion_model,
+    basket_model,
+    calibrators: Sequence[Calibrators],
+    *,
+    chunk_users: int = 20_000,
+    progress: bool = False,
+    torch_threads: int | None = None,
+) -> list[CouponDecision]:
+    """:func:`predicted_coupon_decision` under each pair of ``calibrators``, in one pass:
+    the models score every row once and each pair maps the scores its own way (the
+    cross-fitted plan value's decisions, :mod:`growth.campaigns.coupons.value`)."""
     with using_torch_threads(torch_threads):
         return _score(
-            features,
-            conversion_model,
-            basket_model,
-            chunk_users,
-            progress,
-            (calibrator, reach_calibrator),
+            features, conversion_model, basket_model, chunk_users, progress, list(calibrators)
         )
 
 
@@ -108,10 +132,9 @@ def _score(
     basket_model,
     chunk_users: int,
     progress: bool,
-    calibrators: tuple[GroupCalibrator | None, GroupCalibrator | None],
-) -> CouponDecision:
+    calibrators: list[Calibrators],
+) -> list[CouponDecision]:
     ds = features.dataset
-    calibrator, reach_calibrator = calibrators
     conversion = conversion_model.grouped_scorer(features.user_frame, features.option_columns)
     basket_scorer = basket_model.grouped_scorer(features.user_frame)
     order = _coupon_order(features)
@@ -123,9 +146,8 @@ def _score(
     cand_user, cand_item = cand_user[sort], cand_item[sort]
     per_user = np.bincount(cand_user, minlength=n).astype(np.float64)
 
-    p_convert = np.zeros((n, k1))
-    redemption = np.zeros((n, k1))
-    gmv = np.zeros((n, k1))
+    # per calibrator pair: P(convert), redemption and GMV summed over each user's candidates
+    sums = [np.zeros((3, n, k1)) for _ in calibrators]
     bounds = np.searchsorted(cand_user, np.arange(0, n + chunk_users, chunk_users))
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring users x candidates x coupons", total=n)
@@ -142,39 +164,45 @@ def _score(
             neutral = features.inapplicable(ii, opt).reshape(k1, m)
             scored = np.flatnonzero(~neutral.ravel())
             options = features.context_frame(ii[scored], opt[scored], options_only=True)
-            p = np.empty((k1, m))
-            p.ravel()[scored] = none_rows.predict_variants(scored % m, options)
-            if calibrator is not None:
-                segment = features.lifecycle[u[scored % m]]
-                p.ravel()[scored] = calibrator.apply(p.ravel()[scored], opt[scored], segment)
-            p[neutral] = np.broadcast_to(p[0], (k1, m))[neutral]  # rule: same as 'none'
+            raw = none_rows.predict_variants(scored % m, options)
             applies = features.applicable(ii, opt).reshape(k1, m)
             # the basket does not depend on the coupon: predict it once per (user, item)
             log_basket = basket_scorer.rows(u, context).predict()
-            reach = basket_model.reach_probability(
+            raw_reach = basket_model.reach_probability(
                 log_basket[None, :], features.threshold[order][:, None]
             )  # (k1, m)
-            calibrate_reach(reach, order, features.lifecycle[u], features, reach_calibrator)
             basket = basket_model.expected_basket(log_basket)
-            converts = applied_with_reach(p, reach)  # rule: 'none' where the threshold is missed
             base, span = u[0], u[-1] - u[0] + 1  # users are sorted: a contiguous block
-            rows = slice(base, base + span)
-            for j in range(k1):
-                p_convert[rows, j] += np.bincount(u - base, weights=converts[j], minlength=span)
-                redemption[rows, j] += np.bincount(
-                    u - base, weights=p[j] * applies[j] * reach[j], minlength=span
+            for (calibrator, reach_calibrator), total in zip(calibrators, sums, strict=True):
+                p = np.empty((k1, m))
+                p.ravel()[scored] = raw
+                if calibrator is not None:
+                    segment = features.lifecycle[u[scored % m]]
+                    p.ravel()[scored] = calibrator.apply(raw, opt[scored], segment)
+                p[neutral] = np.broadcast_to(p[0], (k1, m))[neutral]  # rule: same as 'none'
+                reach = calibrate_reach(
+                    raw_reach.copy(), order, features.lifecycle[u], features, reach_calibrator
                 )
-                gmv[rows, j] += np.bincount(u - base, weights=converts[j] * basket, minlength=span)
+                converts = applied_with_reach(p, reach)  # rule: 'none' where the threshold missed
+                parts = (converts, p * applies * reach, converts * basket)
+                for j in range(k1):
+                    for total_part, part in zip(total, parts, strict=True):
+                        total_part[base : base + span, j] += np.bincount(
+                            u - base, weights=part[j], minlength=span
+                        )
             bar.update(task, advance=len(np.unique(u)))
     denom = np.maximum(per_user, 1.0)[:, None]
-    return CouponDecision(
-        user_ids=features.user_ids,
-        segment=features.lifecycle,
-        option_ids=[features.option_ids[j] for j in order],
-        option_types=[str(features.option_type[j]) for j in order],
-        face_value=features.face_value[order],
-        merchant_id=features.coupon_merchant[order],
-        conversion=p_convert / denom,
-        redemption=redemption / denom,
-        gmv=gmv / denom,
-    )
+    return [
+        CouponDecision(
+            user_ids=features.user_ids,
+            segment=features.lifecycle,
+            option_ids=[features.option_ids[j] for j in order],
+            option_types=[str(features.option_type[j]) for j in order],
+            face_value=features.face_value[order],
+            merchant_id=features.coupon_merchant[order],
+            conversion=total[0] / denom,
+            redemption=total[1] / denom,
+            gmv=total[2] / denom,
+        )
+        for total in sums
+    ]
