@@ -57,7 +57,7 @@ from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
 from predictors.models.csde_parts import DOMAIN_KEYS, CSDENet, CSDEParts
 from predictors.torch.base import PREDICT_BATCH
-from predictors.torch.inputs import batch_size_of, take
+from predictors.torch.inputs import chunks
 from predictors.torch.staged import TwoStageConfig, TwoStageEstimator, masked_bce, masked_mean
 
 SUMMARY_ROWS = 20_000  # training rows (a seeded sample) that ``attention_`` summarises
@@ -153,11 +153,7 @@ class CSDEModel(TwoStageEstimator):
         was_training = module.training
         module.eval()
         try:
-            n = batch_size_of(data)
-            out = [
-                module.parts(take(data, slice(s, s + PREDICT_BATCH))).weights
-                for s in range(0, max(n, 1), PREDICT_BATCH)
-            ]
+            out = [module.parts(rows).weights for rows in chunks(data, PREDICT_BATCH)]
         finally:
             module.train(was_training)
         weights = torch.cat(out).numpy().astype(np.float64)

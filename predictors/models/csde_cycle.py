@@ -34,7 +34,7 @@ from torch import nn
 from predictors.base import check_is_fitted
 from predictors.models.csde_cycle_parts import CSDECycleNet, CycleParts
 from predictors.torch.base import PREDICT_BATCH
-from predictors.torch.inputs import batch_size_of, take
+from predictors.torch.inputs import chunks
 from predictors.torch.staged import TwoStageConfig, TwoStageEstimator
 
 TargetFeatures = Literal["real", "removed", "generated"]
@@ -100,12 +100,8 @@ class CSDECycleModel(TwoStageEstimator):
             }
             frame = frame.assign(**blank)
         data, module = self.encoder_.encode(frame), self.module_.eval()
-        logits = [
-            module.parts(
-                take(data, slice(s, s + PREDICT_BATCH)), fill=target_features != "removed"
-            ).logit
-            for s in range(0, max(batch_size_of(data), 1), PREDICT_BATCH)
-        ]
+        fill = target_features != "removed"
+        logits = [module.parts(rows, fill=fill).logit for rows in chunks(data, PREDICT_BATCH)]
         return 1.0 / (1.0 + np.exp(-self._calibrated(torch.cat(logits))))
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from predictors.base import check_is_fitted
 from predictors.features import FeatureSpec
 from predictors.torch.base import PREDICT_BATCH
-from predictors.torch.inputs import Batch, batch_size_of, take
+from predictors.torch.inputs import Batch, chunks
 from predictors.torch.layers import MLP, MixtureOfExperts
 from predictors.torch.multitask import MultiTaskConfig, MultiTaskEstimator, MultiTaskNet
 
@@ -88,8 +88,5 @@ class MMOEModel(MultiTaskEstimator):
         data = self.encoder_.encode(self.complete_frame(X))
         self.module_.eval()
         with torch.no_grad():
-            parts = [
-                self.module_.mix(take(data, slice(start, start + PREDICT_BATCH)))[1]
-                for start in range(0, max(batch_size_of(data), 1), PREDICT_BATCH)
-            ]
+            parts = [self.module_.mix(rows)[1] for rows in chunks(data, PREDICT_BATCH)]
         return torch.cat(parts).numpy().astype(np.float64)

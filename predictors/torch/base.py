@@ -70,7 +70,7 @@ from tqdm.auto import tqdm
 
 from predictors.base import Estimator, check_is_fitted, check_sample_weight, check_xy
 from predictors.features import FeatureSpec
-from predictors.torch.inputs import Batch, FrameEncoder, batch_size_of, take
+from predictors.torch.inputs import Batch, FrameEncoder, batch_size_of, chunks, take
 from predictors.torch.scoring import BatchScorer
 
 CONFIG_FILE = "config.json"
@@ -398,7 +398,7 @@ class TorchEstimator(Estimator):
         module.eval()
         try:
             with torch.no_grad():
-                out = [module(b) for b in _chunks(data, PREDICT_BATCH)]
+                out = [module(b) for b in chunks(data, PREDICT_BATCH)]
         finally:
             module.train(was_training)
         logits = torch.cat(out)
@@ -487,12 +487,6 @@ class TorchEstimator(Estimator):
         a, b = meta.get("calibration", (1.0, 0.0))
         model.calibration_ = (float(a), float(b))
         return model
-
-
-def _chunks(data: Batch, size: int) -> Iterator[Batch]:
-    n = batch_size_of(data)
-    for start in range(0, max(n, 1), size):
-        yield take(data, slice(start, start + size))
 
 
 __all__ = ["MiniBatchConfig", "TorchEstimator", "TrainConfig", "using_torch_threads"]

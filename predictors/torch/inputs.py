@@ -41,7 +41,7 @@ torch.Size([8, 5])
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +75,12 @@ def batch_size_of(batch: Mapping[str, torch.Tensor]) -> int:
 def take(batch: Mapping[str, torch.Tensor], index: torch.Tensor | slice) -> Batch:
     """Rows ``index`` of every tensor in ``batch`` (a slice gives views, no copy)."""
     return {key: value[index] for key, value in batch.items()}
+
+
+def chunks(batch: Mapping[str, torch.Tensor], size: int) -> Iterator[Batch]:
+    """``batch`` in consecutive slices of ``size`` rows (views); one empty slice when empty."""
+    for start in range(0, max(batch_size_of(batch), 1), size):
+        yield take(batch, slice(start, start + size))
 
 
 @dataclass(frozen=True)
