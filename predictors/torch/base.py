@@ -32,6 +32,7 @@ Subclass hooks:
   for multi-part losses (extra heads, regularisers).  Early stopping always uses
   plain log loss of ``module(batch)`` on the validation rows.
 - ``on_epoch_start(module, epoch)`` (optional): e.g. schedules or freezing.
+- ``training_rows(X, y, sample_weight, eval_set)`` (optional): the rows ``fit`` trains on.
 - ``training_inputs(X, eval_set, cfg) -> (spec, X, eval_set)`` (optional): what
   ``fit`` encodes, e.g. an extra label column added to the spec.
 - ``on_fit_end(X)`` (optional): fitted attributes computed from the fitted model.
@@ -161,6 +162,12 @@ class TorchEstimator(Estimator):
     def on_epoch_start(self, module: nn.Module, epoch: int) -> None:
         """Called before every training epoch (``epoch`` is 1-based)."""
 
+    def training_rows(
+        self, X: pd.DataFrame, y: Any, sample_weight: Any, eval_set: tuple[pd.DataFrame, Any] | None
+    ) -> tuple[pd.DataFrame, Any, Any, tuple[pd.DataFrame, Any] | None]:
+        """The rows :meth:`fit` trains on, ``(X, y, sample_weight, eval_set)``: here all."""
+        return X, y, sample_weight, eval_set
+
     def training_inputs(
         self, X: pd.DataFrame, eval_set: tuple[pd.DataFrame, Any] | None, cfg: TrainConfig
     ) -> tuple[FeatureSpec, pd.DataFrame, tuple[pd.DataFrame, Any] | None]:
@@ -186,6 +193,7 @@ class TorchEstimator(Estimator):
         (non-negative, one per row) weights the training loss and the internal
         validation loss.
         """
+        X, y, sample_weight, eval_set = self.training_rows(X, y, sample_weight, eval_set)
         cfg = self._validated_config()
         spec, frame, eval_set = self.training_inputs(X, eval_set, cfg)
         encoder, _, train, valid, _ = self._prepare(frame, y, sample_weight, eval_set, cfg, spec)

@@ -39,7 +39,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -235,16 +235,11 @@ class OneDomainEstimator(TorchEstimator):
 
     trains_on: ClassVar[str] = TARGET
 
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: Any,
-        *,
-        sample_weight: Any = None,
-        eval_set: tuple[pd.DataFrame, Any] | None = None,
-    ) -> Self:
-        """Fit on the rows of ``X`` (and of ``eval_set``) whose ``domain`` is ``trains_on``
-        (a frame without ``domain`` is all target rows)."""
+    def training_rows(
+        self, X: pd.DataFrame, y: Any, sample_weight: Any, eval_set: tuple[pd.DataFrame, Any] | None
+    ) -> tuple[pd.DataFrame, Any, Any, tuple[pd.DataFrame, Any] | None]:
+        """The rows of ``X`` (and of ``eval_set``) whose ``domain`` is ``trains_on`` (a frame
+        without ``domain`` is all target rows)."""
         labels = check_xy(X, y)
         weight = check_sample_weight(sample_weight, len(X))
         keep = self._own_rows(X)
@@ -257,12 +252,7 @@ class OneDomainEstimator(TorchEstimator):
             X_valid, y_valid = eval_set
             kept = self._own_rows(X_valid)
             eval_set = (X_valid[kept], np.asarray(y_valid)[kept])
-        return super().fit(
-            X[keep],
-            labels[keep],
-            sample_weight=None if weight is None else weight[keep],
-            eval_set=eval_set,
-        )
+        return X[keep], labels[keep], None if weight is None else weight[keep], eval_set
 
     def _own_rows(self, X: pd.DataFrame) -> np.ndarray:
         """Rows of ``X`` in the domain this estimator trains on."""
