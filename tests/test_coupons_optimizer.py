@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,6 +36,15 @@ def world(
     value -= rng.uniform(0.0, 0.01, size=(n, 1))  # some options hurt
     budget = budget_share * float(cost.min(axis=1).sum())
     return value, cost, budget
+
+
+def typed_problem(
+    value: np.ndarray, cost: np.ndarray, budget: float, **limits: Any
+) -> CouponProblem:
+    """An instance over the :data:`TYPES` / :data:`MERCHANTS` options with side ``limits``."""
+    return CouponProblem(
+        value=value, cost=cost, budget=budget, option_types=TYPES, merchant_ids=MERCHANTS, **limits
+    )
 
 
 def assert_feasible(problem: CouponProblem, plan: CouponAllocation) -> None:
@@ -136,12 +146,10 @@ def test_lagrangian_never_breaks_any_constraint(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     value, cost, budget = world(seed, n=300, budget_share=float(rng.uniform(0.05, 0.6)))
     segments = rng.choice(["new", "active", "lost"], size=value.shape[0], p=[0.2, 0.6, 0.2])
-    problem = CouponProblem(
-        value=value,
-        cost=cost,
-        budget=budget,
-        option_types=TYPES,
-        merchant_ids=MERCHANTS,
+    problem = typed_problem(
+        value,
+        cost,
+        budget,
         type_budgets={"full_reduction": float(rng.uniform(0.05, 0.3)) * budget},
         merchant_budgets={7: float(rng.uniform(0.05, 0.2)) * budget, 9: 0.1 * budget},
         segments=segments,
@@ -340,12 +348,10 @@ def test_exact_methods_honour_groups_coverage_and_roi() -> None:
     """CP-SAT and HiGHS plans satisfy every side constraint and agree on the optimum."""
     value, cost, budget = world(11, n=120)
     segments = np.where(np.arange(120) < 30, "new", "active")
-    problem = CouponProblem(
-        value=value,
-        cost=cost,
-        budget=budget,
-        option_types=TYPES,
-        merchant_ids=MERCHANTS,
+    problem = typed_problem(
+        value,
+        cost,
+        budget,
         merchant_budgets={7: 0.1 * budget, 9: 0.1 * budget},
         type_budgets={"full_reduction": 0.2 * budget},
         segments=segments,
