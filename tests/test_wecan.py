@@ -16,21 +16,16 @@ TRAINED = {"epochs": 6, "batch_size": 128}
 
 
 @pytest.fixture(scope="module")
-def rows(sampled_rows):
-    return sampled_rows
-
-
-@pytest.fixture(scope="module")
-def fitted(rows) -> WECANModel:
-    X, y, spec = rows
+def fitted(sampled_rows) -> WECANModel:
+    X, y, spec = sampled_rows
     return WECANModel(spec, **WECANModel.tiny_params | TRAINED, seed=0).fit(X, y)
 
 
-def test_encoder_lowers_what_the_critic_raises(rows):
+def test_encoder_lowers_what_the_critic_raises(sampled_rows):
     """On embeddings whose source rows are shifted, D_c's own updates (critic_loss) raise its
     estimate of the source/target Wasserstein distance of the shared representation; the
     encoder's updates through ``adversarial_loss`` (D_c frozen) lower it again."""
-    X, y, spec = rows
+    X, y, spec = sampled_rows
     model = WECANModel(spec, **WECANModel.tiny_params | {"epochs": 1}, seed=0)
     net = model.fit(X.iloc[:300], y[:300]).module_.train()
     g = torch.Generator().manual_seed(0)
@@ -65,10 +60,10 @@ def test_encoder_lowers_what_the_critic_raises(rows):
     assert lowered < raised - 0.5
 
 
-def test_each_domain_has_its_own_gates(rows, fitted):
+def test_each_domain_has_its_own_gates(sampled_rows, fitted):
     """The same rows read as source rows and as target rows get different gates (separate
     weights per domain), each in (0, 1), one per embedded field."""
-    X, y, _ = rows
+    X, y, _ = sampled_rows
     as_source = fitted.gate_weights(X.assign(domain="source"))
     as_target = fitted.gate_weights(X.assign(domain="target"))
     assert as_source.shape == (len(X), fitted.module_.embedding.n_fields)
@@ -88,10 +83,10 @@ def test_the_loss_is_averaged_per_domain():
     assert float(loss) == pytest.approx(float((target_part + source_part) / 2), rel=1e-6)
 
 
-def test_training_updates_every_critic(rows):
+def test_training_updates_every_critic(sampled_rows):
     """Each critic's weights move during fit: only its own steps can move them (the encoder's
     loss reads frozen copies), so without the critic steps they would keep their init."""
-    X, y, spec = rows
+    X, y, spec = sampled_rows
     model = WECANModel(spec, **WECANModel.tiny_params | {"epochs": 1}, seed=0)
     model.fit(X.iloc[:300], y[:300])
     with torch.random.fork_rng(devices=[]):
@@ -102,9 +97,9 @@ def test_training_updates_every_critic(rows):
         assert not torch.equal(getattr(init, name).net[0].weight, trained), name
 
 
-def test_wasserstein_transfer_is_wecan_without_gates_and_private_networks(rows):
+def test_wasserstein_transfer_is_wecan_without_gates_and_private_networks(sampled_rows):
     """The paper's comparison is a configuration: the shared encoder, D_c and the towers."""
-    X, y, spec = rows
+    X, y, spec = sampled_rows
     model = WassersteinTransferModel(spec, **WECANModel.tiny_params | TRAINED, seed=0).fit(X, y)
     net = model.module_
     assert net.gates is None and net.private is None and net.d_s is None and net.d_t is None
