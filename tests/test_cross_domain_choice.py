@@ -161,3 +161,21 @@ def test_cli_auto_challenger_flag_reaches_the_config(tmp_path, monkeypatch):
     assert [c.auto_challenger for c in seen] == ["dann"]
     bad = CliRunner().invoke(app, [*args, "nope"])
     assert bad.exit_code == 2 and "auto_challenger" in bad.output
+
+
+def test_the_app_trains_the_challenger_the_benchmark_evidence_names(tmp_path):
+    """Without a stored nightly run the app trains as the job would: the cross-domain model
+    the store's benchmark evidence names (mlp here), not the default csde."""
+    from growth import services as svc
+
+    store = Store(f"sqlite:///{tmp_path / 'growth.db'}")
+    store.create_schema()
+    evidence = metric_rows(
+        [("csde", "target", SCENE, "all", 0.60, 0.3), ("mlp", "target", SCENE, "all", 0.70, 0.3)]
+    )
+    with store.run(kind="benchmark", config={}) as run:
+        run.add_model_metrics(evidence)
+    world = svc.load_world("small", 600)
+    predictors = svc.load_predictors(world, store)
+    assert predictors.run_id is None
+    assert set(predictors.metrics["model"]) == {"mlp", "lightgbm"}

@@ -246,6 +246,20 @@ def _train(
     """The features, ``auto``'s cross-domain model (logged; None for a named predictor)
     and the trained models."""
     features = ConversionFeatures(dataset)
+    cross, models = train_configured(config, features, evidence, seed=seed, progress=progress)
+    return features, cross, models
+
+
+def train_configured(
+    config: NightlyConfig,
+    features: ConversionFeatures,
+    evidence: Evidence | None,
+    *,
+    seed: int,
+    progress: bool = False,
+) -> tuple[CrossDomainChoice | None, TrainedModels]:
+    """The models ``config`` trains on ``features``: ``auto``'s cross-domain model as the
+    ``evidence`` names it (:func:`cross_domain_model`; logged), and the trained models."""
     cross = cross_domain_model(config, evidence, features.decision_scene)
     if cross is not None:
         log.info("auto cross-domain model %s: %s", cross.name, cross.reason)
@@ -256,7 +270,7 @@ def _train(
         seed=seed,
         progress=progress,
     )
-    return features, cross, models
+    return cross, models
 
 
 def run_pipeline(

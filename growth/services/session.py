@@ -27,9 +27,10 @@ from growth.campaigns.coupons.scoring import predicted_coupon_decisions
 from growth.campaigns.coupons.value import HoldoutLog, model_holdout_log
 from growth.jobs.artifacts import ValueFold, load_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
+from growth.jobs.pipeline import cross_domain_evidence, train_configured
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.sampling import chronological_split
-from growth.modeling.training import holdout_folds, train_models
+from growth.modeling.training import holdout_folds
 from growth.paths import default_db_url, scenario_names
 from growth.store import ENV_VAR, Store
 from growth.world import World, WorldConfig, generate_world, load_scenario
@@ -133,7 +134,7 @@ def load_predictors(
     features = features if features is not None else conversion_features(world)
     run = stored_run(db, world.config.fingerprint())
     if run is None:
-        return train_predictors(world, features=features)
+        return train_predictors(world, features=features, db=db)
     saved = load_run_artifacts(Path(run["summary"]["artifacts"]))
     return Predictors(
         features=features,
@@ -167,14 +168,19 @@ def stored_run(db: Store, fingerprint: str, *, newest: int = 200) -> dict[str, A
     return None
 
 
-def train_predictors(world: World, *, features: ConversionFeatures | None = None) -> Predictors:
+def train_predictors(
+    world: World, *, features: ConversionFeatures | None = None, db: Store | None = None
+) -> Predictors:
     """Train the conversion and basket models as the nightly job does (its default settings):
-    with several candidates, the one whose plan at the nightly's default budgets has the
-    higher estimated value (:mod:`growth.campaigns.coupons.choice`), with its scores."""
+    ``auto``'s cross-domain model the one the store's benchmark evidence names (as the job's;
+    without ``db`` or evidence, its default), and with several candidates the one whose plan
+    at the nightly's default budgets has the higher estimated value
+    (:mod:`growth.campaigns.coupons.choice`), with its scores."""
     features = features if features is not None else conversion_features(world)
     seed = world.config.seed
     config = NightlyConfig()
-    models = train_models(features, **config.training_options(), seed=seed)
+    evidence = None if db is None else cross_domain_evidence(db, config)
+    _, models = train_configured(config, features, evidence, seed=seed)
     decision, fold_decisions = None, [None] * len(models.value_folds)
     if models.alternatives:  # auto: the model whose plan is worth more
         decisions = score_candidates(features, models, torch_threads=config.torch_threads)
