@@ -274,6 +274,33 @@ def coverage(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def spend_table(results: list[dict[str, Any]], estimator: str = "dr") -> str:
+    """Markdown: per budget and kind of estimate, the median of estimate / true spend, the
+    mean of (estimate - truth) / se (plans with a zero se left out) and the coverage."""
+    lines = [
+        "| budget | estimates | median estimate / truth | mean z | covered |",
+        "|---|---|---|---|---|",
+    ]
+    budgets = sorted({b for r in results for v in r["models"].values() for b in v["true_spend"]})
+    for budget in budgets:
+        for kind, records in ESTIMATES.items():
+            ratio, z, cov = [], [], []
+            for v in (v for r in results for v in r["models"].values()):
+                if records(v) is None or budget not in v["true_spend"]:
+                    continue
+                rows = {(e["quantity"], e["estimator"]): e for e in records(v)}
+                e, true = rows[(f"spend:{budget}", estimator)], v["true_spend"][budget]
+                ratio.append(e["estimate"] / true if true > 0 else np.nan)
+                z += [(e["estimate"] - true) / e["se"]] if e["se"] > 0 else []
+                cov.append(e["lower"] <= true <= e["upper"])
+            if cov:
+                lines.append(
+                    f"| {budget} | {kind} | {np.nanmedian(ratio):.2f} | {np.mean(z):+.2f} | "
+                    f"{sum(cov)} / {len(cov)} |"
+                )
+    return "\n".join(lines)
+
+
 ESTIMATES = {
     "cross-fitted": lambda v: v["estimates"] if "in_sample" in v else None,
     "in-sample": lambda v: v.get("in_sample", v["estimates"]),
@@ -324,6 +351,7 @@ def main() -> None:
     print(variations_table(results))
     print(worlds_table(every))
     print(coverage(every))
+    print(spend_table(every))
 
 
 if __name__ == "__main__":
