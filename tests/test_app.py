@@ -19,7 +19,7 @@ from growth.campaigns.coupons import CouponCampaign, plan_coupons, true_coupon_d
 from growth.campaigns.settings import CouponSettings, InstallSettings
 from growth.jobs.config import NightlyConfig
 from growth.jobs.pipeline import run_nightly
-from growth.services.session import holdout_log
+from growth.services.session import holdout_logs
 from growth.store import Store
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -286,7 +286,7 @@ def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch
         assert not np.allclose(saved.decision.conversion, stored.decision.conversion)
     plan = svc.plan_coupons(stored.decision, config.coupons)
     rows = svc.plan_estimates(stored, plan)
-    rows_of = [len(holdout_log(stored, fold).arm) for fold in (None, 0, 1)]
+    rows_of = [len(log.arm) for log in holdout_logs(stored)]  # the whole holdout, each fold
     assert rows_of[1] > 0 and rows_of[2] > 0 and rows_of[1] + rows_of[2] == rows_of[0]
     assert (rows["n_rows"] == rows_of[0]).all()  # each fold valued on its own rows
     columns = ["model", "domain", "scene", "segment", "metric", "value"]

@@ -21,7 +21,7 @@ from growth.campaigns.coupons.value import (
     plan_estimate_rows,
 )
 from growth.campaigns.settings import CouponSettings
-from growth.services.session import Predictors, holdout_log, score_coupons
+from growth.services.session import Predictors, holdout_log, holdout_logs, score_coupons
 
 
 def allocation_by_segment(decision: CouponDecision, plan: CouponPlan) -> pd.DataFrame:
@@ -90,9 +90,10 @@ def plan_estimates(predictors: Predictors, plan: CouponPlan) -> pd.DataFrame:
     if not predictors.value_folds:
         return plan_estimate_rows(estimate_plan(plan, holdout_log(predictors)), COUPON_PLAN)
     score_coupons(predictors)  # the folds' scores, once
+    _, *logs = holdout_logs(predictors)
     folds = [
-        estimate_plan(plan_coupons(f.decision, plan.campaign.settings), holdout_log(predictors, k))
-        for k, f in enumerate(predictors.value_folds)
+        estimate_plan(plan_coupons(f.decision, plan.campaign.settings), fold_log)
+        for f, fold_log in zip(predictors.value_folds, logs, strict=True)
     ]
     return plan_estimate_rows(cross_fitted_value(folds), COUPON_PLAN)
 

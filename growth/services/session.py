@@ -24,7 +24,7 @@ import pandas as pd
 from growth.campaigns.coupons.choice import plan_candidates, score_candidates
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.scoring import predicted_coupon_decisions
-from growth.campaigns.coupons.value import HoldoutLog, model_holdout_log
+from growth.campaigns.coupons.value import HoldoutLog, model_holdout_logs
 from growth.jobs.artifacts import ValueFold, load_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.pipeline import cross_domain_evidence, train_configured
@@ -204,21 +204,23 @@ def train_predictors(
     )
 
 
-def holdout_log(predictors: Predictors, fold: int | None = None) -> HoldoutLog:
+def holdout_log(predictors: Predictors) -> HoldoutLog:
     """The randomised holdout of the exposure log (the nightly settings' fraction) with the
-    predictors' per-arm predictions: what a plan's off-policy estimates read.  With
-    ``fold``: that fold's rows only, predicted through the calibrators fitted without it."""
+    predictors' per-arm predictions: what a plan's off-policy estimates read."""
+    return holdout_logs(predictors)[0]
+
+
+def holdout_logs(predictors: Predictors) -> list[HoldoutLog]:
+    """:func:`holdout_log`, then each value fold's: that fold's rows predicted through the
+    calibrators fitted without them; the models predict every holdout row once."""
     frame = predictors.features.exposure_frame()
     holdout = chronological_split(frame, predictors.settings.holdout_fraction)
-    calibrators = (predictors.calibrator, predictors.reach_calibrator)
-    if fold is not None:
-        count = len(predictors.value_folds)
-        holdout = holdout_folds(frame, holdout, count, seed=predictors.seed)[fold]
-        calibrators = (
-            predictors.value_folds[fold].calibrator,
-            predictors.value_folds[fold].reach_calibrator,
-        )
-    return model_holdout_log(frame, holdout, predictors.conversion, predictors.basket, *calibrators)
+    folds = predictors.value_folds
+    masks = holdout_folds(frame, holdout, len(folds), seed=predictors.seed)
+    parts = [(holdout, predictors.calibrator, predictors.reach_calibrator)] + [
+        (mask, f.calibrator, f.reach_calibrator) for mask, f in zip(masks, folds, strict=True)
+    ]
+    return model_holdout_logs(frame, predictors.conversion, predictors.basket, parts)
 
 
 def score_coupons(predictors: Predictors, *, chunk_users: int = 20_000) -> CouponDecision:

@@ -27,7 +27,7 @@ from growth.campaigns.coupons.value import (
     PlanValue,
     cross_fitted_value,
     estimate_plan,
-    holdout_log,
+    holdout_logs,
     value_difference,
 )
 from growth.campaigns.settings import CouponSettings
@@ -113,14 +113,14 @@ def candidate(models: TrainedModels, scores: Scores, settings: CouponSettings) -
     the models' folds (each fold's plan, made from predictions calibrated without that fold,
     valued on it), in-sample on the whole holdout without folds."""
     plan = plan_coupons(scores.decision, settings, calibration=models.calibration)
-    held = holdout_log(models)
+    held, *fold_logs = holdout_logs(models)
     in_sample = estimate_plan(plan, held)
     if not scores.folds:
         return Candidate(models, scores.decision, plan, held, in_sample, in_sample)
     log.info("%s: the plan's value cross-fitted over %d folds", models.predictor, len(scores.folds))
     folds = [
-        estimate_plan(plan_coupons(d, settings, calibration=m.calibration), holdout_log(m))
-        for m, d in zip(models.value_folds, scores.folds, strict=True)
+        estimate_plan(plan_coupons(d, settings, calibration=m.calibration), fold_log)
+        for m, d, fold_log in zip(models.value_folds, scores.folds, fold_logs, strict=True)
     ]
     value = cross_fitted_value(folds)
     return Candidate(models, scores.decision, plan, held, value, in_sample, scores.folds)

@@ -108,16 +108,16 @@ class HoldoutLog:
 
 def holdout_log(models: TrainedModels) -> HoldoutLog:
     """The holdout of ``models`` with its conversion model's calibrated per-arm predictions."""
+    return holdout_logs(models)[0]
+
+
+def holdout_logs(models: TrainedModels) -> list[HoldoutLog]:
+    """:func:`holdout_log` of ``models`` and of each of its value folds (each fold's rows
+    through the calibrators fitted without them), the models predicting every row once."""
     if models.frame is None or models.holdout is None:
         raise ValueError("the trained models carry no holdout to estimate a plan's value on")
-    return model_holdout_log(
-        models.frame,
-        models.holdout,
-        models.conversion,
-        models.basket,
-        models.calibrator,
-        models.reach_calibrator,
-    )
+    parts = [(m.holdout, m.calibrator, m.reach_calibrator) for m in [models, *models.value_folds]]
+    return model_holdout_logs(models.frame, models.conversion, models.basket, parts)
 
 
 def model_holdout_log(
@@ -133,13 +133,45 @@ def model_holdout_log(
     ``basket`` model's reach (through ``reach_calibrator``) and basket, under the
     decision's rules (:mod:`growth.campaigns.coupons.scoring`): what
     :func:`estimate_plan` reads."""
+    parts = [(holdout, calibrator, reach_calibrator)]
+    return model_holdout_logs(frame, conversion, basket, parts)[0]
+
+
+LogPart = tuple[np.ndarray, GroupCalibrator | None, GroupCalibrator | None]
+"""Rows (a mask over the frame) and the (conversion, reach) calibrators of one holdout log."""
+
+
+def model_holdout_logs(
+    frame: ExposureFrame, conversion: Any, basket: BasketSizeModel, parts: list[LogPart]
+) -> list[HoldoutLog]:
+    """:func:`model_holdout_log` of each part, the models predicting every row of their
+    union once (the costly step: every arm of every row)."""
     features = frame.features
-    rows = np.flatnonzero(holdout)
-    user, item, arm = frame.user_pos[rows], frame.item_pos[rows], frame.option_pos[rows]
-    segment = frame.segment[rows]
+    rows = np.flatnonzero(np.logical_or.reduce([mask for mask, _, _ in parts]))
     k1 = len(features.option_ids)
     predict = counterfactual(conversion, features, frame)
     p = np.column_stack([predict(rows, k) for k in range(k1)])  # (r, K+1)
+    log_basket = basket.predict(frame.rows(rows))
+    return [
+        _holdout_log(frame, rows[mask[rows]], p[mask[rows]], log_basket[mask[rows]], basket, cal)
+        for mask, *cal in parts
+    ]
+
+
+def _holdout_log(
+    frame: ExposureFrame,
+    rows: np.ndarray,
+    p: np.ndarray,
+    log_basket: np.ndarray,
+    basket: BasketSizeModel,
+    calibrators: list[GroupCalibrator | None],
+) -> HoldoutLog:
+    """The log of ``rows`` from the raw per-arm ``p`` and basket, through ``calibrators``."""
+    features = frame.features
+    calibrator, reach_calibrator = calibrators
+    user, item, arm = frame.user_pos[rows], frame.item_pos[rows], frame.option_pos[rows]
+    segment = frame.segment[rows]
+    k1 = len(features.option_ids)
     if calibrator is not None:
         p = np.column_stack(
             [calibrator.apply(p[:, k], np.full(len(rows), k), segment) for k in range(k1)]
@@ -148,7 +180,6 @@ def model_holdout_log(
     options = np.arange(k1)
     neutral = features.inapplicable(item[:, None], options[None, :])
     p = np.where(neutral, p[:, [none]], p)  # rule: a coupon that cannot apply changes nothing
-    log_basket = basket.predict(frame.rows(rows))
     reach = basket.reach_probability(log_basket[:, None], features.threshold[None, :])
     calibrate_reach(reach.T, options, segment, features, reach_calibrator)
     converts = applied_with_reach(p.T, reach.T, none=none).T  # 'none' where the threshold is missed
