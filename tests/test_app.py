@@ -255,7 +255,8 @@ def test_coupon_type_budget_in_nightly_plan():
 def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch):
     """Without a stored run the app trains as the nightly job does (the same predictor choice
     at the same budgets, keeping the chosen model's scores); with a succeeded nightly run of
-    the same world it reuses that run's models and scores."""
+    the same world it reuses that run's models, scores, spend bias and value folds: at the
+    nightly's settings it makes the nightly's plan and values it the same way."""
     world = svc.load_world("small", 800)
     other = svc.load_world("small", 800, seed=world.config.seed + 1)
     db = Store(f"sqlite:///{tmp_path / 'g.db'}")
@@ -284,8 +285,19 @@ def test_app_plans_with_the_nightly_runs_models_and_scores(tmp_path, monkeypatch
         assert saved.calibrator == redone.calibrator
         np.testing.assert_allclose(redone.decision.conversion, saved.decision.conversion, rtol=1e-6)
         assert not np.allclose(saved.decision.conversion, stored.decision.conversion)
-    plan = svc.plan_coupons(stored.decision, config.coupons)
+    plan = svc.plan_for(stored, config.coupons)  # as the nightly plans: its buffer's spend bias
+    np.testing.assert_array_equal(plan.choice, result.plan.choice)
+    nightly_bias = result.choice.chosen.models.calibration
+    pd.testing.assert_frame_equal(stored.calibration, nightly_bias)
+    tight = config.coupons.model_copy(update={"budget": 40.0})  # a buffer that binds
+    spend_sd = plan_coupons(stored.decision, tight).risk["platform"].spend_sd
+    assert svc.plan_for(stored, tight).risk["platform"].spend_sd > spend_sd
     rows = svc.plan_estimates(stored, plan)
+    nightly = db.read("plan_estimates", run_id=result.run_id)
+    keys = ["quantity", "estimator"]
+    both = rows.merge(nightly, on=keys, suffixes=("", "_nightly"))
+    assert len(both) == len(rows) == len(nightly)  # the app values a plan as the nightly did
+    np.testing.assert_allclose(both["estimate"], both["estimate_nightly"], rtol=1e-4, atol=1e-6)
     rows_of = [len(log.arm) for log in holdout_logs(stored)]  # the whole holdout, each fold
     assert rows_of[1] > 0 and rows_of[2] > 0 and rows_of[1] + rows_of[2] == rows_of[0]
     assert (rows["n_rows"] == rows_of[0]).all()  # each fold valued on its own rows

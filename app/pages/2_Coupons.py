@@ -22,9 +22,10 @@ st.title("Coupons")
 def solve(scenario: str, n_users: int | None, settings_json: str):
     d = ui.decision(scenario, n_users)
     s = svc.CouponSettings.model_validate_json(settings_json)
-    plan = svc.plan_coupons(d, s)
-    estimates = svc.plan_estimates(ui.predictors(scenario, n_users), plan)
-    return plan, svc.value_vs_budget(d, s), estimates
+    predictors = ui.predictors(scenario, n_users)
+    plan = svc.plan_for(predictors, s)
+    estimates = svc.plan_estimates(predictors, plan)
+    return plan, svc.value_vs_budget(d, s, calibration=predictors.calibration), estimates
 
 
 @st.cache_resource(show_spinner=False)

@@ -10,8 +10,9 @@ is in the run's summary)::
     conversion/            the chosen conversion model (the estimator's own save format)
     basket/                the basket-size model
     coupon_scores.parquet  every user's predicted conversion, redemption and GMV per option
-    value_fold<k>/         per cross-fit fold of the holdout's users: the scores under
-                           the calibrators fitted without it (in the manifest), so the
+    spend_calibration.parquet  the holdout's spend bias per option x segment (the buffer's)
+    value_fold<k>/         per cross-fit fold of the holdout's users: the scores and spend
+                           bias under the calibrators fitted without it (in the manifest), so the
                            app's plans are valued cross-fitted as the nightly's are
 
 Models are saved by their estimators (weights and JSON, never pickles) and read
@@ -49,6 +50,7 @@ from predictors.registry import load_model
 
 MANIFEST = "manifest.json"
 SCORES = "coupon_scores.parquet"
+SPEND_CALIBRATION = "spend_calibration.parquet"
 MATRICES = ("conversion", "redemption", "gmv")
 
 
@@ -64,6 +66,7 @@ class RunArtifacts:
     calibrator: GroupCalibrator | None = None  # the conversion calibration the scores used
     reach_calibrator: GroupCalibrator | None = None  # the threshold reach's calibration
     value_folds: list[ValueFold] = field(default_factory=list)  # training's ``value_folds``
+    calibration: pd.DataFrame | None = None  # the holdout's spend bias the plan's buffer read
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class ValueFold:
     calibrator: GroupCalibrator | None
     reach_calibrator: GroupCalibrator | None
     decision: CouponDecision | None = None
+    calibration: pd.DataFrame | None = None  # the spend bias of these calibrators' predictions
 
 
 def save_run_artifacts(
@@ -88,6 +92,7 @@ def save_run_artifacts(
     calibrator: GroupCalibrator | None = None,
     reach_calibrator: GroupCalibrator | None = None,
     value_folds: list[ValueFold] = (),
+    calibration: pd.DataFrame | None = None,
 ) -> Path:
     """Write a run's models, scores and manifest into ``folder`` (replacing what is there)."""
     if folder.exists():
@@ -96,6 +101,7 @@ def save_run_artifacts(
     conversion.save(folder / "conversion")
     basket.save(folder / "basket")
     write_scores(folder, decision)
+    write_spend_calibration(folder, calibration)
     manifest = {"predictor": predictor, "world_fingerprint": world_fingerprint}
     if calibrator is not None:
         manifest["calibrator"] = calibrator.to_json()
@@ -106,6 +112,7 @@ def save_run_artifacts(
         (folder / f"value_fold{k}").mkdir()
         if fold.decision is not None:
             write_scores(folder / f"value_fold{k}", fold.decision)
+        write_spend_calibration(folder / f"value_fold{k}", fold.calibration)
         manifest["value_folds"].append(
             {key: _to_json(getattr(fold, key)) for key in ("calibrator", "reach_calibrator")}
         )
@@ -134,10 +141,27 @@ def load_run_artifacts(folder: Path) -> RunArtifacts:
                 read_scores(folder / f"value_fold{k}")
                 if (folder / f"value_fold{k}" / SCORES).is_file()
                 else None,
+                read_spend_calibration(folder / f"value_fold{k}"),
             )
             for k, fold in enumerate(manifest.get("value_folds", []))
         ],
+        calibration=read_spend_calibration(folder),
     )
+
+
+def write_spend_calibration(folder: Path, calibration: pd.DataFrame | None) -> None:
+    """The spend bias per option x segment (:func:`growth.modeling.calibration.spend_calibration`)
+    as a parquet table beside the scores; nothing without one."""
+    if calibration is not None:
+        calibration.reset_index().to_parquet(folder / SPEND_CALIBRATION, index=False)
+
+
+def read_spend_calibration(folder: Path) -> pd.DataFrame | None:
+    """What :func:`write_spend_calibration` wrote (None: a run that saved none)."""
+    path = folder / SPEND_CALIBRATION
+    if not path.is_file():
+        return None
+    return pd.read_parquet(path).set_index(["option_id", "segment"])
 
 
 def _calibrator(manifest: dict, key: str) -> GroupCalibrator | None:

@@ -358,9 +358,10 @@ def _save_artifacts(folder: Path, chosen: Candidate, result: NightlyResult) -> P
         calibrator=models.calibrator,
         reach_calibrator=models.reach_calibrator,
         value_folds=[
-            ValueFold(m.calibrator, m.reach_calibrator, d)
+            ValueFold(m.calibrator, m.reach_calibrator, d, m.calibration)
             for m, d in zip(models.value_folds, chosen.fold_decisions, strict=True)
         ],
+        calibration=models.calibration,
     )
 
 

@@ -19,6 +19,7 @@ from growth.services.coupons import (
     coupon_tables,
     plan_coupons,
     plan_estimates,
+    plan_for,
     plan_pacer,
     value_vs_budget,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "option_calibration_frame",
     "plan_coupons",
     "plan_estimates",
+    "plan_for",
     "plan_install",
     "plan_pacer",
     "plan_push",

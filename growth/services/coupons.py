@@ -40,11 +40,18 @@ def allocation_by_segment(decision: CouponDecision, plan: CouponPlan) -> pd.Data
     )
 
 
+def plan_for(predictors: Predictors, settings: CouponSettings) -> CouponPlan:
+    """The plan of the predictors' scores under ``settings``, made as the nightly makes its
+    own: each budget's buffer reads the holdout's spend bias the predictors carry."""
+    return plan_coupons(score_coupons(predictors), settings, calibration=predictors.calibration)
+
+
 def value_vs_budget(
     decision: CouponDecision,
     settings: CouponSettings,
     *,
     fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5),
+    calibration: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Incremental conversions and the budget's dual price at several platform budgets.
 
@@ -52,13 +59,14 @@ def value_vs_budget(
     (conversions per currency unit): the Lagrangian method's multiplier of the
     budget constraint at that budget (the method that certifies the bound).
     Budgets are solved in increasing order, each starting from the previous
-    one's prices (a warm start); each row carries its own certificate.
+    one's prices (a warm start); each row carries its own certificate.  ``calibration``:
+    the holdout's spend bias the budget buffers read (:func:`plan_for`).
     """
     rows = []
     warm: dict[str, float] | None = None
     for frac in sorted(fractions):
         s = settings.model_copy(update={"budget": settings.budget * frac, "method": "lagrangian"})
-        plan = plan_coupons(decision, s, warm_start=warm)
+        plan = plan_coupons(decision, s, calibration=calibration, warm_start=warm)
         a = plan.allocation
         warm = a.dual
         rows.append(
@@ -92,7 +100,9 @@ def plan_estimates(predictors: Predictors, plan: CouponPlan) -> pd.DataFrame:
     score_coupons(predictors)  # the folds' scores, once
     _, *logs = holdout_logs(predictors)
     folds = [
-        estimate_plan(plan_coupons(f.decision, plan.campaign.settings), fold_log)
+        estimate_plan(
+            plan_coupons(f.decision, plan.campaign.settings, calibration=f.calibration), fold_log
+        )
         for f, fold_log in zip(predictors.value_folds, logs, strict=True)
     ]
     return plan_estimate_rows(cross_fitted_value(folds), COUPON_PLAN)
@@ -121,6 +131,7 @@ __all__ = [
     "coupon_tables",
     "plan_coupons",
     "plan_estimates",
+    "plan_for",
     "plan_pacer",
     "value_vs_budget",
 ]

@@ -109,6 +109,7 @@ class Predictors:
     decision: CouponDecision | None = None  # that run's coupon scores
     calibrator: Any = None  # conversion calibrator per option x segment the scores use
     reach_calibrator: Any = None  # threshold reach calibrator per option x segment
+    calibration: pd.DataFrame | None = None  # the holdout's spend bias, which the buffer reads
     value_folds: list[ValueFold] = field(default_factory=list)
     """The cross-fit's folds of the holdout's users, each with the calibrators fitted
     without it and (once scored) its scores: a plan's value is estimated on rows its own
@@ -150,6 +151,7 @@ def load_predictors(
         decision=saved.decision,
         calibrator=saved.calibrator,
         reach_calibrator=saved.reach_calibrator,
+        calibration=saved.calibration,
         value_folds=saved.value_folds,
     )
 
@@ -197,8 +199,9 @@ def train_predictors(
         decision=decision,
         calibrator=models.calibrator,
         reach_calibrator=models.reach_calibrator,
+        calibration=models.calibration,
         value_folds=[
-            ValueFold(m.calibrator, m.reach_calibrator, d)
+            ValueFold(m.calibrator, m.reach_calibrator, d, m.calibration)
             for m, d in zip(models.value_folds, fold_decisions, strict=True)
         ],
     )
