@@ -251,21 +251,17 @@ def coverage(results: list[dict[str, Any]]) -> str:
         "spend covered (every budget) |",
         "|---|---|---|---|---|---|",
     ]
-    for kind, records in ESTIMATES.items():
+    for kind in ESTIMATES:
         for est in ("ips", "snips", "dr"):
             cov, err, z, spend = [], [], [], []
-            for r in results:
-                for v in r["models"].values():
-                    if records(v) is None:
-                        continue
-                    rows = {(e["quantity"], e["estimator"]): e for e in records(v)}
-                    e = rows[("value", est)]
-                    cov.append(e["lower"] <= v["true_value"] <= e["upper"])
-                    err.append(abs(e["estimate"] - v["true_value"]))
-                    z.append((e["estimate"] - v["true_value"]) / max(e["se"], 1e-12))
-                    for name, true in v["true_spend"].items():
-                        s = rows[(f"spend:{name}", est)]
-                        spend.append(s["lower"] <= true <= s["upper"])
+            for v, rows in plan_estimates(results, kind):
+                e = rows[("value", est)]
+                cov.append(e["lower"] <= v["true_value"] <= e["upper"])
+                err.append(abs(e["estimate"] - v["true_value"]))
+                z.append((e["estimate"] - v["true_value"]) / max(e["se"], 1e-12))
+                for name, true in v["true_spend"].items():
+                    s = rows[(f"spend:{name}", est)]
+                    spend.append(s["lower"] <= true <= s["upper"])
             if cov:
                 lines.append(
                     f"| {est} | {kind} | {sum(cov)} / {len(cov)} | {np.mean(err):.1f} "
@@ -283,12 +279,11 @@ def spend_table(results: list[dict[str, Any]], estimator: str = "dr") -> str:
     ]
     budgets = sorted({b for r in results for v in r["models"].values() for b in v["true_spend"]})
     for budget in budgets:
-        for kind, records in ESTIMATES.items():
+        for kind in ESTIMATES:
             ratio, z, cov = [], [], []
-            for v in (v for r in results for v in r["models"].values()):
-                if records(v) is None or budget not in v["true_spend"]:
+            for v, rows in plan_estimates(results, kind):
+                if budget not in v["true_spend"]:
                     continue
-                rows = {(e["quantity"], e["estimator"]): e for e in records(v)}
                 e, true = rows[(f"spend:{budget}", estimator)], v["true_spend"][budget]
                 ratio.append(e["estimate"] / true if true > 0 else np.nan)
                 z += [(e["estimate"] - true) / e["se"]] if e["se"] > 0 else []
@@ -307,6 +302,16 @@ ESTIMATES = {
 }
 """A cached plan's estimates of each kind (None: none); caches from before the cross-fit
 hold the in-sample estimates alone, under ``estimates``."""
+
+
+def plan_estimates(results: list[dict[str, Any]], kind: str):
+    """(plan record, its ``kind`` estimates by (quantity, estimator)) of every cached plan
+    that has them (:data:`ESTIMATES`)."""
+    for r in results:
+        for v in r["models"].values():
+            records = ESTIMATES[kind](v)
+            if records is not None:
+                yield v, {(e["quantity"], e["estimator"]): e for e in records}
 
 
 def parse_worlds(items: list[str]) -> list[tuple[str, int]]:

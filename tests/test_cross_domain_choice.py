@@ -121,8 +121,8 @@ def test_auto_challenger_pins_the_model_and_reads_no_evidence():
         NightlyConfig(scenario=SMALL, auto_challenger="nope")
 
 
-def test_nightly_trains_the_challenger_the_benchmark_evidence_names(tmp_path):
-    """A fake benchmark run ranks mlp first on the decision scene: auto trains mlp, not csde."""
+def store_naming_mlp(tmp_path) -> tuple[Store, int]:
+    """A store whose one benchmark run ranks mlp above csde on the decision scene, and its id."""
     store = Store(f"sqlite:///{tmp_path / 'growth.db'}")
     store.create_schema()
     evidence = metric_rows(
@@ -130,7 +130,12 @@ def test_nightly_trains_the_challenger_the_benchmark_evidence_names(tmp_path):
     )
     with store.run(kind="benchmark", config={}) as run:
         run.add_model_metrics(evidence)
-        bench = run.id
+        return store, run.id
+
+
+def test_nightly_trains_the_challenger_the_benchmark_evidence_names(tmp_path):
+    """A fake benchmark run ranks mlp first on the decision scene: auto trains mlp, not csde."""
+    store, bench = store_naming_mlp(tmp_path)
     config = NightlyConfig(
         scenario=SMALL,
         n_users=600,
@@ -168,13 +173,7 @@ def test_the_app_trains_the_challenger_the_benchmark_evidence_names(tmp_path):
     the store's benchmark evidence names (mlp here), not the default csde."""
     from growth import services as svc
 
-    store = Store(f"sqlite:///{tmp_path / 'growth.db'}")
-    store.create_schema()
-    evidence = metric_rows(
-        [("csde", "target", SCENE, "all", 0.60, 0.3), ("mlp", "target", SCENE, "all", 0.70, 0.3)]
-    )
-    with store.run(kind="benchmark", config={}) as run:
-        run.add_model_metrics(evidence)
+    store, _ = store_naming_mlp(tmp_path)
     world = svc.load_world("small", 600)
     predictors = svc.load_predictors(world, store)
     assert predictors.run_id is None
