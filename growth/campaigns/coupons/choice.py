@@ -66,7 +66,7 @@ class Candidate:
     log: HoldoutLog
     value: PlanValue
     in_sample: PlanValue | None = None
-    fold_decisions: list[CouponDecision] = field(default_factory=list)  # ``models.value_folds``'
+    fold_decisions: list[CouponDecision] = field(default_factory=list)  # per value fold
 
     @property
     def name(self) -> str:
