@@ -16,7 +16,7 @@ from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.online import answer, plan_pacer
 from growth.campaigns.coupons.value import (
     COUPON_PLAN,
-    cross_fitted_value,
+    cross_fit,
     estimate_plan,
     plan_estimate_rows,
 )
@@ -100,12 +100,10 @@ def plan_estimates(predictors: Predictors, plan: CouponPlan) -> pd.DataFrame:
     score_coupons(predictors)  # the folds' scores, once
     _, *logs = holdout_logs(predictors)
     folds = [
-        estimate_plan(
-            plan_coupons(f.decision, plan.campaign.settings, calibration=f.calibration), fold_log
-        )
-        for f, fold_log in zip(predictors.value_folds, logs, strict=True)
+        (f.decision, f.calibration, log)
+        for f, log in zip(predictors.value_folds, logs, strict=True)
     ]
-    return plan_estimate_rows(cross_fitted_value(folds), COUPON_PLAN)
+    return plan_estimate_rows(cross_fit(plan.campaign.settings, folds), COUPON_PLAN)
 
 
 def coupon_tables(

@@ -25,7 +25,7 @@ from growth.campaigns.coupons.scoring import predicted_coupon_decisions
 from growth.campaigns.coupons.value import (
     HoldoutLog,
     PlanValue,
-    cross_fitted_value,
+    cross_fit,
     estimate_plan,
     holdout_logs,
     value_difference,
@@ -118,11 +118,8 @@ def candidate(models: TrainedModels, scores: Scores, settings: CouponSettings) -
     if not scores.folds:
         return Candidate(models, scores.decision, plan, held, in_sample, in_sample)
     log.info("%s: the plan's value cross-fitted over %d folds", models.predictor, len(scores.folds))
-    folds = [
-        estimate_plan(plan_coupons(d, settings, calibration=m.calibration), fold_log)
-        for m, d, fold_log in zip(models.value_folds, scores.folds, fold_logs, strict=True)
-    ]
-    value = cross_fitted_value(folds)
+    biases = [m.calibration for m in models.value_folds]
+    value = cross_fit(settings, zip(scores.folds, biases, fold_logs, strict=True))
     return Candidate(models, scores.decision, plan, held, value, in_sample, scores.folds)
 
 

@@ -43,6 +43,7 @@ and valued on the fold's rows alone, and the folds' estimates are averaged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from statistics import NormalDist
@@ -52,8 +53,9 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
-from growth.campaigns.coupons.plan import Budget, CouponPlan
+from growth.campaigns.coupons.plan import Budget, CouponPlan, plan_coupons
 from growth.campaigns.coupons.scoring import applied_with_reach, calibrate_reach
+from growth.campaigns.settings import CouponSettings
 from growth.data.schema import NO_COUPON
 from growth.modeling.features import ExposureFrame
 from growth.modeling.recalibration import GroupCalibrator
@@ -120,23 +122,6 @@ def holdout_logs(models: TrainedModels) -> list[HoldoutLog]:
     return model_holdout_logs(models.frame, models.conversion, models.basket, parts)
 
 
-def model_holdout_log(
-    frame: ExposureFrame,
-    holdout: np.ndarray,
-    conversion: Any,
-    basket: BasketSizeModel,
-    calibrator: GroupCalibrator | None = None,
-    reach_calibrator: GroupCalibrator | None = None,
-) -> HoldoutLog:
-    """The ``holdout`` rows of ``frame`` (rows, outcomes, propensities) with the
-    ``conversion`` model's per-arm predictions (through ``calibrator``, if any) and the
-    ``basket`` model's reach (through ``reach_calibrator``) and basket, under the
-    decision's rules (:mod:`growth.campaigns.coupons.scoring`): what
-    :func:`estimate_plan` reads."""
-    parts = [(holdout, calibrator, reach_calibrator)]
-    return model_holdout_logs(frame, conversion, basket, parts)[0]
-
-
 LogPart = tuple[np.ndarray, GroupCalibrator | None, GroupCalibrator | None]
 """Rows (a mask over the frame) and the (conversion, reach) calibrators of one holdout log."""
 
@@ -144,8 +129,12 @@ LogPart = tuple[np.ndarray, GroupCalibrator | None, GroupCalibrator | None]
 def model_holdout_logs(
     frame: ExposureFrame, conversion: Any, basket: BasketSizeModel, parts: list[LogPart]
 ) -> list[HoldoutLog]:
-    """:func:`model_holdout_log` of each part, the models predicting every row of their
-    union once (the costly step: every arm of every row)."""
+    """Per part: its rows of ``frame`` (rows, outcomes, propensities) with the
+    ``conversion`` model's per-arm predictions through the part's calibrator (if any) and
+    the ``basket`` model's reach through its reach calibrator, and basket, under the
+    decision's rules (:mod:`growth.campaigns.coupons.scoring`): what :func:`estimate_plan`
+    reads.  The models predict every row of the parts' union once (the costly step: every
+    arm of every row)."""
     features = frame.features
     rows = np.flatnonzero(np.logical_or.reduce([mask for mask, _, _ in parts]))
     k1 = len(features.option_ids)
@@ -322,6 +311,20 @@ def estimate_plan(plan: CouponPlan, log: HoldoutLog, *, level: float = LEVEL) ->
         fill = float(direct[uncovered].sum())
         rows += [_row(name, e, 0.0 if e.estimator == "dr" else fill) for e in estimates.values()]
     return PlanValue(pd.DataFrame(rows), int(uncovered.sum()), level)
+
+
+def cross_fit(
+    settings: CouponSettings,
+    folds: Iterable[tuple[CouponDecision, pd.DataFrame | None, HoldoutLog]],
+) -> PlanValue:
+    """Each fold's decision planned under ``settings`` (its buffers reading the fold's spend
+    bias), valued on the fold's holdout log, the folds combined (:func:`cross_fitted_value`)."""
+    return cross_fitted_value(
+        [
+            estimate_plan(plan_coupons(decision, settings, calibration=bias), log)
+            for decision, bias, log in folds
+        ]
+    )
 
 
 def cross_fitted_value(folds: list[PlanValue]) -> PlanValue:
