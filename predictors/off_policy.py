@@ -24,6 +24,20 @@ user's correlated rows count once; ``strata`` (e.g. lifecycle segments
 post-stratified by ``weights``) add their variances.  SNIPS's variance is the
 delta method's (its linearised terms).
 
+A total whose target arms produced no event (every row that received its target arm
+had outcome 0: a merchant's coupon nobody in the log redeemed) gets an IPS and SNIPS
+of 0 whose per-row terms are all 0, a normal interval of zero width.  Given each
+row's largest possible outcome (``outcome_max``, e.g. the face value), their standard
+error is instead the one the unseen events allow: with no event among independent
+rows, ``sum_r e_r pi_r <= L = -ln(alpha / 2)`` at the interval's one-sided level
+(``pi_r <= 1`` the row's event probability under its target, ``e_r`` its propensity), so
+the estimand ``sum_r w_r pi_r max_r`` is at most the largest it can be under that
+constraint: a fractional knapsack, filled by the rows of largest ``w_r max_r / e_r``
+first (:func:`unseen_events_bound`).  Every estimator's ``se`` is then at least that
+bound over ``z``: the interval reaches the unseen events.  A row's logged propensity
+stands in for its target arm's (exact when the design gives every arm of a row the same
+probability, as the coupon holdout's does).
+
 >>> rng = np.random.default_rng(0)
 >>> arm = rng.integers(0, 2, 20_000)
 >>> y = (rng.random(20_000) < np.where(arm == 1, 0.3, 0.1)).astype(float)
@@ -56,6 +70,8 @@ class Estimate:
     n_rows: int
     n_clusters: int
     level: float = 0.95
+    n_events: int = -1
+    """Rows that received the target arm with a non-zero outcome (-1: a contrast, not counted)."""
 
     def covers(self, truth: float) -> bool:
         """Whether the interval contains ``truth``."""
@@ -126,10 +142,37 @@ def cluster_se(
     return float(np.sqrt(var)), count
 
 
-def _estimate(name: str, value: float, terms: np.ndarray, level: float, **groups: Any) -> Estimate:
+def _estimate(
+    name: str,
+    value: float,
+    terms: np.ndarray,
+    level: float,
+    *,
+    unseen: float = 0.0,
+    n_events: int = -1,
+    **groups: Any,
+) -> Estimate:
+    """The estimate with its normal interval; ``unseen`` (> 0 when no event was seen,
+    :func:`unseen_events_bound`) floors the half-width."""
     se, g = cluster_se(terms, **groups)
-    half = NormalDist().inv_cdf(0.5 + level / 2.0) * se
-    return Estimate(name, value, value - half, value + half, se, len(terms), g, level)
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    se = max(se, unseen / z)
+    half = z * se
+    return Estimate(name, value, value - half, value + half, se, len(terms), g, level, n_events)
+
+
+def unseen_events_bound(
+    weights: np.ndarray, propensity: np.ndarray, outcome_max: np.ndarray, level: float
+) -> float:
+    """Upper bound on a total ``sum_r w_r pi_r max_r`` whose rows showed no event (module
+    docstring): its largest value over ``0 <= pi_r <= 1`` with ``sum_r e_r pi_r <= L``,
+    ``L = -ln(alpha / 2)``, ``alpha = 1 - level``."""
+    gain = weights * outcome_max  # what pi_r = 1 adds to the total
+    order = np.argsort(-gain / propensity, kind="stable")
+    gain, cost = gain[order], propensity[order]
+    left = -np.log((1.0 - level) / 2.0) - np.concatenate([[0.0], np.cumsum(cost)[:-1]])
+    share = np.clip(left / cost, 0.0, 1.0)  # pi of each row, the best rows first
+    return float((share * gain).sum())
 
 
 def policy_estimates(
@@ -144,6 +187,7 @@ def policy_estimates(
     strata: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     direct_total: float | None = None,
+    outcome_max: Any = None,
     level: float = 0.95,
 ) -> dict[str, Estimate]:
     """IPS, SNIPS and (with ``predictions``) DR estimates of the target policy's value.
@@ -159,7 +203,10 @@ def policy_estimates(
     direct method's value (target minus baseline) computed elsewhere, for example
     over a whole population rather than the logged rows; DR is then that total
     plus the rows' weighted IPS correction of the predictions' residuals, and its
-    interval the correction's.
+    interval the correction's.  ``outcome_max`` (per row or one number, without
+    ``baseline``): the largest outcome a row could have under its target; when no row
+    that received its target arm had an outcome, IPS's and SNIPS's intervals are the
+    unseen events' bound (module docstring) instead of zero-width, and DR's reaches it.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
@@ -189,11 +236,19 @@ def policy_estimates(
             rows = np.arange(n)
             direct = 0.0 if direct_total is not None else q[rows, pi]
             dr += sign * w * (direct + rho * (y - q[rows, a]))
+    target = policies[0][1]
+    seen = {}
+    if baseline is None:
+        events = int(((a == target) & (y != 0)).sum())
+        seen["n_events"] = events
+        if outcome_max is not None and events == 0:
+            bound = np.broadcast_to(np.asarray(outcome_max, np.float64), (n,))
+            seen["unseen"] = unseen_events_bound(w, e, bound, level)
     out = {
-        "ips": _estimate("ips", float(ips.sum()), ips, level, **groups),
-        "snips": _estimate("snips", snips_value, snips_terms, level, **groups),
+        "ips": _estimate("ips", float(ips.sum()), ips, level, **seen, **groups),
+        "snips": _estimate("snips", snips_value, snips_terms, level, **seen, **groups),
     }
     if dr is not None:
         value = float(dr.sum()) + (direct_total or 0.0)
-        out["dr"] = _estimate("dr", value, dr, level, **groups)
+        out["dr"] = _estimate("dr", value, dr, level, **seen, **groups)
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predictors.off_policy import cluster_se, policy_estimates
+from predictors.off_policy import cluster_se, policy_estimates, unseen_events_bound
 
 ARMS = 3
 
@@ -115,3 +115,39 @@ def test_bad_propensity_is_named():
         policy_estimates([1, 0, 1], [0, 1, 1], [0.5, 0.5, 0.0], 1)
     with pytest.raises(ValueError, match="target must be 3 integer arms"):
         policy_estimates([1, 0, 1], [0, 1, 1], 0.5, [1.0, 0.0, 1.0])
+
+
+def test_a_total_without_events_is_bounded_by_the_unseen_events_not_zero_width():
+    """A rare redemption (face value 10, probability 0.004 under the target arm): most logs
+    show none, and IPS's per-row terms are then all 0.  The interval from the unseen events'
+    bound still covers the true total at its level; the zero-width one would not."""
+    rng = np.random.default_rng(11)
+    n, p, face = 300, 0.004, 10.0
+    truth = p * face  # the mean spend per row under the target arm
+    covered, zero_event_logs = {"ips": 0, "snips": 0}, 0
+    for _ in range(400):
+        arm = rng.integers(0, 2, n)
+        y = face * ((arm == 1) & (rng.random(n) < p))
+        est = policy_estimates(y, arm, 0.5, 1, outcome_max=face)
+        zero_event_logs += est["ips"].n_events == 0
+        for k in covered:
+            covered[k] += est[k].covers(truth)
+        if est["ips"].n_events == 0:
+            bare = policy_estimates(y, arm, 0.5, 1)["ips"]
+            assert bare.upper == bare.lower == 0.0  # what the bound replaces
+            assert est["ips"].upper == pytest.approx(-np.log(0.025) * face / n / 0.5)
+    assert zero_event_logs > 100
+    assert all(hits / 400 >= 0.95 for hits in covered.values()), covered
+
+
+def test_the_unseen_events_bound_counts_each_row_at_most_once():
+    """Three rows at propensity 0.5 cannot hide more than their three events (weights 10, 1,
+    1: a total of at most 12), however large -ln(alpha / 2) / e is; with many rows the
+    bound spends the -ln(0.025) = 3.69 expected events on the heaviest rows first."""
+    one = np.ones(3)
+    assert unseen_events_bound(np.array([10.0, 1.0, 1.0]), 0.5 * one, one, 0.95) == 12.0
+    many = np.array([10.0] + [1.0] * 99)
+    expected = 10.0 + (-np.log(0.025) - 0.5) / 0.5 * 1.0
+    assert unseen_events_bound(many, np.full(100, 0.5), np.ones(100), 0.95) == pytest.approx(
+        expected
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -213,7 +214,9 @@ def log_rows(log: HoldoutLog, rows: np.ndarray) -> HoldoutLog:
         for k in ["user_pos", "segment", "arm", "propensity", "converted", "gmv", "cost"]
     }
     arrays |= {k: getattr(log, k)[rows] for k in ["p", "p_gmv", "p_cost"]}
-    return HoldoutLog(**arrays, option_ids=log.option_ids, population=log.population)
+    return HoldoutLog(
+        **arrays, option_ids=log.option_ids, population=log.population, face_value=log.face_value
+    )
 
 
 def greedy_plan(log: HoldoutLog, rows: np.ndarray) -> SimpleNamespace:
@@ -272,3 +275,38 @@ def test_fold_estimates_combine_as_independent_halves():
         assert c.n_rows == len(fold) and c.n_users == len(np.unique(log.user_pos))
     with pytest.raises(ValueError, match="no fold"):
         cross_fitted_value([])
+
+
+def test_a_merchant_spend_nobody_redeemed_has_an_interval_not_a_point():
+    """The plan gives every user the merchant's coupon ('bad', face 10, budget 'merchant');
+    the log's rows that carried it never redeemed.  IPS and SNIPS say 0 spend, with
+    n_events 0 and an interval up to the unseen redemptions' bound (each row at most 10 at
+    propensity 1/3), not [0, 0]; rows whose coupon cannot apply (p_cost 0) do not count."""
+    users = 600
+    log, _ = constructed_log(seed=5, users=users, rows_per_user=1)
+    p_cost = np.zeros((users, 3))
+    p_cost[:, 2] = np.where(np.arange(users) < 400, 0.05, 0.0)  # applies to 400 users' items
+    log = HoldoutLog(
+        **{k: getattr(log, k) for k in ["user_pos", "segment", "arm", "propensity"]},
+        converted=log.converted, gmv=log.gmv, cost=np.zeros(users), p=log.p, p_gmv=log.p_gmv,
+        p_cost=p_cost, option_ids=OPTIONS, population=log.population,
+        face_value=np.array([0.0, 5.0, 10.0]),
+    )  # fmt: skip
+    decision = SimpleNamespace(
+        option_ids=OPTIONS, value=np.zeros((users, 2)), gmv_value=np.zeros((users, 2)),
+        cost=np.column_stack([np.zeros(users), p_cost[:, 2]]), segment=log.segment,
+    )  # fmt: skip
+    budget = SimpleNamespace(name="merchant", options=[1])
+    plan = SimpleNamespace(
+        campaign=SimpleNamespace(decision=decision, budgets=[budget]), choice=np.ones(users, int)
+    )
+    value = estimate_plan(plan, log)
+    bound = -np.log(0.025) * 10.0 * 3.0  # weight 1 per row (one row per user)
+    for estimator in ("ips", "snips"):
+        spend = value.get("spend:merchant", estimator)
+        assert spend.estimate == 0.0 and spend.n_events == 0
+        assert spend.upper == pytest.approx(bound)
+        assert value.summary()["spend:merchant"][estimator]["n_events"] == 0
+    assert value.get(VALUE, "dr").n_events == -1  # a contrast: events are not counted
+    blind = estimate_plan(plan, dataclasses.replace(log, face_value=None))  # no face values
+    assert blind.get("spend:merchant", "ips").upper == 0.0  # the zero-width interval of before

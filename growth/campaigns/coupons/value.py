@@ -29,6 +29,11 @@ over the items the shop will show them (the ``candidates``), as the decision's
   past, not on the campaign's: a plan that matches a merchant's coupon to the users
   whose campaign shows that merchant's items is undervalued by them.
 
+A spend no holdout row redeemed (a merchant's coupon the log never saw used on its items)
+has IPS and SNIPS of 0 with per-row terms all 0; their interval is then the bound the
+unseen redemptions allow (:func:`predictors.off_policy.unseen_events_bound`, each row at
+most its arm's face value), not zero-width.
+
 A segment with no holdout row (lost users' impressions are old) has no correction:
 its part is the model's prediction, for IPS and SNIPS as well (``model_only_users``).
 
@@ -91,6 +96,7 @@ class HoldoutLog:
     p_cost: np.ndarray  # (r, K+1) expected face value redeemed
     option_ids: list[str]  # coupons-table order
     population: dict[str, int]  # users per segment
+    face_value: np.ndarray | None = None  # (K+1,) a redemption's cost per option
 
     @cached_property
     def weights(self) -> np.ndarray:
@@ -196,6 +202,7 @@ def _holdout_log(
         p_cost=features.face_value[None, :] * p * applies * reach,
         option_ids=list(features.option_ids),
         population={str(s): int(c) for s, c in zip(lifecycle, counts, strict=True)},
+        face_value=np.asarray(features.face_value, np.float64),
     )
 
 
@@ -212,7 +219,9 @@ class PlanValue:
 
     ``frame`` columns: ``quantity`` (``value``, ``gmv``, ``spend:<budget>``),
     ``estimator`` (``ips``, ``snips``, ``dr``), ``estimate``, ``lower``, ``upper``
-    (``level`` interval), ``se``, ``n_rows`` and ``n_users`` (holdout rows and users).
+    (``level`` interval), ``se``, ``n_rows`` and ``n_users`` (holdout rows and users),
+    ``n_events`` (a spend's redemptions among the rows given the plan's arm; -1 for the
+    contrasts ``value`` and ``gmv``).
     ``model_only_users``: users of segments the holdout lacks, whose part is the
     model's prediction (module docstring).
     """
@@ -250,6 +259,7 @@ class PlanValue:
                 "lower": float(r.lower),
                 "upper": float(r.upper),
                 "n_rows": int(r.n_rows),
+                **({"n_events": int(r.n_events)} if r.n_events >= 0 else {}),
             }
         return out
 
@@ -295,6 +305,10 @@ def estimate_plan(plan: CouponPlan, log: HoldoutLog, *, level: float = LEVEL) ->
     uncovered = ~np.isin(plan.campaign.decision.segment, np.unique(log.segment))
     rows = []
     for name, outcome, q, target, baseline, direct in _quantities(plan, log, arms[log.user_pos]):
+        most = None  # a spend's row could cost at most its target's face value
+        if baseline is None and log.face_value is not None:
+            can = q[np.arange(len(target)), target] > 0
+            most = np.where(can, log.face_value[target], 0.0)
         estimates = policy_estimates(
             outcome,
             log.arm,
@@ -306,6 +320,7 @@ def estimate_plan(plan: CouponPlan, log: HoldoutLog, *, level: float = LEVEL) ->
             strata=log.segment,
             weights=log.weights,
             direct_total=float(direct.sum()),
+            outcome_max=most,
             level=level,
         )
         fill = float(direct[uncovered].sum())
@@ -350,7 +365,8 @@ def cross_fitted_value(folds: list[PlanValue]) -> PlanValue:
     half = NormalDist().inv_cdf(0.5 + folds[0].level / 2.0) * frame["se"]
     frame["lower"], frame["upper"] = frame["estimate"] - half, frame["estimate"] + half
     frame[["n_rows", "n_users"]] = grouped[["n_rows", "n_users"]].sum()
-    columns = ["estimate", "lower", "upper", "se", "n_rows", "n_users"]
+    frame["n_events"] = grouped["n_events"].sum().clip(lower=-1)  # -1: a contrast's
+    columns = ["estimate", "lower", "upper", "se", "n_rows", "n_users", "n_events"]
     return PlanValue(
         frame[columns].reset_index(),
         int(np.mean([f.model_only_users for f in folds])),
@@ -369,6 +385,7 @@ def _row(quantity: str, e: Estimate, fill: float) -> dict[str, Any]:
         "se": e.se,
         "n_rows": e.n_rows,
         "n_users": e.n_clusters,
+        "n_events": e.n_events,
     }
 
 
