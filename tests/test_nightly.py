@@ -122,6 +122,11 @@ def test_nightly_stores_the_plans_estimates_with_the_run(nightly_run):
     assert len(rows) == 3 * (2 + len(budgets))
     assert (rows["lower"] <= rows["estimate"]).all() and (rows["estimate"] <= rows["upper"]).all()
     assert (rows["n_rows"] > 0).all() and (rows["plan"] == "coupons").all()
+    spend = rows["quantity"].str.startswith("spend:")
+    assert rows.loc[~spend, "n_events"].isna().all()  # contrasts count no events
+    assert (rows.loc[spend, "n_events"] >= 0).all()
+    for r in rows[spend & (rows["n_events"] == 0)].itertuples():  # none seen: not a point
+        assert r.upper > r.estimate, r
     estimates = store.get_run(result.run_id)["summary"]["coupons"]["estimates"]
     dr = rows.query("quantity == 'value' and estimator == 'dr'").iloc[0]
     assert estimates["value"]["dr"]["estimate"] == pytest.approx(dr["estimate"])

@@ -116,7 +116,9 @@ if "coupon_result" in st.session_state:
             "log's randomised holdout, with 95 % intervals (user-clustered standard errors), "
             "cross-fitted: the holdout's users are split in folds, and a plan made from "
             "predictions calibrated without a fold is valued on that fold, so no row that "
-            "shaped a plan judges it."
+            "shaped a plan judges it. n_events counts a spend's redemptions among the rows "
+            "given the plan's coupon; at 0 the interval reaches what the unseen "
+            "redemptions could cost."
         )
         st.subheader("Value vs budget")
         cols = st.columns(2)

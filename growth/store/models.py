@@ -336,7 +336,9 @@ class PlanEstimateRow(ResultRowMixin, Base):
     ``plan`` names the plan (``coupons``); ``quantity`` is ``value`` (incremental
     conversions), ``gmv`` (incremental order value) or ``spend:<budget>``;
     ``estimator`` is ``ips``, ``snips`` or ``dr``; ``n_rows``/``n_users`` the
-    holdout rows and users it was estimated from.
+    holdout rows and users it was estimated from; ``n_events`` (spend only, NULL for a
+    contrast) the redemptions among the rows given the plan's arm: at 0 the interval is
+    the bound the unseen redemptions allow (:mod:`predictors.off_policy`).
     """
 
     __tablename__ = "plan_estimates"
@@ -349,6 +351,7 @@ class PlanEstimateRow(ResultRowMixin, Base):
     upper: Mapped[float] = mapped_column(Float)
     n_rows: Mapped[int] = mapped_column(Integer, info={"min": 0})
     n_users: Mapped[int] = mapped_column(Integer, info={"min": 0})
+    n_events: Mapped[int | None] = mapped_column(Integer, info={"min": 0})
 
 
 RESULT_MODELS: tuple[type[Any], ...] = (

@@ -437,4 +437,5 @@ def value_differences(
 def plan_estimate_rows(value: PlanValue, plan: str = COUPON_PLAN) -> pd.DataFrame:
     """Rows of the store's ``plan_estimates`` for one plan's estimates."""
     columns = ["quantity", "estimator", "estimate", "lower", "upper", "n_rows", "n_users"]
-    return value.frame[columns].assign(plan=plan)
+    events = value.frame["n_events"].astype("Int64")
+    return value.frame[columns].assign(n_events=events.where(events >= 0), plan=plan)
