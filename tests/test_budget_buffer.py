@@ -23,7 +23,6 @@ from growth.campaigns.coupons.buffer import (
     spend_bias,
     spend_risk,
 )
-from growth.campaigns.coupons.selection import SpendEvidence
 from growth.campaigns.settings import CouponSettings
 from growth.jobs.config import NightlyConfig
 from growth.modeling.calibration import ratio_bias
@@ -141,35 +140,6 @@ def test_the_bias_allowance_follows_the_plans_segment_mix():
     new = int(bias.codes[decision.segment == "new"][0])
     option = posterior(0.0, 0.1, 0.02)
     assert bias.table[0, new] == pytest.approx([option[0], np.hypot(PRIOR_SD, option[1])])
-
-
-def _selected_evidence(decision: CouponDecision, holders: float) -> SpendEvidence:
-    """One holdout row per user, all logged with the red packet (predicted 0.3): the users of
-    the better half of uplift (those a plan buys) redeem at ``holders``, the rest at
-    ``0.6 - holders``, so the option's rows as a whole redeem as predicted (each row's
-    expected redemption, so that the rates are exact)."""
-    n = decision.n_users
-    better = decision.value[:, 0] >= np.median(decision.value[:, 0])
-    observed = np.where(better, holders, 0.6 - holders)
-    return SpendEvidence(np.arange(n), np.zeros(n, dtype=np.int64), observed, np.full(n, 0.3))
-
-
-def test_the_buffer_sees_where_the_plan_buys():
-    """The holdout's red packets redeem as predicted over all their rows, but twice as often
-    where the plan buys them: the plan's holders carry that bias (pooled under the option's
-    prior), its effective budget shrinks and it still holds; rows that redeem as predicted
-    where the plan buys move no mean (only the ratio's uncertainty remains)."""
-    decision = _decision()
-    settings = CouponSettings(budget=300.0, spend_confidence=0.95)
-    plain = plan_coupons(decision, settings).risk["platform"]
-    seen = plan_coupons(decision, settings, evidence=_selected_evidence(decision, 0.6))
-    risk = seen.risk["platform"]
-    assert risk.bias_allowance > 0.3 * risk.expected_spend
-    assert risk.effective_budget < 0.8 * plain.effective_budget
-    assert risk.p_within >= 0.95 - 1e-9
-    even = plan_coupons(decision, settings, evidence=_selected_evidence(decision, 0.3))
-    assert abs(even.risk["platform"].bias_allowance) < 0.01 * risk.expected_spend
-    assert even.risk["platform"].effective_budget > 1.2 * risk.effective_budget
 
 
 def test_the_spend_quantile_is_skew_aware_for_a_few_dozen_redemptions():

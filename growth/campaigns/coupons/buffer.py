@@ -26,27 +26,6 @@ removed, added a second time, and the plan buys the groups that same noise raise
 allowance grew with the plan's own selection and left about a third of a small world's
 budget unspent (``benchmarks/README.md``, small scenario).
 
-The plan buys a selected part of each group, the users whose predicted conversions per
-unit cost are best, and there the calibrated predictions may err beyond their group's bias.
-Where the nightly passes the holdout's rows (:class:`SpendEvidence`), each option ``k`` the plan buys carries a ratio ``r_k`` of its holders'
-spend to what their groups' calibrated predictions say, measured where the plan buys: the
-holdout rows whose logged option is the one the plan gives their user, ``O_k`` redemptions
-observed against ``E_k`` predicted there, times ``L_k``, the option's observed / predicted
-over all its rows (so the group's level, which the calibration and ``b_g'`` already carry,
-is not counted twice).  A few dozen redemptions are a count, so ``r_k`` is Gamma-Poisson:
-prior mean 1 and sd ``s_k``, the option's own posterior sd (the holders of an option the
-holdout knows well cannot differ much from it unseen; a merchant's coupon, seen in a few
-dozen redemptions, may), posterior ``Gamma(a + O_k, a + L_k E_k)``, ``a = s_k^-2``.  Each
-round reads it under the round's choice, with ``m_k`` the plan's expected spend on ``k``::
-
-    allowance += sum_k m_k (r_k' - 1)       (a lower ratio lowers it: its sd is counted)
-    sd^2      += sum_k m_k^2 var(r_k)        third cumulant += sum_k m_k^3 2 shape / rate^3
-
-On the tuning worlds this buys what a higher ``spend_confidence`` buys, no more
-(``benchmarks/README.md``, "The plan's selection on the holdout"): a merchant's holders
-redeem 0-4 times on the holdout rows where the plan buys, too few to tell a seed whose
-holders the models under-predict from one whose they do not.
-
 A budget of a few dozen redemptions has a right tail longer than the normal's, so
 the spend's quantile at ``z = Phi^-1(target)`` is the Cornish-Fisher one,
 ``mean + allowance + (z + (z^2 - 1) skew / 6) sd`` (:func:`cornish_fisher`), and
@@ -79,7 +58,6 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.decision import CouponDecision
-from growth.campaigns.coupons.selection import SpendEvidence
 from growth.modeling.recalibration import PRIOR_SD
 
 MAX_REL_SE = 1.0
@@ -145,19 +123,14 @@ class BudgetRisk:
 
 @dataclass(frozen=True)
 class SpendBias:
-    """Posterior relative bias of predicted spend and its sd per option x segment, and the
-    holdout's rows that show how the plan's holders differ from their groups.
+    """Posterior relative bias of predicted spend and its sd per option x segment.
 
     ``table[k, g]`` is option ``k``'s (0..K-1, 'none' excluded) ``(b', sd)`` on the
-    users whose segment code is ``g``; ``codes`` is each decision user's code;
-    ``option_sd[k]`` option ``k``'s own posterior sd (the prior sd of its holders' ratio,
-    :func:`selection_ratio`); ``evidence`` the holdout's rows (None: no selection term).
+    users whose segment code is ``g``; ``codes`` is each decision user's code.
     """
 
     codes: np.ndarray  # (n_users,) segment code
     table: np.ndarray  # (K, S, 2)
-    option_sd: np.ndarray  # (K,)
-    evidence: SpendEvidence | None = None
 
 
 def posterior(prior_mean: float, estimate: float, se: float, prior_sd: float = PRIOR_SD):
@@ -171,23 +144,17 @@ def posterior(prior_mean: float, estimate: float, se: float, prior_sd: float = P
     return prior_mean + w * (estimate - prior_mean), math.sqrt(w) * se
 
 
-def spend_bias(
-    decision: CouponDecision,
-    calibration: pd.DataFrame | None,
-    evidence: SpendEvidence | None = None,
-) -> SpendBias:
+def spend_bias(decision: CouponDecision, calibration: pd.DataFrame | None) -> SpendBias:
     """The :class:`SpendBias` of a :func:`~growth.modeling.calibration.spend_calibration`
     frame: an option's bias the posterior about none, a segment's the posterior about its
     option's, with prior sd ``sqrt(PRIOR_SD^2 + sd_option^2)`` (:func:`posterior`; the
     option's alone for a frame indexed by option).  Zeros without a frame; an option the
-    frame lacks, or whose error exceeds it, is known to within :data:`MAX_REL_SE`.
-    ``evidence``: the holdout's rows for the plan's selection term (:func:`selection_ratio`)."""
+    frame lacks, or whose error exceeds it, is known to within :data:`MAX_REL_SE`."""
     segments, codes = np.unique(np.asarray(decision.segment).astype(str), return_inverse=True)
     options = decision.option_ids[1:]
     table = np.zeros((len(options), len(segments), 2))
-    out = SpendBias(codes, table, np.full(len(options), PRIOR_SD), evidence)
     if calibration is None:
-        return out
+        return SpendBias(codes, table)
     by_option = calibration.index.nlevels == 1
     if by_option:
         calibration = calibration.set_index(
@@ -198,10 +165,8 @@ def spend_bias(
     for k, option in enumerate(options):
         if (option, "all") not in bias:
             table[k, :] = 0.0, MAX_REL_SE
-            out.option_sd[k] = MAX_REL_SE
             continue
         b_k, s_k = posterior(0.0, bias[(option, "all")], min(error[(option, "all")], MAX_REL_SE))
-        out.option_sd[k] = s_k
         prior_sd = math.sqrt(PRIOR_SD**2 + s_k**2)
         for g, segment in enumerate(segments):
             if by_option:
@@ -210,7 +175,7 @@ def spend_bias(
             group = bias.get((option, segment), 0.0), error.get((option, segment), np.inf)
             b, sd = posterior(b_k, *group, prior_sd=prior_sd)
             table[k, g] = b, min(sd, MAX_REL_SE)
-    return out
+    return SpendBias(codes, table)
 
 
 def spend_risk(
@@ -236,17 +201,13 @@ def spend_risk(
     n_groups = bias.table.shape[0] * bias.table.shape[1]
     group = k * bias.table.shape[1] + bias.codes[rows]  # option x segment, flat
     b, s = bias.table[..., 0].ravel(), bias.table[..., 1].ravel()
-    ratio = selection_ratio(bias, choice)  # (3, K): the holders' ratio's mean, var, cube
     out = {}
     for budget in budgets:
         mine = np.isin(k, budget.options)
         per_group = np.bincount(group[mine], m[mine], minlength=n_groups)  # m_g
-        m_k = np.bincount(k[mine], m[mine], minlength=len(bias.option_sd))
-        allowance = max(0.0, float(per_group @ b)) + float(m_k @ (ratio[0] - 1.0))
-        var = draws[mine].sum() + (per_group**2) @ (s**2) + (m_k**2) @ ratio[1]
-        sd = math.sqrt(float(var))
-        cube = third[mine].sum() + (m_k**3) @ ratio[2]
-        skew = float(cube) / sd**3 if sd > 0.0 else 0.0
+        allowance = max(0.0, float(per_group @ b))
+        sd = math.sqrt(float(draws[mine].sum() + (per_group**2) @ (s**2)))
+        skew = float(third[mine].sum()) / sd**3 if sd > 0.0 else 0.0
         mean = float(m[mine].sum())
         out[budget.name] = BudgetRisk(
             budget=float(budget.amount),
@@ -258,24 +219,6 @@ def spend_risk(
             spend_skew=skew,
         )
     return out
-
-
-def selection_ratio(bias: SpendBias, choice: np.ndarray) -> np.ndarray:
-    """Per option ``k``, the posterior of the ratio ``r_k`` of its holders' true spend to what
-    their groups' calibrated predictions say, under ``choice`` (-1 = none): Gamma with prior
-    mean 1 and sd ``option_sd[k]``, updated by the redemptions ``O_k`` observed on the
-    holdout's rows where the plan buys ``k`` against ``E_k`` predicted there times ``L_k``, the
-    option's ratio observed / predicted over all its rows (Poisson; :meth:`SpendEvidence.plan_rows`).
-
-    Returns (3, K): the posterior mean ``(a + O) / (a + L E)``, its variance and third
-    cumulant, ``a = option_sd^-2``; exactly ``(1, 0, 0)`` without evidence."""
-    n_options = len(bias.option_sd)
-    if bias.evidence is None:
-        return np.vstack([np.ones(n_options), np.zeros((2, n_options))])
-    observed, predicted, level = bias.evidence.plan_rows(choice, n_options)
-    prior = 1.0 / bias.option_sd**2
-    shape, rate = prior + observed, prior + predicted * level
-    return np.vstack([shape / rate, shape / rate**2, 2.0 * shape / rate**3])
 
 
 def next_effective(risk: dict[str, BudgetRisk], z: float) -> dict[str, float]:

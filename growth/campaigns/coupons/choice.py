@@ -22,7 +22,6 @@ from typing import Any
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.campaigns.coupons.plan import CouponPlan, plan_coupons
 from growth.campaigns.coupons.scoring import predicted_coupon_decisions
-from growth.campaigns.coupons.selection import SpendEvidence
 from growth.campaigns.coupons.value import (
     HoldoutLog,
     PlanValue,
@@ -113,11 +112,8 @@ def candidate(models: TrainedModels, scores: Scores, settings: CouponSettings) -
     """Plan the decision under ``settings`` and estimate the plan's value: cross-fitted over
     the models' folds (each fold's plan, made from predictions calibrated without that fold,
     valued on it), in-sample on the whole holdout without folds."""
+    plan = plan_coupons(scores.decision, settings, calibration=models.calibration)
     held, *fold_logs = holdout_logs(models)
-    evidence = SpendEvidence.from_log(scores.decision, held)
-    plan = plan_coupons(
-        scores.decision, settings, calibration=models.calibration, evidence=evidence
-    )
     in_sample = estimate_plan(plan, held)
     if not scores.folds:
         return Candidate(models, scores.decision, plan, held, in_sample, in_sample)

@@ -27,7 +27,6 @@ from growth.campaigns.coupons.buffer import (
     z_score,
 )
 from growth.campaigns.coupons.decision import CouponDecision
-from growth.campaigns.coupons.selection import SpendEvidence
 from growth.campaigns.settings import CouponSettings
 from optimizers.coupons import CouponAllocation, CouponProblem, solve, solve_front
 
@@ -192,7 +191,6 @@ def plan_coupons(
     settings: CouponSettings,
     *,
     calibration: pd.DataFrame | None = None,
-    evidence: SpendEvidence | None = None,
     warm_start: dict[str, float] | None = None,
 ) -> CouponPlan:
     """Allocate coupons to maximise incremental conversions under every budget, each kept
@@ -200,8 +198,7 @@ def plan_coupons(
 
     Each round solves the :class:`CouponCampaign` against effective budgets,
     measures the plan's spend risk (:func:`~growth.campaigns.coupons.buffer.spend_risk`,
-    with ``calibration``'s per option x segment bias of predicted spend, if given, and the
-    holdout rows ``evidence`` where the plan buys, if given) and moves
+    with ``calibration``'s per option x segment bias of predicted spend, if given) and moves
     each effective budget by its shortfall; the plan adopted is the best one whose
     every budget holds with the target probability (the last round's if none does).
     The plan keeps its campaign for the front and the truth's scoring.
@@ -211,7 +208,7 @@ def plan_coupons(
     plan = campaign.plan(warm_start=warm_start)
     if target is None:
         return plan
-    z, bias = z_score(target), spend_bias(decision, calibration, evidence)
+    z, bias = z_score(target), spend_bias(decision, calibration)
     best: CouponPlan | None = None
     for round_ in range(BUFFER_ROUNDS):
         plan.risk = spend_risk(decision, plan.choice, campaign.budgets, campaign.effective, bias)
