@@ -270,3 +270,24 @@ def test_each_value_fold_is_calibrated_without_its_own_rows(features):
     assert holdout_folds(models.frame, models.holdout, 1, seed=0) == []
     again = holdout_folds(models.frame, models.holdout, 2, seed=0)
     assert all(np.array_equal(x, f.holdout) for x, f in zip(again, folds, strict=True))
+
+
+def test_each_users_logged_impressions_per_app_are_user_features(features):
+    """log(1 + impressions) in the shop and in the payments app, counted from the exposure
+    log (NaN in the payments app for users it does not know), are target and source fields
+    of the spec; a dataset that brings its own (as of each row, MovieLens) keeps them."""
+    from growth.modeling.features import ACTIVITY_COLUMNS
+
+    log, users = features.dataset.exposures, features.dataset.users
+    shop, payments = ACTIVITY_COLUMNS
+    for column, domain in ((shop, "target"), (payments, "source")):
+        counts = log.loc[log["domain"] == domain, "user_id"].value_counts()
+        expected = np.log1p(counts.reindex(users["user_id"], fill_value=0).to_numpy())
+        if domain == "source":
+            expected = np.where(users["has_source"].to_numpy() > 0, expected, np.nan)
+        np.testing.assert_allclose(features.user_frame[column], expected, rtol=1e-6)
+        assert column in {f.name for f in features.spec.of_domain(domain)}
+    assert features.user_frame[shop].std() > 0
+    dataset = copy.copy(features.dataset)
+    dataset.users = users.assign(**{shop: 7.0})
+    assert (ConversionFeatures(dataset).user_frame[shop] == 7.0).all()

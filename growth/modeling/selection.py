@@ -63,10 +63,13 @@ def has_source_domain(features: ConversionFeatures) -> bool:
     """True when some user has a non-missing source-domain field (``src_*`` columns).
 
     Missing is NaN for numbers and NaN or ``""`` for strings (empty tags or sequences).
+    Only the users table's fields count: a count derived from the log
+    (:func:`~growth.modeling.features.logged_activity`) is not the payments app's profile.
     """
-    names = [f.name for f in features.spec.of_domain("source")]
+    users = features.dataset.users
+    names = [f.name for f in features.spec.of_domain("source") if f.name in users]
     for name in names:
-        column = features.dataset.users[name]
+        column = users[name]
         present = column.notna()
         if not pd.api.types.is_numeric_dtype(column):
             present &= column.astype(str) != ""
