@@ -171,4 +171,4 @@ def test_spend_confidence_is_a_probability(bad):
         CouponSettings(spend_confidence=bad)
     with pytest.raises(ValidationError, match="spend_confidence"):
         NightlyConfig(coupons={"spend_confidence": bad})
-    assert CouponSettings().spend_confidence == 0.95
+    assert CouponSettings().spend_confidence == 0.99
