@@ -31,8 +31,9 @@ def _instance(n: int = 150, seed: int = 3) -> dict:
 
 
 def test_warm_started_value_curve_equals_cold_solves(truth):
-    """Each warm-started budget point matches its cold solve and keeps objective <= bound."""
-    settings = CouponSettings(budget=200.0, merchant_budget=20.0)
+    """Each warm-started budget point matches its cold solve and keeps objective <= bound
+    (at the buffer level this small instance was sized for)."""
+    settings = CouponSettings(budget=200.0, merchant_budget=20.0, spend_confidence=0.95)
     fractions = (1.5, 0.25, 1.0, 0.5)  # any order: solved in increasing budget order
     curve = svc.value_vs_budget(truth, settings, fractions=fractions)
     assert curve["budget"].tolist() == [settings.budget * f for f in sorted(fractions)]

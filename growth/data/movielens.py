@@ -272,15 +272,9 @@ def _user_features(
         ),
     )
     head = pd.DataFrame({"lifecycle": lifecycle, "has_source": (src["src_n_ratings"] > 0)})
-    activity = pd.DataFrame(
-        {  # growth.modeling.features.ACTIVITY_COLUMNS, as of each instant
-            "tgt_log_impressions": np.log1p(tgt["tgt_n_ratings"].to_numpy(np.float64)),
-            "src_log_impressions": np.where(
-                head["has_source"], np.log1p(src["src_n_ratings"].to_numpy(np.float64)), np.nan
-            ),
-        }
-    )
-    return pd.concat([head, src, tgt, activity], axis=1)
+    shop, pay = np.log1p(tgt["tgt_n_ratings"]), np.log1p(src["src_n_ratings"])
+    activity = {"tgt_log_impressions": shop, "src_log_impressions": pay.where(head["has_source"])}
+    return pd.concat([head, src, tgt, pd.DataFrame(activity)], axis=1)  # ACTIVITY_COLUMNS, as of
 
 
 # ---------------------------------------------------------------------------------------
