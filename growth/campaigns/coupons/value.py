@@ -30,9 +30,9 @@ over the items the shop will show them (the ``candidates``), as the decision's
   whose campaign shows that merchant's items is undervalued by them.
 
 A spend no holdout row redeemed (a merchant's coupon the log never saw used on its items)
-has IPS and SNIPS of 0 with per-row terms all 0; their interval is then the bound the
-unseen redemptions allow (:func:`predictors.off_policy.unseen_events_bound`, each row at
-most its arm's face value), not zero-width.
+has IPS and SNIPS of 0 with per-row terms all 0; every estimator's interval then reaches
+the bound the unseen redemptions allow (:func:`predictors.off_policy.unseen_events_bound`,
+each row at most its arm's face value), instead of IPS's and SNIPS's zero width.
 
 A segment with no holdout row (lost users' impressions are old) has no correction:
 its part is the model's prediction, for IPS and SNIPS as well (``model_only_users``).
