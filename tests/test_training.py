@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from growth.data.schema import SOURCE_PREFIX
 from growth.jobs.config import NightlyConfig
+from growth.modeling.concurrency import side_by_side
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.selection import SELECTION_FOLDS, HoldoutQini
 from growth.modeling.training import (
@@ -291,3 +292,40 @@ def test_each_users_logged_impressions_per_app_are_user_features(features):
     dataset = copy.copy(features.dataset)
     dataset.users = users.assign(**{shop: 7.0})
     assert (ConversionFeatures(dataset).user_frame[shop] == 7.0).all()
+
+
+def test_side_by_side_keeps_the_order_and_raises_the_first_error():
+    """Results in the items' order whichever finishes first; a failure is not swallowed."""
+    import time
+
+    assert side_by_side(lambda s: (time.sleep(s), s)[1], [0.05, 0.0]) == [0.05, 0.0]
+
+    def fail_on_two(x: int) -> int:
+        if x == 2:
+            raise ValueError(f"item {x}")
+        return x
+
+    with pytest.raises(ValueError, match="item 2"):
+        side_by_side(fail_on_two, [1, 2, 3])
+
+
+def test_candidates_side_by_side_learn_and_score_as_one_after_the_other(features, monkeypatch):
+    """Training and scoring the two candidates in parallel threads changes no number."""
+    import growth.campaigns.coupons.choice as choice
+    import growth.modeling.training as training
+    from growth.campaigns.coupons.choice import score_candidates
+
+    def run() -> tuple[pd.DataFrame, list[np.ndarray]]:
+        models = train_models(features, predictor="auto", max_train_rows=2_000, seed=5)
+        scores = score_candidates(features, models, torch_threads=1)
+        return models.metrics, [s.decision.conversion for s in scores]
+
+    metrics, conversion = run()
+    in_turn = lambda work, items: [work(x) for x in items]  # noqa: E731
+    monkeypatch.setattr(training, "side_by_side", in_turn)
+    monkeypatch.setattr(choice, "side_by_side", in_turn)
+    metrics_in_turn, conversion_in_turn = run()
+    pd.testing.assert_frame_equal(metrics, metrics_in_turn)
+    assert len(conversion) == 2
+    for a, b in zip(conversion, conversion_in_turn, strict=True):
+        np.testing.assert_array_equal(a, b)

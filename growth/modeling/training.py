@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from growth.modeling.calibration import spend_calibration
+from growth.modeling.concurrency import side_by_side
 from growth.modeling.features import ConversionFeatures, ExposureFrame
 from growth.modeling.recalibration import GroupCalibrator, Recalibration, recalibrate
 from growth.modeling.sampling import chronological_split, sample_rows
@@ -245,11 +246,11 @@ def train_models(
     frame = features.exposure_frame()
     holdout = chronological_split(frame, holdout_fraction)
     rows = _training_rows(features, frame, holdout, max_train_rows, max_source_rows, seed)
+    names = candidate_predictors(predictor, features, cross_domain=cross_domain)
     with using_torch_threads(torch_threads):
-        fitted = [
-            _fit_conversion(name, features, rows, seed=seed, progress=progress)
-            for name in candidate_predictors(predictor, features, cross_domain=cross_domain)
-        ]
+        fitted = side_by_side(
+            lambda name: _fit_conversion(name, features, rows, seed=seed, progress=progress), names
+        )
     best, why = choose_model(fitted)
     if len(fitted) > 1:
         log.info("auto: %s chosen by holdout %s (%s)", best.name, SELECTION_METRIC, why)

@@ -31,9 +31,11 @@ from growth.campaigns.coupons.value import (
     value_difference,
 )
 from growth.campaigns.settings import CouponSettings
+from growth.modeling.concurrency import side_by_side
 from growth.modeling.features import ConversionFeatures
 from growth.modeling.training import TrainedModels
 from predictors.off_policy import Estimate
+from predictors.torch.base import using_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +133,18 @@ def score_candidates(
     torch_threads: int | None = None,
 ) -> list[Scores]:
     """Each candidate's calibrated decisions, in ``models.candidates()`` order: the whole
-    holdout's and each value fold's, from one scoring pass per candidate."""
-    out = []
-    for m in models.candidates():
+    holdout's and each value fold's, from one scoring pass per candidate, the candidates
+    side by side (:func:`~growth.modeling.concurrency.side_by_side`)."""
+
+    def scores(m: TrainedModels) -> Scores:
+        calibrators = [(f.calibrator, f.reach_calibrator) for f in [m, *m.value_folds]]
         decisions = predicted_coupon_decisions(
-            features,
-            m.conversion,
-            m.basket,
-            [(f.calibrator, f.reach_calibrator) for f in [m, *m.value_folds]],
-            progress=progress,
-            torch_threads=torch_threads,
+            features, m.conversion, m.basket, calibrators, progress=progress
         )
-        out.append(Scores(decisions[0], decisions[1:]))
-    return out
+        return Scores(decisions[0], decisions[1:])
+
+    with using_torch_threads(torch_threads):
+        return side_by_side(scores, models.candidates())
 
 
 def plan_candidates(

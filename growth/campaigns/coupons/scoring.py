@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
-from rich.progress import Progress
+from tqdm.auto import tqdm
 
 from growth.campaigns.coupons.decision import CouponDecision
 from growth.data.schema import NO_COUPON
@@ -149,8 +149,8 @@ def _score(
     # per calibrator pair: P(convert), redemption and GMV summed over each user's candidates
     sums = [np.zeros((3, n, k1)) for _ in calibrators]
     bounds = np.searchsorted(cand_user, np.arange(0, n + chunk_users, chunk_users))
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("scoring users x candidates x coupons", total=n)
+    name = getattr(conversion_model, "name", "") or type(conversion_model).__name__
+    with tqdm(total=n, desc=f"scoring {name}", unit="user", disable=not progress) as bar:
         for lo, hi in itertools.pairwise(bounds):
             if hi <= lo:
                 continue
@@ -190,7 +190,7 @@ def _score(
                         total_part[base : base + span, j] += np.bincount(
                             u - base, weights=part[j], minlength=span
                         )
-            bar.update(task, advance=len(np.unique(u)))
+            bar.update(len(np.unique(u)))
     denom = np.maximum(per_user, 1.0)[:, None]
     return [
         CouponDecision(
