@@ -194,3 +194,6 @@ def test_labelled_source_rows_train_the_source_tower_through_their_own_head():
         with torch.no_grad():
             last.bias -= 1.0
     np.testing.assert_array_equal(moved, source)
+    # a batch of target rows alone (scoring) skips the source head: the same answers
+    target_alone = model.decision_function(X[~source])
+    np.testing.assert_allclose(target_alone, before[~source], rtol=1e-6, atol=1e-6)

@@ -84,7 +84,7 @@ class CSDECycleNet(CrossDomainNet):
         t_fill = torch.where(filled, t_gen.detach(), t)  # (batch, t_dim)
         logit = self.head(torch.cat([t_fill, s, context], dim=1)).squeeze(-1)  # (batch,)
         is_source, _ = self.samples(batch)  # (batch,) bool
-        logit = self.own_domain(logit, torch.cat([s, context], dim=1), is_source)
+        logit = self.own_domain(logit, lambda: torch.cat([s, context], dim=1), is_source)
         return CycleParts(logit, s, t, t_gen, target_present, source_present, is_source)
 
     def forward(self, batch: Batch) -> torch.Tensor:

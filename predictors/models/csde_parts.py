@@ -177,8 +177,11 @@ class CSDENet(CrossDomainNet):
         if self.field_skip:
             head_in = torch.cat([head_in, target, source], dim=1)
         is_source, _ = self.samples(batch)  # (batch,) bool
-        source_side = torch.cat([e_src, source, context.flatten(1)], dim=1)
-        logit = self.own_domain(self.head(head_in).squeeze(-1), source_side, is_source)
+        logit = self.own_domain(
+            self.head(head_in).squeeze(-1),
+            lambda: torch.cat([e_src, source, context.flatten(1)], dim=1),
+            is_source,
+        )
         return CSDEParts(
             logit=logit,
             weights=weights,

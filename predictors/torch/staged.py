@@ -20,6 +20,7 @@ a label read the target rows' only.  Without the ``domain`` column nothing chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -79,13 +80,20 @@ class CrossDomainNet(nn.Module):
             self.source_head = MLP(in_dim, cfg.hidden, dropout=cfg.dropout, output_dim=1)
 
     def own_domain(
-        self, logit: torch.Tensor, source_side: torch.Tensor, is_source: torch.Tensor
+        self,
+        logit: torch.Tensor,
+        source_side: Callable[[], torch.Tensor],
+        is_source: torch.Tensor,
     ) -> torch.Tensor:
-        """Each row's logit in its own domain: the source head's on ``source_side
-        (batch, in_dim)`` for source rows, ``logit (batch,)`` for target rows."""
-        if self.source_head is None:
+        """Each row's logit in its own domain: the source head's on ``source_side()
+        (batch, in_dim)`` for source rows, ``logit (batch,)`` for target rows.
+
+        Outside training a batch without source rows (every scoring batch of the shop's
+        users) neither builds the source head's inputs nor runs it: the answer is ``logit``.
+        """
+        if self.source_head is None or not (self.training or bool(is_source.any())):
             return logit
-        return torch.where(is_source, self.source_head(source_side).squeeze(-1), logit)
+        return torch.where(is_source, self.source_head(source_side()).squeeze(-1), logit)
 
 
 class TwoStageEstimator(SampleEstimator):
