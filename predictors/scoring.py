@@ -9,12 +9,14 @@ and :meth:`ScoredRows.predict` / :meth:`ScoredRows.predict_variants` score them
 and variants of them with the ``varying`` columns replaced.  Each estimator
 family implements it the fast way it can (LightGBM evaluates the trees that
 never read a varying column once per base row; torch gathers the entities'
-encoded tensors); the scores equal ``predict_proba(rows)[:, 1]`` (classifiers)
+encoded tensors, and a module with ``variant_fields`` runs what a base row's variants
+share once); the scores equal ``predict_proba(rows)[:, 1]`` (classifiers)
 or ``predict(rows)`` (regressors) of the joined rows, up to float rounding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -56,8 +58,16 @@ def join_rows(
 class RowScorer(Protocol):
     """A scorer of joined rows, as :class:`ContextRows` uses it."""
 
-    def score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
-        """(m,) scores of entity ``entity_index[j]`` joined with row ``j`` of ``context``."""
+    def score(
+        self,
+        entity_index: np.ndarray,
+        context: pd.DataFrame,
+        *,
+        variant_of: np.ndarray | None = None,
+        varying: Sequence[str] = (),
+    ) -> np.ndarray:
+        """(m,) scores of entity ``entity_index[j]`` joined with row ``j`` of ``context``;
+        ``variant_of[j]`` names the base row that row ``j`` varies (in ``varying`` only)."""
         ...
 
 
@@ -76,7 +86,12 @@ class ContextRows:
         context = self.context.iloc[rows].reset_index(drop=True)
         for col in replaced.columns:
             context[col] = replaced[col].to_numpy()
-        return self.scorer.score(self.entity_index[rows], context)
+        return self.scorer.score(
+            self.entity_index[rows],
+            context,
+            variant_of=np.asarray(rows),
+            varying=tuple(replaced.columns),
+        )
 
 
 class FrameScorer:
@@ -89,7 +104,10 @@ class FrameScorer:
     def rows(self, entity_index: np.ndarray, context: pd.DataFrame) -> ContextRows:
         return ContextRows(self, entity_index, context)
 
-    def score(self, entity_index: np.ndarray, context: pd.DataFrame) -> np.ndarray:
-        """Scores of entity ``entity_index[j]`` joined with row ``j`` of ``context``."""
+    def score(
+        self, entity_index: np.ndarray, context: pd.DataFrame, **variants: object
+    ) -> np.ndarray:
+        """Scores of entity ``entity_index[j]`` joined with row ``j`` of ``context`` (every
+        row on its own: ``variants`` are ignored)."""
         joined = join_rows(self.entities, entity_index, context)
         return self.model.predict_proba(joined)[:, 1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from predictors.base import NotFittedError
-from predictors.examples import DOMAINS, sampled_frame
+from predictors.examples import DOMAINS, sampled_frame, two_domain_example
 from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
 from predictors.models.csde import CSDEModel
@@ -197,3 +197,42 @@ def test_labelled_source_rows_train_the_source_tower_through_their_own_head():
     # a batch of target rows alone (scoring) skips the source head: the same answers
     target_alone = model.decision_function(X[~source])
     np.testing.assert_allclose(target_alone, before[~source], rtol=1e-6, atol=1e-6)
+
+
+def test_variants_of_a_row_score_as_the_rows_themselves_with_the_user_side_run_once(
+    monkeypatch,
+):
+    """The grouped scorer marks a base row's coupon variants; CSDE then runs everything but
+    the treatment's part of the head once per base row, and scores as the joined rows do."""
+    X, y, spec = two_domain_example(600)
+    model = CSDEModel(spec, seed=0, **SMALL).fit(X, y)
+    assert model.module_.variant_fields == {"coupon_type", "coupon_face"}
+    users = X.drop(columns=["coupon_type", "coupon_face"])
+    base = model.grouped_scorer(users, ["coupon_type", "coupon_face"]).rows(
+        np.arange(len(X)), X[["coupon_type", "coupon_face"]]
+    )
+    arms = [("none", 0.0), ("red_packet", 5.0), ("full_reduction", 10.0)]
+    rows = np.repeat(np.arange(len(X)), len(arms))
+    replaced = pd.DataFrame(arms * len(X), columns=["coupon_type", "coupon_face"])
+    grouped = []
+    real = type(model.module_)._variant_logits
+
+    def spy(net, batch, variants):
+        grouped.append((len(variants.first), len(variants.inverse)))
+        return real(net, batch, variants)
+
+    monkeypatch.setattr(type(model.module_), "_variant_logits", spy)
+    scores = base.predict_variants(rows, replaced)
+    expected = model.predict_proba(X.iloc[rows].reset_index(drop=True).assign(**replaced))[:, 1]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-7)
+    assert sum(g for g, _ in grouped) == len(X) and sum(n for _, n in grouped) == len(rows)
+    # a variant in a field the user side reads is scored row by row, and as the rows
+    other = pd.DataFrame({"tgt_power": np.full(len(rows), 450.0)})
+    partial = model.grouped_scorer(users.drop(columns="tgt_power"), ["tgt_power"])
+    whole = partial.rows(np.arange(len(X)), X[["coupon_type", "coupon_face", "tgt_power"]])
+    grouped.clear()
+    moved = X.iloc[rows].reset_index(drop=True).assign(tgt_power=450.0)
+    np.testing.assert_allclose(
+        whole.predict_variants(rows, other), model.predict_proba(moved)[:, 1], rtol=1e-5
+    )
+    assert grouped == []

@@ -33,6 +33,11 @@ the two stages reads in one place:
   option), so the same network scores each coupon option of a user;
   ``<P u, c_f>`` are user x context-field dot products (taste x item category,
   say).
+- scoring: the coupon decision scores each user and candidate item under every option,
+  rows that differ only in the treatment's fields.  Marked as variants of one row
+  (:data:`~predictors.torch.inputs.VARIANT_KEY`), everything but the treatment's columns
+  of the head's first layer runs once per (user, item): about three times faster, the
+  same scores up to float rounding.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from predictors.features import FeatureSpec
-from predictors.torch.inputs import Batch, batch_size_of
+from predictors.torch.inputs import Batch, VariantGroups, batch_size_of, take
 from predictors.torch.layers import MLP, AttentionPooling, DomainGroups, MatchEmbedding
 from predictors.torch.staged import CrossDomainNet, masked_bce
 
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
 
 DOMAIN_KEYS = ("target", "source", "csde")  # order of the attention's keys and weights
 USER_DOMAIN = "user"  # demographics: fed to the source tower, the generator and the query
+TREATMENT_DOMAIN = "treatment"  # the coupon option's fields: what a user's scored rows vary in
 
 
 @dataclass
@@ -71,6 +78,31 @@ class CSDEParts:
     target_present: torch.Tensor  # (batch,) bool: target coverage >= min_target_coverage
     source_present: torch.Tensor  # (batch,) bool: any source field present
     is_source: torch.Tensor  # (batch,) bool: a labelled source-domain row
+
+
+@dataclass
+class UserSide:
+    """What :meth:`CSDENet.parts` computes before the head (the user's side: towers,
+    generator, matches, attention), one row per batch row; the field embeddings' ``user``
+    and ``other`` groups ``(batch, fields, dim)`` and the flattened ``target`` and
+    ``source`` ones ``(batch, fields * dim)``."""
+
+    pooled: torch.Tensor  # (batch, pooled_dim) the attention's user vector
+    weights: torch.Tensor  # (batch, 3)
+    mixed: torch.Tensor  # (batch, links, dim) the match the head reads
+    target: torch.Tensor
+    source: torch.Tensor
+    e_tgt: torch.Tensor
+    e_src: torch.Tensor
+    e_gen: torch.Tensor
+    r_gen: torch.Tensor
+    r_tgt: torch.Tensor | None
+    m_tgt: torch.Tensor
+    m_gen: torch.Tensor
+    target_present: torch.Tensor
+    source_present: torch.Tensor
+    user: torch.Tensor
+    other: torch.Tensor
 
 
 class CSDENet(CrossDomainNet):
@@ -116,6 +148,7 @@ class CSDENet(CrossDomainNet):
             output_dim=1,
         )
         self.dot_scale = d**-0.5
+        self._split_head_columns(n_user, pooled_dim + n_match, d)
         # the query says how much is known about the user: coverage of both domains + demographics
         self.query = nn.Linear(2 + n_user * d, user_dim)
         self.domain_type = nn.Parameter(torch.randn(len(DOMAIN_KEYS), user_dim) * 0.1)
@@ -140,8 +173,38 @@ class CSDENet(CrossDomainNet):
         building its autograd graph and skips the real profiles: only stage 1's
         losses train the generator and read them.
         """
-        target, source, user, other = self.groups(self.embedding(batch))  # (batch, f_g, dim)
+        side = self._user_side(batch, train_generator)
+        user, other = side.user, side.other
         context = torch.cat([user, other], dim=1)  # (batch, context fields, dim)
+        head_in = self._head_input(side.pooled, context, self.proj, side.mixed)
+        if self.field_skip:
+            head_in = torch.cat([head_in, side.target, side.source], dim=1)
+        is_source, _ = self.samples(batch)  # (batch,) bool
+        logit = self.own_domain(
+            self.head(head_in).squeeze(-1),
+            lambda: torch.cat([side.e_src, side.source, context.flatten(1)], dim=1),
+            is_source,
+        )
+        return CSDEParts(
+            logit=logit,
+            weights=side.weights,
+            e_tgt=side.e_tgt,
+            e_gen=side.e_gen,
+            r_tgt=side.r_tgt,
+            r_gen=side.r_gen,
+            m_tgt=side.m_tgt,
+            m_gen=side.m_gen,
+            context=context,
+            target_present=side.target_present,
+            source_present=side.source_present,
+            is_source=is_source,
+        )
+
+    def _user_side(self, batch: Batch, train_generator: bool) -> UserSide:
+        """Everything of :meth:`parts` before the head: towers, generator, matches and
+        attention, and the ``user`` and ``other`` field embeddings ``(rows, f, dim)``."""
+        target, source, user, other = self.groups(self.embedding(batch))  # (batch, f_g, dim)
+        user_fields = user
         target, source, user = target.flatten(1), source.flatten(1), user.flatten(1)
         source_in = torch.cat([source, user], dim=1)  # (batch, (source+user fields)*dim)
         e_tgt = self.target_tower(target)  # (batch, user_dim)
@@ -173,32 +236,81 @@ class CSDENet(CrossDomainNet):
         a_tgt, a_gen = weights[:, 0], weights[:, 2]  # (batch,)
         share = (a_gen / (a_tgt + a_gen).clamp_min(1e-6)).view(-1, 1, 1)  # (batch, 1, 1)
         mixed = share * m_gen.detach() + (1 - share) * m_tgt  # (batch, links, dim)
-        head_in = self._head_input(pooled, context, self.proj, mixed)  # (batch, head_in)
-        if self.field_skip:
-            head_in = torch.cat([head_in, target, source], dim=1)
-        is_source, _ = self.samples(batch)  # (batch,) bool
-        logit = self.own_domain(
-            self.head(head_in).squeeze(-1),
-            lambda: torch.cat([e_src, source, context.flatten(1)], dim=1),
-            is_source,
-        )
-        return CSDEParts(
-            logit=logit,
+        return UserSide(
+            pooled=pooled,
             weights=weights,
+            mixed=mixed,
+            target=target,
+            source=source,
             e_tgt=e_tgt,
+            e_src=e_src,
             e_gen=e_gen,
-            r_tgt=r_tgt,
             r_gen=r_gen,
+            r_tgt=r_tgt,
             m_tgt=m_tgt,
             m_gen=m_gen,
-            context=context,
             target_present=target_present,
             source_present=source_present,
-            is_source=is_source,
+            user=user_fields,
+            other=other,
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        variants = VariantGroups(batch)
+        if variants.grouped and not self.training:
+            is_source, _ = self.samples(batch)
+            if not bool(is_source.any()):
+                return self._variant_logits(batch, variants)
         return self.parts(batch).logit  # (batch,)
+
+    @property
+    def variant_fields(self) -> frozenset[str]:
+        """Fields in which rows may differ and still be variants of one row
+        (:data:`~predictors.torch.inputs.VARIANT_KEY`): the treatment's."""
+        return frozenset(self._treatment_names)
+
+    def _variant_logits(self, batch: Batch, variants: VariantGroups) -> torch.Tensor:
+        """:meth:`forward` of target rows that are variants of base rows, differing only in
+        :attr:`variant_fields`: everything up to the head's first layer runs once per base
+        row; per row only the treatment's fields and their dot products with the user
+        (the head's first layer split by its input columns: ``W x = W_s x_s + W_t x_t``)."""
+        assert variants.first is not None and variants.inverse is not None
+        side = self._user_side(take(batch, variants.first), False)  # (groups, ...)
+        context = torch.cat([side.user, side.other], dim=1)  # (groups, fields, dim)
+        head_in = self._head_input(side.pooled, context, self.proj, side.mixed)
+        if self.field_skip:
+            head_in = torch.cat([head_in, side.target, side.source], dim=1)
+        first, shared, varying = self.head.net[0], self._shared_columns, self._varying_columns
+        z = F.linear(head_in[:, shared], first.weight[:, shared], first.bias)  # (groups, h)
+        # per row: the treatment's field embeddings and their dots with the projected user
+        treatment = self.embedding.only(batch, self._treatment_names)  # (rows, t, dim)
+        user = self.proj(side.pooled)[variants.inverse]  # (rows, dim)
+        dots = torch.einsum("bd,bfd->bf", user, treatment) * self.dot_scale  # (rows, t)
+        own = torch.cat([treatment.flatten(1), dots], dim=1)  # (rows, t * (dim + 1))
+        z = z[variants.inverse] + F.linear(own, first.weight[:, varying])  # (rows, h)
+        return self.head.net[1:](z).squeeze(-1)  # (rows,)
+
+    def _split_head_columns(self, n_user: int, before_context: int, d: int) -> None:
+        """The head input's columns that a treatment field feeds (its embedding and its dot
+        product with the user), and the rest: :meth:`_variant_logits` splits the head's
+        first layer by them."""
+        domains = self.embedding.domains
+        order = self.groups.order.tolist()
+        context = order[len(order) - sum(self.groups.sizes[2:]) :]  # user, then other fields
+        self._treatment_names = [
+            self.embedding.field_names[i] for i in context if domains[i] == TREATMENT_DOMAIN
+        ]
+        if set(self._treatment_names) & set(self.embedding.multi_names):
+            self._treatment_names = []  # a token list per row: no variants, every row whole
+        at = [j for j, i in enumerate(context) if domains[i] == TREATMENT_DOMAIN]
+        n_context = len(context)
+        varying = [before_context + j * d + c for j in at for c in range(d)]
+        varying += [before_context + n_context * d + j for j in at]
+        width = self.head.net[0].in_features
+        keep = torch.ones(width, dtype=torch.bool)
+        keep[varying] = False
+        self.register_buffer("_varying_columns", torch.tensor(varying, dtype=torch.long), False)
+        self.register_buffer("_shared_columns", torch.nonzero(keep).squeeze(1), False)
 
     def stage1_logit(
         self, user: torch.Tensor, match: torch.Tensor, context: torch.Tensor

@@ -57,6 +57,12 @@ NUMERIC_BUCKETS = 16  # most quantile buckets per numeric field
 BUCKET_SUFFIX = ":bucket"
 
 
+VARIANT_KEY = "rows:variant_of"
+"""An optional int64 ``(n,)`` entry of a :data:`Batch` that a grouped scorer adds: rows
+with the same value are variants of one base row (a user and an item under each coupon
+option) and differ only in the model's ``variant_fields``."""
+
+
 def missing_key(name: str) -> str:
     """Key of the missing-value mask of numeric field ``name`` in a :data:`Batch`."""
     return f"{name}{MISSING_SUFFIX}"
@@ -81,6 +87,30 @@ def chunks(batch: Mapping[str, torch.Tensor], size: int) -> Iterator[Batch]:
     """``batch`` in consecutive slices of ``size`` rows (views); one empty slice when empty."""
     for start in range(0, max(batch_size_of(batch), 1), size):
         yield take(batch, slice(start, start + size))
+
+
+class VariantGroups:
+    """A batch's rows grouped by :data:`VARIANT_KEY`: a model computes what a group's rows
+    share once, on the group's ``first`` row, and gathers it back by ``inverse``."""
+
+    def __init__(self, batch: Mapping[str, torch.Tensor]) -> None:
+        self.first: torch.Tensor | None = None  # (groups,) each group's first row
+        self.inverse: torch.Tensor | None = None  # (batch,) each row's group
+        key = batch.get(VARIANT_KEY)
+        if key is None:
+            return
+        _, inverse = torch.unique(key, return_inverse=True)
+        n_groups = int(inverse.max()) + 1 if len(key) else 0
+        if n_groups < len(key):
+            first = torch.full((n_groups,), len(key), dtype=torch.long)
+            rows = torch.arange(len(key))
+            self.first = first.scatter_reduce(0, inverse, rows, reduce="amin")
+            self.inverse = inverse
+
+    @property
+    def grouped(self) -> bool:
+        """True when some group has more than one row."""
+        return self.first is not None
 
 
 @dataclass(frozen=True)

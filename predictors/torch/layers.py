@@ -238,6 +238,27 @@ class FieldEmbedding(nn.Module):
             raise ValueError(f"no field belongs to domain {domain!r}; domains: {set(self.domains)}")
         return torch.tensor(index, dtype=torch.long, device=self.order.device)
 
+    def only(self, batch: Mapping[str, torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+        """:meth:`forward`'s vectors of the numeric and categorical fields ``names`` alone:
+        ``(batch, len(names), dim)`` (a model that embeds a few fields of many rows)."""
+        out = []
+        for name in names:
+            if name in self.numeric_names:
+                q = self.numeric_names.index(name)
+                emb = batch[name].unsqueeze(-1) * self.numeric_weight[q]  # (batch, dim)
+                emb = emb + self.numeric_buckets(batch[bucket_key(name)] + self.bucket_offsets[q])
+                out.append(
+                    torch.where(
+                        batch[missing_key(name)].unsqueeze(-1), self.numeric_missing[q], emb
+                    )
+                )
+            elif name in self.categorical_names:
+                c = self.categorical_names.index(name)
+                out.append(self.categorical_table(batch[name] + self.categorical_offsets[c]))
+            else:
+                raise ValueError(f"only numeric and categorical fields, not {name!r}")
+        return torch.stack(out, dim=1)  # (batch, fields, dim)
+
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         if self.numeric_names:
