@@ -148,7 +148,7 @@ class CSDENet(CrossDomainNet):
             output_dim=1,
         )
         self.dot_scale = d**-0.5
-        self._split_head_columns(n_user, pooled_dim + n_match, d)
+        self._split_head_columns(pooled_dim + n_match, d)
         # the query says how much is known about the user: coverage of both domains + demographics
         self.query = nn.Linear(2 + n_user * d, user_dim)
         self.domain_type = nn.Parameter(torch.randn(len(DOMAIN_KEYS), user_dim) * 0.1)
@@ -174,11 +174,7 @@ class CSDENet(CrossDomainNet):
         losses train the generator and read them.
         """
         side = self._user_side(batch, train_generator)
-        user, other = side.user, side.other
-        context = torch.cat([user, other], dim=1)  # (batch, context fields, dim)
-        head_in = self._head_input(side.pooled, context, self.proj, side.mixed)
-        if self.field_skip:
-            head_in = torch.cat([head_in, side.target, side.source], dim=1)
+        head_in, context = self._stage2_input(side)
         is_source, _ = self.samples(batch)  # (batch,) bool
         logit = self.own_domain(
             self.head(head_in).squeeze(-1),
@@ -199,6 +195,14 @@ class CSDENet(CrossDomainNet):
             source_present=side.source_present,
             is_source=is_source,
         )
+
+    def _stage2_input(self, side: UserSide) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's input ``(rows, head_in)`` and the context fields ``(rows, f, dim)``."""
+        context = torch.cat([side.user, side.other], dim=1)  # (rows, context fields, dim)
+        head_in = self._head_input(side.pooled, context, self.proj, side.mixed)
+        if self.field_skip:
+            head_in = torch.cat([head_in, side.target, side.source], dim=1)
+        return head_in, context
 
     def _user_side(self, batch: Batch, train_generator: bool) -> UserSide:
         """Everything of :meth:`parts` before the head: towers, generator, matches and
@@ -276,10 +280,7 @@ class CSDENet(CrossDomainNet):
         (the head's first layer split by its input columns: ``W x = W_s x_s + W_t x_t``)."""
         assert variants.first is not None and variants.inverse is not None
         side = self._user_side(take(batch, variants.first), False)  # (groups, ...)
-        context = torch.cat([side.user, side.other], dim=1)  # (groups, fields, dim)
-        head_in = self._head_input(side.pooled, context, self.proj, side.mixed)
-        if self.field_skip:
-            head_in = torch.cat([head_in, side.target, side.source], dim=1)
+        head_in, _ = self._stage2_input(side)  # (groups, head_in)
         first, shared, varying = self.head.net[0], self._shared_columns, self._varying_columns
         z = F.linear(head_in[:, shared], first.weight[:, shared], first.bias)  # (groups, h)
         # per row: the treatment's field embeddings and their dots with the projected user
@@ -290,7 +291,7 @@ class CSDENet(CrossDomainNet):
         z = z[variants.inverse] + F.linear(own, first.weight[:, varying])  # (rows, h)
         return self.head.net[1:](z).squeeze(-1)  # (rows,)
 
-    def _split_head_columns(self, n_user: int, before_context: int, d: int) -> None:
+    def _split_head_columns(self, before_context: int, d: int) -> None:
         """The head input's columns that a treatment field feeds (its embedding and its dot
         product with the user), and the rest: :meth:`_variant_logits` splits the head's
         first layer by them."""

@@ -244,33 +244,39 @@ class FieldEmbedding(nn.Module):
         out = []
         for name in names:
             if name in self.numeric_names:
-                q = self.numeric_names.index(name)
-                emb = batch[name].unsqueeze(-1) * self.numeric_weight[q]  # (batch, dim)
-                emb = emb + self.numeric_buckets(batch[bucket_key(name)] + self.bucket_offsets[q])
-                out.append(
-                    torch.where(
-                        batch[missing_key(name)].unsqueeze(-1), self.numeric_missing[q], emb
-                    )
-                )
+                out.append(self._numeric(batch, [name], [self.numeric_names.index(name)]))
             elif name in self.categorical_names:
-                c = self.categorical_names.index(name)
-                out.append(self.categorical_table(batch[name] + self.categorical_offsets[c]))
+                c = [self.categorical_names.index(name)]
+                out.append(self._categorical(batch, [name], c))
             else:
                 raise ValueError(f"only numeric and categorical fields, not {name!r}")
-        return torch.stack(out, dim=1)  # (batch, fields, dim)
+        return torch.cat(out, dim=1)  # (batch, fields, dim)
+
+    def _numeric(
+        self, batch: Mapping[str, torch.Tensor], names: Sequence[str], at: slice | list[int]
+    ) -> torch.Tensor:
+        """``(batch, len(names), dim)`` of numeric fields ``names``, at positions ``at`` of
+        :attr:`numeric_names`: ``value * w_f + b_f[bucket]``, or ``m_f`` where missing."""
+        values = torch.stack([batch[n] for n in names], dim=1)  # (batch, num)
+        missing = torch.stack([batch[missing_key(n)] for n in names], dim=1)
+        buckets = torch.stack([batch[bucket_key(n)] for n in names], dim=1)
+        emb = values.unsqueeze(-1) * self.numeric_weight[at]  # (batch, num, dim)
+        emb = emb + self.numeric_buckets(buckets + self.bucket_offsets[at])  # (batch, num, dim)
+        return torch.where(missing.unsqueeze(-1), self.numeric_missing[at], emb)
+
+    def _categorical(
+        self, batch: Mapping[str, torch.Tensor], names: Sequence[str], at: slice | list[int]
+    ) -> torch.Tensor:
+        """``(batch, len(names), dim)`` of categorical fields ``names`` (positions ``at``)."""
+        codes = torch.stack([batch[n] for n in names], dim=1)  # (batch, cat)
+        return self.categorical_table(codes + self.categorical_offsets[at])  # (b, cat, dim)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         if self.numeric_names:
-            values = torch.stack([batch[n] for n in self.numeric_names], dim=1)  # (batch, num)
-            missing = torch.stack([batch[missing_key(n)] for n in self.numeric_names], dim=1)
-            buckets = torch.stack([batch[bucket_key(n)] for n in self.numeric_names], dim=1)
-            emb = values.unsqueeze(-1) * self.numeric_weight  # (batch, num, dim)
-            emb = emb + self.numeric_buckets(buckets + self.bucket_offsets)  # (batch, num, dim)
-            parts.append(torch.where(missing.unsqueeze(-1), self.numeric_missing, emb))
+            parts.append(self._numeric(batch, self.numeric_names, slice(None)))
         if self.categorical_names:
-            codes = torch.stack([batch[n] for n in self.categorical_names], dim=1)  # (batch, cat)
-            parts.append(self.categorical_table(codes + self.categorical_offsets))  # (b, cat, dim)
+            parts.append(self._categorical(batch, self.categorical_names, slice(None)))
         for i, name in enumerate(self.multi_names):
             tokens = batch[name]  # (batch, L)
             pooled = self.multi_bags[name](tokens)  # (batch, dim); all-padding rows give 0
