@@ -1,7 +1,7 @@
 """Tune the push history's kernel width and prior strengths on the tuning seeds (100-104).
 
 Usage: .venv/bin/python benchmarks/tune_push_history.py [--seeds 100 101 102 103 104]
-    [--users 20000]
+    [--users 20000] [--models]
 
 For each setting of :class:`~growth.campaigns.push.history.HistoryPriors`, per
 world: the open model's held-out AUC and log loss, and a schedule-free proxy of
@@ -33,6 +33,14 @@ GRID = {
     "activity prior 10": HistoryPriors(activity=10.0),
 }
 
+MODELS = {
+    "linear leaves, 3 leaves, lambda 1 (default)": {},
+    "constant leaves": {"linear_tree": False},
+    "linear leaves, 2 leaves": {"num_leaves": 2},
+    "linear leaves, 7 leaves": {"num_leaves": 7},
+    "linear leaves, 400 trees at rate 0.05": {"n_estimators": 400, "learning_rate": 0.05},
+}
+
 
 def top_choice_share(world, audience, p: np.ndarray) -> float:
     """Sum of true p at each user's predicted-best (message, hour) over the sum of true maxima."""
@@ -57,15 +65,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
     parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--models", action="store_true", help="vary the open model instead")
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in GRID}
+    grid = (
+        {name: (HistoryPriors(), params) for name, params in MODELS.items()}
+        if args.models
+        else {name: (priors, {}) for name, priors in GRID.items()}
+    )
+    results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in grid}
     for seed in args.seeds:
         world = generate_world(load_scenario("default", n_users=args.users, seed=seed))
         features = ConversionFeatures(world.dataset)
         audience = push_audience(features, max_users=20_000, seed=seed)
-        for name, priors in GRID.items():
+        for name, (priors, params) in grid.items():
             rows = OpenRateRows(features, priors)
-            model, metrics = rows.fit(seed=seed)
+            model, metrics = rows.fit(seed=seed, **params)
             share = top_choice_share(world, audience, rows.predict_hours(model, audience))
             overall = metrics.iloc[0]
             results[name].append((overall["auc"], overall["logloss"], share))

@@ -173,3 +173,20 @@ def test_the_open_model_times_pushes_by_the_users_logged_app_activity(world):
     p = rows.predict_hours(model, audience)
     assert p[0, 0, 21] > p[0, 0, 9], p[0, 0]
     assert p[1, 0, 9] > p[1, 0, 21], p[1, 0]
+
+
+def test_the_open_models_log_odds_move_smoothly_with_the_users_share_of_activity(world):
+    """Linear leaves: one user and push, the share of the user's activity at the hour swept
+    over a range; the predicted open rate takes a distinct value at every point and rises
+    over the range (trees with constant leaves give a few steps).  An open's log-odds is
+    close to linear in that share's log, which constant leaves approximate in steps."""
+    features = ConversionFeatures(world.dataset)
+    rows = OpenRateRows(features)
+    model, _ = rows.fit(seed=0)
+    sweep = np.linspace(-1.0, 1.0, 41)
+    history = rows.history.features(np.zeros(1, np.int64), np.array([20]), np.zeros(1, np.int64))
+    frame = rows.rows(np.zeros(1, np.int64), [0.5], rows.industries[:1], [20], [0], history)
+    frame = frame.iloc[[0] * len(sweep)].assign(activity_hour=sweep.astype(np.float32))
+    p = model.predict_proba(frame)[:, 1]
+    assert len(np.unique(np.round(p, 12))) == len(sweep), p
+    assert p[-1] > p[0], p

@@ -39,6 +39,9 @@ class LightGBMConfig(BaseModel):
     feature_fraction: float = Field(0.9, gt=0, le=1)
     early_stopping_rounds: int = Field(30, ge=1)
     validation_fraction: float = Field(0.1, ge=0, lt=0.5)
+    # a ridge-regularised linear model of the numeric columns in each leaf (LightGBM's
+    # linear_tree): for a response whose log-odds is close to linear in a few inputs
+    linear_tree: bool = False
     n_jobs: int = Field(0, ge=0)  # 0: OpenMP's default as the process started (see threads())
     seed: int = 0
     verbose: bool = False
@@ -109,6 +112,8 @@ class LightGBMEstimator(Estimator):
             "force_row_wise": True,
             "verbosity": -1,
         }
+        if cfg.linear_tree:
+            params.update(linear_tree=True, linear_lambda=1.0)
         categorical = list(self.categorical_) or "auto"
         dtrain = lgb.Dataset(*train, categorical_feature=categorical, free_raw_data=True)
         valid_sets, callbacks = [], []

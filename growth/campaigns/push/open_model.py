@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,9 +144,11 @@ class OpenRateRows:
         return self._history(c["user"], c["hour"], c["code"], c["opened"])
 
     def fit(
-        self, *, seed: int = 0, holdout_fraction: float = 0.2
+        self, *, seed: int = 0, holdout_fraction: float = 0.2, **params: Any
     ) -> tuple[OpenRateModel, pd.DataFrame]:
         """Fit on the older push log; return the model and :func:`holdout_metrics` on the newest.
+
+        ``params``: :class:`~predictors.open_rate.OpenRateConfig` fields other than the seed.
 
         Training rows see the user's earlier pushes, held-out rows the older
         log's history; :attr:`history` is then the whole log's.
@@ -167,7 +170,7 @@ class OpenRateRows:
             )
 
         train = frame(old, past.past_features(users[old], hour[old], code[old], y[old]))
-        model = OpenRateModel(self.spec, seed=seed).fit(train, y[old])
+        model = OpenRateModel(self.spec, seed=seed, **params).fit(train, y[old])
         held = frame(new, past.features(users[new], hour[new], code[new]))
         p = model.predict_proba(held)[:, 1]
         metrics = holdout_metrics(y[new], p, self.features.lifecycle[users[new]], hour[new])
