@@ -176,10 +176,9 @@ def test_the_open_model_times_pushes_by_the_users_logged_app_activity(world):
 
 
 def test_the_open_models_log_odds_move_smoothly_with_the_users_share_of_activity(world):
-    """Linear leaves: one user and push, the share of the user's activity at the hour swept
-    over a range; the predicted open rate takes a distinct value at every point and rises
-    over the range (trees with constant leaves give a few steps).  An open's log-odds is
-    close to linear in that share's log, which constant leaves approximate in steps."""
+    """Linear leaves: for one user and push, the log of the user's share of activity at the
+    hour is swept over a range; the predicted open rate takes a distinct value at every point
+    and rises over the range (constant leaves approximate that line in a few steps)."""
     features = ConversionFeatures(world.dataset)
     rows = OpenRateRows(features)
     model, _ = rows.fit(seed=0)
