@@ -16,6 +16,7 @@ from growth.campaigns.coupons import (
     plan_coupons,
     play_out,
 )
+from growth.campaigns.coupons import plan as plan_module
 from growth.campaigns.coupons.buffer import (
     BudgetRisk,
     p_within,
@@ -172,3 +173,21 @@ def test_spend_confidence_is_a_probability(bad):
     with pytest.raises(ValidationError, match="spend_confidence"):
         NightlyConfig(coupons={"spend_confidence": bad})
     assert CouponSettings().spend_confidence == 0.99
+
+
+def test_the_buffer_settles_where_the_plans_mix_makes_its_risk_jump(monkeypatch):
+    """Above an effective budget of 260 the plan admits users whose spend the holdout
+    under-predicted, and the bias allowance jumps by 40. A step by the shortfall then swings
+    between a plan far inside the target (P(within) 1.000 at 236.7) and one short of it;
+    halving the bracket between them settles at the largest effective budget that holds."""
+
+    def jumping_risk(decision, choice, budgets, effective, bias):
+        e = effective["platform"]
+        allowance = 40.0 if e > 260.0 else 0.0
+        p = p_within(300.0, mean=e + allowance, sd=10.0)
+        return {"platform": BudgetRisk(300.0, e, e, allowance, 10.0, p)}
+
+    monkeypatch.setattr(plan_module, "spend_risk", jumping_risk)
+    plan = plan_coupons(_decision(), CouponSettings(budget=300.0, spend_confidence=0.99))
+    assert 258.0 < plan.risk["platform"].effective_budget <= 260.0
+    assert plan.risk["platform"].p_within >= 0.99

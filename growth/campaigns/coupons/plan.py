@@ -32,7 +32,7 @@ from optimizers.coupons import CouponAllocation, CouponProblem, solve, solve_fro
 
 PLATFORM = "platform"
 COUPON_FRONT = "coupon_conversions_vs_gmv"
-BUFFER_ROUNDS = 8
+BUFFER_ROUNDS = 12
 """At most this many solves to settle the effective budgets (:func:`plan_coupons`)."""
 BUFFER_TOL = 1e-3
 """Stop once no effective budget would move by more than this share of the largest."""
@@ -215,10 +215,17 @@ def plan_coupons(
         held = all(r.p_within >= target - 1e-9 for r in plan.risk.values())
         if held and (best is None or plan.allocation.objective > best.allocation.objective):
             best = plan
-        effective = next_effective(plan.risk, z)
+        if held or best is None:
+            effective = next_effective(plan.risk, z)
+        else:
+            # short of the target after a plan that held: the target lies between them, so
+            # halve that bracket; a step by the shortfall can overshoot again, as the plan's
+            # mix, and with it the spend's bias and sd, moves with the budgets
+            kept = best.campaign.effective
+            effective = {n: 0.5 * (kept[n] + campaign.effective[n]) for n in kept}
         moved = max(abs(effective[n] - campaign.effective[n]) for n in effective)
-        settled = held and moved <= BUFFER_TOL * max(1.0, *campaign.effective.values())
-        if settled or round_ == BUFFER_ROUNDS - 1:
+        settled = moved <= BUFFER_TOL * max(1.0, *campaign.effective.values())
+        if (settled and best is not None) or round_ == BUFFER_ROUNDS - 1:
             break
         campaign = CouponCampaign(decision, settings, effective=effective)
         plan = campaign.plan(warm_start=plan.allocation.dual)
