@@ -199,8 +199,11 @@ def plan_coupons(
     Each round solves the :class:`CouponCampaign` against effective budgets,
     measures the plan's spend risk (:func:`~growth.campaigns.coupons.buffer.spend_risk`,
     with ``calibration``'s per option x segment bias of predicted spend, if given) and moves
-    each effective budget by its shortfall; the plan adopted is the best one whose
-    every budget holds with the target probability (the last round's if none does).
+    each effective budget by its shortfall, or, once a round falls short after one that
+    held, halves the bracket between the best plan that held and that round (the bias and sd
+    move with the plan's mix, so a step can overshoot back and forth); the plan adopted is
+    the best one whose every budget holds with the target probability (the last round's if
+    none does).
     The plan keeps its campaign for the front and the truth's scoring.
     """
     target = settings.spend_confidence
