@@ -41,6 +41,7 @@ from rich.console import Console
 
 from growth.campaigns.coupons import Arrivals, play_out, true_coupon_decision
 from growth.campaigns.coupons.choice import CHOICE_Z, plan_candidates, score_candidates
+from growth.campaigns.coupons.uplift import with_uplift_scale
 from growth.campaigns.coupons.value import value_differences
 from growth.campaigns.settings import CouponSettings
 from growth.jobs.config import NightlyConfig
@@ -89,8 +90,9 @@ def score_world(variation: str, seed: int, spec: dict[str, Any]) -> dict[str, An
     """Train once, plan each model, play out and estimate each plan; what each criterion picks."""
     world = generate_world(world_config(variation, seed, spec["users"], spec["scenario"]))
     features = ConversionFeatures(world.dataset)
-    options = NightlyConfig(seed=seed).training_options()
-    models = train_models(features, **options, seed=seed)
+    config = NightlyConfig(seed=seed)
+    models = train_models(features, **config.training_options(), seed=seed)
+    models = with_uplift_scale(models, apply=config.stretch_effects)
     settings = CouponSettings(budget=spec["budget"], merchant_budget=spec["merchant_budget"])
     decisions = score_candidates(features, models, torch_threads=1)
     choice = plan_candidates(models, decisions, settings)

@@ -189,11 +189,16 @@ def test_push_solve_shows_heatmap_and_fatigue(app_env):
 
 @pytest.mark.slow
 def test_models_page_shows_csde_attention(app_env):
-    """The Models page trains a small CSDE model on demand and charts attention by segment."""
+    """The Models page shows the coupon effects per segment (the log against the model, and
+    the stretch applied), trains a small CSDE model on demand and charts attention by segment."""
     if not svc.csde_available():
         pytest.skip("the CSDE predictor is not registered")
     at = _run("pages/4_Models.py")
     assert len(at.get("plotly_chart")) >= 1  # calibration
+    stretch = [df.value for df in at.dataframe if "beta" in df.value.columns]
+    assert stretch and len(stretch[0]) > 0, "no coupon effects per segment"
+    assert (stretch[0]["factor"] >= 1.0).all()
+    assert (stretch[0]["applied"] == stretch[0]["factor"]).all()  # stretch_effects is on
     at.button(key="csde_button").click().run()
     assert not at.exception
     assert '"csde"' in at.get("plotly_chart")[-1].proto.spec

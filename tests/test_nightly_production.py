@@ -80,6 +80,9 @@ def test_rerun_replaces_results_and_logs_json_with_stage_timings(tmp_path: Path)
     assert {"option_id", "segment", "rows", "ece_before", "ece_after"} <= set(calibration[0])
     assert {"ratio_before", "ratio_after"} <= set(calibration[0])
     assert sum(r["rows"] for r in calibration if r["segment"] == "all") > 0
+    stretch = summary["uplift_scale"]  # the coupon effects' slope and factor per segment
+    assert {"segment", "rows", "beta", "se", "factor"} <= set(stretch[0])
+    assert all(r["factor"] >= 1.0 for r in stretch)
     records = [json.loads(line) for line in (logs / f"nightly-{DAY}-default.jsonl").open()]
     done = [r for r in records if r.get("event") == "job_succeeded"]
     assert [r["run_id"] for r in done] == [first.run_id, second.run_id]

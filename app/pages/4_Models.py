@@ -75,6 +75,15 @@ st.caption(
 )
 st.dataframe(option_calibration(ctx.scenario, ctx.n_users).round(4), hide_index=True)
 
+st.subheader("Coupon effects per segment: the log against the model")
+st.caption(
+    "Per lifecycle segment, the platform's coupon effects the whole randomised log shows over "
+    "the ones the model predicts (beta, with its standard error): a model shrinks the effects "
+    "it learns from few rows. 'factor' is what the plan's value would multiply them by, "
+    "'applied' what it does (1 where the nightly's stretch_effects is off)."
+)
+st.dataframe(svc.uplift_scale_frame(pred).round(3), hide_index=True)
+
 st.subheader("CSDE domain attention by segment")
 if not svc.csde_available():
     st.info("The CSDE predictor is not installed in this build; attention is unavailable.")

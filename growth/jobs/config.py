@@ -92,6 +92,16 @@ class NightlyConfig(BaseModel):
         "that also calibrated the plan, which flatters it; costs one scoring pass's "
         "calibration and one coupon solve per fold and candidate)",
     )
+    stretch_effects: bool = Field(
+        True,
+        description="multiply the model's effects of the platform's coupons, per lifecycle "
+        "segment, by the share the whole randomised log shows (at least 1) on the plan's "
+        "value side (growth/campaigns/coupons/uplift.py): a model shrinks the effects it "
+        "learns from few rows. The spend of the segments it moves the plan to is "
+        "under-predicted as the effects were, which the buffer absorbs at the default "
+        "spend_confidence 0.99 but not at 0.95 (benchmarks/README.md, 'The coupon effects "
+        "the model shrinks'); the slopes are measured and reported either way",
+    )
     allow_empty_plan: bool = Field(
         False,
         description="store a run whose plan decides nothing (no coupon under a positive "

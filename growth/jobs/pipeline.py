@@ -54,6 +54,7 @@ from growth.campaigns.coupons.choice import (
     plan_candidates,
     score_candidates,
 )
+from growth.campaigns.coupons.uplift import with_uplift_scale
 from growth.campaigns.coupons.value import COUPON_PLAN, plan_estimate_rows
 from growth.campaigns.install import InstallPlan, channel_names, fit_channel_models, plan_install
 from growth.campaigns.push import PushPlan, plan_push
@@ -98,6 +99,7 @@ class NightlyResult:
     world_fingerprint: str | None = None  # WorldConfig.fingerprint() of a simulated world
     artifacts: Path | None = None  # the folder of the run's models and coupon scores
     calibration: list[dict] | None = None  # conversion's and redemption's ECE per option x segment
+    uplift: list[dict] | None = None  # per segment: the coupon effects' slope on the log, factor
     choice: PlanChoice | None = None  # the candidates' plans, their estimates, the model chosen
     cross_domain: CrossDomainChoice | None = None  # auto's cross-domain model and its evidence
 
@@ -114,6 +116,8 @@ class NightlyResult:
         }
         if self.calibration is not None:
             out["calibration"] = self.calibration
+        if self.uplift is not None:
+            out["uplift_scale"] = self.uplift
         if self.cross_domain is not None:
             out["cross_domain"] = self.cross_domain.summary()
         if self.choice is not None:
@@ -259,7 +263,9 @@ def train_configured(
     progress: bool = False,
 ) -> tuple[CrossDomainChoice | None, TrainedModels]:
     """The models ``config`` trains on ``features``: ``auto``'s cross-domain model as the
-    ``evidence`` names it (:func:`cross_domain_model`; logged), and the trained models."""
+    ``evidence`` names it (:func:`cross_domain_model`; logged), and the trained models with
+    their coupon effects' slopes per segment on the whole log, applied to the plan's value
+    side if ``config.stretch_effects`` (:func:`~growth.campaigns.coupons.uplift.with_uplift_scale`)."""
     cross = cross_domain_model(config, evidence, features.decision_scene)
     if cross is not None:
         log.info("auto cross-domain model %s: %s", cross.name, cross.reason)
@@ -270,7 +276,7 @@ def train_configured(
         seed=seed,
         progress=progress,
     )
-    return cross, models
+    return cross, with_uplift_scale(models, apply=config.stretch_effects)
 
 
 def run_pipeline(
@@ -318,6 +324,7 @@ def run_pipeline(
         predictor=models.predictor,
         world_fingerprint=None if world is None else world.config.fingerprint(),
         calibration=models.calibration_summary() or None,
+        uplift=None if models.uplift is None else models.uplift.to_dict(orient="records"),
         choice=choice,
         cross_domain=cross,
     )

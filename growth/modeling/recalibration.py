@@ -77,6 +77,13 @@ class GroupCalibrator:
     pooled: Params = IDENTITY
     by_option: dict[int, Params] = field(default_factory=dict)
     by_group: dict[tuple[int, str], Params] = field(default_factory=dict)
+    uplift_scale: dict[str, float] = field(default_factory=dict)
+    """Per lifecycle segment, the factor on the effect over 'none' of each option in
+    :attr:`uplift_options` on the value side (:mod:`growth.campaigns.coupons.uplift`); a
+    segment not named keeps 1.  It leaves :meth:`apply`, the per-row probabilities that
+    spend reads, alone."""
+    uplift_options: tuple[int, ...] = ()
+    """The options (coupons-table positions) :attr:`uplift_scale` stretches."""
 
     def to_json(self) -> dict:
         """JSON-safe parameters (:meth:`from_json` reads them back)."""
@@ -84,6 +91,8 @@ class GroupCalibrator:
             "pooled": list(self.pooled),
             "by_option": [[o, *ab] for o, ab in self.by_option.items()],
             "by_group": [[o, s, *ab] for (o, s), ab in self.by_group.items()],
+            "uplift_scale": dict(self.uplift_scale),
+            "uplift_options": list(self.uplift_options),
         }
 
     @classmethod
@@ -92,6 +101,8 @@ class GroupCalibrator:
             pooled=(float(data["pooled"][0]), float(data["pooled"][1])),
             by_option={int(o): (float(a), float(b)) for o, a, b in data["by_option"]},
             by_group={(int(o), str(s)): (float(a), float(b)) for o, s, a, b in data["by_group"]},
+            uplift_scale={str(s): float(f) for s, f in data.get("uplift_scale", {}).items()},
+            uplift_options=tuple(int(o) for o in data.get("uplift_options", [])),
         )
 
     def params(self, option: int, segment: str) -> Params:
@@ -113,6 +124,22 @@ class GroupCalibrator:
         )  # (groups, 2)
         a, b = table[codes, 0], table[codes, 1]
         return 1.0 / (1.0 + np.exp(-(a * _logit(p) + b)))
+
+    def stretch_uplift(
+        self, q: np.ndarray, segment: np.ndarray, options: np.ndarray, none: int
+    ) -> np.ndarray:
+        """``q`` (rows, options; column ``j`` option ``options[j]``, a coupons-table position,
+        column ``none`` 'none') with the effect over 'none' of each option in
+        :attr:`uplift_options` multiplied by its row's segment's :attr:`uplift_scale`."""
+        stretched = np.isin(options, self.uplift_options)
+        if not self.uplift_scale or not stretched.any():
+            return q
+        factor = pd.Series(np.asarray(segment).astype(str)).map(self.uplift_scale)
+        factor = factor.fillna(1.0).to_numpy()[:, None]
+        base = q[:, [none]]
+        out = q.copy()
+        out[:, stretched] = base + factor * (q[:, stretched] - base)
+        return out
 
 
 def _pooled_shift(p: np.ndarray, y: np.ndarray, parent: Params, prior_sd: float) -> float:

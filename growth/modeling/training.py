@@ -59,6 +59,9 @@ class TrainedModels:
     calibration: pd.DataFrame | None = None  # predicted vs observed spend per option (holdout)
     recalibration: Recalibration | None = None  # conversion calibrated per option x segment
     reach: Recalibration | None = None  # threshold reach (redemption) per option x segment
+    uplift: pd.DataFrame | None = None
+    """Per lifecycle segment, the coupon effects' slope on the log and the factor the value
+    side stretches them by (:mod:`growth.campaigns.coupons.uplift`; None: not fitted)."""
     frame: ExposureFrame | None = (
         None  # the exposure rows the models learnt from and were judged on
     )

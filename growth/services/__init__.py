@@ -50,6 +50,7 @@ from growth.services.models import (
     csde_available,
     option_calibration_frame,
     stored_model_metrics,
+    uplift_scale_frame,
 )
 from growth.services.push import fatigue_stats, open_model_quality, plan_push, push_heatmap
 from growth.services.runs import PLAN_TABLES, RUN_KINDS, run_plan, save_run, to_csv
@@ -128,6 +129,7 @@ __all__ = [
     "stored_run",
     "to_csv",
     "train_predictors",
+    "uplift_scale_frame",
     "value_vs_budget",
     "world_config",
     "world_experiment",

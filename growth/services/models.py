@@ -54,6 +54,18 @@ def option_calibration_frame(predictors: Predictors) -> pd.DataFrame:
     ]
 
 
+def uplift_scale_frame(predictors: Predictors) -> pd.DataFrame:
+    """Per lifecycle segment, the platform's coupon effects on the randomised log over the
+    model's (``beta`` and its ``se``; :mod:`growth.campaigns.coupons.uplift`), the factor they
+    suggest and the one the coupon plan's value applies (1 where the nightly's
+    ``stretch_effects`` is off).  Empty without fits (a run stored before them)."""
+    if predictors.uplift is None:
+        return pd.DataFrame(columns=["segment", "rows", "beta", "se", "factor", "applied"])
+    scale = {} if predictors.calibrator is None else predictors.calibrator.uplift_scale
+    fits = predictors.uplift[["segment", "rows", "beta", "se", "factor"]]
+    return fits.assign(applied=[scale.get(str(s), 1.0) for s in fits["segment"]])
+
+
 def stored_model_metrics(db: Store) -> pd.DataFrame:
     """Model metrics by run, model, domain, scene, segment and metric from the store's
     ``v_model_metrics`` (``scene`` is ``""`` on rows stored before scenes existed)."""

@@ -110,6 +110,7 @@ class Predictors:
     calibrator: Any = None  # conversion calibrator per option x segment the scores use
     reach_calibrator: Any = None  # threshold reach calibrator per option x segment
     calibration: pd.DataFrame | None = None  # the holdout's spend bias, which the buffer reads
+    uplift: pd.DataFrame | None = None  # the platform's coupon effects' slopes per segment
     value_folds: list[ValueFold] = field(default_factory=list)
     """The cross-fit's folds of the holdout's users, each with the calibrators fitted
     without it and (once scored) its scores: a plan's value is estimated on rows its own
@@ -153,6 +154,7 @@ def load_predictors(
         reach_calibrator=saved.reach_calibrator,
         calibration=saved.calibration,
         value_folds=saved.value_folds,
+        uplift=_frame(run["summary"].get("uplift_scale")),
     )
 
 
@@ -204,7 +206,13 @@ def train_predictors(
             ValueFold(m.calibrator, m.reach_calibrator, d, m.calibration)
             for m, d in zip(models.value_folds, fold_decisions, strict=True)
         ],
+        uplift=models.uplift,
     )
+
+
+def _frame(records: list[dict] | None) -> pd.DataFrame | None:
+    """A frame of a run summary's records (None without them: a run stored before them)."""
+    return None if not records else pd.DataFrame.from_records(records)
 
 
 def holdout_log(predictors: Predictors) -> HoldoutLog:

@@ -88,7 +88,10 @@ def predicted_coupon_decision(
     randomised holdout) maps every scored probability through its (option,
     lifecycle segment) calibration before conversion, redemption and GMV are
     built from it, so the plan's value and cost and the spend buffer all read
-    calibrated probabilities (None: the model's own).  ``reach_calibrator`` does the
+    calibrated probabilities (None: the model's own).  Its ``uplift_scale`` then
+    stretches the platform's options' conversion and GMV over 'none' per lifecycle segment,
+    the value side only (:mod:`growth.campaigns.coupons.uplift`); redemption keeps the
+    calibrated probabilities.  ``reach_calibrator`` does the
     same for the basket model's reach of a threshold coupon's threshold (the
     rest of redemption; :func:`growth.modeling.training.reach_recalibration`).
     """
@@ -193,16 +196,32 @@ def _score(
             bar.update(len(np.unique(u)))
     denom = np.maximum(per_user, 1.0)[:, None]
     return [
-        CouponDecision(
-            user_ids=features.user_ids,
-            segment=features.lifecycle,
-            option_ids=[features.option_ids[j] for j in order],
-            option_types=[str(features.option_type[j]) for j in order],
-            face_value=features.face_value[order],
-            merchant_id=features.coupon_merchant[order],
-            conversion=total[0] / denom,
-            redemption=total[1] / denom,
-            gmv=total[2] / denom,
-        )
-        for total in sums
+        _decision(features, order, total / denom, calibrator)
+        for (calibrator, _), total in zip(calibrators, sums, strict=True)
     ]
+
+
+def _decision(
+    features: ConversionFeatures,
+    order: np.ndarray,
+    means: np.ndarray,
+    calibrator: GroupCalibrator | None,
+) -> CouponDecision:
+    """The decision of per-user means (conversion, redemption, GMV; options in ``order``,
+    'none' first), the calibrator's stretch of each option's effect applied to the value
+    side (conversion and GMV) only."""
+    conversion, redemption, gmv = means
+    if calibrator is not None:
+        conversion = calibrator.stretch_uplift(conversion, features.lifecycle, order, 0)
+        gmv = calibrator.stretch_uplift(gmv, features.lifecycle, order, 0)
+    return CouponDecision(
+        user_ids=features.user_ids,
+        segment=features.lifecycle,
+        option_ids=[features.option_ids[j] for j in order],
+        option_types=[str(features.option_type[j]) for j in order],
+        face_value=features.face_value[order],
+        merchant_id=features.coupon_merchant[order],
+        conversion=conversion,
+        redemption=redemption,
+        gmv=gmv,
+    )

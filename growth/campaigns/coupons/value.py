@@ -178,6 +178,8 @@ def _holdout_log(
     reach = basket.reach_probability(log_basket[:, None], features.threshold[None, :])
     calibrate_reach(reach.T, options, segment, features, reach_calibrator)
     converts = applied_with_reach(p.T, reach.T, none=none).T  # 'none' where the threshold is missed
+    if calibrator is not None:  # the value side's effects per segment
+        converts = calibrator.stretch_uplift(converts, segment, options, none)
     applies = features.applicable(item[:, None], options[None, :])
     value = np.nan_to_num(frame.order_value[rows], nan=0.0)
     converted = frame.y[rows].astype(np.float64)
