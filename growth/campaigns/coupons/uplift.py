@@ -129,12 +129,13 @@ def _clustered_slope(x: np.ndarray, y: np.ndarray, clusters: np.ndarray) -> tupl
 
 
 def platform_options(models: TrainedModels) -> np.ndarray:
-    """Coupons-table positions of the platform's coupons (every option but 'none' and the
-    merchants')."""
+    """Coupons-table positions of the platform's coupons: every option but 'none' and the
+    merchant type's, the rule of the platform's budget
+    (:func:`~growth.campaigns.coupons.plan.campaign_budgets`)."""
     assert models.frame is not None
     features = models.frame.features
-    ids = np.asarray(features.option_ids)
-    return np.flatnonzero((ids != NO_COUPON) & (np.asarray(features.coupon_merchant) < 0))
+    ids, types = np.asarray(features.option_ids), np.asarray(features.option_type).astype(str)
+    return np.flatnonzero((ids != NO_COUPON) & (types != "merchant"))
 
 
 def with_uplift_scale(models: TrainedModels, *, apply: bool = True) -> TrainedModels:
@@ -172,7 +173,8 @@ def _scaled(models: TrainedModels, apply: bool) -> TrainedModels:
             f"{f.segment} x{f.factor:.2f} (beta {f.beta:.2f} +- {f.se:.2f})" for f in fits[0]
         ),
     )
-    scaled = [_with_fits(m, f, options if apply else None) for m, f in zip(each, fits, strict=True)]
+    stretched = tuple(int(o) for o in options) if apply else ()
+    scaled = [_with_fits(m, f, stretched) for m, f in zip(each, fits, strict=True)]
     return replace(scaled[0], value_folds=scaled[1:])
 
 
@@ -182,19 +184,14 @@ def _unscaled(calibrator: GroupCalibrator | None) -> GroupCalibrator | None:
 
 
 def _with_fits(
-    models: TrainedModels, fits: list[UpliftFit], options: np.ndarray | None
+    models: TrainedModels, fits: list[UpliftFit], options: tuple[int, ...]
 ) -> TrainedModels:
     """``models`` with the fits as ``uplift``, whose conversion calibrator stretches
-    ``options`` by them (None: no stretch)."""
+    ``options`` by them (none: no stretch)."""
     recalibration = models.recalibration
     assert recalibration is not None
-    calibrator = replace(
-        recalibration.calibrator,
-        uplift_scale={}
-        if options is None
-        else {f.segment: f.factor for f in fits if f.factor != 1.0},
-        uplift_options=() if options is None else tuple(int(o) for o in options),
-    )
+    scale = {f.segment: f.factor for f in fits if f.factor != 1.0} if options else {}
+    calibrator = replace(recalibration.calibrator, uplift_scale=scale, uplift_options=options)
     return replace(
         models,
         recalibration=replace(recalibration, calibrator=calibrator),
