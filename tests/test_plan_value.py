@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from randomised_logs import randomised_log
 
 from growth.campaigns.coupons.choice import Candidate, choose_plan
 from growth.campaigns.coupons.value import (
@@ -35,20 +36,7 @@ def constructed_log(
     y = (rng.random(len(user)) < true[np.arange(len(user)), arm]).astype(float)
     flattering = true.copy()
     flattering[:, 2] = 0.3  # a model that believes 'bad' is the best coupon
-    log = HoldoutLog(
-        user_pos=user,
-        segment=np.full(len(user), "active"),
-        arm=arm,
-        propensity=np.full(len(user), 1 / 3),
-        converted=y,
-        gmv=y,
-        cost=y,
-        p=flattering,
-        p_gmv=flattering,
-        p_cost=flattering,
-        option_ids=OPTIONS,
-        population={"active": users},
-    )
+    log = randomised_log(user, np.full(len(user), "active"), arm, y, flattering, OPTIONS)
     object.__setattr__(log, "x", x)  # the users' feature, for the fake candidates
     return log, x
 
@@ -150,18 +138,13 @@ def test_logs_of_different_rows_are_refused():
 
 def test_weights_post_stratify_segments_to_their_size():
     """Each segment's holdout users stand for its population; a user's rows share one weight."""
-    log = HoldoutLog(
-        user_pos=np.array([0, 0, 1, 2]),
-        segment=np.array(["active", "active", "active", "new"]),
-        arm=np.zeros(4, int),
-        propensity=np.full(4, 0.5),
-        converted=np.zeros(4),
-        gmv=np.zeros(4),
-        cost=np.zeros(4),
-        p=np.zeros((4, 3)),
-        p_gmv=np.zeros((4, 3)),
-        p_cost=np.zeros((4, 3)),
-        option_ids=OPTIONS,
+    log = randomised_log(
+        np.array([0, 0, 1, 2]),
+        np.array(["active", "active", "active", "new"]),
+        np.zeros(4, int),
+        np.zeros(4),
+        np.zeros((4, 3)),
+        OPTIONS,
         population={"active": 100, "new": 30},
     )
     assert log.weights.tolist() == [25.0, 25.0, 50.0, 30.0]
@@ -191,19 +174,14 @@ def noise_log(seed: int, users: int = 2_000, segments: int = 8) -> HoldoutLog:
     user = np.repeat(np.arange(users), 2)
     zeros = np.zeros((len(user), 3))
     y = (rng.random(len(user)) < 0.1).astype(float)
-    return HoldoutLog(
-        user_pos=user,
-        segment=segment_of[user],
-        arm=rng.integers(0, 3, len(user)),
-        propensity=np.full(len(user), 1 / 3),
-        converted=y,
-        gmv=y,
-        cost=y,
-        p=zeros + 0.1,
-        p_gmv=zeros + 0.1,
+    return randomised_log(
+        user,
+        segment_of[user],
+        rng.integers(0, 3, len(user)),
+        y,
+        zeros + 0.1,
+        OPTIONS,
         p_cost=zeros,
-        option_ids=OPTIONS,
-        population=dict(zip(*np.unique(segment_of, return_counts=True), strict=True)),
     )
 
 

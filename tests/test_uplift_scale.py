@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from randomised_logs import randomised_log
 
 from growth import services as svc
 from growth.campaigns.coupons.scoring import predicted_coupon_decision
@@ -32,20 +33,7 @@ def shrunk_log(true_over_model: dict[str, float], users: int = 12_000, seed: int
     ratio = np.array([true_over_model[s] for s in seg_of_user])[user]
     true = model[:, :1] + ratio[:, None] * (model - model[:, :1])
     y = (rng.random(len(user)) < true[np.arange(len(user)), arm]).astype(float)
-    return HoldoutLog(
-        user_pos=user,
-        segment=seg_of_user[user],
-        arm=arm,
-        propensity=np.full(len(user), 1 / 3),
-        converted=y,
-        gmv=y,
-        cost=y,
-        p=model,
-        p_gmv=model,
-        p_cost=model,
-        option_ids=OPTIONS,
-        population={str(s): int((seg_of_user == s).sum()) for s in segments},
-    )
+    return randomised_log(user, seg_of_user[user], arm, y, model, OPTIONS)
 
 
 def test_the_slope_finds_the_effect_a_model_shrank_and_leaves_a_right_one_alone():
