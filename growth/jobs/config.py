@@ -65,8 +65,8 @@ class NightlyConfig(BaseModel):
         ge=0,
         description="a model that trains on a sample (the torch models) learns from a seeded "
         "sample of at most this many of the older exposures (0 or None: all); the holdout "
-        "is always whole. 200,000 keeps the demo under 5 minutes on 2 cores (300,000: "
-        "+1.2 points of the oracle, +60 s of CSDE; benchmarks/README.md)",
+        "is always whole. 200,000 kept the demo under 5 minutes on 2 cores as measured "
+        "(300,000: +1.2 points of the oracle, +60 s of CSDE; benchmarks/README.md)",
     )
     max_source_rows: int = Field(
         50_000,
