@@ -138,7 +138,7 @@ def test_an_overspending_plan_is_held_to_its_budgets_and_scores_below_its_promis
     pays for: played out, every group's spend stays within its budget, the lost
     redemptions are counted, and its % of the oracle falls below the all-paid figure."""
     truth = true_coupon_decision(small_world)
-    settings = CouponSettings(budget=200.0, merchant_budget=60.0)
+    settings = CouponSettings(budget=200.0, merchant_budget=60.0, method="lagrangian")
     plan = plan_coupons(replace(truth, redemption=truth.redemption * 0.5), settings)
     score = score_against_truth(small_world, plan, n_seeds=5)
     assert set(score.plans.index) == {"platform", "random", "best_single", "oracle"}

@@ -36,6 +36,7 @@ campaign_date = "2026-11-26"
 campaign = "{campaign}"
 scenario = "{scenario}"
 n_users = 300
+predictor = "lightgbm"
 [coupons]
 budget = 40.0
 merchant_budget = 4.0
