@@ -95,18 +95,19 @@ def fit_uplift_scale(
     positions; None: every option): the slope of ``y - q_none`` on ``q_arm - q_none`` (with
     an intercept), its user-clustered standard error and the factor (module docstring)."""
     arms = np.arange(log.p.shape[1]) if options is None else np.asarray(options)
+    segments = np.asarray(log.segment).astype(str)
     kept = np.flatnonzero(np.isin(log.arm, arms) | (log.arm == log.none))
-    effect = log.p[kept, log.arm[kept]] - log.p[kept, log.none]
+    arm, users, segment = log.arm[kept], log.user_pos[kept], segments[kept]
+    effect = log.p[kept, arm] - log.p[kept, log.none]
     residual = log.converted[kept] - log.p[kept, log.none]
-    segment = np.asarray(log.segment[kept]).astype(str)
     fits = []
-    for s in sorted(np.unique(np.asarray(log.segment).astype(str))):
+    for s in sorted(np.unique(segments)):
         mine = np.flatnonzero(segment == s)
-        treated = log.arm[kept][mine] != log.none
+        treated = arm[mine] != log.none
         if len(mine) < MIN_ROWS or treated.all() or not treated.any():
             fits.append(UpliftFit(s, len(mine), math.nan, math.nan, 1.0))
             continue
-        beta, se = _clustered_slope(effect[mine], residual[mine], log.user_pos[kept][mine])
+        beta, se = _clustered_slope(effect[mine], residual[mine], users[mine])
         w = prior_sd**2 / (prior_sd**2 + se**2) if np.isfinite(se) else 0.0
         fits.append(UpliftFit(s, len(mine), beta, se, max(1.0, 1.0 + w * (beta - 1.0))))
     return fits
