@@ -143,6 +143,31 @@ def test_the_bias_allowance_follows_the_plans_segment_mix():
     assert bias.table[0, new] == pytest.approx([option[0], np.hypot(PRIOR_SD, option[1])])
 
 
+def test_a_group_that_saw_none_of_its_few_predicted_redemptions_is_not_certain_of_none():
+    """New users' red packet predicted to redeem 2 times in 40 rows (face 10) and seen 0 times:
+    the ratio estimator's residuals are all zero about a ratio of 0, so alone it would call the
+    bias -100 % with no error and the buffer would net the group's spend off the others'.  The
+    error of 2 predicted events (about 70 %) keeps it near its option's bias instead."""
+    redeems = np.full(40, 0.05)
+    predicted, variance = 10.0 * redeems, 100.0 * redeems * (1.0 - redeems)
+    assert ratio_bias(np.zeros(40), predicted) == (-1.0, 0.0)  # the estimator alone
+    bias, se = ratio_bias(np.zeros(40), predicted, variance)
+    assert bias == -1.0
+    assert se == pytest.approx(np.sqrt(variance.sum()) / predicted.sum())
+    assert se > 0.6
+    # a group measured precisely keeps the ratio estimator's own error
+    seen = np.where(np.arange(400) % 4 == 0, 10.0, 0.0)
+    plain = ratio_bias(seen, np.full(400, 2.0))
+    assert ratio_bias(seen, np.full(400, 2.0), np.full(400, 16.0 * 0.2 * 0.8 / 4.0)) == plain
+    decision = _decision()
+    index = pd.MultiIndex.from_tuples(
+        [("rp", "all"), ("rp", "new")], names=["option_id", "segment"]
+    )
+    calibration = pd.DataFrame({"rel_bias": [0.0, bias], "rel_bias_se": [0.02, se]}, index)
+    b, sd = spend_bias(decision, calibration).table[0, 0]
+    assert -0.1 < b < 0.0 and sd > 0.15
+
+
 def test_the_spend_quantile_is_skew_aware_for_a_few_dozen_redemptions():
     """About 25 expected redemptions, most of 10 and a few of 100 in face value: the normal
     approximation's 95 % quantile of the spend understates the right tail (Monte Carlo: a
