@@ -4,12 +4,13 @@ The holdout is a randomised trial: each exposure carries a randomly assigned cou
 option, its conversion label and, when it converted, its order value.  Per coupon
 option this compares the spend the models predict for the holdout's rows,
 ``face x P(convert) x applies x P(basket >= threshold)`` (what the decision's
-``cost`` is made of, both probabilities calibrated as the plan reads them), with the spend the rows observed, ``face x converted x applies
-x (order value >= threshold)`` (a converted row without a logged order value counts
-its predicted reach).  The relative bias is the ratio estimator
-``observed / predicted - 1`` and its standard error the ratio estimator's, at least
-that of the predicted redemptions' own draws (:func:`ratio_bias`: a group that saw
-none of its few predicted redemptions is not -100 % for certain), per option and per option x lifecycle segment (a segment the
+``cost`` is made of, both probabilities calibrated as the plan reads them), with the
+spend the rows observed, ``face x converted x applies x (order value >= threshold)``
+(a converted row without a logged order value counts its predicted reach).  The
+relative bias is the ratio estimator ``observed / predicted - 1`` and its standard
+error the ratio estimator's, at least that of the predicted redemptions' own draws
+(:func:`ratio_bias`: a group that saw none of its few predicted redemptions is not
+-100 % for certain), per option and per option x lifecycle segment (a segment the
 conversion calibration pooled towards its option may keep a bias of its own).  The
 coupon campaign widens its budget buffers by it, weighted by the plan's own mix of
 options and segments (:mod:`growth.campaigns.coupons.buffer`).
