@@ -51,7 +51,7 @@ def scaled_effects(pred, truth, by_segment: bool, by_option: bool):
     return dataclasses.replace(pred, conversion=conv)
 
 
-def run_seed(scenario: str, seed: int, budget: float, db: Path) -> list[float]:
+def run_seed(scenario: str, seed: int, budget: float, db: Path) -> dict[str, float]:
     config = NightlyConfig(
         scenario=scenario, seed=seed, coupons={"budget": budget},
         push={"enabled": False}, install={"enabled": False},
@@ -85,8 +85,8 @@ def run_seed(scenario: str, seed: int, budget: float, db: Path) -> list[float]:
             )
         },
     }
-    pct = [score_against_truth(world, plan).pct_of_oracle() for plan in plans.values()]
-    print(f"seed {seed} " + " | ".join(f"{n} {p:.1f}" for n, p in zip(plans, pct, strict=True)))
+    pct = {name: score_against_truth(world, plan).pct_of_oracle() for name, plan in plans.items()}
+    print(f"seed {seed} " + " | ".join(f"{n} {p:.1f}" for n, p in pct.items()))
     return pct
 
 
@@ -98,9 +98,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run_seed(args.scenario, s, args.budget, Path(tmp) / f"d{s}.db") for s in args.seeds]
-    names = ["nightly", "ideal buffer", "x segment", "x option", "x option x segment"]
-    means = np.mean(rows, axis=0)
-    print("mean " + " | ".join(f"{n} {m:.1f}" for n, m in zip(names, means, strict=True)))
+    means = {name: np.mean([row[name] for row in rows]) for name in rows[0]}
+    print("mean " + " | ".join(f"{n} {m:.1f}" for n, m in means.items()))
 
 
 if __name__ == "__main__":
