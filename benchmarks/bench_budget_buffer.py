@@ -1,7 +1,7 @@
 """How often coupon spend exceeds its budgets on the truth, with and without the buffer.
 
 Usage: .venv/bin/python benchmarks/bench_budget_buffer.py [--users 20000] [--seeds 1 .. 10]
-    [--confidence 0.95]
+    [--confidence 0.95] [--holdout-fraction F] [--holdout-min-rows N]
 
 Per world seed of the default scenario at ``--users`` users (every budget scaled by
 users / the scenario's users, so a 20,000-user world has a fifth of the demo's budgets):
@@ -29,10 +29,12 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.bench_truth_scoring import add_holdout_arguments, holdout_settings
 from growth.campaigns.coupons import plan_coupons, score_against_truth, true_coupon_decision
 from growth.campaigns.coupons.online import serve_day
 from growth.campaigns.settings import CouponSettings
@@ -63,14 +65,17 @@ def _budget_rows(rule: str, plan_name: str, plan, score, truth) -> list[dict]:
     return out
 
 
-def run_seed(seed: int, users: int, confidence: float, db: Path) -> tuple[list, dict, list]:
-    """One world seed: budget rows, the plans' conversions, the on-demand days."""
+def run_seed(
+    seed: int, users: int, confidence: float, db: Path, **training: Any
+) -> tuple[list, dict, list]:
+    """One world seed: budget rows, the plans' conversions, the on-demand days
+    (``training``: more :class:`NightlyConfig` training settings)."""
     scale = users / load_scenario("default").n_users
     coupons = {"budget": 20_000 * scale, "merchant_budget": 2_000 * scale}
     config = NightlyConfig(
         scenario="default", n_users=users, seed=seed,
         coupons={**coupons, "spend_confidence": confidence},
-        push={"enabled": False}, install={"enabled": False},
+        push={"enabled": False}, install={"enabled": False}, **training,
     )  # fmt: skip
     result = run_nightly(config, store=Store(f"sqlite:///{db}"))
     world = generate_world(load_scenario("default", n_users=users, seed=seed))
@@ -131,6 +136,7 @@ def main() -> None:
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--save", type=Path, help="write the per-seed rows here (JSON)")
     parser.add_argument("--load", type=Path, help="only print the report of saved rows")
+    add_holdout_arguments(parser)
     args = parser.parse_args()
     if args.load:
         report(**json.loads(args.load.read_text()))
@@ -138,7 +144,10 @@ def main() -> None:
     rows, values, days = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            r, v, d = run_seed(seed, args.users, args.confidence, Path(tmp) / f"b{seed}.db")
+            r, v, d = run_seed(
+                seed, args.users, args.confidence, Path(tmp) / f"b{seed}.db",
+                **holdout_settings(args),
+            )  # fmt: skip
             rows, values, days = [*rows, *r], [*values, v], [*days, *d]
             mine = pd.DataFrame(r)
             print(f"seed {seed}: " + ", ".join(

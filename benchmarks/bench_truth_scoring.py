@@ -1,7 +1,7 @@
 """The coupon plan's % of the oracle, old scoring (every redemption paid) beside honest scoring.
 
 Usage: .venv/bin/python benchmarks/bench_truth_scoring.py [--scenario small] [--seeds 1 2 3 4]
-    [--budget 500] [--predictor auto]
+    [--budget 500] [--predictor auto] [--holdout-fraction F] [--holdout-min-rows N]
 
 Runs the nightly job's coupon stages (push and install off) on each world seed into a
 throw-away SQLite file and prints, per seed: the plan's incremental conversions as the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,11 @@ from growth.jobs.pipeline import run_nightly
 from growth.store import Store
 
 
-def score_seed(scenario: str, seed: int, budget: float, predictor: str, db: Path) -> dict:
-    """One nightly run's honest and old figures for the coupon plan."""
+def score_seed(
+    scenario: str, seed: int, budget: float, predictor: str, db: Path, **training: Any
+) -> dict:
+    """One nightly run's honest and old figures for the coupon plan (``training``: more
+    :class:`NightlyConfig` training settings, e.g. ``holdout_min_rows``)."""
     config = NightlyConfig(
         scenario=scenario,
         seed=seed,
@@ -34,6 +38,7 @@ def score_seed(scenario: str, seed: int, budget: float, predictor: str, db: Path
         coupons={"budget": budget},
         push={"enabled": False},
         install={"enabled": False},
+        **training,
     )
     result = run_nightly(config, store=Store(f"sqlite:///{db}"))
     plans, spend = result.truth.plans, result.truth.spend
@@ -58,17 +63,34 @@ def score_seed(scenario: str, seed: int, budget: float, predictor: str, db: Path
     }
 
 
+def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--holdout-fraction`` and ``--holdout-min-rows``: the nightly's holdout, when not its
+    default (:class:`NightlyConfig`)."""
+    parser.add_argument("--holdout-fraction", type=float, help="default: the nightly's")
+    parser.add_argument("--holdout-min-rows", type=int, help="default: the nightly's")
+
+
+def holdout_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`NightlyConfig` holdout settings the command line gave."""
+    given = {"holdout_fraction": args.holdout_fraction, "holdout_min_rows": args.holdout_min_rows}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="data/scenarios/small.toml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--budget", type=float, default=500.0)
     parser.add_argument("--predictor", default="auto")
+    add_holdout_arguments(parser)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            row = score_seed(args.scenario, seed, args.budget, args.predictor, Path(tmp) / "b.db")
+            row = score_seed(
+                args.scenario, seed, args.budget, args.predictor, Path(tmp) / "b.db",
+                **holdout_settings(args),
+            )  # fmt: skip
             rows.append(row)
             groups = "; ".join(
                 f"{g} demand {d:,.1f} paid {p:,.1f} of {b:,.0f} (held {h:.0%})"

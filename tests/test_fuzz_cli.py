@@ -237,6 +237,7 @@ FIELDS = {
         "max_train_rows",
         "torch_threads",
         "holdout_fraction",
+        "holdout_min_rows",
         "campaign_date",
         "no_such_key",
     ],

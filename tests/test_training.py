@@ -130,6 +130,30 @@ def test_sample_rows_is_a_seeded_ordered_subset():
         sample_rows(rows, 0, seed=0)
 
 
+def test_the_holdout_is_the_newest_share_with_a_floor_of_rows_of_at_most_half(features):
+    """The newest ``holdout_fraction`` of rows, grown to ``min_rows`` on a small log but
+    never past half of it; ``train_models`` holds out the same rows."""
+    from growth.modeling.sampling import HOLDOUT_MIN_ROWS, chronological_split
+
+    frame = features.exposure_frame()
+    n = len(frame)
+    assert NightlyConfig().holdout_min_rows == HOLDOUT_MIN_ROWS > n // 2  # a small log
+    assert chronological_split(frame, 0.2).sum() == n // 2
+    share = chronological_split(frame, 0.2, min_rows=0)
+    assert share.sum() == n - int(np.floor(0.8 * n)) and share[-share.sum() :].all()
+    assert np.array_equal(chronological_split(frame, 0.2, min_rows=share.sum() - 5), share)
+    grown = chronological_split(frame, 0.2, min_rows=share.sum() + 7)
+    assert grown.sum() == share.sum() + 7 and grown[-grown.sum() :].all()
+    assert (frame.timestamp[grown] >= frame.timestamp[~grown].max()).all()
+    assert chronological_split(frame, 0.2, min_rows=10 * n).sum() == n // 2
+    models = train_models(features, predictor="lightgbm", holdout_min_rows=share.sum() + 7)
+    assert models.n_holdout == grown.sum()
+    with pytest.raises(ValueError, match="min_rows must be >= 0"):
+        chronological_split(frame, 0.2, min_rows=-1)
+    with pytest.raises(ValidationError, match="holdout_min_rows"):
+        NightlyConfig(holdout_min_rows=-1)
+
+
 def test_nightly_config_defaults_to_auto_and_rejects_unknown_predictors():
     """The predictor defaults to auto and unknown names are refused; a cap of 0 means none."""
     assert NightlyConfig().predictor == "auto"

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from growth.campaigns.settings import CouponSettings, InstallSettings, PushSettings
+from growth.modeling.sampling import HOLDOUT_FRACTION, HOLDOUT_MIN_ROWS
 from growth.paths import check_name, read_toml, scenario_path
 from growth.store.runs import check_label
 
@@ -16,6 +17,7 @@ KIND = "nightly"
 TRAINING_OPTIONS = {
     "predictor",
     "holdout_fraction",
+    "holdout_min_rows",
     "max_train_rows",
     "max_source_rows",
     "torch_threads",
@@ -81,7 +83,21 @@ class NightlyConfig(BaseModel):
         description="torch threads while training and scoring (None: torch's default, all "
         "cores); LightGBM states its own thread count",
     )
-    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    holdout_fraction: float = Field(
+        HOLDOUT_FRACTION,
+        gt=0.0,
+        lt=0.5,
+        description="the randomised holdout (what calibration, the spend buffer, the model "
+        "choice and the off-policy estimates read) is the newest share of the decision "
+        "scene's rows; the models learn from the older ones",
+    )
+    holdout_min_rows: int = Field(
+        HOLDOUT_MIN_ROWS,
+        ge=0,
+        description="the holdout holds at least this many of the newest rows (at most half "
+        "the log; 0: the share alone): a small log's share is too few rows to calibrate "
+        "each coupon option x segment on (benchmarks/README.md, 'A holdout sized to the log')",
+    )
     value_folds: int = Field(
         2,
         ge=0,

@@ -15,7 +15,12 @@ from growth.modeling.calibration import spend_calibration
 from growth.modeling.concurrency import side_by_side
 from growth.modeling.features import ConversionFeatures, ExposureFrame
 from growth.modeling.recalibration import GroupCalibrator, Recalibration, recalibrate
-from growth.modeling.sampling import chronological_split, sample_rows
+from growth.modeling.sampling import (
+    HOLDOUT_FRACTION,
+    HOLDOUT_MIN_ROWS,
+    chronological_split,
+    sample_rows,
+)
 from growth.modeling.selection import (
     CROSS_DOMAIN_PREDICTOR,
     FALLBACK_PREDICTOR,
@@ -206,7 +211,8 @@ def train_models(
     *,
     predictor: str = FALLBACK_PREDICTOR,
     cross_domain: str = CROSS_DOMAIN_PREDICTOR,
-    holdout_fraction: float = 0.2,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    holdout_min_rows: int = HOLDOUT_MIN_ROWS,
     max_train_rows: int | None = None,
     max_source_rows: int | None = None,
     torch_threads: int | None = None,
@@ -228,13 +234,14 @@ def train_models(
     high) at a seeded sample of the older exposures (None: all of them); the
     other models learn from every older exposure, the basket model from those
     that converted with an order value.  The holdout is always the whole newest
-    ``holdout_fraction`` of the decision scene's target rows
-    (:attr:`~growth.modeling.features.ConversionFeatures.decision_scene`): the randomised
+    ``holdout_fraction`` of the decision scene's target rows, and at least its newest
+    ``holdout_min_rows`` (:func:`chronological_split`;
+    :attr:`~growth.modeling.features.ConversionFeatures.decision_scene`): the randomised
     coupon log that calibration and the off-policy estimates read.  The older rows are
     the decision scene's and every other labelled sample logged before the holdout (the
     other target scenes, and at most ``max_source_rows`` source-domain rows, a seeded
-    sample; None: all, 0: none), each carrying its ``domain`` and ``scene``.  ``torch_threads`` sets torch's threads while the models train
-    (None: leave them).  ``value_folds`` (at least 2; fewer: none) is the number of
+    sample; None: all, 0: none), each carrying its ``domain`` and ``scene``.
+    ``torch_threads`` sets torch's threads while the models train (None: leave them).  ``value_folds`` (at least 2; fewer: none) is the number of
     groups of holdout users each candidate is also calibrated without, for the plan's
     cross-fitted value (:attr:`TrainedModels.value_folds`).  ``progress`` shows each
     model's training progress on the console.
@@ -247,7 +254,7 @@ def train_models(
             f"{FALLBACK_PREDICTOR}; choose one of {cross_domain_names()}"
         )
     frame = features.exposure_frame()
-    holdout = chronological_split(frame, holdout_fraction)
+    holdout = chronological_split(frame, holdout_fraction, holdout_min_rows)
     rows = _training_rows(features, frame, holdout, max_train_rows, max_source_rows, seed)
     names = candidate_predictors(predictor, features, cross_domain=cross_domain)
     with using_torch_threads(torch_threads):

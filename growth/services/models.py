@@ -6,11 +6,7 @@ import numpy as np
 import pandas as pd
 
 from growth.modeling.features import ConversionFeatures
-from growth.modeling.training import (
-    chronological_split,
-    conversion_recalibration,
-    reach_recalibration,
-)
+from growth.modeling.training import conversion_recalibration, reach_recalibration
 from growth.services.session import Predictors
 from growth.store import Store
 
@@ -19,7 +15,7 @@ def calibration_frame(predictors: Predictors, *, n_bins: int = 10) -> pd.DataFra
     """Reliability table on the chronological holdout: per segment and probability bin,
     the mean predicted probability, the observed rate and the number of rows."""
     frame = predictors.features.exposure_frame()
-    holdout = np.flatnonzero(chronological_split(frame, predictors.settings.holdout_fraction))
+    holdout = np.flatnonzero(predictors.holdout(frame))
     p = predictors.conversion.predict_proba(frame.rows(holdout))[:, 1]
     data = pd.DataFrame(
         {"segment": frame.segment[holdout], "p": p, "y": frame.y[holdout].astype(float)}
@@ -42,7 +38,7 @@ def option_calibration_frame(predictors: Predictors) -> pd.DataFrame:
     that reach its threshold; no-threshold coupons always do)."""
     features, seed = predictors.features, predictors.seed
     frame = features.exposure_frame()
-    holdout = chronological_split(frame, predictors.settings.holdout_fraction)
+    holdout = predictors.holdout(frame)
     X = frame.rows(np.flatnonzero(holdout))
     p = predictors.conversion.predict_proba(X)[:, 1]
     both = (

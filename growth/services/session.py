@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from growth.campaigns.coupons.choice import plan_candidates, score_candidates
@@ -28,7 +29,7 @@ from growth.campaigns.coupons.value import HoldoutLog, model_holdout_logs
 from growth.jobs.artifacts import ValueFold, load_run_artifacts
 from growth.jobs.config import KIND, NightlyConfig
 from growth.jobs.pipeline import cross_domain_evidence, train_configured
-from growth.modeling.features import ConversionFeatures
+from growth.modeling.features import ConversionFeatures, ExposureFrame
 from growth.modeling.sampling import chronological_split
 from growth.modeling.training import holdout_folds
 from growth.paths import default_db_url, scenario_names
@@ -120,6 +121,12 @@ class Predictors:
     def settings(self) -> NightlyConfig:
         """The nightly job's settings the models follow (predictor choice, holdout, threads)."""
         return NightlyConfig()
+
+    def holdout(self, frame: ExposureFrame) -> np.ndarray:
+        """Mask of ``frame``'s randomised holdout under the nightly settings: the rows the
+        calibrators learnt from and the off-policy estimates read."""
+        settings = self.settings
+        return chronological_split(frame, settings.holdout_fraction, settings.holdout_min_rows)
 
 
 def load_predictors(
@@ -225,7 +232,7 @@ def holdout_logs(predictors: Predictors) -> list[HoldoutLog]:
     """:func:`holdout_log`, then each value fold's: that fold's rows predicted through the
     calibrators fitted without them; the models predict every holdout row once."""
     frame = predictors.features.exposure_frame()
-    holdout = chronological_split(frame, predictors.settings.holdout_fraction)
+    holdout = predictors.holdout(frame)
     folds = predictors.value_folds
     masks = holdout_folds(frame, holdout, len(folds), seed=predictors.seed)
     parts = [(holdout, predictors.calibrator, predictors.reach_calibrator)] + [

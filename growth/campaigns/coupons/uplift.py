@@ -8,7 +8,7 @@ incremental conversions per segment ran 1.3-2.9 times the calibrated predictions
 lost and potential users and about 1 times for active users (``benchmarks/README.md``,
 "The coupon effects the model shrinks").  The per option x segment calibration
 (:mod:`growth.modeling.recalibration`) cannot undo it: it matches each option's level on
-the holdout's rows, a fifth of the log, where a segment's effect is about as large as the
+the holdout's rows, a fifth of a large log, where a segment's effect is about as large as the
 noise of the two rates it is the difference of.
 
 The whole decision scene's log is randomised, so every row says something about the
