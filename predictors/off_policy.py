@@ -188,6 +188,7 @@ def policy_estimates(
     weights: np.ndarray | None = None,
     direct_total: float | None = None,
     outcome_max: Any = None,
+    unseen_total: float = 0.0,
     level: float = 0.95,
 ) -> dict[str, Estimate]:
     """IPS, SNIPS and (with ``predictions``) DR estimates of the target policy's value.
@@ -206,7 +207,9 @@ def policy_estimates(
     interval the correction's.  ``outcome_max`` (per row or one number, without
     ``baseline``): the largest outcome a row could have under its target; when no row
     that received its target arm had an outcome, IPS's and SNIPS's intervals are the
-    unseen events' bound (module docstring) instead of zero-width, and DR's reaches it.
+    unseen events' bound (module docstring) instead of zero-width, and DR's reaches it, or
+    ``unseen_total`` if larger (what the rows cannot bound: a policy's most over units no
+    row holds).
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
@@ -243,7 +246,7 @@ def policy_estimates(
         seen["n_events"] = events
         if outcome_max is not None and events == 0:
             bound = np.broadcast_to(np.asarray(outcome_max, np.float64), (n,))
-            seen["unseen"] = unseen_events_bound(w, e, bound, level)
+            seen["unseen"] = max(unseen_events_bound(w, e, bound, level), unseen_total)
     out = {
         "ips": _estimate("ips", float(ips.sum()), ips, level, **seen, **groups),
         "snips": _estimate("snips", snips_value, snips_terms, level, **seen, **groups),

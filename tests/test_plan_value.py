@@ -288,3 +288,31 @@ def test_a_merchant_spend_nobody_redeemed_has_an_interval_not_a_point():
     assert value.get(VALUE, "dr").n_events == -1  # a contrast: events are not counted
     blind = estimate_plan(plan, dataclasses.replace(log, face_value=None))  # no face values
     assert blind.get("spend:merchant", "ips").upper == 0.0  # the zero-width interval of before
+
+
+def test_a_spend_whose_coupons_no_holdout_row_holds_reaches_the_plans_most():
+    """The plan gives the merchant's coupon (face 10) to 50 users, but it applies to no item
+    any holdout row logged (p_cost 0 on every row): the log is blind to that spend.  Every
+    estimator's interval then reaches the plan's most, all 50 coupons redeemed (500), not the
+    zero width of a bound over no row."""
+    users = 300
+    log, _ = constructed_log(seed=7, users=users, rows_per_user=1)
+    log = dataclasses.replace(
+        log, cost=np.zeros(users), p_cost=np.zeros((users, 3)), face_value=np.array([0, 5, 10.0])
+    )
+    cost = np.where(np.arange(users) < 50, 0.4, 0.0)  # the campaign's items: it applies there
+    decision = SimpleNamespace(
+        option_ids=OPTIONS, value=np.zeros((users, 2)), gmv_value=np.zeros((users, 2)),
+        cost=np.column_stack([np.zeros(users), cost]), segment=log.segment,
+    )  # fmt: skip
+    plan = SimpleNamespace(
+        campaign=SimpleNamespace(
+            decision=decision, budgets=[SimpleNamespace(name="merchant", options=[1])]
+        ),
+        choice=np.where(cost > 0, 1, -1),
+    )
+    value = estimate_plan(plan, log)
+    for estimator in ("ips", "snips", "dr"):
+        spend = value.get("spend:merchant", estimator)
+        assert spend.n_events == 0 and spend.upper - spend.estimate == pytest.approx(500.0)
+    assert value.get("spend:merchant", "dr").estimate == pytest.approx(50 * 0.4)

@@ -234,9 +234,8 @@ def train_models(
     high) at a seeded sample of the older exposures (None: all of them); the
     other models learn from every older exposure, the basket model from those
     that converted with an order value.  The holdout is always the whole newest
-    ``holdout_fraction`` of the decision scene's target rows, and at least its newest
-    ``holdout_min_rows`` (:func:`chronological_split`;
-    :attr:`~growth.modeling.features.ConversionFeatures.decision_scene`): the randomised
+    ``holdout_fraction`` of the decision scene's target rows, at least ``holdout_min_rows``
+    (:func:`chronological_split`; :attr:`ConversionFeatures.decision_scene`): the randomised
     coupon log that calibration and the off-policy estimates read.  The older rows are
     the decision scene's and every other labelled sample logged before the holdout (the
     other target scenes, and at most ``max_source_rows`` source-domain rows, a seeded

@@ -32,7 +32,10 @@ over the items the shop will show them (the ``candidates``), as the decision's
 A spend no holdout row redeemed (a merchant's coupon the log never saw used on its items)
 has IPS and SNIPS of 0 with per-row terms all 0; every estimator's interval then reaches
 the bound the unseen redemptions allow (:func:`predictors.off_policy.unseen_events_bound`,
-each row at most its arm's face value), instead of IPS's and SNIPS's zero width.
+each row at most its arm's face value), instead of IPS's and SNIPS's zero width.  Where
+no holdout row even holds the group's coupons under the plan (its users are all outside the
+holdout), the log says nothing of that spend and the intervals reach the plan's most it could
+be: every such coupon redeemed.
 
 A segment with no holdout row (lost users' impressions are old) has no correction:
 its part is the model's prediction, for IPS and SNIPS as well (``model_only_users``).
@@ -307,10 +310,12 @@ def estimate_plan(plan: CouponPlan, log: HoldoutLog, *, level: float = LEVEL) ->
     uncovered = ~np.isin(plan.campaign.decision.segment, np.unique(log.segment))
     rows = []
     for name, outcome, q, target, baseline, direct in _quantities(plan, log, arms[log.user_pos]):
-        most = None  # a spend's row could cost at most its target's face value
+        most, blind = None, 0.0  # a spend's row could cost at most its target's face value
         if baseline is None and log.face_value is not None:
             can = q[np.arange(len(target)), target] > 0
             most = np.where(can, log.face_value[target], 0.0)
+            if not most.any():  # no holdout row holds the group's coupons: the log is blind
+                blind = float(log.face_value[arms[direct > 0]].sum())
         estimates = policy_estimates(
             outcome,
             log.arm,
@@ -323,6 +328,7 @@ def estimate_plan(plan: CouponPlan, log: HoldoutLog, *, level: float = LEVEL) ->
             weights=log.weights,
             direct_total=float(direct.sum()),
             outcome_max=most,
+            unseen_total=blind,
             level=level,
         )
         fill = float(direct[uncovered].sum())
