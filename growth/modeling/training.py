@@ -240,10 +240,10 @@ def train_models(
     the decision scene's and every other labelled sample logged before the holdout (the
     other target scenes, and at most ``max_source_rows`` source-domain rows, a seeded
     sample; None: all, 0: none), each carrying its ``domain`` and ``scene``.
-    ``torch_threads`` sets torch's threads while the models train (None: leave them).  ``value_folds`` (at least 2; fewer: none) is the number of
-    groups of holdout users each candidate is also calibrated without, for the plan's
-    cross-fitted value (:attr:`TrainedModels.value_folds`).  ``progress`` shows each
-    model's training progress on the console.
+    ``torch_threads`` sets torch's threads while the models train (None: leave them).
+    ``value_folds`` (at least 2; fewer: none) groups of holdout users each candidate is also
+    calibrated without, for the plan's cross-fitted value (:attr:`TrainedModels.value_folds`).
+    ``progress`` shows each model's training progress on the console.
     """
     if predictor not in available_predictors():
         raise ValueError(f"unknown predictor {predictor!r}; choose one of {available_predictors()}")
