@@ -17,8 +17,10 @@ treatment at a time).  On the test rows, per learner:
   coupon knapsack, every learner priced by the same cost model (the registry's LightGBM per arm
   for p(conversion)): its DR estimate of conversions per user with the 95 % interval, and its
   true value (the world's conversion probability of each test row under its planned arm);
-* ``chosen``: the plan of the learner of ours that ``growth experiment`` would choose (the best
-  DR value of its plan on the validation rows);
+* ``chosen``: the plan of the learner of ours that ``growth experiment`` would choose (the
+  incumbent, the X-learner, unless another's plan is worth more on the validation rows by more
+  than 2 standard errors of the paired DR difference); ``chosen_highest``: the one the highest
+  validation DR value would choose (the rule before);
 * random targeting and the best single arm (chosen on validation) at the same budget.
 
 No data is downloaded: no package on the registry bundles a public randomised marketing
@@ -39,14 +41,21 @@ from sklift.metrics import qini_auc_score, uplift_at_k
 from sklift.models import SoloModel, TwoModels
 
 from growth.experiments import validate_experiment, world_experiment
-from growth.experiments.analysis import split_rows
-from growth.experiments.learners import LearnerData, fit_learner
+from growth.experiments.analysis import choose_learner, split_rows
+from growth.experiments.learners import LEARNERS, LearnerData, fit_learner
 from growth.experiments.plan import expected_cost, plan_arms, random_targeting, single_arm
 from growth.world import generate_world, load_scenario
 from predictors.off_policy import policy_estimates
 
-OURS = ("t_lightgbm", "x", "dr")
+OURS = LEARNERS
 PEERS = ("sklift_two_models", "sklift_solo_model")
+PAIRED = (
+    ("chosen", "chosen_highest"),
+    ("chosen", "sklift_two_models"),
+    ("chosen", "sklift_solo_model"),
+    ("chosen", "random"),
+    ("chosen", "best_arm"),
+)
 
 
 def _classifier(seed: int) -> lgb.LGBMClassifier:
@@ -91,19 +100,27 @@ def qini_and_uplift_at_k(y, arm, mu) -> tuple[float, float]:
     return float(np.mean(qini)), float(np.mean(at_k))
 
 
-def choose(models, X_valid, cost_valid, exp, valid, y, budget, outcome_model) -> str:
-    """Which of our learners ``growth experiment`` would choose: the best validation DR value."""
+def choose(models, X_valid, cost_valid, exp, valid, y, budget, outcome_model) -> tuple[str, str]:
+    """Which of our learners ``growth experiment`` would choose (:func:`choose_learner`, the
+    incumbent first, in ``LEARNERS`` order) and which the highest validation DR value would
+    (the rule before it)."""
     share = len(valid) / len(exp.log)
     mu_valid = outcome_model.predict(X_valid)
-    values = {}
-    for name, model in models.items():
-        target = plan_arms(
-            model.predict(X_valid), cost_valid, budget, exp.arm_ids, exp.budget, scale=share
+    plans = {
+        name: plan_arms(
+            models[name].predict(X_valid), cost_valid, budget, exp.arm_ids, exp.budget, scale=share
         )[0]
-        values[name] = policy_estimates(
-            y[valid], exp.arm_index[valid], exp.propensity[valid], target, predictions=mu_valid
-        )["dr"].value
-    return max(values, key=values.get)
+        for name in LEARNERS
+    }
+
+    def difference(target, baseline=None):
+        return policy_estimates(
+            y[valid], exp.arm_index[valid], exp.propensity[valid], target,
+            predictions=mu_valid, baseline=baseline,
+        )["dr"]  # fmt: skip
+
+    values = {name: difference(target).value for name, target in plans.items()}
+    return choose_learner(plans, difference)[0], max(values, key=values.get)
 
 
 def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> list[dict]:
@@ -174,7 +191,8 @@ def run_seed(scenario: str, users: int, seed: int, budget_per_user: float) -> li
         name: plan_arms(mu, cost, budget, exp.arm_ids, exp.budget, scale=share)[0]
         for name, mu in mus.items()
     }
-    plans["chosen"] = plans[choose(models, X_valid, cost_valid, exp, valid, y, budget, cost_model)]
+    chosen, highest = choose(models, X_valid, cost_valid, exp, valid, y, budget, cost_model)
+    plans["chosen"], plans["chosen_highest"] = plans[chosen], plans[highest]
     plans["random"] = random_targeting(cost, budget, exp.budget, scale=share, seed=seed)
     plans["best_arm"] = single_arm(best, cost, budget, exp.budget, scale=share, seed=seed)
     plans["control"] = np.zeros(len(test), dtype=np.int64)
@@ -238,6 +256,12 @@ def main() -> None:
     print("|---" * (len(mean.columns) + 1) + "|")
     for name, r in mean.iterrows():
         print(f"| {name} | " + " | ".join(f"{v:.4g}" for v in r.to_numpy()) + " |")
+    true = table.pivot(index="seed", columns="learner", values="true_value")
+    print("\n| comparison (true value, paired) | mean difference | seeds won | seeds lost |")
+    print("|---|---|---|---|")
+    for a, b in PAIRED:
+        diff = true[a] - true[b]
+        print(f"| {a} - {b} | {diff.mean():+.5f} | {(diff > 0).sum()} | {(diff < 0).sum()} |")
 
 
 if __name__ == "__main__":

@@ -279,7 +279,7 @@ def experiment(
     learner: Annotated[
         list[str] | None,
         typer.Option(
-            help="uplift learner to choose among (repeat); default t_lightgbm (t off conversion), x, dr"
+            help="uplift learner to choose among (repeat), the first the incumbent; default x, dr, t_lightgbm (t off conversion)"
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the split and the learners")] = 0,
@@ -318,6 +318,7 @@ def experiment(
         if store is not None:
             store.close()
     tables = comparison_text(report)
+    console.print(printable("learner: " + "; ".join(report.summary["learner_choice"])))
     console.print(frame_table(tables["policies"], f"Test rows (learner {report.chosen})"))
     console.print(frame_table(tables["arms"], "Arms (uplift on test rows)"))
     cert = report.summary["certificate"]

@@ -334,6 +334,8 @@ def test_experiment_page_analyses_the_world_log_and_saves_a_run(app_env, monkeyp
     )
     table = at.dataframe[0].value
     assert {"plan", "random", "best_arm", "control"} <= set(table["policy"])
+    why = next(c.value for c in at.caption if c.value.startswith("Why: "))
+    assert "t_lightgbm first (the incumbent)" in why and "x's plan" in why
     at.text_input(key="operator_name_experiment").input("ana")
     next(b for b in at.button if b.label == "Save as run").click().run()
     assert not at.exception

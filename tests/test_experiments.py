@@ -20,6 +20,7 @@ from growth.experiments import (
     world_experiment,
     write_experiment,
 )
+from growth.experiments.analysis import choose_learner
 from growth.experiments.learners import LearnerData
 from growth.experiments.plan import plan_arms, random_targeting, single_arm
 from growth.services.experiments import save_experiment
@@ -264,14 +265,52 @@ def test_dr_interval_covers_the_plans_true_value(report):
         assert se > 0 and abs(row.value - row.true_value) <= 3 * se, row
 
 
-def test_the_chosen_learner_has_the_best_validation_value(report):
-    """The learner is chosen by its plan's DR value on the validation rows, not on the test rows."""
+def test_the_learner_is_chosen_on_the_validation_rows_and_says_why(report):
+    """Every learner's plan is valued on the validation rows; the choice keeps the incumbent
+    (the first learner) unless a challenger wins by more than 2 se, and the summary says so."""
     valid = report.values[
         (report.values["split"] == "validation") & (report.values["estimator"] == "dr")
     ]
-    best = valid.loc[valid["value"].idxmax(), "policy"]
-    assert best == f"learner:{report.chosen}"
+    assert set(valid["policy"]) == {f"learner:{n}" for n in report.settings.learners}
+    why = report.summary["learner_choice"]
+    assert why[0] == f"{report.settings.learners[0]} first (the incumbent)"
+    assert len(why) == len(report.settings.learners)
     assert report.summary["learner"] == report.chosen
+    assert report.chosen == report.settings.learners[0] or any(
+        r.startswith(f"{report.chosen}'s plan") and r.endswith("chosen") for r in why
+    )
+
+
+def _trial(n: int = 4000, seed: int = 0):
+    """A two-arm trial (propensity 1/2) where arm 1 converts at 0.5 and the control at 0.1."""
+    rng = np.random.default_rng(seed)
+    arm = rng.integers(0, 2, size=n)
+    y = (rng.random(n) < np.where(arm == 1, 0.5, 0.1)).astype(float)
+    mu = np.tile([0.1, 0.5], (n, 1))
+
+    def difference(target, baseline):
+        return policy_estimates(y, arm, 0.5, target, predictions=mu, baseline=baseline)["dr"]
+
+    return n, difference
+
+
+def test_a_challenger_replaces_the_incumbent_only_when_clearly_better():
+    """Treating everyone (+0.4 per user, many se) beats treating no one; a plan that differs
+    from the incumbent's on one row is within the noise, so the incumbent stays, even where
+    its estimate is the higher one."""
+    n, difference = _trial()
+    nobody, everybody = np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    best, why = choose_learner({"a": nobody, "b": everybody}, difference)
+    assert best == "b" and why[1].endswith("chosen")
+    nearly = everybody.copy()
+    nearly[0] = 0
+    best, why = choose_learner({"a": everybody, "b": nearly, "c": nobody}, difference)
+    assert best == "a" and why[1].endswith("kept a") and why[2].endswith("kept a")
+    assert choose_learner({"a": everybody}, difference) == ("a", ["a first (the incumbent)"])
+    with pytest.raises(ValueError, match="no learner plans"):
+        choose_learner({}, difference)
+    strict, _ = choose_learner({"a": nobody, "b": everybody}, difference, z=1e9)
+    assert strict == "a"
 
 
 def test_the_full_plan_is_certified_within_budget(report, exported):
@@ -310,6 +349,7 @@ def test_cli_runs_end_to_end_and_stores_one_run(folder, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "best_arm" in out and "saved as run" in out
+    assert "learner: t_lightgbm first (the incumbent); x's plan" in " ".join(out.split())
     store = Store(url)
     runs = store.runs()
     assert runs.loc[0, "kind"] == "experiment" and runs.loc[0, "status"] == "succeeded"
@@ -378,9 +418,9 @@ def test_a_bad_row_stores_nothing(report, tmp_path):
 
 
 def test_revenue_outcome_uses_regression_learners(exported):
-    """Off conversion the default learners are t, x and dr; a conversion-only learner is refused."""
+    """Off conversion the default learners are x, dr and t; a conversion-only learner is refused."""
     settings = ExperimentSettings(budget=100.0, outcome="revenue", learners=None)
-    assert settings.learners == ("t", "x", "dr")
+    assert settings.learners == ("x", "dr", "t")
     with pytest.raises(ValueError, match="predicts conversion only"):
         ExperimentSettings(budget=100.0, outcome="revenue", learners=("t_lightgbm",))
     exp = validate_experiment(exported.log, exported.arms)

@@ -36,6 +36,8 @@ learners = right.multiselect(
     ["t_lightgbm", "t", "x", "dr"],
     default=list(svc.LEARNERS),
     key="experiment_learners",
+    help="The first is the incumbent: another replaces it only when its plan is worth more on "
+    "the validation rows by more than 2 standard errors of the paired DR difference.",
 )
 seed = right.number_input("Seed", min_value=0, value=0, step=1, key="experiment_seed")
 
@@ -68,8 +70,9 @@ if "experiment_report" in st.session_state:
     summary = report.summary
     st.subheader(
         f"{summary['experiment']}: {summary['users']:,} users, learner **{report.chosen}** "
-        f"(best DR value on the validation rows)"
+        f"(kept on the validation rows)"
     )
+    st.caption("Why: " + "; ".join(summary.get("learner_choice", [])))
     ui.certificate(summary["certificate"])
     st.markdown("**The plan against the baselines** (test rows, doubly robust, per user)")
     st.dataframe(svc.comparison(report).round(4), hide_index=True)

@@ -7,8 +7,9 @@ test rows:
    does the cost model (the registry's LightGBM per arm, for p(conversion | arm)) and
    the outcome model the DR estimates use (a T-learner);
 2. each learner plans the validation users (:func:`~growth.experiments.plan.plan_arms`,
-   budgets scaled to their share of the log) and the learner whose plan has the higher
-   DR value there is chosen;
+   budgets scaled to their share of the log); the first learner stays chosen unless
+   another's plan is worth more there by more than :data:`LEARNER_CHOICE_Z` standard
+   errors of the paired DR difference (:func:`choose_learner`);
 3. the chosen learner plans the test users, beside random targeting, the arm that was
    best for everyone on validation, and the control for everyone, all at the same
    budgets; each is valued and costed off-policy on the test rows (IPS, SNIPS, DR with
@@ -37,6 +38,14 @@ from growth.experiments.learners import (
 from growth.experiments.log import Experiment
 from growth.experiments.plan import expected_cost, plan_arms, random_targeting, single_arm
 from predictors.off_policy import Estimate, policy_estimates
+
+LEARNER_CHOICE_Z = 2.0
+"""A learner replaces the current choice only when its validation plan's DR value is higher
+by more than this many standard errors of the paired difference (the rule of ``auto``'s
+coupon chooser, :data:`growth.campaigns.coupons.choice.CHOICE_Z`).  On the simulated worlds'
+logs the validation values' intervals are about five times the gaps between the learners'
+plans, and taking the highest value chose worse plans than keeping the X-learner
+(``benchmarks/README.md``, "Bring your own experiment")."""
 
 BUDGET_FRACTIONS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 """Budgets (as fractions of the operator's) of the value-vs-budget curve."""
@@ -68,7 +77,7 @@ class ExperimentSettings:
         if not 0 < self.level < 1:
             raise ValueError(f"level must lie in (0, 1), got {self.level}")
         if self.learners is None:
-            chosen = LEARNERS if self.outcome == "conversion" else ("t", "x", "dr")
+            chosen = LEARNERS if self.outcome == "conversion" else ("x", "dr", "t")
             object.__setattr__(self, "learners", chosen)
         if not self.learners:
             raise ValueError("learners is empty; name at least one learner")
@@ -188,7 +197,14 @@ class _Evaluator:
 
     def dr_value(self, target: np.ndarray) -> float:
         """DR estimate of ``target``'s value per row."""
-        return policy_estimates(self.y, self.arm, self.p, target, predictions=self.mu)["dr"].value
+        return self.difference(target).value
+
+    def difference(self, target: np.ndarray, baseline: np.ndarray | None = None) -> Estimate:
+        """DR estimate of ``target``'s value per row, less ``baseline``'s on the same rows."""
+        return policy_estimates(
+            self.y, self.arm, self.p, target, predictions=self.mu, baseline=baseline,
+            level=self.level,
+        )["dr"]  # fmt: skip
 
 
 def _fit_models(
@@ -225,18 +241,43 @@ def _fit_models(
     return learners, outcome_model, fit_learner("t_lightgbm", conv_data, seed=s.seed)
 
 
+def choose_learner(
+    plans: dict[str, np.ndarray],
+    difference: Callable[[np.ndarray, np.ndarray], Estimate],
+    *,
+    z: float = LEARNER_CHOICE_Z,
+) -> tuple[str, list[str]]:
+    """The learner whose plan to keep, and why: the first (the incumbent) unless a later one's
+    plan is worth more by more than ``z`` standard errors of ``difference(plan, current)``
+    (an estimate of the paired difference), each in turn against the current choice."""
+    names = list(plans)
+    if not names:
+        raise ValueError("no learner plans to choose from")
+    best, reasons = names[0], [f"{names[0]} first (the incumbent)"]
+    for name in names[1:]:
+        diff = difference(plans[name], plans[best])
+        wins = diff.value > z * diff.se
+        reasons.append(
+            f"{name}'s plan {diff.value:+.5f} +- {diff.se:.5f} (se) per user against {best}'s: "
+            + ("chosen" if wins else f"kept {best}")
+        )
+        best = name if wins else best
+    return best, reasons
+
+
 def _choose(
     learners: dict[str, FittedLearner],
     valid: _Evaluator,
     exp: Experiment,
     s: ExperimentSettings,
     truth: np.ndarray | None,
-) -> tuple[str, list[dict], int]:
-    """The learner whose validation plan has the higher DR value; the rows; the best single arm."""
+) -> tuple[str, list[str], list[dict], int]:
+    """The learner kept by :func:`choose_learner` on the validation rows and why; the
+    validation rows of every learner's plan; the best single arm."""
     rows: list[dict] = []
-    best, best_value = "", -np.inf
+    plans = {}
     for name, model in learners.items():
-        target, _ = plan_arms(
+        plans[name], _ = plan_arms(
             model.predict(valid.part.X),
             valid.cost,
             s.budget,
@@ -245,16 +286,15 @@ def _choose(
             scale=valid.part.share,
             method=s.method,
         )
-        rows += valid.rows(f"learner:{name}", target, s.budget, truth)
-        if valid.dr_value(target) > best_value:
-            best, best_value = name, valid.dr_value(target)
+        rows += valid.rows(f"learner:{name}", plans[name], s.budget, truth)
+    best, reasons = choose_learner(plans, valid.difference)
     arm_values = [
         valid.dr_value(
             single_arm(k, valid.cost, s.budget, exp.budget, scale=valid.part.share, seed=s.seed)
         )
         for k in range(1, exp.n_arms)
     ]
-    return best, rows, 1 + int(np.argmax(arm_values))
+    return best, reasons, rows, 1 + int(np.argmax(arm_values))
 
 
 def _test_policies(
@@ -354,7 +394,7 @@ def analyse_experiment(
     learners, outcome_model, conv_model = _fit_models(exp, train, y, s, say)
     say("choosing the learner on the validation rows")
     valid_ev = _Evaluator(valid, y, outcome_model, conv_model, s.level)
-    chosen, valid_rows, best_arm = _choose(learners, valid_ev, exp, s, truth)
+    chosen, why, valid_rows, best_arm = _choose(learners, valid_ev, exp, s, truth)
     say("valuing the plan and the baselines on the test rows")
     test_ev = _Evaluator(test, y, outcome_model, conv_model, s.level)
     test_rows = []
@@ -398,6 +438,7 @@ def analyse_experiment(
         }
     )
     summary = _summary(exp, s, chosen, best_arm, result, values, (train, valid, test))
+    summary["learner_choice"] = why
     return ExperimentReport(
         s,
         chosen,

@@ -44,9 +44,12 @@ from predictors.features import FeatureSpec
 from predictors.registry import get_predictor, predictor_names
 from predictors.tabular import encode_tabular
 
-LEARNERS: tuple[str, ...] = ("t_lightgbm", "x", "dr")
+LEARNERS: tuple[str, ...] = ("x", "dr", "t_lightgbm")
 """The learners tried by default on a conversion outcome (``t`` replaces ``t_lightgbm``
-for another outcome)."""
+for another outcome), the incumbent of the choice first
+(:func:`growth.experiments.analysis.choose_learner`): the X-learner's plans were the best
+on average over the simulated worlds' exported logs of seeds 1-10 (``benchmarks/README.md``,
+"Bring your own experiment")."""
 
 REGRESSOR_PARAMS: dict[str, Any] = {
     "n_estimators": 200,
