@@ -34,7 +34,10 @@ handful of pushes can: every logged impression (shop or payments app) at hour
     activity_hour(u, h) = log(24 p_u(h))
 
 ``d`` is the prior strength in events and ``p(h)`` the population's share of
-activity at ``h``.  The activity log carries no push outcome, so every row (past
+activity at ``h``.  That is the fallback: where enough users have enough events,
+``p_u`` is instead the posterior mean under a prior of day profiles learnt from the
+users themselves (:mod:`growth.campaigns.push.active_hours`), which knows that days have
+shapes many people share, not only that hours near an event are likely.  The activity log carries no push outcome, so every row (past
 or present) reads the whole activity log: a user's active hours are a trait, not
 an outcome.  With no timestamps' hours (date-only logs), every ``p_u`` is flat and
 the column says nothing, which the model learns.
@@ -42,10 +45,11 @@ the column says nothing, which the model learns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from growth.campaigns.push.active_hours import ActivityPrior, activity_shares
 from growth.campaigns.push.audience import HOURS
 
 HISTORY_COLUMNS = (
@@ -62,7 +66,9 @@ HISTORY_COLUMNS = (
 
 @dataclass(frozen=True)
 class HistoryPriors:
-    """Kernel width (hours) and prior strengths (pseudo-pushes) of :class:`PushHistory`."""
+    """Kernel width (hours) and prior strengths (pseudo-pushes) of :class:`PushHistory`;
+    ``activity_prior`` the learnt prior of users' active hours (``library`` 0: the kernel
+    and segment estimate with prior strength ``activity`` events)."""
 
     bandwidth: float = 1.5
     hour: float = 2.0
@@ -70,6 +76,7 @@ class HistoryPriors:
     industry: float = 3.0
     segment: float = 200.0
     activity: float = 3.0
+    activity_prior: ActivityPrior = field(default_factory=ActivityPrior)
 
     def __post_init__(self) -> None:
         for name in ("bandwidth", "hour", "user", "industry", "segment", "activity"):
@@ -144,6 +151,10 @@ class PushHistory:
         np.add.at(events, (np.asarray(user_pos, np.int64), np.asarray(hour, np.int64)), 1.0)
         spread = events @ (self.kernel / self.kernel.sum(axis=1, keepdims=True))
         self.activity_events = events.sum(axis=1)
+        learnt = activity_shares(events, self.kernel, self.priors.activity_prior)
+        if learnt is not None:
+            self.activity_hour = np.log(HOURS * learnt)
+            return
         total = self.activity_events.sum()
         population = spread.sum(0) / total if total > 0 else np.full(HOURS, 1.0 / HOURS)
         seg_mass = np.zeros((len(self.segment_names), HOURS))
