@@ -36,10 +36,11 @@ handful of pushes can: every logged impression (shop or payments app) at hour
 ``d`` is the prior strength in events and ``p(h)`` the population's share of
 activity at ``h``.  That is the fallback: where enough users have enough events,
 ``p_u`` is instead the posterior mean under a prior of day profiles learnt from the
-users themselves (:mod:`growth.campaigns.push.active_hours`), which knows that days have
-shapes many people share, not only that hours near an event are likely.  The activity log carries no push outcome, so every row (past
-or present) reads the whole activity log: a user's active hours are a trait, not
-an outcome.  With no timestamps' hours (date-only logs), every ``p_u`` is flat and
+users themselves (:mod:`growth.campaigns.push.active_hours`), which knows that days
+have shapes many people share, not only that hours near an event are likely.  The
+activity log carries no push outcome, so every row (past or present) reads the whole
+activity log: a user's active hours are a trait, not an outcome, computed once per log
+(:func:`activity_hours`) and shared by its histories.  With no timestamps' hours (date-only logs), every ``p_u`` is flat and
 the column says nothing, which the model learns.
 """
 
@@ -102,13 +103,50 @@ def _shrunk(opens, pushes, prior_rate, strength):
     return (opens + strength * prior_rate) / (pushes + strength)
 
 
+@dataclass(frozen=True)
+class ActivityHours:
+    """``activity_hour`` (users, 24): log of 24 times each user's share of activity by hour;
+    ``events`` (users,): their logged events (module docstring)."""
+
+    hour: np.ndarray
+    events: np.ndarray
+
+
+def activity_hours(
+    user_pos: np.ndarray, hour: np.ndarray, *, segment: np.ndarray, priors: HistoryPriors
+) -> ActivityHours:
+    """The :class:`ActivityHours` of logged events at (``user_pos``, ``hour``), ``segment``
+    every user's lifecycle segment: the learnt prior's posterior where the log allows it,
+    else the kernel-smoothed share shrunk to the segment's (module docstring)."""
+    names, seg = np.unique(np.asarray(segment, str), return_inverse=True)
+    kernel = hour_kernel(priors.bandwidth)
+    events = np.zeros((len(seg), HOURS))
+    np.add.at(events, (np.asarray(user_pos, np.int64), np.asarray(hour, np.int64)), 1.0)
+    n_events = events.sum(axis=1)
+    learnt = activity_shares(events, kernel, priors.activity_prior)
+    if learnt is not None:
+        return ActivityHours(np.log(HOURS * learnt), n_events)
+    c, d = priors.segment, priors.activity
+    spread = events @ (kernel / kernel.sum(axis=1, keepdims=True))
+    total = n_events.sum()
+    population = spread.sum(0) / total if total > 0 else np.full(HOURS, 1.0 / HOURS)
+    seg_mass = np.zeros((len(names), HOURS))
+    seg_events = np.zeros(len(names))
+    np.add.at(seg_mass, seg, spread)
+    np.add.at(seg_events, seg, n_events)
+    segment_share = (seg_mass + c * population) / (seg_events[:, None] + c)
+    share = (spread + d * segment_share[seg]) / (n_events[:, None] + d)
+    return ActivityHours(np.log(HOURS * share), n_events)
+
+
 class PushHistory:
     """Kernel-smoothed, shrunk open statistics per user, from logged pushes.
 
     ``user_pos`` (rows of the users table), ``hour``, ``industry`` (codes in
     ``[0, n_industries)``) and ``opened`` describe the logged pushes;
     ``segment`` is every user's lifecycle segment (users-table order);
-    ``activity`` the users' logged app activity as (user positions, hours), if any.
+    ``activity`` the users' logged app activity as (user positions, hours), if any, or
+    its :class:`ActivityHours` computed once (:func:`activity_hours`).
     """
 
     def __init__(
@@ -121,7 +159,7 @@ class PushHistory:
         segment: np.ndarray,
         n_industries: int,
         priors: HistoryPriors | None = None,
-        activity: tuple[np.ndarray, np.ndarray] | None = None,
+        activity: tuple[np.ndarray, np.ndarray] | ActivityHours | None = None,
     ) -> None:
         self.priors = priors or HistoryPriors()
         self.kernel = hour_kernel(self.priors.bandwidth)
@@ -142,28 +180,10 @@ class PushHistory:
         np.add.at(self.pushes_k, (user_pos, industry), 1.0)
         np.add.at(self.opens_k, (user_pos, industry), opened)
         self._segment_rates(n_industries)
-        self._activity_hours(*(activity or (np.zeros(0, np.int64), np.zeros(0, np.int64))))
-
-    def _activity_hours(self, user_pos: np.ndarray, hour: np.ndarray) -> None:
-        """``activity_hour`` per (user, hour) and ``activity_events`` per user (module docstring)."""
-        n, c, d = len(self.segment), self.priors.segment, self.priors.activity
-        events = np.zeros((n, HOURS))
-        np.add.at(events, (np.asarray(user_pos, np.int64), np.asarray(hour, np.int64)), 1.0)
-        spread = events @ (self.kernel / self.kernel.sum(axis=1, keepdims=True))
-        self.activity_events = events.sum(axis=1)
-        learnt = activity_shares(events, self.kernel, self.priors.activity_prior)
-        if learnt is not None:
-            self.activity_hour = np.log(HOURS * learnt)
-            return
-        total = self.activity_events.sum()
-        population = spread.sum(0) / total if total > 0 else np.full(HOURS, 1.0 / HOURS)
-        seg_mass = np.zeros((len(self.segment_names), HOURS))
-        seg_events = np.zeros(len(self.segment_names))
-        np.add.at(seg_mass, self.segment, spread)
-        np.add.at(seg_events, self.segment, self.activity_events)
-        segment = (seg_mass + c * population) / (seg_events[:, None] + c)
-        share = (spread + d * segment[self.segment]) / (self.activity_events[:, None] + d)
-        self.activity_hour = np.log(HOURS * share)
+        if not isinstance(activity, ActivityHours):
+            empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            activity = activity_hours(*(activity or empty), segment=segment, priors=self.priors)
+        self.activity_hour, self.activity_events = activity.hour, activity.events
 
     def _segment_rates(self, n_industries: int) -> None:
         """Each segment's rate by hour, overall and by industry, shrunk to the population's."""

@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from growth.campaigns.push.audience import HOURS, PushAudience
-from growth.campaigns.push.history import HISTORY_COLUMNS, HistoryPriors, PushHistory
+from growth.campaigns.push.history import (
+    HISTORY_COLUMNS,
+    ActivityHours,
+    HistoryPriors,
+    PushHistory,
+    activity_hours,
+)
 from growth.modeling.features import ConversionFeatures
 from predictors.features import FeatureSpec
 from predictors.metrics import binary_metrics
@@ -102,8 +108,14 @@ class OpenRateRows:
             segment=self.features.lifecycle,
             n_industries=len(self.industries),
             priors=self.priors,
-            activity=self._activity,
+            activity=self._activity_hours,
         )
+
+    @functools.cached_property
+    def _activity_hours(self) -> ActivityHours:
+        """The users' active hours from the whole activity log, once for every history."""
+        user_pos, hour = self._activity
+        return activity_hours(user_pos, hour, segment=self.features.lifecycle, priors=self.priors)
 
     @functools.cached_property
     def _activity(self) -> tuple[np.ndarray, np.ndarray]:
