@@ -27,8 +27,7 @@ import sys
 import numpy as np
 
 import growth.modeling.training as training
-from growth.modeling.selection import FittedCandidate, counterfactual, holdout_qini
-from predictors.metrics import segment_metrics
+from growth.modeling.selection import FittedCandidate
 from predictors.registry import get_predictor
 
 
@@ -91,15 +90,7 @@ def fitter(folds: int, same_rows: bool):
         if same_rows:
             p /= len(models)
         model = MeanModel(models)
-        metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
-        predict = counterfactual(model, features, frame)
-        qini = holdout_qini(predict, features, frame, holdout, p, seed=seed)
-        metrics.loc[len(metrics)] = {"segment": "all", "metric": "qini", "value": qini.value}
-        metrics.insert(0, "model", name)
-        metrics.insert(1, "domain", "target")
-        metrics.insert(2, "scene", features.decision_scene)
-        others = training.sample_metrics(model, rows.newer, name)
-        return FittedCandidate(name, model, metrics, len(train), qini, holdout_p=p, others=others)
+        return training.judged_candidate(name, model, features, rows, p, len(train), seed=seed)
 
     return fit
 

@@ -181,7 +181,7 @@ def _fit_conversion(
     name: str, features: ConversionFeatures, rows: _Rows, *, seed: int, progress: bool
 ) -> FittedCandidate:
     """Fit predictor ``name`` on its training rows, evaluate it by segment on the holdout."""
-    frame, holdout = rows.frame, rows.holdout
+    frame = rows.frame
     model = get_predictor(name)(features.spec, seed=seed, verbose=progress)
     train = rows.training(model)
     log.info(
@@ -193,6 +193,22 @@ def _fit_conversion(
     )
     model.fit(rows.X(train), frame.y[train])
     p = model.predict_proba(rows.X_holdout)[:, 1]
+    return judged_candidate(name, model, features, rows, p, len(train), seed=seed)
+
+
+def judged_candidate(
+    name: str,
+    model: Any,
+    features: ConversionFeatures,
+    rows: _Rows,
+    p: np.ndarray,
+    n_train: int,
+    *,
+    seed: int,
+) -> FittedCandidate:
+    """Fitted ``model`` judged on the holdout from its probabilities ``p`` there: metrics by
+    segment, its Qini, and its metrics on the other domains' and scenes' newest rows."""
+    frame, holdout = rows.frame, rows.holdout
     metrics = segment_metrics(frame.y[holdout], p, frame.segment[holdout])
     predict = counterfactual(model, features, frame)
     qini = holdout_qini(predict, features, frame, holdout, p, seed=seed)
@@ -203,7 +219,7 @@ def _fit_conversion(
     auc = metrics.query("segment == 'all' and metric == 'auc'")["value"].iloc[0]
     log.info("%s: holdout AUC %.4f, Qini %.6f on %d rows", name, auc, qini.value, holdout.sum())
     others = sample_metrics(model, rows.newer, name)
-    return FittedCandidate(name, model, metrics, len(train), qini, holdout_p=p, others=others)
+    return FittedCandidate(name, model, metrics, n_train, qini, holdout_p=p, others=others)
 
 
 def train_models(
